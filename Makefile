@@ -1,0 +1,23 @@
+# Two entry points, both safe to rerun: `make demo` and `make test` set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) hw02.py --data data/sample/images-idx3-ubyte.gz --labels data/sample/labels-idx1-ubyte.gz
+	@echo "expected (data/sample/truth.txt):"; cat data/sample/truth.txt
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) artifacts results metrics.json

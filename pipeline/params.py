@@ -1,0 +1,75 @@
+"""Read one stage's typed parameters from params.yaml (plus command-line overrides).
+
+Each stage owns a frozen dataclass of its parameters with defaults; params.yaml mirrors those defaults, so hw02.py
+(which never reads params.yaml) and `dvc repro` run the same configuration.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pipeline.errors import InputError
+
+P = TypeVar("P")
+
+
+def _coerce(name: str, value: Any, annotation: Any, source: str) -> Any:
+    """Check one value against a field's annotation; ints pass as floats, None only where Optional."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+        else (annotation,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise InputError(source, f"{name} must not be empty")
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise InputError(source, f"{name} = {value!r} is not a {wanted}")
+
+
+def build_params(cls: type[P], values: dict[str, Any], source: str, section: str) -> P:
+    """Make `cls` from a mapping, refusing unknown keys and values of the wrong type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise InputError(source, f"unknown parameter {section}.{unknown[0]} (known: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    checked = {key: _coerce(f"{section}.{key}", value, hints[key], source) for key, value in values.items()}
+    try:
+        return cls(**checked)
+    except ValueError as exc:  # a stage's own range checks in __post_init__
+        raise InputError(source, f"{section}: {exc}") from None
+
+
+def load_params(cls: type[P], section: str, path: str | os.PathLike = "params.yaml",
+                overrides: dict[str, Any] | None = None) -> P:
+    """`cls` built from the `section` of the YAML file at `path` (a missing file means all defaults)."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    path = Path(path)
+    if path.exists():
+        try:
+            document = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(document, dict):
+            raise InputError(str(path), "must be a mapping of stage names to parameters")
+        values = dict(document.get(section) or {})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return build_params(cls, values, str(path), section)
+
+
+def as_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params)
