@@ -47,11 +47,13 @@ def read_idx(path: str | os.PathLike, expected_magic: tuple[int, ...]) -> np.nda
         raise InputError(str(path), f"too short for an idx header ({len(data)} bytes)")
     zeros, type_code, ndim = data[:2], data[2], data[3]
     magic = int.from_bytes(data[:4], "big")
-    if zeros != b"\x00\x00" or magic not in expected_magic:
-        want = " or ".join(str(m) for m in expected_magic)
+    want = " or ".join(str(m) for m in expected_magic)
+    if zeros != b"\x00\x00":
         raise InputError(str(path), f"wrong magic number {magic} (expected {want})")
-    if type_code != UBYTE:
+    if type_code != UBYTE:  # an idx file of another element type: say so rather than "wrong magic"
         raise InputError(str(path), f"unsupported element type 0x{type_code:02x} (only unsigned bytes, 0x08)")
+    if magic not in expected_magic:
+        raise InputError(str(path), f"wrong magic number {magic} (expected {want})")
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
         raise InputError(str(path), f"truncated header ({len(data)} bytes, {ndim} dimensions need {header_len})")

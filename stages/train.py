@@ -1,0 +1,204 @@
+"""Stage 3, train: an ensemble of subset models whose every prediction is out of bag, twins included.
+
+Members come in rounds. Each round splits the groups whose labels agree into `folds` parts at random (whole groups,
+so a sample and its copies are always on the same side); each member of the round trains on all parts but one and
+scores the part it left out. Groups whose members disagree on the label (the open questions) never train anyone,
+so every member scores them. After one round every sample has at least one out-of-bag prediction; further rounds
+add evidence while the member count and the time budget allow.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.artifacts import load_arrays, save_arrays
+from pipeline.models import MODEL_KINDS
+
+LOSS_POINTS = 20  # each member's loss curve is averaged into this many points, so curves of any length line up
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """model: linear, mlp, cnn or conv4.
+    n_models: the most members to train (a time budget may stop earlier, never before every sample is scored).
+    train_fraction: the share of groups each member trains on; members come in rounds of round(1 / (1 - f)).
+    epochs: passes over a member's training set; min_steps: the fewest optimiser steps, so tiny sets train enough.
+    batch_size, learning_rate, weight_decay: AdamW with a cosine schedule.
+    max_shift: random shift of up to this many pixels per training image (conv models; 0 for none).
+    balance_classes: draw training batches with equal weight per class (for skewed data).
+    n_jobs: parallel workers (-1: one per core); backend: any joblib backend ("loky", "threading", "dask").
+    time_budget_s: stop adding members once the next would end after this many seconds (null: no budget).
+    seed: everything random derives from it; results are the same for the same seed and n_jobs."""
+
+    model: str = "cnn"
+    n_models: int = 9
+    train_fraction: float = 0.667
+    epochs: int = 10
+    min_steps: int = 300
+    batch_size: int = 32
+    learning_rate: float = 0.002
+    weight_decay: float = 0.0001
+    max_shift: int = 2
+    balance_classes: bool = False
+    n_jobs: int = 2
+    backend: str = "loky"
+    time_budget_s: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.model not in MODEL_KINDS:
+            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}")
+        if not 0.5 <= self.train_fraction < 1:
+            raise ValueError(f"train_fraction must lie in [0.5, 1), got {self.train_fraction}")
+        for name in ("n_models", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.min_steps < 0 or self.max_shift < 0 or self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("min_steps, max_shift and weight_decay must be >= 0, learning_rate > 0")
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise ValueError(f"n_jobs must be -1 or at least 1, got {self.n_jobs}")
+
+    @property
+    def folds(self) -> int:
+        return max(2, round(1 / (1 - self.train_fraction)))
+
+
+@dataclass
+class TrainResult:
+    prob_sum: np.ndarray  # float64 (N, K): out-of-bag class probabilities summed over the members that scored
+    n_scored: np.ndarray  # int64 (N,): how many members scored each sample
+    votes: np.ndarray  # int64 (N, K): how many of them predicted each class
+    loss_curves: np.ndarray  # float32 (M, LOSS_POINTS): each member's training loss from first step to last
+    member_seconds: np.ndarray  # float64 (M,)
+
+
+def conflicting_groups(group: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Boolean per group id: do its members carry more than one label?"""
+    n_groups = int(group.max()) + 1
+    first = np.full(n_groups, -1)
+    first[group[::-1]] = labels[::-1]  # any one member's label per group
+    disagree = labels != first[group]
+    return np.bincount(group, weights=disagree, minlength=n_groups) > 0
+
+
+def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train indices, scored indices) for every member, in the order they are trained."""
+    conflicted = conflicting_groups(group, labels)
+    open_questions = np.flatnonzero(conflicted[group])
+    clean_groups = np.flatnonzero(~conflicted)
+    rng = np.random.default_rng(params.seed)
+    members = []
+    for _ in range(math.ceil(params.n_models / params.folds)):
+        parts = np.array_split(rng.permutation(clean_groups), params.folds)
+        for held_out in parts:
+            held = np.isin(group, held_out)
+            train = np.flatnonzero(~held & ~conflicted[group])
+            if train.size == 0 or len(np.unique(labels[train])) < 2:
+                continue  # too few groups to learn from: this member could only guess
+            members.append((train, np.union1d(np.flatnonzero(held), open_questions)))
+    return members[: params.n_models]
+
+
+def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, score_idx: np.ndarray,
+                 n_classes: int, params: TrainParams, seed: int, threads: int):
+    """Train one model on train_idx; return (class probabilities for score_idx, loss curve, seconds)."""
+    import torch
+
+    from pipeline.models import build_model, random_shift, standardize
+
+    start = time.perf_counter()
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x = standardize(images[train_idx])
+    y = torch.as_tensor(labels[train_idx])
+    model = build_model(params.model, x.shape[1], x.shape[2], x.shape[3], n_classes)
+    steps = max(params.min_steps, math.ceil(params.epochs * len(train_idx) / params.batch_size))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate, total_steps=steps)
+    weights = torch.ones(len(y))
+    if params.balance_classes:
+        weights = 1.0 / torch.bincount(y, minlength=n_classes).float()[y]
+    shift = params.max_shift if params.model in ("cnn", "conv4") else 0
+    losses = torch.empty(steps)
+    model.train()
+    for step in range(steps):
+        batch = torch.multinomial(weights, params.batch_size, replacement=True, generator=generator)
+        loss = torch.nn.functional.cross_entropy(model(random_shift(x[batch], shift, generator)), y[batch])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses[step] = loss.detach()
+    model.eval()
+    with torch.no_grad():
+        scored = standardize(images[score_idx])
+        probs = torch.cat([model(chunk).softmax(1) for chunk in scored.split(1024)]).numpy()
+    curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
+    return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start
+
+
+def _progress(done: int, total: int, samples: int, seconds: float) -> None:
+    if sys.stderr.isatty():
+        rate = samples / seconds if seconds > 0 else 0.0
+        end = "\n" if done == total else ""
+        print(f"\rtrain: {done}/{total} members, {rate:,.0f} samples/s", end=end, file=sys.stderr, flush=True)
+
+
+def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, params: TrainParams,
+                   deadline: float | None = None) -> TrainResult:
+    """Train the ensemble; `deadline` is a time.monotonic() value (time_budget_s, if set, counts from now)."""
+    from joblib import Parallel, delayed
+
+    n, n_classes = len(labels), int(labels.max()) + 1
+    if params.time_budget_s is not None:
+        own = time.monotonic() + params.time_budget_s
+        deadline = own if deadline is None else min(deadline, own)
+    members = plan_members(group, labels, params)
+    n_jobs = os.cpu_count() or 1 if params.n_jobs == -1 else params.n_jobs
+    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    result = TrainResult(np.zeros((n, n_classes)), np.zeros(n, np.int64), np.zeros((n, n_classes), np.int64),
+                         np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0))
+    curves, seconds = [], []
+    start, samples_seen = time.monotonic(), 0
+    wave_seconds = 0.0
+    with Parallel(n_jobs=n_jobs, backend=params.backend) as parallel:
+        for first in range(0, len(members), n_jobs):
+            covered = bool(result.n_scored.min() > 0)
+            if covered and deadline is not None and time.monotonic() + wave_seconds > deadline:
+                break
+            wave = members[first: first + n_jobs]
+            wave_start = time.monotonic()
+            outputs = parallel(
+                delayed(train_member)(images, labels, train, scored, n_classes, params,
+                                      params.seed * 1000 + first + k, threads)
+                for k, (train, scored) in enumerate(wave))
+            wave_seconds = time.monotonic() - wave_start
+            for (train, scored), (probs, curve, secs) in zip(wave, outputs):
+                result.prob_sum[scored] += probs
+                result.n_scored[scored] += 1
+                result.votes[scored, probs.argmax(1)] += 1
+                curves.append(curve)
+                seconds.append(secs)
+                samples_seen += len(train) * max(params.epochs, 1)
+            _progress(len(curves), len(members), samples_seen, time.monotonic() - start)
+    if curves:
+        result.loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
+                                       for c in curves]).astype(np.float32)
+    result.member_seconds = np.array(seconds)
+    return result
+
+
+def run(params: TrainParams, decoded: str = "artifacts/decoded.npz", groups: str = "artifacts/groups.npz",
+        out: str = "artifacts/oob.npz") -> None:
+    """File wrapper for DVC."""
+    from stages.decode import load
+
+    images, labels = load(decoded)
+    result = train_ensemble(images, labels, load_arrays(groups)["group"], params)
+    save_arrays(out, **vars(result))
