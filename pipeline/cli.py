@@ -74,6 +74,87 @@ def decode(images, labels, out, params_file, overrides):
 
 
 @main.command()
+@click.option("--decoded", default="artifacts/decoded.npz", show_default=True, help="The decode stage's artifact.")
+@click.option("--out", default="artifacts/groups.npz", show_default=True, help="Group id and distance per sample.")
+@click.option("--summary", default="artifacts/groups.json", show_default=True,
+              help="Group sizes, conflicting groups and the threshold used.")
+@params_option
+@set_option
+def group(decoded, out, summary, params_file, overrides):
+    """Hash images into twin groups: exact copies and near-identical ones (noise, brightness, 1 px shift).
+
+    Every sample gets a group id (singletons are groups of one) and its distance to the group's representative."""
+    from stages import group as stage
+
+    stage.run(stage_params(stage.GroupParams, "group", params_file, overrides), decoded, out, summary)
+
+
+@main.command()
+@click.option("--decoded", default="artifacts/decoded.npz", show_default=True, help="The decode stage's artifact.")
+@click.option("--groups", default="artifacts/groups.npz", show_default=True, help="The group stage's artifact.")
+@click.option("--out", default="artifacts/oob.npz", show_default=True,
+              help="Out-of-bag probability sums, member counts and votes per sample; loss curves per member.")
+@params_option
+@set_option
+def train(decoded, groups, out, params_file, overrides):
+    """Train the ensemble of subset models (whole twin groups in or out) in joblib workers.
+
+    Parameters (section train): model, n_models, train_fraction, epochs, min_steps, batch_size, learning_rate,
+    weight_decay, max_shift, balance_classes, n_jobs, backend, time_budget_s, seed."""
+    from stages import train as stage
+
+    stage.run(stage_params(stage.TrainParams, "train", params_file, overrides), decoded, groups, out)
+
+
+@main.command()
+@click.option("--decoded", default="artifacts/decoded.npz", show_default=True, help="The decode stage's artifact.")
+@click.option("--groups", default="artifacts/groups.npz", show_default=True, help="The group stage's artifact.")
+@click.option("--oob", default="artifacts/oob.npz", show_default=True, help="The train stage's artifact.")
+@click.option("--results", "results_dir", default="results", show_default=True,
+              help="Folder for suspects.txt (the graded line) and samples.csv (one row per sample).")
+@click.option("--metrics", default="metrics.json", show_default=True, help="Counts, threshold, seconds per stage.")
+@params_option
+@set_option
+def aggregate(decoded, groups, oob, results_dir, metrics, params_file, overrides):
+    """Decide every conflicting twin group and flag other samples on strong evidence.
+
+    Parameters (section aggregate): threshold (null: picked from the data), max_threshold, min_disagreement."""
+    from stages import aggregate as stage
+
+    stage.run(stage_params(stage.AggregateParams, "aggregate", params_file, overrides), decoded, groups, oob,
+              results_dir, metrics)
+
+
+@main.command("run")
+@click.option("--images", help="idx3/idx4 image file [params: decode.images].")
+@click.option("--labels", help="idx1 label file [params: decode.labels].")
+@click.option("--results", "results_dir", default=None,
+              help="Also write suspects.txt and samples.csv here (and metrics.json beside them).")
+@params_option
+@click.option("-v", "--verbose", is_flag=True, help="Log each stage on stderr.")
+def run_all(images, labels, results_dir, params_file, verbose):
+    """Run decode, group, train and aggregate in one process (no DVC, no cache) and print the suspects' indices,
+    as hw02.py does, but with params.yaml's parameters."""
+    from pathlib import Path
+
+    from pipeline.plant import format_indices
+    from pipeline.runner import find_suspects
+    from stages import aggregate, decode, group, train
+
+    decode_params = stage_params(decode.DecodeParams, "decode", params_file, (), images=images, labels=labels)
+    group_params = load_params(group.GroupParams, "group", params_file)
+    train_params = load_params(train.TrainParams, "train", params_file)
+    aggregate_params = load_params(aggregate.AggregateParams, "aggregate", params_file)
+    log = (lambda message: click.echo(message, err=True)) if verbose else (lambda message: None)
+    images_array, labels_array = decode.decode_files(decode_params)
+    result = find_suspects(images_array, labels_array, group_params, train_params, aggregate_params, log=log)
+    if results_dir:
+        aggregate.write_results(result.decisions, labels_array, result.groups.group, result.seconds, results_dir,
+                                str(Path(results_dir) / "metrics.json"))
+    click.echo(format_indices(result.decisions.flagged.nonzero()[0]))
+
+
+@main.command()
 @click.option("--source", type=click.Choice(["mnist", "notmnist"]), default="mnist", show_default=True,
               help="Bundled clean data set to draw from.")
 @click.option("--n-clean", default=150, show_default=True, help="Distinct clean samples.")

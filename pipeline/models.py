@@ -51,3 +51,18 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     rows = dy[:, None, None] + torch.arange(h)[None, :, None]
     cols = dx[:, None, None] + torch.arange(w)[None, None, :]
     return padded[torch.arange(b)[:, None, None], rows, cols].permute(0, 3, 1, 2)
+
+
+def random_affine(x: torch.Tensor, max_shift: int, generator: torch.Generator, max_rotation: float = 12.0,
+                  max_scale: float = 0.1) -> torch.Tensor:
+    """Shift by up to max_shift pixels, rotate by up to max_rotation degrees, scale by up to +-max_scale:
+    the ways two honest writings of one digit differ, so tiny training sets generalise further."""
+    b, _, h, w = x.shape
+    u = torch.rand(b, 4, generator=generator) * 2 - 1
+    angle = u[:, 0] * max_rotation * torch.pi / 180
+    scale = 1 + u[:, 1] * max_scale
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * 2 * max_shift / w], 1),
+                         torch.stack([sin, cos, u[:, 3] * 2 * max_shift / h], 1)], 1)
+    grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,9 @@ def sha256_of(path: str) -> str:
 
 def run(params: DecodeParams, out: str = "artifacts/decoded.npz") -> None:
     """File wrapper for DVC: decode, then write the artifact atomically (nothing is written on failure)."""
+    start = time.monotonic()
     images, labels = decode_files(params)
-    save_arrays(out, images=images, labels=labels,
+    save_arrays(out, images=images, labels=labels, seconds=np.array(time.monotonic() - start),
                 images_sha256=np.array(sha256_of(params.images)), labels_sha256=np.array(sha256_of(params.labels)))
 
 

@@ -30,6 +30,7 @@ class TrainParams:
     epochs: passes over a member's training set; min_steps: the fewest optimiser steps, so tiny sets train enough.
     batch_size, learning_rate, weight_decay: AdamW with a cosine schedule.
     max_shift: random shift of up to this many pixels per training image (conv models; 0 for none).
+    augment: "shift" (random shifts only) or "affine" (shifts plus small rotations and scalings).
     balance_classes: draw training batches with equal weight per class (for skewed data).
     n_jobs: parallel workers (-1: one per core); backend: any joblib backend ("loky", "threading", "dask").
     time_budget_s: stop adding members once the next would end after this many seconds (null: no budget).
@@ -44,6 +45,7 @@ class TrainParams:
     learning_rate: float = 0.002
     weight_decay: float = 0.0001
     max_shift: int = 2
+    augment: str = "affine"
     balance_classes: bool = False
     n_jobs: int = 2
     backend: str = "loky"
@@ -60,6 +62,8 @@ class TrainParams:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.min_steps < 0 or self.max_shift < 0 or self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError("min_steps, max_shift and weight_decay must be >= 0, learning_rate > 0")
+        if self.augment not in ("shift", "affine"):
+            raise ValueError(f"augment must be shift or affine, got {self.augment!r}")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ValueError(f"n_jobs must be -1 or at least 1, got {self.n_jobs}")
 
@@ -109,7 +113,7 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     """Train one model on train_idx; return (class probabilities for score_idx, loss curve, seconds)."""
     import torch
 
-    from pipeline.models import build_model, random_shift, standardize
+    from pipeline.models import build_model, random_affine, random_shift, standardize
 
     start = time.perf_counter()
     torch.set_num_threads(threads)
@@ -124,12 +128,14 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     weights = torch.ones(len(y))
     if params.balance_classes:
         weights = 1.0 / torch.bincount(y, minlength=n_classes).float()[y]
-    shift = params.max_shift if params.model in ("cnn", "conv4") else 0
+    conv = params.model in ("cnn", "conv4")
+    augment = random_affine if conv and params.augment == "affine" else random_shift
+    shift = params.max_shift if conv else 0
     losses = torch.empty(steps)
     model.train()
     for step in range(steps):
         batch = torch.multinomial(weights, params.batch_size, replacement=True, generator=generator)
-        loss = torch.nn.functional.cross_entropy(model(random_shift(x[batch], shift, generator)), y[batch])
+        loss = torch.nn.functional.cross_entropy(model(augment(x[batch], shift, generator)), y[batch])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -141,6 +147,16 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
         probs = torch.cat([model(chunk).softmax(1) for chunk in scored.split(1024)]).numpy()
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
     return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start
+
+
+def worker_layout(params: TrainParams) -> tuple[int, int]:
+    """(workers, torch threads per worker) so that workers x threads never exceed this machine's cores.
+    A dask cluster has cores of its own: there n_jobs is taken as given, one thread each."""
+    cores = os.cpu_count() or 1
+    if params.backend == "dask":
+        return (cores if params.n_jobs == -1 else params.n_jobs), 1
+    n_jobs = cores if params.n_jobs == -1 else min(params.n_jobs, cores)
+    return n_jobs, max(1, cores // n_jobs)
 
 
 def _progress(done: int, total: int, samples: int, seconds: float) -> None:
@@ -160,8 +176,7 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
         own = time.monotonic() + params.time_budget_s
         deadline = own if deadline is None else min(deadline, own)
     members = plan_members(group, labels, params)
-    n_jobs = os.cpu_count() or 1 if params.n_jobs == -1 else params.n_jobs
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    n_jobs, threads = worker_layout(params)
     result = TrainResult(np.zeros((n, n_classes)), np.zeros(n, np.int64), np.zeros((n, n_classes), np.int64),
                          np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0))
     curves, seconds = [], []
@@ -200,5 +215,6 @@ def run(params: TrainParams, decoded: str = "artifacts/decoded.npz", groups: str
     from stages.decode import load
 
     images, labels = load(decoded)
+    start = time.monotonic()
     result = train_ensemble(images, labels, load_arrays(groups)["group"], params)
-    save_arrays(out, **vars(result))
+    save_arrays(out, **vars(result), seconds=np.array(time.monotonic() - start))

@@ -1,0 +1,51 @@
+"""The whole pipeline in one process, no files and no cache: what hw02.py and `twins run` call.
+
+It runs the very same stage functions as the DVC stages, in the same order.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stages.aggregate import AggregateParams, Decisions, decide
+from stages.group import GroupParams, GroupResult, group_images
+from stages.train import TrainParams, TrainResult, train_ensemble
+
+
+@dataclass
+class RunResult:
+    groups: GroupResult
+    oob: TrainResult
+    decisions: Decisions
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupParams = GroupParams(),
+                  train_params: TrainParams = TrainParams(), aggregate_params: AggregateParams = AggregateParams(),
+                  deadline: float | None = None, log=lambda message: None) -> RunResult:
+    """Group, train, decide. `deadline` (a time.monotonic() value) bounds the training; `log` gets progress."""
+    seconds = {}
+
+    start = time.monotonic()
+    groups = group_images(images, group_params)
+    seconds["group"] = time.monotonic() - start
+    n_groups = int(groups.group.max()) + 1
+    log(f"group: {len(labels)} samples in {n_groups} groups ({len(labels) - n_groups} copies), "
+        f"threshold {groups.threshold:.4g}, {seconds['group']:.2f} s")
+
+    start = time.monotonic()
+    oob = train_ensemble(images, labels, groups.group, train_params, deadline=deadline)
+    seconds["train"] = time.monotonic() - start
+    log(f"train: {len(oob.member_seconds)} {train_params.model} members, every sample scored "
+        f"{int(oob.n_scored.min()) if len(oob.n_scored) else 0}+ times, {seconds['train']:.2f} s")
+
+    start = time.monotonic()
+    decisions = decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, aggregate_params)
+    seconds["aggregate"] = time.monotonic() - start
+    log(f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
+        f"{int((decisions.reason == 'evidence').sum())} on strong evidence (threshold {decisions.threshold:.4g})")
+    if decisions.note:
+        log(f"note: {decisions.note}")
+    return RunResult(groups, oob, decisions, seconds)

@@ -1,0 +1,192 @@
+"""Stage 4, aggregate: out-of-bag evidence in, a decision for every sample out.
+
+Two rules, one per kind of suspect:
+- A twin group whose members carry different labels is an open question with an answer: the label with the
+  strongest evidence (the sum over its members of the log mean out-of-bag probability; every member is the same
+  picture, so each is one more look at it) wins, and every member with another label is flagged. Groups whose
+  members agree are never flagged for being duplicates.
+- Any other sample is flagged only on strong evidence: every member that scored it predicted another label, and
+  the calibrated probability of its own label is below a threshold picked from the data (see pick_threshold).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
+
+
+@dataclass(frozen=True)
+class AggregateParams:
+    """expected_false_flags: how many clean samples without a conflicting twin the data-picked threshold may flag,
+    in expectation; the threshold is this divided by the number of such samples (see pick_threshold).
+    threshold: a fixed threshold on the calibrated probability instead (null: picked from the data).
+    max_threshold: the most the data-picked threshold may be.
+    min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all)."""
+
+    expected_false_flags: float = 0.25
+    threshold: float | None = None
+    max_threshold: float = 0.01
+    min_disagreement: float = 1.0
+
+    def __post_init__(self):
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
+        if self.expected_false_flags < 0 or not 0 <= self.max_threshold <= 1 or not 0 < self.min_disagreement <= 1:
+            raise ValueError("expected_false_flags must be >= 0, max_threshold in [0, 1], min_disagreement in (0, 1]")
+
+
+@dataclass
+class Decisions:
+    score: np.ndarray  # float (N,): mean out-of-bag probability of the given label (nan where nobody scored)
+    calibrated: np.ndarray  # float (N,): the same after temperature calibration (what the threshold applies to)
+    disagreement: np.ndarray  # float (N,): share of scoring members that predicted another label
+    suggested: np.ndarray  # int64 (N,): the label the evidence favours
+    flagged: np.ndarray  # bool (N,)
+    reason: np.ndarray  # str (N,): "twin", "evidence" or ""
+    threshold: float  # the threshold applied to samples without a conflicting twin
+    temperature: float  # the calibration temperature (above 1: the members were overconfident)
+    note: str  # why nothing could be decided, when that is so
+
+
+def fit_temperature(log_prob: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T that makes softmax(log_prob / T) fit the given labels best (least log loss).
+
+    Most labels are right, so the given labels can calibrate the out-of-bag probabilities: ensembles trained on
+    little data are overconfident (T > 1), and a threshold means something only on calibrated probabilities.
+    Wrong labels in the mix push T up, which makes the rule more cautious, never less."""
+    if len(labels) == 0:
+        return 1.0
+    temperatures = np.geomspace(0.25, 50, 96)
+    losses = [-np.log(softmax(log_prob / t)[np.arange(len(labels)), labels] + 1e-12).mean() for t in temperatures]
+    return float(temperatures[int(np.argmin(losses))])
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def pick_threshold(n_candidates: int, params: AggregateParams) -> float:
+    """expected_false_flags / n_candidates, at most max_threshold.
+
+    Where calibrated probabilities are honest, a sample flagged below t carries a right label with probability
+    below t, so flagging below t = a / n among n candidates costs fewer than a false flags in expectation. The rule
+    gets stricter as the data grows, which keeps large data sets from drowning real finds in false ones."""
+    if n_candidates == 0:
+        return 0.0
+    return min(params.max_threshold, params.expected_false_flags / n_candidates)
+
+
+def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray, votes: np.ndarray,
+           params: AggregateParams) -> Decisions:
+    """Flag the suspects. Inputs are the group stage's ids and the train stage's out-of-bag sums."""
+    n = len(labels)
+    scored = n_scored > 0
+    mean_prob = np.where(scored[:, None], prob_sum / np.maximum(n_scored, 1)[:, None], np.nan)
+    rows = np.arange(n)
+    score = mean_prob[rows, labels] if mean_prob.shape[1] else np.full(n, np.nan)
+    disagreement = np.where(scored, 1 - votes[rows, labels] / np.maximum(n_scored, 1), np.nan)
+    suggested = np.where(scored, np.nan_to_num(mean_prob, nan=-1).argmax(1) if mean_prob.shape[1] else labels,
+                         labels)
+    flagged = np.zeros(n, bool)
+    reason = np.full(n, "", dtype="<U8")
+
+    note = ""
+    if len(np.unique(labels)) < 2:
+        note = "every sample carries the same label: nothing can contradict it"
+    elif not scored.any():
+        note = "no model could be trained (too few groups whose labels agree)"
+
+    # Open questions: groups whose members disagree.
+    log_prob = np.log(np.nan_to_num(mean_prob, nan=1.0) + EPS)
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    for members in np.split(order, bounds):
+        present = np.unique(labels[members])
+        members_scored = members[scored[members]]
+        if len(present) < 2 or members_scored.size == 0:
+            continue
+        evidence = log_prob[members_scored][:, present].sum(0)
+        winner = present[np.argmax(evidence)]
+        losers = members[labels[members] != winner]
+        flagged[losers] = True
+        reason[losers] = "twin"
+        suggested[members] = winner
+
+    # Everyone else: strong evidence only.
+    conflicted = np.isin(group, np.unique(group[reason == "twin"]))
+    alone = scored & ~conflicted
+    temperature = fit_temperature(log_prob[alone], labels[alone])
+    calibrated = np.full(n, np.nan)
+    if scored.any():
+        calibrated[scored] = softmax(log_prob[scored] / temperature)[np.arange(scored.sum()), labels[scored]]
+    threshold = params.threshold if params.threshold is not None else pick_threshold(int(alone.sum()), params)
+    strong = alone & (np.nan_to_num(calibrated, nan=1.0) < threshold) & \
+        (np.nan_to_num(disagreement) >= params.min_disagreement)
+    flagged |= strong
+    reason[strong] = "evidence"
+    return Decisions(score, calibrated, disagreement, suggested.astype(np.int64), flagged, reason, float(threshold),
+                     temperature, note)
+
+
+def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
+                  results_dir: str = "results", metrics_path: str = "metrics.json") -> None:
+    """results/suspects.txt (the graded line), results/samples.csv (one row per sample) and metrics.json."""
+    import csv
+    import io
+    import json
+    from pathlib import Path
+
+    from pipeline.artifacts import atomic_write_text
+    from pipeline.plant import format_indices
+
+    results = Path(results_dir)
+    atomic_write_text(results / "suspects.txt", format_indices(np.flatnonzero(decisions.flagged)) + "\n")
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["index", "given", "suggested", "score", "calibrated", "disagreement", "group", "flagged",
+                     "reason"])
+
+    def number(x: float) -> str:
+        return "" if np.isnan(x) else f"{x:.6g}"
+
+    for i in range(len(labels)):
+        writer.writerow([i, int(labels[i]), int(decisions.suggested[i]), number(decisions.score[i]),
+                         number(decisions.calibrated[i]), number(decisions.disagreement[i]), int(group[i]),
+                         int(decisions.flagged[i]), decisions.reason[i]])
+    atomic_write_text(results / "samples.csv", table.getvalue())
+    group_sizes = np.bincount(group)
+    conflicting = len(np.unique(group[decisions.reason == "twin"]))
+    metrics = {
+        "samples": len(labels),
+        "groups": len(group_sizes),
+        "copies": int(len(labels) - len(group_sizes)),
+        "conflicting_groups": conflicting,
+        "flagged": int(decisions.flagged.sum()),
+        "flagged_twin": int((decisions.reason == "twin").sum()),
+        "flagged_evidence": int((decisions.reason == "evidence").sum()),
+        "threshold": decisions.threshold,
+        "temperature": decisions.temperature,
+        "seconds": {stage: round(s, 3) for stage, s in seconds.items()},
+    }
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+
+
+def run(params: AggregateParams, decoded: str = "artifacts/decoded.npz", groups: str = "artifacts/groups.npz",
+        oob: str = "artifacts/oob.npz", results_dir: str = "results", metrics_path: str = "metrics.json") -> None:
+    """File wrapper for DVC."""
+    import time
+
+    from pipeline.artifacts import load_arrays
+
+    start = time.monotonic()
+    inputs = {name: load_arrays(path) for name, path in (("decode", decoded), ("group", groups), ("train", oob))}
+    labels, group = inputs["decode"]["labels"], inputs["group"]["group"]
+    train = inputs["train"]
+    decisions = decide(labels, group, train["prob_sum"], train["n_scored"], train["votes"], params)
+    seconds = {name: float(arrays["seconds"]) for name, arrays in inputs.items() if "seconds" in arrays}
+    seconds["aggregate"] = time.monotonic() - start
+    write_results(decisions, labels, group, seconds, results_dir, metrics_path)

@@ -1,0 +1,111 @@
+"""Aggregate: decide every conflicting twin group by evidence, flag others only on strong evidence."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from stages.aggregate import AggregateParams, decide, fit_temperature, pick_threshold, softmax, write_results
+
+
+def evidence(probabilities, n_members=3):
+    """Out-of-bag sums as the train stage writes them, from each sample's mean class probabilities."""
+    p = np.asarray(probabilities, float)
+    n_scored = np.full(len(p), n_members)
+    votes = np.zeros_like(p, dtype=np.int64)
+    votes[np.arange(len(p)), p.argmax(1)] = n_members
+    return p * n_members, n_scored, votes
+
+
+def confident(label, k=3, p=0.9):
+    row = np.full(k, (1 - p) / (k - 1))
+    row[label] = p
+    return row
+
+
+def test_the_label_with_the_strongest_evidence_wins_even_against_the_majority():
+    # one group of three copies: labels 0, 1, 1; the pictures look like a 0
+    labels = np.array([0, 1, 1])
+    group = np.array([0, 0, 0])
+    decisions = decide(labels, group, *evidence([confident(0)] * 3), AggregateParams())
+    assert decisions.flagged.tolist() == [False, True, True]
+    assert decisions.reason.tolist() == ["", "twin", "twin"]
+    assert decisions.suggested.tolist() == [0, 0, 0]
+
+
+def test_groups_that_agree_are_never_flagged_for_being_copies():
+    labels = np.array([2, 2, 2, 1])
+    group = np.array([0, 0, 0, 1])
+    decisions = decide(labels, group, *evidence([confident(2)] * 3 + [confident(1)]), AggregateParams())
+    assert not decisions.flagged.any()
+
+
+def many_clean_samples(n=200, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    probs = np.array([confident(label, k, p) for label, p in zip(labels, rng.uniform(0.6, 0.99, n))])
+    return labels, probs
+
+
+def test_a_sample_alone_is_flagged_only_on_strong_evidence():
+    labels, probs = many_clean_samples()
+    probs[5] = [1e-7, 1 - 2e-7, 1e-7]  # the members are sure it is a 1 ...
+    labels[5] = 0  # ... but it says 0
+    probs[6] = [0.3, 0.7, 0.0]  # a doubtful one: not enough
+    labels[6] = 0
+    decisions = decide(labels, np.arange(len(labels)), *evidence(probs), AggregateParams())
+    assert np.flatnonzero(decisions.flagged).tolist() == [5]
+    assert decisions.reason[5] == "evidence" and decisions.suggested[5] == 1
+
+
+def test_a_split_vote_is_not_strong_evidence():
+    labels, probs = many_clean_samples()
+    labels[5], probs[5] = 0, [1e-7, 1 - 2e-7, 1e-7]
+    prob_sum, n_scored, votes = evidence(probs)
+    votes[5] = [1, 2, 0]  # one member of three agreed with the label
+    decisions = decide(labels, np.arange(len(labels)), prob_sum, n_scored, votes, AggregateParams())
+    assert not decisions.flagged[5]
+
+
+def test_the_threshold_tightens_as_the_data_grows():
+    params = AggregateParams(expected_false_flags=0.5, max_threshold=0.05)
+    assert pick_threshold(100, params) == pytest.approx(0.005)
+    assert pick_threshold(10_000, params) == pytest.approx(0.00005)
+    assert pick_threshold(2, params) == 0.05  # the cap
+
+
+def test_a_fixed_threshold_overrides_the_data():
+    labels, probs = many_clean_samples()
+    decisions = decide(labels, np.arange(len(labels)), *evidence(probs), AggregateParams(threshold=0.0))
+    assert decisions.threshold == 0.0 and not decisions.flagged.any()
+
+
+def test_temperature_calibration_tempers_overconfident_members():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 2000)
+    right = rng.random(2000) < 0.8  # 80% accurate ...
+    predicted = np.where(right, labels, (labels + 1) % 3)
+    probs = np.array([confident(p, 3, 0.999) for p in predicted])  # ... but 99.9% sure
+    temperature = fit_temperature(np.log(probs), labels)
+    calibrated = softmax(np.log(probs) / temperature)
+    assert temperature > 1.5
+    assert calibrated[np.arange(2000), predicted].mean() == pytest.approx(0.8, abs=0.05)
+
+
+def test_single_class_data_flags_nothing_and_says_why():
+    labels = np.zeros(5, np.int64)
+    decisions = decide(labels, np.arange(5), np.zeros((5, 1)), np.zeros(5, np.int64), np.zeros((5, 1), np.int64),
+                       AggregateParams())
+    assert not decisions.flagged.any() and "same label" in decisions.note
+
+
+def test_results_files(tmp_path):
+    labels = np.array([0, 1, 1, 2])
+    group = np.array([0, 0, 0, 1])
+    decisions = decide(labels, group, *evidence([confident(0)] * 3 + [confident(2)]), AggregateParams())
+    write_results(decisions, labels, group, {"train": 1.5}, tmp_path / "results", tmp_path / "metrics.json")
+    assert (tmp_path / "results" / "suspects.txt").read_text() == "1, 2\n"
+    rows = list(csv.DictReader(open(tmp_path / "results" / "samples.csv")))
+    assert [r["flagged"] for r in rows] == ["0", "1", "1", "0"] and rows[1]["reason"] == "twin"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["flagged"] == 2 and metrics["conflicting_groups"] == 1 and metrics["seconds"]["train"] == 1.5

@@ -1,0 +1,105 @@
+"""Train: every prediction is out of bag for the sample and all its copies; open questions never train."""
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pipeline.plant import PlantSpec, load_source, plant
+from stages.train import TrainParams, conflicting_groups, plan_members, train_ensemble, worker_layout
+
+FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
+
+
+@pytest.fixture(scope="module")
+def case():
+    """60 MNIST digits with 6 evil twins; groups taken from the planting truth (copies share a source)."""
+    c = plant(*load_source("mnist"), PlantSpec(n_clean=60, n_evil=6, n_benign=3, seed=5))
+    _, group = np.unique(c.source, return_inverse=True)
+    return c, group
+
+
+def test_conflicting_groups_are_those_whose_members_disagree():
+    group = np.array([0, 0, 1, 1, 2])
+    labels = np.array([3, 3, 4, 5, 6])
+    assert conflicting_groups(group, labels).tolist() == [False, True, False]
+
+
+def test_whole_groups_are_in_or_out_and_open_questions_never_train(case):
+    c, group = case
+    conflicted = conflicting_groups(group, c.labels)[group]
+    for train, scored in plan_members(group, c.labels, TrainParams(n_models=9)):
+        assert not set(group[train]) & set(group[scored])
+        assert not conflicted[train].any()
+        assert conflicted[scored].sum() == conflicted.sum()  # every member scores every open question
+
+
+def test_members_train_on_about_the_train_fraction_of_clean_groups(case):
+    c, group = case
+    clean = (~conflicting_groups(group, c.labels)[group]).sum()
+    for train, _ in plan_members(group, c.labels, TrainParams(n_models=3)):
+        assert abs(len(train) / clean - 2 / 3) < 0.1
+
+
+def test_one_round_scores_every_sample(case):
+    c, group = case
+    members = plan_members(group, c.labels, TrainParams(n_models=3))
+    scored = np.concatenate([s for _, s in members])
+    assert set(scored.tolist()) == set(range(len(c.labels)))
+
+
+def test_out_of_bag_sums_and_votes_are_consistent(case):
+    c, group = case
+    result = train_ensemble(c.images, c.labels, group, FAST)
+    assert result.n_scored.min() >= 1
+    assert np.allclose(result.prob_sum.sum(1), result.n_scored)
+    assert (result.votes.sum(1) == result.n_scored).all()
+    assert result.loss_curves.shape == (3, 20)
+
+
+def test_same_seed_same_predictions(case):
+    c, group = case
+    a = train_ensemble(c.images, c.labels, group, FAST)
+    b = train_ensemble(c.images, c.labels, group, FAST)
+    assert np.array_equal(a.prob_sum, b.prob_sum)
+    other = train_ensemble(c.images, c.labels, group, replace(FAST, seed=1))
+    assert not np.array_equal(a.prob_sum, other.prob_sum)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp", "cnn", "conv4"])
+def test_every_model_kind_trains_on_colour_images_of_any_size(model):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (30, 20, 24, 3), dtype=np.uint8)
+    labels = np.arange(30) % 3
+    result = train_ensemble(images, labels, np.arange(30), replace(FAST, model=model, min_steps=5))
+    assert result.prob_sum.shape == (30, 3) and result.n_scored.min() >= 1
+
+
+def test_a_past_deadline_still_scores_every_sample_once_then_stops(case):
+    c, group = case
+    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), deadline=time.monotonic())
+    assert result.n_scored.min() >= 1
+    assert len(result.member_seconds) <= 4  # one round of 3 (plus at most one already under way)
+
+
+def test_balanced_sampling_keeps_a_rare_class_alive():
+    images, labels = load_source("mnist")
+    keep = np.flatnonzero(labels == 1)[:264].tolist() + np.flatnonzero(labels == 7)[:36].tolist()
+    x, y = images[keep], labels[keep]
+    params = replace(FAST, model="mlp", n_models=3, min_steps=200, balance_classes=True)
+    result = train_ensemble(x, y, np.arange(len(y)), params)
+    predicted = result.prob_sum.argmax(1)
+    assert (predicted[y == 7] == 7).mean() > 0.8
+
+
+def test_workers_times_threads_never_exceed_the_cores(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    for n_jobs in (1, 2, 8, -1):
+        workers, threads = worker_layout(replace(FAST, n_jobs=n_jobs))
+        assert workers * threads <= 2
+
+
+def test_bad_parameters_are_refused():
+    for bad in (dict(model="resnet"), dict(train_fraction=1.0), dict(n_models=0), dict(n_jobs=0)):
+        with pytest.raises(ValueError):
+            replace(FAST, **bad)
