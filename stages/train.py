@@ -169,7 +169,7 @@ def _progress(done: int, total: int, samples: int, seconds: float) -> None:
 def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, params: TrainParams,
                    deadline: float | None = None) -> TrainResult:
     """Train the ensemble; `deadline` is a time.monotonic() value (time_budget_s, if set, counts from now)."""
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, parallel_config
 
     n, n_classes = len(labels), int(labels.max()) + 1
     if params.time_budget_s is not None:
@@ -182,7 +182,8 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     curves, seconds = [], []
     start, samples_seen = time.monotonic(), 0
     wave_seconds = 0.0
-    with Parallel(n_jobs=n_jobs, backend=params.backend) as parallel:
+    # parallel_config, not Parallel(backend=...): only it registers the optional dask backend on first use.
+    with parallel_config(backend=params.backend, n_jobs=n_jobs), Parallel() as parallel:
         for first in range(0, len(members), n_jobs):
             covered = bool(result.n_scored.min() > 0)
             if covered and deadline is not None and time.monotonic() + wave_seconds > deadline:

@@ -103,3 +103,15 @@ def test_bad_parameters_are_refused():
     for bad in (dict(model="resnet"), dict(train_fraction=1.0), dict(n_models=0), dict(n_jobs=0)):
         with pytest.raises(ValueError):
             replace(FAST, **bad)
+
+
+def test_the_dask_backend_gives_the_same_ensemble_on_a_local_cluster(case):
+    distributed = pytest.importorskip("distributed")
+    c, group = case
+    params = replace(FAST, n_jobs=2)
+    local = train_ensemble(c.images, c.labels, group, params)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
+            as cluster, distributed.Client(cluster):
+        remote = train_ensemble(c.images, c.labels, group, replace(params, backend="dask"))
+    assert np.allclose(local.prob_sum, remote.prob_sum, atol=1e-5)
+    assert np.array_equal(local.n_scored, remote.n_scored)
