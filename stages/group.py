@@ -1,0 +1,209 @@
+"""Stage 2, group: put every image in a group with its exact and near-identical copies.
+
+A copy may carry pixel noise (sigma up to 8 grey levels), a brightness/contrast change (up to +-12%) and a
+one-pixel shift. Exact copies are found by their bytes. Near copies (see pipeline/near_duplicates.py):
+candidate pairs from a random-projection forest over shifted 8 x 8 descriptors, then two checks per pair,
+  shape:  Pearson distance over the overlap, minimised over shifts, at most the threshold;
+  noise:  what is left after fitting brightness/contrast looks like white noise, not a missing stroke.
+The threshold comes from the data: a fraction of a quantile of the nearest-neighbour distances between
+images that are not copies of each other (found in a first pass, so a set full of twins does not drag the
+threshold down). Groups are stars around a centre, so chains of near matches do not merge distinct images.
+Blank images (one grey level plus noise) have no shape to compare; they are grouped by level instead.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline import near_duplicates as nd
+from pipeline.artifacts import atomic_write_text, save_arrays
+
+
+@dataclass(frozen=True)
+class GroupParams:
+    """threshold_fraction, threshold_quantile: the shape threshold is threshold_fraction times the
+        threshold_quantile quantile of the nearest-neighbour distances between distinct images. A high
+        quantile stays put when many images have twins; copies sit below 0.2, distinct digits above 0.4.
+    max_noise_z: a pair only matches when its residual's largest local mean is at most this many standard
+        errors (white noise reaches about 3.5; a missing bar tens). Also decides which images are blank.
+    blank_tolerance: blank images (one grey level plus noise) have no shape, only a level; two blanks are
+        copies when their channel means differ by at most this fraction of 255 (a +-12% brightness and
+        contrast change moves a level by up to 24% of the range).
+    neighbours: candidate partners verified per image (a copy is almost always its original's first).
+    n_trees, leaf_size: the random-projection forest that proposes candidates (more trees: fewer misses).
+    grid: descriptor resolution (grid x grid box averages of the grey image).
+    max_shift: largest shift in pixels (each axis) tried between a copy and its original.
+    seed: seeds the forest's random projections, so a run is reproducible."""
+
+    threshold_fraction: float = 0.35
+    threshold_quantile: float = 0.75
+    max_noise_z: float = 5.0
+    blank_tolerance: float = 0.25
+    neighbours: int = 4
+    n_trees: int = 4
+    leaf_size: int = 16
+    grid: int = 8
+    max_shift: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 < self.threshold_fraction <= 2:
+            raise ValueError(f"threshold_fraction must lie in (0, 2], got {self.threshold_fraction}")
+        if not 0 <= self.threshold_quantile <= 1:
+            raise ValueError(f"threshold_quantile must lie in [0, 1], got {self.threshold_quantile}")
+        if self.max_noise_z <= 0:
+            raise ValueError(f"max_noise_z must be positive, got {self.max_noise_z}")
+        if not 0 <= self.blank_tolerance <= 1:
+            raise ValueError(f"blank_tolerance must lie in [0, 1], got {self.blank_tolerance}")
+        if not 1 <= self.neighbours <= 64:
+            raise ValueError(f"neighbours must lie in 1..64, got {self.neighbours}")
+        if not 1 <= self.n_trees <= 64:
+            raise ValueError(f"n_trees must lie in 1..64, got {self.n_trees}")
+        if not 2 <= self.leaf_size <= 1024:
+            raise ValueError(f"leaf_size must lie in 2..1024, got {self.leaf_size}")
+        if not 2 <= self.grid <= 32:
+            raise ValueError(f"grid must lie in 2..32, got {self.grid}")
+        if not 0 <= self.max_shift <= 3:
+            raise ValueError(f"max_shift must lie in 0..3, got {self.max_shift}")
+
+
+@dataclass
+class GroupResult:
+    group: np.ndarray  # int64 (N,): ids 0..G-1 in order of first appearance; singletons are groups of one
+    distance: np.ndarray  # float32 (N,): shape distance to the group's representative (0 for it, exact copies, blanks)
+    threshold: float  # the shape threshold derived from this data
+    representative: np.ndarray  # int64 (G,): sample index of each group's representative
+    exact: np.ndarray  # int64 (N,): exact-copy class (identical bytes), numbered by first appearance
+    blank: np.ndarray  # bool (N,): image is one grey level plus noise
+
+
+def _threshold(nearest: np.ndarray, params: GroupParams) -> float:
+    nearest = nearest[np.isfinite(nearest)]
+    if nearest.size == 0:
+        return 0.0
+    return float(params.threshold_fraction * np.quantile(nearest, params.threshold_quantile))
+
+
+def _nearest(n: int, a: np.ndarray, b: np.ndarray, d: np.ndarray, rank: int = 0) -> np.ndarray:
+    """Each image's rank-th smallest distance (0: nearest) over the given pairs (inf when it has fewer)."""
+    node, dist = np.r_[a, b], np.r_[d, d]
+    order = np.lexsort((dist, node))
+    node, dist = node[order], dist[order]
+    starts = np.searchsorted(node, np.arange(n))
+    counts = np.bincount(node, minlength=n)
+    out = np.full(n, np.inf)
+    has = counts > rank
+    out[has] = dist[starts[has] + rank]
+    return out
+
+
+def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, np.ndarray, float]:
+    """Star clusters of distinct, non-blank images: (centre, distance to centre, threshold)."""
+    n = len(images)
+    if n < 2:
+        return np.arange(n), np.zeros(n, np.float32), 0.0
+    descriptors = nd.shifted_descriptors(images, params.grid, params.max_shift)
+    i, j = nd.forest_neighbours(descriptors, params.neighbours, params.n_trees, params.leaf_size, params.seed)
+    del descriptors
+    pairs = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
+    a, b = pairs // n, pairs % n
+    d, shift = nd.shift_distances(images, a, b, params.max_shift)
+    z = np.full(len(a), np.nan)
+
+    def accepted(threshold: float) -> np.ndarray:
+        close = d <= threshold
+        todo = close & np.isnan(z)  # the noise check is costly: run it only on pairs that pass on shape
+        z[todo] = nd.noise_z(images, a[todo], b[todo], shift[todo], params.max_shift)
+        return close & (z <= params.max_noise_z)
+
+    def clusters(threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        ok = accepted(threshold)
+        cluster = nd.bounded_clusters(images, a[ok], b[ok], d[ok], 2 * threshold, params.max_shift)
+        return cluster, nd.representatives(cluster, a[ok], b[ok], d[ok])
+
+    # Pass 1 finds the copies, with a threshold from each image's second-nearest distance (its nearest may be
+    # its twin); pass 2 reads it from the nearest distances between images that pass 1 left in different groups.
+    cluster, _ = clusters(_threshold(_nearest(n, a, b, d, rank=1), params))
+    between = cluster[a] != cluster[b]
+    threshold = _threshold(_nearest(n, a[between], b[between], d[between]), params)
+    cluster, centre = clusters(threshold)
+    dist = np.zeros(n, np.float32)
+    member = np.flatnonzero(centre != np.arange(n))
+    dist[member], _ = nd.shift_distances(images, member, centre[member], 2 * params.max_shift)
+    return centre, dist, threshold
+
+
+def _blank_groups(images: np.ndarray, scores: np.ndarray, tolerance: float) -> np.ndarray:
+    """Centre of each blank image. Flattest first, each unassigned blank takes every unassigned blank whose
+    channel means lie within tolerance * 255 of its own: a level is all a blank has to compare."""
+    means = images.astype(np.float64).mean(axis=(1, 2))
+    centre = np.full(len(images), -1, np.int64)
+    for anchor in np.lexsort((np.arange(len(images)), scores)):
+        if centre[anchor] >= 0:
+            continue
+        near = (centre < 0) & (np.abs(means - means[anchor]).max(axis=1) <= tolerance * 255)
+        centre[near] = anchor
+    return centre
+
+
+def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.ravel()]
+
+
+def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
+    """Group uint8 (N, H, W, C) images with their exact and near-identical copies."""
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
+    first, exact = nd.unique_images(images)
+    unique = images[first]
+    scores = nd.blank_scores(unique, params.max_noise_z)
+    blank = scores <= params.max_noise_z
+    centre = np.arange(len(unique))
+    dist = np.zeros(len(unique), np.float32)
+    shaped = np.flatnonzero(~blank)
+    shape_centre, shape_dist, threshold = _shape_groups(unique[shaped], params)
+    centre[shaped] = shaped[shape_centre]
+    dist[shaped] = shape_dist
+    blanks = np.flatnonzero(blank)
+    if blanks.size:
+        centre[blanks] = blanks[_blank_groups(unique[blanks], scores[blanks], params.blank_tolerance)]
+
+    group = _by_first_appearance(centre[exact])
+    representative = np.empty(group.max() + 1, np.int64)
+    representative[group] = first[centre[exact]]
+    return GroupResult(group=group, distance=dist[exact], threshold=threshold, representative=representative,
+                       exact=exact, blank=blank[exact])
+
+
+def summarize(group: np.ndarray, labels: np.ndarray) -> dict:
+    """Counts for the JSON summary: groups of each size, and groups whose members carry different labels."""
+    sizes = np.bincount(group)
+    pairs = np.unique(np.stack([group, np.asarray(labels)]), axis=1)  # one column per (group, label) present
+    conflicting = np.flatnonzero(np.bincount(pairs[0], minlength=len(sizes)) > 1)
+    return {
+        "images": int(len(group)),
+        "groups": int(len(sizes)),
+        "groups_by_size": {str(size): count for size, count in sorted(Counter(sizes.tolist()).items())},
+        "conflicting_groups": int(len(conflicting)),
+        "images_in_conflicting_groups": int(sizes[conflicting].sum()),
+    }
+
+
+def run(params: GroupParams, decoded: str = "artifacts/decoded.npz", out: str = "artifacts/groups.npz",
+        summary_out: str = "artifacts/groups.json") -> GroupResult:
+    """File wrapper for DVC: load the decoded artifact, group, write the arrays and a JSON summary atomically."""
+    from stages.decode import load
+
+    images, labels = load(decoded)
+    result = group_images(images, params)
+    save_arrays(out, group=result.group, distance=result.distance, representative=result.representative,
+                threshold=np.array(result.threshold), exact=result.exact, blank=result.blank)
+    summary = summarize(result.group, labels) | {"threshold": round(result.threshold, 6)}
+    atomic_write_text(summary_out, json.dumps(summary, indent=2) + "\n")
+    return result

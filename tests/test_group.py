@@ -1,0 +1,229 @@
+"""The group stage: exact and near-identical copies end up in one group, distinct images do not."""
+import json
+
+import numpy as np
+import pytest
+
+from pipeline import near_duplicates as nd
+from pipeline.artifacts import load_arrays, save_arrays
+from pipeline.plant import PERTURBED, PlantSpec, load_source, perturb, plant
+from stages.group import GroupParams, group_images, run, summarize
+
+PARAMS = GroupParams()
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_source("mnist")
+
+
+@pytest.fixture(scope="module")
+def notmnist():
+    return load_source("notmnist")
+
+
+def copies_and_originals(case):
+    """Index of every planted copy and of the original it was made from."""
+    original = {src: i for i, (src, role) in enumerate(zip(case.source, case.role)) if role == "original"}
+    copies = np.flatnonzero(np.isin(case.role, ["evil", "benign"]))
+    return copies, np.array([original[case.source[i]] for i in copies])
+
+
+def recovered(case, result):
+    copies, originals = copies_and_originals(case)
+    return result.group[copies] == result.group[originals]
+
+
+# --- recall -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["mnist", "notmnist"])
+def test_every_exact_copy_lands_with_its_original_at_the_same_distance(source, request):
+    images, labels = request.getfixturevalue(source)
+    for seed in range(3):
+        case = plant(images, labels, PlantSpec(n_clean=300, n_evil=30, n_two_evil=10, n_benign=10, seed=seed))
+        result = group_images(case.images, PARAMS)
+        assert recovered(case, result).all()
+        copies, originals = copies_and_originals(case)
+        assert np.array_equal(result.distance[copies], result.distance[originals])
+        assert np.array_equal(result.exact[copies], result.exact[originals])
+
+
+@pytest.mark.parametrize("source", ["mnist", "notmnist"])
+def test_at_least_99_percent_of_perturbed_copies_land_with_their_original(source, request):
+    images, labels = request.getfixturevalue(source)
+    hits = []
+    for seed in range(3):
+        spec = PlantSpec(n_clean=1500, n_evil=200, n_two_evil=50, n_benign=50, **PERTURBED, seed=seed)
+        case = plant(images, labels, spec)
+        hits.append(recovered(case, group_images(case.images, PARAMS)))
+    hits = np.concatenate(hits)
+    assert len(hits) == 3 * 350
+    assert hits.mean() >= 0.99
+
+
+@pytest.mark.parametrize("source", ["mnist", "notmnist"])
+def test_small_graded_size_cases_recover_every_perturbed_twin(source, request):
+    images, labels = request.getfixturevalue(source)
+    for seed in range(5):
+        case = plant(images, labels, PlantSpec(**PERTURBED, seed=seed))  # 150 clean + 15 evil twins
+        assert recovered(case, group_images(case.images, PARAMS)).all()
+
+
+def test_a_set_where_most_images_have_twins_still_gets_a_sensible_threshold(mnist):
+    # 80% of the originals have copies, so most nearest neighbours are twins; the second pass must not care
+    case = plant(*mnist, PlantSpec(n_clean=1000, n_evil=400, n_two_evil=200, n_benign=200, **PERTURBED, seed=2))
+    result = group_images(case.images, PARAMS)
+    assert recovered(case, result).mean() >= 0.99
+    assert 0.15 < result.threshold < 0.4
+
+
+# --- no false merges ----------------------------------------------------------------------------------------
+
+def test_mnist_test_set_forms_no_group_with_conflicting_labels(mnist):
+    images, labels = mnist
+    result = group_images(images, PARAMS)
+    summary = summarize(result.group, labels)
+    assert summary["conflicting_groups"] == 0
+    assert summary["groups"] > 9900  # distinct digits stay apart
+
+
+def test_notmnist_test_set_keeps_its_57_exact_groups_and_forms_no_conflicting_group(notmnist):
+    images, labels = notmnist
+    result = group_images(images, PARAMS)
+    exact_sizes = np.bincount(result.exact)
+    assert (exact_sizes > 1).sum() == 57
+    assert exact_sizes.max() == 141
+    for exact_id in np.flatnonzero(exact_sizes > 1):  # each exact group sits inside one group
+        assert len(np.unique(result.group[result.exact == exact_id])) == 1
+    assert np.bincount(result.group).max() >= 141
+    assert summarize(result.group, labels)["conflicting_groups"] == 0
+
+
+def test_glyphs_that_differ_by_one_bar_are_not_copies_although_close_in_shape(notmnist):
+    images, labels = notmnist
+    e, f = 4932, 6333  # an E and an F in one font: the F lacks the E's lower bar
+    assert (labels[e], labels[f]) == (4, 5)
+    distance, shift = nd.shift_distances(images, np.array([e]), np.array([f]), 1)
+    assert distance[0] < 0.2  # closer in shape than many noisy copies...
+    assert nd.noise_z(images, np.array([e]), np.array([f]), shift, 1)[0] > 5 * PARAMS.max_noise_z  # ...but not noise
+    copy = perturb(images[e], np.random.default_rng(0), **PERTURBED)[None]
+    pair = np.concatenate([images[e:e + 1], copy])
+    distance, shift = nd.shift_distances(pair, np.array([0]), np.array([1]), 1)
+    assert nd.noise_z(pair, np.array([0]), np.array([1]), shift, 1)[0] < PARAMS.max_noise_z
+
+
+def test_a_chain_of_small_steps_does_not_merge_its_distant_ends(mnist):
+    images, _ = mnist
+    start, end = images[0].astype(np.float32), images[1].astype(np.float32)  # a 7 and a 2
+    chain = np.stack([np.rint((1 - t) * start + t * end) for t in np.linspace(0, 1, 41)]).astype(np.uint8)
+    context = images[2:402]
+    result = group_images(np.concatenate([chain, context]), PARAMS)
+    assert result.group[0] != result.group[40]
+    # every member is close to its representative, so no group is a long chain
+    members = np.flatnonzero(result.representative[result.group] != np.arange(len(result.group)))
+    assert len(members) > 0
+    assert result.distance[members].max() <= 2 * result.threshold
+
+
+# --- shape of the result ------------------------------------------------------------------------------------
+
+def test_distinct_images_are_singleton_groups_numbered_in_order(mnist):
+    images, _ = mnist
+    result = group_images(images[:60], PARAMS)
+    assert np.array_equal(result.group, np.arange(60))
+    assert np.array_equal(result.representative, np.arange(60))
+    assert not result.distance.any()
+
+
+def test_group_ids_follow_first_appearance_and_point_at_a_member(mnist):
+    images, _ = mnist
+    a, b, c = images[10:11], images[11:12], images[12:13]
+    noisy_b = perturb(b[0], np.random.default_rng(1), **PERTURBED)[None]
+    result = group_images(np.concatenate([a, b, a, c, noisy_b, images[20:80]]), PARAMS)
+    assert result.group[:5].tolist() == [0, 1, 0, 2, 1]
+    assert result.group.dtype == np.int64 and result.distance.dtype == np.float32
+    _, first = np.unique(result.group, return_index=True)
+    assert np.all(np.diff(first) > 0)  # id g first appears before id g + 1
+    assert np.array_equal(result.group[result.representative], np.arange(len(result.representative)))
+    assert result.distance[2] == 0 and 0 < result.distance[4] <= result.threshold
+
+
+def test_grouping_is_deterministic(mnist):
+    case = plant(*mnist, PlantSpec(n_clean=500, n_evil=50, n_two_evil=20, **PERTURBED, seed=4))
+    first, second = group_images(case.images, PARAMS), group_images(case.images, PARAMS)
+    assert np.array_equal(first.group, second.group)
+    assert np.array_equal(first.distance, second.distance)
+    assert np.array_equal(first.representative, second.representative)
+    assert first.threshold == second.threshold
+
+
+def test_colour_images_of_another_size_are_grouped_too(mnist):
+    images, labels = mnist
+    digits = images[:300, :, :, 0].astype(np.float32)
+    colour = np.stack([digits, np.roll(digits, 3, axis=1), 255 - digits], axis=-1)
+    colour = np.pad(colour, ((0, 0), (2, 6), (4, 0), (0, 0)), mode="edge").astype(np.uint8)  # 36 x 32 x 3
+    rng = np.random.default_rng(0)
+    copies = np.stack([perturb(colour[i], rng, **PERTURBED) for i in range(30)])
+    result = group_images(np.concatenate([colour, copies]), PARAMS)
+    assert np.array_equal(result.group[300:], result.group[:30])
+    assert summarize(result.group[:300], labels[:300])["conflicting_groups"] == 0
+    assert len(np.unique(result.group)) >= 295
+
+
+def test_small_grey_images_are_grouped_too(notmnist):
+    small = notmnist[0][:400, 4:24, 2:26]  # 20 x 24
+    rng = np.random.default_rng(0)
+    copies = np.stack([perturb(small[i], rng, **PERTURBED) for i in range(40)])
+    result = group_images(np.concatenate([small, copies]), PARAMS)
+    assert (result.group[400:] == result.group[:40]).mean() >= 0.95
+
+
+def test_blank_images_are_grouped_by_level_without_crashing():
+    black, white = np.zeros((1, 28, 28, 1), np.uint8), np.full((1, 28, 28, 1), 255, np.uint8)
+    dark = np.full((1, 28, 28, 1), 20, np.uint8)
+    noisy_white = np.clip(np.rint(230 + np.random.default_rng(3).normal(0, 8, white.shape)), 0, 255).astype(np.uint8)
+    result = group_images(np.concatenate([black, white, dark, noisy_white, white]), PARAMS)
+    assert result.group.tolist() == [0, 1, 0, 1, 1]
+    assert result.blank.all()
+    assert group_images(black, PARAMS).group.tolist() == [0]
+
+
+# --- summary and files --------------------------------------------------------------------------------------
+
+def test_summary_counts_group_sizes_and_conflicting_groups():
+    group = np.array([0, 1, 0, 2, 1, 3, 3, 3])
+    labels = np.array([5, 1, 5, 2, 7, 4, 4, 9])
+    assert summarize(group, labels) == {
+        "images": 8, "groups": 4, "groups_by_size": {"1": 1, "2": 2, "3": 1},
+        "conflicting_groups": 2, "images_in_conflicting_groups": 5,
+    }
+
+
+def test_run_writes_the_group_artifact_and_summary(tmp_path, mnist):
+    case = plant(*mnist, PlantSpec(**PERTURBED, seed=0))
+    save_arrays(tmp_path / "decoded.npz", images=case.images, labels=case.labels)
+    run(PARAMS, decoded=str(tmp_path / "decoded.npz"), out=str(tmp_path / "groups.npz"),
+        summary_out=str(tmp_path / "groups.json"))
+    arrays = load_arrays(tmp_path / "groups.npz")
+    assert arrays["group"].shape == arrays["distance"].shape == (165,)
+    assert len(arrays["representative"]) == arrays["group"].max() + 1
+    summary = json.loads((tmp_path / "groups.json").read_text())
+    assert summary["groups_by_size"] == {"1": 135, "2": 15}
+    assert summary["conflicting_groups"] == 15
+    assert summary["threshold"] == pytest.approx(float(arrays["threshold"]), abs=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoded.npz", "groups.json", "groups.npz"]
+
+
+def test_threshold_is_read_from_the_data(mnist):
+    images, _ = mnist
+    sparse = group_images(images[:200], PARAMS).threshold
+    dense = group_images(images[:5000], PARAMS).threshold
+    assert 0 < dense < sparse  # more images, closer nearest neighbours, a tighter threshold
+
+
+@pytest.mark.parametrize("field, value", [("threshold_fraction", 0.0), ("threshold_quantile", 1.5),
+                                          ("max_noise_z", -1.0), ("neighbours", 0), ("leaf_size", 1),
+                                          ("max_shift", 4), ("grid", 1), ("blank_tolerance", 2.0)])
+def test_out_of_range_parameters_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        GroupParams(**{field: value})
