@@ -25,7 +25,7 @@ class AggregateParams:
     max_threshold: the most the data-picked threshold may be.
     min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all)."""
 
-    expected_false_flags: float = 0.25
+    expected_false_flags: float = 0.1
     threshold: float | None = None
     max_threshold: float = 0.01
     min_disagreement: float = 1.0

@@ -39,7 +39,7 @@ class TrainParams:
     model: str = "cnn"
     n_models: int = 9
     train_fraction: float = 0.667
-    epochs: int = 10
+    epochs: int = 6
     min_steps: int = 300
     batch_size: int = 32
     learning_rate: float = 0.002
