@@ -82,13 +82,17 @@ def blank_scores(images: np.ndarray, max_z: float) -> np.ndarray:
 def shifted_descriptors(images: np.ndarray, grid: int, max_shift: int) -> np.ndarray:
     """(S, N, G*G) float32 unit vectors: the grey image box-averaged to a G x G grid, mean removed, for each
     shift of shifts(max_shift); shift (0, 0) sits in the middle. Box-averaging happens once, the shifts only
-    move the sampling points (clamped at the border, as edge padding would)."""
+    move the sampling points. The boxes keep max_shift pixels away from the border: what lies there can be
+    pushed out of the frame by a shift (a glyph's frame line), and no shifted query could find it again."""
     x = images.astype(np.float32).mean(axis=-1)[..., None]
     n, h, w, _ = x.shape
 
     def axis(length):
-        g = min(grid, length)
-        return max(1, round(length / g)), np.round((np.arange(g) + 0.5) * length / g - 0.5).astype(np.int64)
+        margin = max_shift if length > 2 * max_shift + 1 else 0
+        inner = length - 2 * margin
+        g = min(grid, inner)
+        centres = margin + np.round((np.arange(g) + 0.5) * inner / g - 0.5).astype(np.int64)
+        return max(1, round(inner / g)), centres
 
     (kh, rows), (kw, cols) = axis(h), axis(w)
     padded = np.pad(x, ((0, 0), (kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2), (0, 0)), mode="edge")

@@ -1,0 +1,114 @@
+"""Speed, memory and accuracy of the group stage at N = 1k, 5k, 10k, 20k images.
+
+Each N is a planted case, half from MNIST and half from notMNIST (letters relabelled 10..19), 10% of it copies
+with the strongest perturbations (noise sigma 8, brightness/contrast 12%, one-pixel shift). Each N runs in a
+fresh child process, so its peak memory (ru_maxrss: the child's peak resident set, Python and data included)
+is its own.
+
+    python benchmarks/group_speed.py [--sizes 1000 5000 10000 20000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def planted_half(source: str, n: int, seed: int):
+    """A case of n images from one source, 10% of them perturbed copies (evil, two-evil pairs and benign),
+    and the true (source) label of every image."""
+    from pipeline.plant import PERTURBED, PlantSpec, load_source, plant
+
+    copies = n // 10
+    n_two_evil, n_benign = copies // 10, copies // 5
+    n_evil = copies - 2 * n_two_evil - n_benign
+    images, labels = load_source(source)
+    case = plant(images, labels, PlantSpec(n_clean=n - copies, n_evil=n_evil, n_two_evil=n_two_evil,
+                                           n_benign=n_benign, **PERTURBED, seed=seed))
+    return case, labels[case.source]
+
+
+def measure(n: int) -> dict:
+    import numpy as np
+
+    from stages.group import GroupParams, group_images, summarize
+
+    (digits, digit_truth), (letters, letter_truth) = (planted_half("mnist", n // 2, seed=n),
+                                                      planted_half("notmnist", n - n // 2, seed=n + 1))
+    halves = [digits, letters]
+    images = np.concatenate([h.images for h in halves])
+    labels = np.concatenate([digits.labels, letters.labels + 10])
+    truth = np.concatenate([digit_truth, letter_truth + 10])
+    identity = np.concatenate([halves[0].source, halves[1].source + 100_000])  # which clean image each copies
+    role = np.concatenate([h.role for h in halves])
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    start = time.perf_counter()
+    result = group_images(images, GroupParams())
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    copies = np.flatnonzero(np.isin(role, ["evil", "benign"]))
+    original_of = {identity[i]: i for i in np.flatnonzero(role == "original")}
+    originals = np.array([original_of[identity[i]] for i in copies])
+    # groups holding copies of more than one clean image (notMNIST's own duplicates count here), and the
+    # false merges among them: groups whose images' true classes differ
+    merged = np.bincount(np.unique(np.stack([result.group, identity]), axis=1)[0]) > 1
+    false_merges = np.bincount(np.unique(np.stack([result.group, truth]), axis=1)[0]) > 1
+    planted = np.unique(result.group[role == "evil"])
+    summary = summarize(result.group, labels)
+    return {
+        "n": int(len(images)), "seconds": seconds, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024,
+        "groups": summary["groups"], "conflicting": summary["conflicting_groups"],
+        "conflicting_planted": int(len(planted)),
+        "merged_distinct": int(merged.sum()), "false_merges": int(false_merges.sum()),
+        "copies": int(len(copies)), "recall": float((result.group[copies] == result.group[originals]).mean()),
+        "threshold": result.threshold,
+    }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000, 20000])
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child)))
+        return
+
+    print(f"# group stage, {cpu_model()}, {os.cpu_count()} cores, numpy in one process per N")
+    print("| N | wall s | peak RSS MB (before grouping) | groups | conflicting groups (holding a planted evil "
+          "twin) | groups holding >1 clean image | false merges (true classes differ) "
+          "| perturbed copies with their original | threshold |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in args.sizes:
+        out = subprocess.run([sys.executable, __file__, "--child", str(n)], capture_output=True, text=True,
+                             check=True, cwd=ROOT)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"| {r['n']} | {r['seconds']:.2f} | {r['peak_mb']:.0f} ({r['baseline_mb']:.0f}) | {r['groups']} "
+              f"| {r['conflicting']} ({r['conflicting_planted']}) | {r['merged_distinct']} | {r['false_merges']} "
+              f"| {r['recall']:.4f} of {r['copies']} | {r['threshold']:.3f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
