@@ -1,0 +1,138 @@
+"""The DVC pipeline and the `twins` command, run as a user runs them, in a temporary copy of the repo."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conftest import REPO
+from pipeline.cli import main
+
+FAST_TRAIN = {"model": "linear", "n_models": 3, "min_steps": 30}
+COPIED = ["pipeline", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore", "hw02.py",
+          "data/sample"]
+
+
+def sh(*args, cwd, check=True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               PYTHONPATH=str(REPO))
+    done = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def dvc(*args, cwd) -> str:
+    return sh(sys.executable, "-m", "dvc", *args, cwd=cwd).stdout
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", output))
+
+
+def set_params(folder: Path, section: str, **values) -> None:
+    path = folder / "params.yaml"
+    document = yaml.safe_load(path.read_text())
+    document[section].update(values)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def make_copy(tmp_path: Path, **train) -> Path:
+    folder = tmp_path / "repo"
+    for name in COPIED:
+        source, target = REPO / name, folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    set_params(folder, "train", **train)
+    sh("git", "init", "-q", cwd=folder)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy", "--allow-empty", cwd=folder)
+    sh("git", "add", "-A", cwd=folder)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy", cwd=folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fast_repo(tmp_path_factory):
+    """A copy with quick models, reproduced once."""
+    folder = make_copy(tmp_path_factory.mktemp("fast"), **FAST_TRAIN)
+    first = dvc("repro", cwd=folder)
+    assert {"decode", "group", "train", "aggregate"} <= stages_run(first)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_second_repro_runs_nothing(fast_repo):
+    assert stages_run(dvc("repro", cwd=fast_repo)) == set()
+
+
+@pytest.mark.slow
+def test_an_aggregate_parameter_reruns_only_aggregate_and_what_follows(fast_repo):
+    set_params(fast_repo, "aggregate", expected_false_flags=0.2)
+    ran = stages_run(dvc("repro", cwd=fast_repo))
+    assert "aggregate" in ran and not ran & {"decode", "group", "train"}
+    assert "aggregate.expected_false_flags" in dvc("params", "diff", cwd=fast_repo)
+
+
+@pytest.mark.slow
+def test_a_train_parameter_reruns_train_and_what_follows(fast_repo):
+    set_params(fast_repo, "train", seed=1)
+    ran = stages_run(dvc("repro", cwd=fast_repo))
+    assert {"train", "aggregate"} <= ran and not ran & {"decode", "group"}
+
+
+@pytest.mark.slow
+def test_new_input_data_reruns_everything(fast_repo):
+    from pipeline.plant import PlantSpec, load_source, plant, write_case
+
+    write_case(plant(*load_source("mnist"), PlantSpec(n_clean=60, n_evil=4, seed=9)), fast_repo / "data" / "other")
+    set_params(fast_repo, "decode", images="data/other/images-idx3-ubyte.gz",
+               labels="data/other/labels-idx1-ubyte.gz")
+    assert {"decode", "group", "train", "aggregate"} <= stages_run(dvc("repro", cwd=fast_repo))
+
+
+@pytest.mark.slow
+def test_metrics_show_the_counts_and_experiments_run(fast_repo):
+    shown = dvc("metrics", "show", cwd=fast_repo)
+    assert "flagged" in shown and "conflicting_groups" in shown
+    sh("git", "add", "-A", cwd=fast_repo)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro", cwd=fast_repo)
+    ran = stages_run(dvc("exp", "run", "-S", "train.n_models=4", cwd=fast_repo))
+    assert "train" in ran and "decode" not in ran
+
+
+@pytest.mark.slow
+def test_twins_run_and_hw02_agree_with_dvc_repro_on_the_default_parameters(tmp_path):
+    folder = make_copy(tmp_path)  # default parameters: the ones hw02.py uses
+    dvc("repro", cwd=folder)
+    from_dvc = (folder / "results" / "suspects.txt").read_text().strip()
+    from_run = sh("twins", "run", cwd=folder).stdout.strip()
+    from_hw02 = sh(sys.executable, "hw02.py", "--data", "data/sample/images-idx3-ubyte.gz",
+                   "--labels", "data/sample/labels-idx1-ubyte.gz", cwd=folder).stdout.strip()
+    assert from_dvc == from_run == from_hw02
+    assert len(from_dvc.split(", ")) >= 10  # it found most of the sample's 15 evil twins
+
+
+COMMANDS = ["decode", "group", "train", "aggregate", "report", "run", "plant"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output and len(result.output.splitlines()) > 5
+
+
+def test_a_bad_parameter_is_one_line_and_exit_2(tmp_path):
+    done = sh(sys.executable, "-m", "pipeline.cli", "train", "-S", "n_models=0", "--decoded", "x.npz",
+              cwd=tmp_path, check=False)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "n_models must be at least 1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_missing_artifact_is_one_line_and_exit_2(tmp_path):
+    done = sh(sys.executable, "-m", "pipeline.cli", "aggregate", cwd=tmp_path, check=False)
+    assert done.returncode == 2 and "artifacts/decoded.npz: no such artifact" in done.stderr
