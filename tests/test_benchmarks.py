@@ -1,0 +1,56 @@
+"""The side-by-side benchmark: its peer methods return index sets, its plans hold out what they should, its table
+prints. Tiny cases and a few training steps: seconds, no timing assertions."""
+import numpy as np
+import pytest
+
+from benchmarks.peer_methods import METHODS, subset_plan
+from benchmarks.peers import format_table, plant_case, score, summarize
+from pipeline.plant import PlantSpec, load_source, plant
+from stages.train import TrainParams
+
+# threading: two workers of one torch thread each, without starting worker processes
+FAST = TrainParams(epochs=1, min_steps=5, n_jobs=2, backend="threading")
+
+
+@pytest.fixture(scope="module")
+def case():
+    return plant(*load_source("mnist"), PlantSpec(n_clean=50, n_evil=5, seed=3))
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_peer_methods_return_sorted_unique_sample_indices(case, method):
+    flagged = METHODS[method](case.images, case.labels, 10, FAST)
+    assert isinstance(flagged, np.ndarray) and flagged.dtype.kind == "i"
+    assert np.array_equal(flagged, np.unique(flagged))
+    assert flagged.size == 0 or 0 <= flagged.min() <= flagged.max() < len(case.labels)
+
+
+def test_subset_members_train_on_two_thirds_and_every_sample_is_held_out_three_times():
+    plan = subset_plan(30, seed=0)
+    assert len(plan) == 9
+    held_count = np.zeros(30, int)
+    for train, held in plan:
+        assert len(train) == 20 and not set(train) & set(held)
+        held_count[held] += 1
+    assert (held_count == 3).all()
+
+
+def test_size_family_has_one_evil_twin_in_eleven_and_twenty_classes_past_mnist():
+    small, k = plant_case("size", 1100, seed=1)
+    assert (len(small.labels), len(small.truth), k) == (1100, 100, 10)
+    large, k = plant_case("size", 20_000, seed=1)
+    assert (len(large.labels), len(large.truth), k, large.labels.max()) == (20_000, 1818, 20, 19)
+    exact, _ = plant_case("exact", None, seed=1)
+    assert len(exact.labels) == 165
+
+
+def test_table_rows_pool_precision_and_recall_and_show_dashes_when_undefined():
+    rows = [{"method": "hw02", "family": "exact", "n": 165, "seed": s, "seconds": 10.0 + s, "peak_mb": 300.0 + s,
+             **score(line, np.array([1, 2]))} for s, line in enumerate(["1, 2", "1, 7"])]
+    rows.append({"method": "cleanlab", "family": "no-evil", "n": 165, "seed": 0, "seconds": 5.0, "peak_mb": 250.0,
+                 **score("", np.array([], int))})
+    table = format_table(summarize(rows)).splitlines()
+    assert table[0] == ("| method | family | N | cases | mean errors | precision | recall | mean wall s "
+                        "| peak MB |")
+    assert table[2] == "| hw02 | exact | 165 | 2 | 1.00 | 0.750 | 0.750 | 10.5 | 301 |"
+    assert table[3] == "| cleanlab | no-evil | 165 | 1 | 0.00 | - | - | 5.0 | 250 |"
