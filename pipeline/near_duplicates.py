@@ -60,10 +60,11 @@ def _local_excess(residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.max(worst, axis=0) / (sigma + 1.0)
 
 
-def blank_scores(images: np.ndarray, max_z: float) -> np.ndarray:
-    """How far each image is from 'one grey level plus white noise', in the units of noise_z (a constant image
-    scores 0, a glyph tens). A cheap screen (noise read from neighbouring-pixel differences) clears most
-    images; those it cannot clear are scored against a constant under the clipped-noise model of noise_z."""
+def blank_scores(images: np.ndarray, max_z: float) -> tuple[np.ndarray, np.ndarray]:
+    """(z, sigma): how far each image is from 'one grey level plus white noise' (z, in the units of
+    noise_z: a constant image scores 0, a glyph tens) and the noise level that takes (grey levels). A cheap
+    screen, noise read from neighbouring-pixel differences, clears most images; the few it cannot clear are
+    scored against a constant under the clipped-noise model of noise_z."""
     x = images.astype(np.float32)
     dev = x - x.mean(axis=(1, 2, 3), keepdims=True)
     diffs = [np.diff(x, axis=a).reshape(len(x), -1) for a in (1, 2) if x.shape[a] > 1]
@@ -74,9 +75,31 @@ def blank_scores(images: np.ndarray, max_z: float) -> np.ndarray:
     maybe = np.flatnonzero(scores <= max_z)
     for s0 in range(0, len(maybe), 1024):
         part = maybe[s0:s0 + 1024]
-        q = x[part].reshape(len(part), -1)
-        scores[part] = _noise_z_one_way(np.zeros_like(q), q, x.shape[1:])
-    return scores
+        q = x[part].reshape(len(part), -1).astype(np.float64)
+        level, sigma[part] = _clipped_level(q)
+        mean, _ = _clipped_model(level[:, None], sigma[part][:, None])
+        scores[part] = _local_excess((q - mean).reshape((len(part),) + x.shape[1:]), sigma[part])
+    return scores, sigma
+
+
+def _clipped_level(q: np.ndarray, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Level and noise (grey levels) of each row seen as clip(level + noise, 0, 255), by EM: pixels stuck at
+    0 or 255 count with the moments a Gaussian has beyond the clip. A blank copy pushed towards white is
+    mostly 255 with a few dips; those dips alone would understate its noise."""
+    level = q.mean(axis=1)
+    sigma = np.maximum(q.std(axis=1), 0.5)
+    top, bottom = q >= 255, q <= 0
+    for _ in range(iterations):
+        mu, s = level[:, None], sigma[:, None]
+        hi, lo = (255 - mu) / s, (0 - mu) / s
+        tail_hi = np.exp(-0.5 * hi * hi) / np.sqrt(2 * np.pi) / np.maximum(1 - _normal_cdf(hi), 1e-12)
+        tail_lo = np.exp(-0.5 * lo * lo) / np.sqrt(2 * np.pi) / np.maximum(_normal_cdf(lo), 1e-12)
+        first = np.where(top, mu + s * tail_hi, np.where(bottom, mu - s * tail_lo, q))
+        second = np.where(top, mu ** 2 + s ** 2 + s * (mu + 255) * tail_hi,
+                          np.where(bottom, mu ** 2 + s ** 2 - s * mu * tail_lo, q * q))
+        level = first.mean(axis=1)
+        sigma = np.sqrt(np.maximum(second.mean(axis=1) - level ** 2, 0.25))
+    return level, sigma
 
 
 def shifted_descriptors(images: np.ndarray, grid: int, max_shift: int) -> np.ndarray:
@@ -226,6 +249,8 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
             dot = np.einsum("nhwc,nhwc->n", xa[:, ra[0], ra[1]], xb[:, rb[0], rb[1]], dtype=np.float64)
             sa, qa, m = a_stats[o]
             sb, qb, _ = b_stats[o]
+            if m == 0:  # images no wider than the shift: no overlap
+                continue
             va = qa[ii] - (sa[ii] ** 2).sum(axis=1) / m
             vb = qb[jj] - (sb[jj] ** 2).sum(axis=1) / m
             cov = dot - (sa[ii] * sb[jj]).sum(axis=1) / m
@@ -273,9 +298,10 @@ def _robust_sigma(r: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(sigma), sigma, 0.0).astype(np.float32)
 
 
-def _noise_z_one_way(p: np.ndarray, q: np.ndarray, shape: tuple[int, ...], iterations: int = 3) -> np.ndarray:
+def _noise_z_one_way(p: np.ndarray, q: np.ndarray, shape: tuple[int, ...],
+                     iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Model q = clip(a p + b + white noise, 0, 255) (rows are pairs, float32); return the residual's local
-    excess. Least squares on unclipped pixels starts it; Gauss-Newton on the clipped model finishes it, so
+    excess and the noise level sigma (grey levels). Least squares on unclipped pixels starts it; Gauss-Newton on the clipped model finishes it, so
     saturated pixels (brightness pushed past 0 or 255) neither bias a and b nor show up as structure."""
     inside = (p > 0) & (p < 255) & (q > 0) & (q < 255)
     inside[inside.sum(axis=1) < 3] = True
@@ -304,27 +330,34 @@ def _noise_z_one_way(p: np.ndarray, q: np.ndarray, shape: tuple[int, ...], itera
         b = b + (a11 * r2 - a12 * r1) / det
         sigma = np.where(fresh > 0, np.maximum(fresh, 0.5), sigma)
     mean, _ = _clipped_model((a[:, None] * p + b[:, None]).astype(np.float32), sigma[:, None])
-    return _local_excess((q - mean).reshape((len(p),) + shape), sigma)
+    return _local_excess((q - mean).reshape((len(p),) + shape), sigma), sigma
 
 
 def noise_z(images: np.ndarray, i: np.ndarray, j: np.ndarray, shift_index: np.ndarray, max_shift: int,
-            chunk: int = 1024) -> np.ndarray:
-    """How unlike white noise the difference between images i and j is, at their best shift: the largest local
-    mean of the residual after fitting brightness and contrast (either image as the original, the better of
-    the two), in standard errors. White noise stays near 3.5; a missing stroke scores tens."""
+            chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """How unlike a copy's white noise the difference between images i and j is, at their best shift.
+    Brightness and contrast are fitted both ways, column 0 taking image i as the original and column 1
+    image j; a copy fits well one way (original -> copy), the other way its noise sits in the regressor.
+    Returns (z, sigma), each (n, 2): z is the residual's largest local mean in standard errors (white noise
+    stays near 3.5, a missing bar scores tens), sigma its noise level in grey levels (a copy's noise; two
+    different renderings of a glyph leave tens of grey levels along every stroke)."""
     _, h, w, c = images.shape
-    out = np.zeros(len(i))
+    z, sigma = np.zeros((len(i), 2)), np.zeros((len(i), 2))
     for o, (dy, dx) in enumerate(shifts(max_shift)):
         sel = np.flatnonzero(shift_index == o)
         ra, rb = _regions(h, w, dy, dx)
         for s0 in range(0, len(sel), chunk):
             part = sel[s0:s0 + chunk]
             pa = images[i[part]][:, ra[0], ra[1]].astype(np.float32)
+            if pa.size == 0:  # no overlap at this shift: nothing to explain, nothing to accept
+                z[part], sigma[part] = np.inf, np.inf
+                continue
             pb = images[j[part]][:, rb[0], rb[1]].astype(np.float32)
             shape = pa.shape[1:]
             pa, pb = pa.reshape(len(part), -1), pb.reshape(len(part), -1)
-            out[part] = np.minimum(_noise_z_one_way(pa, pb, shape), _noise_z_one_way(pb, pa, shape))
-    return out
+            z[part, 0], sigma[part, 0] = _noise_z_one_way(pa, pb, shape)
+            z[part, 1], sigma[part, 1] = _noise_z_one_way(pb, pa, shape)
+    return z, sigma
 
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

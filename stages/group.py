@@ -4,11 +4,13 @@ A copy may carry pixel noise (sigma up to 8 grey levels), a brightness/contrast 
 one-pixel shift. Exact copies are found by their bytes. Near copies (see pipeline/near_duplicates.py):
 candidate pairs from a random-projection forest over shifted 8 x 8 descriptors, then two checks per pair,
   shape:  Pearson distance over the overlap, minimised over shifts, at most the threshold;
-  noise:  what is left after fitting brightness/contrast looks like white noise, not a missing stroke.
+  noise:  what is left after fitting brightness/contrast looks like white noise of a copy's strength,
+          not a missing stroke (notMNIST's E and F of one font are close in shape, but not this).
 The threshold comes from the data: a fraction of a quantile of the nearest-neighbour distances between
 images that are not copies of each other (found in a first pass, so a set full of twins does not drag the
-threshold down). Groups are stars around a centre, so chains of near matches do not merge distinct images.
-Blank images (one grey level plus noise) have no shape to compare; they are grouped by level instead.
+threshold down). Clusters grow closest pair first but every member must stay near the representative, so
+a chain of near matches does not merge distinct images. Blank images (one grey level plus noise) have no
+shape to compare; they are grouped by level instead.
 """
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ class GroupParams:
         quantile stays put when many images have twins; copies sit below 0.2, distinct digits above 0.4.
     max_noise_z: a pair only matches when its residual's largest local mean is at most this many standard
         errors (white noise reaches about 3.5; a missing bar tens). Also decides which images are blank.
+    max_noise_sigma: ...and when the residual's noise level is at most this many grey levels. Copies carry
+        noise of sigma up to 8; two renderings of one glyph, or two writers' digits, differ by tens along
+        every stroke. A bound from the definition of a copy, not from any data set.
     blank_tolerance: blank images (one grey level plus noise) have no shape, only a level; two blanks are
         copies when their channel means differ by at most this fraction of 255 (a +-12% brightness and
         contrast change moves a level by up to 24% of the range).
@@ -41,6 +46,7 @@ class GroupParams:
     threshold_fraction: float = 0.35
     threshold_quantile: float = 0.75
     max_noise_z: float = 5.0
+    max_noise_sigma: float = 16.0
     blank_tolerance: float = 0.25
     neighbours: int = 4
     n_trees: int = 4
@@ -56,6 +62,8 @@ class GroupParams:
             raise ValueError(f"threshold_quantile must lie in [0, 1], got {self.threshold_quantile}")
         if self.max_noise_z <= 0:
             raise ValueError(f"max_noise_z must be positive, got {self.max_noise_z}")
+        if self.max_noise_sigma <= 0:
+            raise ValueError(f"max_noise_sigma must be positive, got {self.max_noise_sigma}")
         if not 0 <= self.blank_tolerance <= 1:
             raise ValueError(f"blank_tolerance must lie in [0, 1], got {self.blank_tolerance}")
         if not 1 <= self.neighbours <= 64:
@@ -111,13 +119,16 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
     pairs = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
     a, b = pairs // n, pairs % n
     d, shift = nd.shift_distances(images, a, b, params.max_shift)
-    z = np.full(len(a), np.nan)
+    checked, noise_like = np.zeros(len(a), bool), np.zeros(len(a), bool)
 
     def accepted(threshold: float) -> np.ndarray:
         close = d <= threshold
-        todo = close & np.isnan(z)  # the noise check is costly: run it only on pairs that pass on shape
-        z[todo] = nd.noise_z(images, a[todo], b[todo], shift[todo], params.max_shift)
-        return close & (z <= params.max_noise_z)
+        todo = close & ~checked  # the noise check is costly: run it only on pairs that pass on shape
+        z, sigma = nd.noise_z(images, a[todo], b[todo], shift[todo], params.max_shift)
+        # one of the two directions (original -> copy) must explain the other image as a copy
+        noise_like[todo] = ((z <= params.max_noise_z) & (sigma <= params.max_noise_sigma)).any(axis=1)
+        checked[todo] = True
+        return close & noise_like
 
     def clusters(threshold: float) -> tuple[np.ndarray, np.ndarray]:
         ok = accepted(threshold)
@@ -162,8 +173,8 @@ def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
         raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
     first, exact = nd.unique_images(images)
     unique = images[first]
-    scores = nd.blank_scores(unique, params.max_noise_z)
-    blank = scores <= params.max_noise_z
+    scores, noise = nd.blank_scores(unique, params.max_noise_z)
+    blank = (scores <= params.max_noise_z) & (noise <= params.max_noise_sigma)
     centre = np.arange(len(unique))
     dist = np.zeros(len(unique), np.float32)
     shaped = np.flatnonzero(~blank)

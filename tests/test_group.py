@@ -105,11 +105,12 @@ def test_glyphs_that_differ_by_one_bar_are_not_copies_although_close_in_shape(no
     assert (labels[e], labels[f]) == (4, 5)
     distance, shift = nd.shift_distances(images, np.array([e]), np.array([f]), 1)
     assert distance[0] < 0.2  # closer in shape than many noisy copies...
-    assert nd.noise_z(images, np.array([e]), np.array([f]), shift, 1)[0] > 5 * PARAMS.max_noise_z  # ...but not noise
+    assert nd.noise_z(images, np.array([e]), np.array([f]), shift, 1)[0].min() > 5 * PARAMS.max_noise_z  # ...not noise
     copy = perturb(images[e], np.random.default_rng(0), **PERTURBED)[None]
     pair = np.concatenate([images[e:e + 1], copy])
     distance, shift = nd.shift_distances(pair, np.array([0]), np.array([1]), 1)
-    assert nd.noise_z(pair, np.array([0]), np.array([1]), shift, 1)[0] < PARAMS.max_noise_z
+    z, sigma = nd.noise_z(pair, np.array([0]), np.array([1]), shift, 1)
+    assert z[0, 0] < PARAMS.max_noise_z and sigma[0, 0] < PARAMS.max_noise_sigma  # original -> copy fits
 
 
 def test_a_chain_of_small_steps_does_not_merge_its_distant_ends(mnist):
@@ -186,6 +187,22 @@ def test_blank_images_are_grouped_by_level_without_crashing():
     assert result.group.tolist() == [0, 1, 0, 1, 1]
     assert result.blank.all()
     assert group_images(black, PARAMS).group.tolist() == [0]
+
+
+def test_noisy_copies_of_a_white_image_are_blank_even_when_mostly_clipped_to_255():
+    white = np.full((28, 28, 1), 255, np.uint8)
+    copies = np.stack([perturb(white, np.random.default_rng(seed), **PERTURBED) for seed in range(20)])
+    assert (copies == 255).mean() > 0.5  # most pixels saturated: the noise shows only in a few dips
+    result = group_images(np.concatenate([white[None], copies]), PARAMS)
+    assert result.blank.all()
+    assert (result.group == 0).all()
+
+
+def test_pure_noise_images_are_neither_blank_nor_grouped():
+    noise = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
+    result = group_images(noise, PARAMS)
+    assert not result.blank.any()
+    assert np.array_equal(result.group, np.arange(20))
 
 
 # --- summary and files --------------------------------------------------------------------------------------
