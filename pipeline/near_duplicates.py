@@ -1,4 +1,4 @@
-"""Building blocks of the group stage: exact hashing, candidate pairs, verification, star clustering.
+"""Building blocks of the group stage: exact hashing, candidate pairs, verification, bounded clustering.
 
 Everything works on uint8 images (N, H, W, C) of any size and is chunked, so no N x N array is ever built.
 A copy may differ from its original by pixel noise, a brightness/contrast change (with clipping to 0..255)
@@ -7,8 +7,9 @@ and a shift of up to `max_shift` pixels (with edge padding), so:
 - candidates come from a random-projection forest over small box-averaged descriptors, queried with every
   shifted version of each image (a one-pixel shift moves an 8 x 8 descriptor further than the gap between
   distinct digits, so shift-invariance has to come from the queries);
-- a pair close in shape must also leave a residual that looks like white pixel noise: two distinct glyphs
-  that differ by one bar (notMNIST's E and F) are close in Pearson distance but leave a localised residual.
+- a pair close in shape must also leave a residual that looks like a copy's white pixel noise: two distinct
+  glyphs that differ by one bar (notMNIST's E and F) are close in Pearson distance but leave a localised
+  residual, and two renderings of one glyph leave a strong one along every stroke.
 """
 from __future__ import annotations
 
