@@ -45,10 +45,10 @@ def _integral(x: np.ndarray) -> np.ndarray:
     return t
 
 
-def _box_sum(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
-    """Sums over every kh x kw window of x (n, h, w, c), 'valid' windows only. Callers pass values centred
-    near zero, so float32 running sums stay exact enough."""
-    c = _integral(x)
+def _box_sum(x: np.ndarray, kh: int, kw: int, table: np.ndarray | None = None) -> np.ndarray:
+    """Sums over every kh x kw window of x (n, h, w, c), 'valid' windows only (`table`: x's summed-area
+    table, if already made). Callers pass values centred near zero, so float32 running sums stay exact."""
+    c = _integral(x) if table is None else table
     return c[:, kh:, kw:] - c[:, :-kh, kw:] - c[:, kh:, :-kw] + c[:, :-kh, :-kw]
 
 
@@ -57,7 +57,8 @@ def _local_excess(residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     (sigma floored by one grey level for rounding), over the box sizes that fit."""
     _, h, w, _ = residual.shape
     sizes = [k for k in BOXES if k <= min(h, w)] or [1]
-    worst = [np.abs(_box_sum(residual, k, k)).max(axis=(1, 2, 3)) / k for k in sizes]
+    table = _integral(residual)
+    worst = [np.abs(_box_sum(residual, k, k, table)).max(axis=(1, 2, 3)) / k for k in sizes]
     return np.max(worst, axis=0) / (sigma + 1.0)
 
 
