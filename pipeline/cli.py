@@ -125,6 +125,28 @@ def aggregate(decoded, groups, oob, results_dir, metrics, params_file, overrides
               results_dir, metrics)
 
 
+@main.command()
+@click.option("--decoded", default="artifacts/decoded.npz", show_default=True, help="The decode stage's artifact.")
+@click.option("--groups", default="artifacts/groups.npz", show_default=True, help="The group stage's artifact.")
+@click.option("--oob", default="artifacts/oob.npz", show_default=True, help="The train stage's artifact.")
+@click.option("--samples", default="results/samples.csv", show_default=True, help="The aggregate stage's table.")
+@click.option("--metrics", default="metrics.json", show_default=True, help="The aggregate stage's metrics.")
+@click.option("--out", "out_dir", default="results", show_default=True, help="Folder for the figures and tables.")
+@params_option
+@set_option
+def report(decoded, groups, oob, samples, metrics, out_dir, params_file, overrides):
+    """Draw what a finished run found, into OUT: flagged.png (every flagged sample beside its twins, captioned
+    with index, given and suggested label; flagged-2.png... when there are many), scores.png (calibrated scores
+    and the threshold), confusion.png and confusion.csv (given against suggested label), loss.csv and loss.png
+    (the members' training curves).
+
+    Parameters (section report): tiles_per_page, columns, max_twins, dpi."""
+    from stages import report as stage
+
+    stage.run(stage_params(stage.ReportParams, "report", params_file, overrides), decoded, groups, oob, samples,
+              metrics, out_dir)
+
+
 @main.command("run")
 @click.option("--images", help="idx3/idx4 image file [params: decode.images].")
 @click.option("--labels", help="idx1 label file [params: decode.labels].")

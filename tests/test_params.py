@@ -9,9 +9,11 @@ from pipeline.params import load_params
 from stages.aggregate import AggregateParams
 from stages.decode import DecodeParams
 from stages.group import GroupParams
+from stages.report import ReportParams
 from stages.train import TrainParams
 
-SECTIONS = {"decode": DecodeParams, "group": GroupParams, "train": TrainParams, "aggregate": AggregateParams}
+SECTIONS = {"decode": DecodeParams, "group": GroupParams, "train": TrainParams, "aggregate": AggregateParams,
+            "report": ReportParams}
 
 
 @pytest.mark.parametrize("section", SECTIONS)
