@@ -67,6 +67,8 @@ def command(method: str, folder: str, n_classes: int) -> list[str]:
 
 def tree_pss_mb(root: int) -> float:
     """Summed PSS of a process and all its descendants, in MB (0 where /proc cannot tell)."""
+    if not os.path.isdir("/proc"):
+        return 0.0
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         try:
@@ -171,6 +173,9 @@ def plot_times(rows: list[dict], path: Path) -> None:
         ns = sorted({r["n"] for r in rows if r["method"] == method})
         means = [statistics.mean(r["seconds"] for r in rows if (r["method"], r["n"]) == (method, n)) for n in ns]
         ax.plot(ns, means, marker="o", label=method)
+    ns = np.array(sorted({r["n"] for r in rows}), dtype=float)
+    last = statistics.mean(r["seconds"] for r in rows if r["n"] == ns[-1])
+    ax.plot(ns, last * ns / ns[-1], ":", color="grey", label="proportional to N")
     ax.set(xscale="log", yscale="log", xlabel="N (samples)", ylabel="mean wall time (s)",
            title=f"Wall time against N, {os.cpu_count()} cores")
     ax.grid(True, which="both", alpha=0.3)
