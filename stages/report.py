@@ -1,0 +1,403 @@
+"""Stage 5, report: the decisions made visible to a person, and plot data for `dvc plots`.
+
+- flagged.png (then flagged-2.png, flagged-3.png, ... when there are more tiles than a page holds): every flagged
+  sample beside the other members of its twin group, each tile captioned "#index" and "given -> suggested".
+- scores.png: the calibrated probability of the given label, singletons and twins apart, the threshold marked.
+- confusion.png and confusion.csv: given against suggested label over the whole data set (the estimated noise).
+- loss.csv and loss.png: the ensemble members' training loss, mean and spread.
+
+Figures are built as matplotlib Figure objects without pyplot, so no backend (let alone a GUI) is ever chosen:
+savefig renders PNG with Agg. Everything but run() takes arrays and returns figures, tables or layouts.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from pipeline.errors import InputError
+
+FLAG_COLOUR = "#d62728"
+TWIN_COLOUR = "#7f7f7f"
+BAND_COLOUR = "#e8e8e8"
+TILE_INCHES = (1.1, 1.45)  # width, height: the image plus a two-line caption
+HEADER_INCHES = 0.8
+MAX_ANNOTATED_CLASSES = 20  # beyond this a confusion matrix's cells are too small to print counts in
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """tiles_per_page: the most tiles on one page of flagged.png; more make flagged-2.png, flagged-3.png, ...
+    columns: tiles per row of the montage (at most tiles_per_page).
+    max_twins: the most unflagged members of a group shown beside its flagged ones (the rest are counted,
+    "+N more"); flagged samples are always all shown.
+    dpi: resolution of every PNG (pixels per inch; a tile is 1.1 x 1.45 inches)."""
+
+    tiles_per_page: int = 48
+    columns: int = 8
+    max_twins: int = 5
+    dpi: int = 100
+
+    def __post_init__(self):
+        if self.tiles_per_page < 1 or self.columns < 1 or self.max_twins < 0:
+            raise ValueError("tiles_per_page and columns must be at least 1, max_twins at least 0")
+        if not 20 <= self.dpi <= 600:
+            raise ValueError(f"dpi must lie in 20..600, got {self.dpi}")
+
+
+# ---- the montage of flagged samples -------------------------------------------------------------------------------
+
+class Tile(NamedTuple):
+    index: int  # the sample shown
+    row: int  # position on its page
+    col: int
+    flagged: bool
+    run: int  # which group this tile belongs to (runs are numbered in montage order)
+    hidden: int  # on a group's last tile: how many of its members were left out; else 0
+
+
+def montage_runs(flagged: np.ndarray, group: np.ndarray, max_twins: int) -> list[tuple[list[int], int]]:
+    """One run per group holding a flagged sample, in the order of its first flagged index (as in suspects.txt):
+    (indices to show: the flagged members, then up to max_twins others; how many others were left out)."""
+    order = np.argsort(group, kind="stable")  # stable: members come out in ascending index
+    sorted_group = group[order]
+    runs, seen = [], set()
+    for i in np.flatnonzero(flagged):
+        g = int(group[i])
+        if g in seen:
+            continue
+        seen.add(g)
+        members = order[np.searchsorted(sorted_group, g): np.searchsorted(sorted_group, g, side="right")]
+        twins = members[~flagged[members]]
+        shown = members[flagged[members]].tolist() + twins[:max_twins].tolist()
+        runs.append(([int(m) for m in shown], max(0, len(twins) - max_twins)))
+    return runs
+
+
+def layout_pages(runs: list[tuple[list[int], int]], flagged: np.ndarray, columns: int,
+                 tiles_per_page: int) -> list[list[Tile]]:
+    """Place the runs row by row on pages of at most tiles_per_page tiles.
+
+    A group starts a new row rather than break across two, and a new page rather than break across two, whenever
+    it would fit whole there; only groups too big for that wrap."""
+    columns = min(columns, tiles_per_page)
+    rows_per_page = tiles_per_page // columns
+    pages: list[list[Tile]] = []
+    page: list[Tile] = []
+    row = col = 0
+    for r, (indices, hidden) in enumerate(runs):
+        n = len(indices)
+        if col and col + n > columns and n <= columns:
+            row, col = row + 1, 0
+        if page and n <= rows_per_page * columns and row + math.ceil((col + n) / columns) > rows_per_page:
+            pages.append(page)
+            page, row, col = [], 0, 0
+        for k, index in enumerate(indices):
+            if col == columns:
+                row, col = row + 1, 0
+            if row == rows_per_page:
+                pages.append(page)
+                page, row = [], 0
+            page.append(Tile(index, row, col, bool(flagged[index]), r, hidden if k == n - 1 else 0))
+            col += 1
+    if page:
+        pages.append(page)
+    return pages
+
+
+def _show(ax, image: np.ndarray) -> None:
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    else:
+        ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def message_figure(text: str, title: str):
+    """A small figure that says why there is nothing to draw (so the file still exists for DVC)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 2.4))
+    fig.suptitle(title, fontsize=12)
+    fig.text(0.5, 0.45, text, ha="center", va="center", fontsize=14, color="#444444")
+    return fig
+
+
+def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray, tiles: list[Tile],
+                   columns: int, title: str):
+    """One page of the montage: tiles on a grid, each group's tiles on a grey band, flagged ones framed in red."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    rows = max(t.row for t in tiles) + 1
+    tile_w, tile_h = TILE_INCHES
+    margin = 0.15
+    width, height = columns * tile_w + 2 * margin, rows * tile_h + HEADER_INCHES + margin
+    fig = Figure(figsize=(width, height))
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
+
+    def cell(row: int, col: int) -> tuple[float, float]:  # bottom-left corner of a cell, in figure fractions
+        return (margin + col * tile_w) / width, (height - HEADER_INCHES - (row + 1) * tile_h) / height
+
+    for run in sorted({(t.run, t.row) for t in tiles}):
+        cols = [t.col for t in tiles if (t.run, t.row) == run]
+        x0, y0 = cell(run[1], min(cols))
+        fig.add_artist(Rectangle((x0 + 0.03 / width, y0 + 0.03 / height),
+                                 ((max(cols) - min(cols) + 1) * tile_w - 0.06) / width, (tile_h - 0.06) / height,
+                                 transform=fig.transFigure, color=BAND_COLOUR, zorder=0))
+    image_w, image_h = 0.8, 0.8  # inches, centred in the cell's width, captioned above
+    for t in tiles:
+        x0, y0 = cell(t.row, t.col)
+        ax = fig.add_axes(((x0 + (tile_w - image_w) / 2 / width), y0 + 0.2 / height, image_w / width,
+                           image_h / height))
+        _show(ax, images[t.index])
+        colour = FLAG_COLOUR if t.flagged else "black"
+        ax.set_title(f"#{t.index}\n{given[t.index]} \u2192 {suggested[t.index]}", fontsize=8, color=colour,
+                     fontweight="bold" if t.flagged else "normal", pad=2, linespacing=1.1)
+        for spine in ax.spines.values():
+            spine.set_color(FLAG_COLOUR if t.flagged else TWIN_COLOUR)
+            spine.set_linewidth(3 if t.flagged else 1)
+        if t.hidden:
+            ax.set_xlabel(f"+{t.hidden} more", fontsize=7, labelpad=1, color="#444444")
+    return fig
+
+
+def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str:
+    pages = f" (page {page} of {n_pages})" if n_pages > 1 else ""
+    return (f"{n_flagged} flagged sample{'s' * (n_flagged != 1)} in {n_groups} group{'s' * (n_groups != 1)}, "
+            f"beside their twins{pages}\ncaption: #index, given \u2192 suggested label; red frame: flagged")
+
+
+# ---- scores, confusion, loss --------------------------------------------------------------------------------------
+
+def scores_figure(calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray, threshold: float,
+                  temperature: float | None = None):
+    """Histogram of the calibrated probability of the given label on log axes, stacked by kind of sample:
+    singletons and agreeing twin groups (the threshold applies to both) and conflicting groups (decided by the
+    twin rule, so the threshold does not apply)."""
+    from matplotlib.figure import Figure
+
+    scored = ~np.isnan(calibrated)
+    if not scored.any():
+        return message_figure("no sample was scored", "Calibrated probability of the given label")
+    size = np.bincount(group)[group]
+    conflicted = np.isin(group, np.unique(group[reason == "twin"]))
+    kinds = [("singletons", size == 1), ("twin groups, labels agree", (size > 1) & ~conflicted),
+             ("conflicting twin groups (twin rule)", conflicted)]
+    positive = calibrated[scored & (calibrated > 0)]
+    floor = max(1e-16, float(positive.min()) if positive.size else 1e-16)
+    low = math.floor(math.log10(min(floor, threshold if threshold > 0 else 1.0)))
+    bins = np.logspace(low, 0, 4 * -low + 1) if low < 0 else np.logspace(-1, 0, 5)
+    values = np.clip(calibrated, bins[0], 1.0)  # an exact 0 (or below the floor) lands in the first bin
+
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    ax.hist([values[scored & mask] for _, mask in kinds], bins=bins, stacked=True, log=True,
+            color=["#1f77b4", "#ff7f0e", "#9467bd"],
+            label=[f"{name} ({int((scored & mask).sum())})" for name, mask in kinds])
+    if threshold > 0:
+        ax.axvline(threshold, color=FLAG_COLOUR, linestyle="--", linewidth=1.5,
+                   label=f"threshold {threshold:.2g}: below it (and outvoted) is flagged")
+    else:
+        ax.plot([], [], " ", label="threshold 0: nothing is flagged on evidence alone")
+    ax.set_xscale("log")
+    ax.set_xlim(bins[0], 1.0)
+    ax.set_xlabel("calibrated probability of the given label" + (" (values below shown at the left edge)"
+                                                                 if floor < bins[0] * 10 ** 0.25 else ""))
+    ax.set_ylabel("samples")
+    unscored = int((~scored).sum())
+    ax.set_title(f"Calibrated scores of {int(scored.sum())} samples"
+                 + (f" (temperature {temperature:.3g})" if temperature is not None else "")
+                 + (f"; {unscored} never scored" if unscored else ""), fontsize=11)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(given: np.ndarray, suggested: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts (n_classes, n_classes): row = given label, column = suggested label."""
+    return np.bincount(given * n_classes + suggested, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def confusion_figure(matrix: np.ndarray):
+    """The matrix on a log colour scale (the diagonal dwarfs the noise), off-diagonal counts in red."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    k = len(matrix)
+    side = min(12.0, max(5.0, 0.5 * k + 2))
+    fig = Figure(figsize=(side + 1, side))
+    ax = fig.add_subplot()
+    shown = np.ma.masked_equal(matrix, 0)
+    image = ax.imshow(shown, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(2, int(matrix.max()))))
+    fig.colorbar(image, ax=ax, label="samples (log scale)", shrink=0.8)
+    if k <= MAX_ANNOTATED_CLASSES:
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                off = i != j
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=8 if k > 10 else 9,
+                        color=FLAG_COLOUR if off else ("white" if count > matrix.max() ** 0.6 else "black"),
+                        fontweight="bold" if off else "normal")
+    ticks = np.arange(k) if k <= MAX_ANNOTATED_CLASSES else np.arange(0, k, max(1, k // 20))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel("suggested label")
+    ax.set_ylabel("given label")
+    total, differ = int(matrix.sum()), int(matrix.sum() - np.trace(matrix))
+    ax.set_title(f"Given vs suggested label: {differ} of {total} differ", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_csv(given: np.ndarray, suggested: np.ndarray) -> str:
+    """One row per sample, the long format DVC's confusion template counts itself."""
+    lines = ["given,suggested"] + [f"{int(g)},{int(s)}" for g, s in zip(given, suggested)]
+    return "\n".join(lines) + "\n"
+
+
+def loss_table(loss_curves: np.ndarray) -> np.ndarray:
+    """(points, 4): progress (0 = first step, 1 = last), mean, low and high (min and max over the members)."""
+    points = loss_curves.shape[1]
+    progress = np.linspace(0, 1, points) if points > 1 else np.zeros(points)
+    if len(loss_curves) == 0:
+        return np.zeros((0, 4))
+    return np.column_stack([progress, loss_curves.mean(0), loss_curves.min(0), loss_curves.max(0)])
+
+
+def loss_csv(table: np.ndarray) -> str:
+    lines = ["progress,mean,low,high"] + [f"{p:.4g},{m:.6g},{lo:.6g},{hi:.6g}" for p, m, lo, hi in table]
+    return "\n".join(lines) + "\n"
+
+
+def loss_figure(loss_curves: np.ndarray, member_seconds: np.ndarray | None = None):
+    """Every member's curve faintly, the mean boldly, the min-max band between."""
+    from matplotlib.figure import Figure
+
+    if len(loss_curves) == 0:
+        return message_figure("no ensemble member was trained", "Training loss")
+    table = loss_table(loss_curves)
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
+    if len(loss_curves) <= 50:
+        for curve in loss_curves:
+            ax.plot(table[:, 0], curve, color="#1f77b4", alpha=0.25, linewidth=0.8)
+    ax.fill_between(table[:, 0], table[:, 2], table[:, 3], color="#1f77b4", alpha=0.15, label="min to max")
+    ax.plot(table[:, 0], table[:, 1], color="#1f77b4", linewidth=2.2, label="mean")
+    if (loss_curves > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel("share of each member's training (first step to last)")
+    ax.set_ylabel("training loss (cross-entropy)")
+    timing = ""
+    if member_seconds is not None and len(member_seconds):
+        timing = f", {np.median(member_seconds):.3g} s each (median)"
+    ax.set_title(f"Training loss of {len(loss_curves)} ensemble member{'s' * (len(loss_curves) != 1)}{timing}",
+                 fontsize=11)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---- file edges ---------------------------------------------------------------------------------------------------
+
+def png_bytes(fig, dpi: int) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()
+
+
+def page_name(page: int) -> str:
+    """flagged.png for the first page (the name DVC declares), flagged-2.png, flagged-3.png, ... after."""
+    return "flagged.png" if page == 1 else f"flagged-{page}.png"
+
+
+def read_samples(path: str | Path) -> dict[str, np.ndarray]:
+    """The columns of the aggregate stage's samples.csv the report needs, as arrays."""
+    needed = ("given", "suggested", "calibrated", "group", "flagged", "reason")
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise InputError(str(path), "no such file (run the aggregate stage first)") from None
+    missing = [c for c in needed if rows and c not in rows[0]]
+    if missing or not rows:
+        raise InputError(str(path), f"missing column {missing[0]}" if missing else "holds no samples")
+    try:
+        return {
+            "given": np.array([int(r["given"]) for r in rows], np.int64),
+            "suggested": np.array([int(r["suggested"]) for r in rows], np.int64),
+            "calibrated": np.array([float(r["calibrated"]) if r["calibrated"] else np.nan for r in rows]),
+            "group": np.array([int(r["group"]) for r in rows], np.int64),
+            "flagged": np.array([r["flagged"] == "1" for r in rows]),
+            "reason": np.array([r["reason"] for r in rows]),
+        }
+    except ValueError as exc:
+        raise InputError(str(path), f"not a samples table ({exc})") from None
+
+
+def read_metrics(path: str | Path) -> dict:
+    try:
+        metrics = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(str(path), "no such file (run the aggregate stage first)") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(str(path), f"not valid JSON ({exc})") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("threshold"), (int, float)):
+        raise InputError(str(path), "has no threshold")
+    return metrics
+
+
+def run(params: ReportParams, decoded: str = "artifacts/decoded.npz", groups: str = "artifacts/groups.npz",
+        oob: str = "artifacts/oob.npz", samples: str = "results/samples.csv", metrics: str = "metrics.json",
+        out_dir: str = "results") -> list[Path]:
+    """File wrapper for DVC: read the earlier stages' files, write every figure and table; return the paths."""
+    from pipeline.artifacts import atomic_write_bytes, atomic_write_text, load_arrays
+
+    images = load_arrays(decoded)["images"]
+    group = load_arrays(groups)["group"]
+    train = load_arrays(oob)
+    table = read_samples(samples)
+    threshold = float(read_metrics(metrics)["threshold"])
+    temperature = read_metrics(metrics).get("temperature")
+    if not len(images) == len(group) == len(table["given"]):
+        raise InputError(samples, f"holds {len(table['given'])} samples, {decoded} {len(images)} and {groups} "
+                                  f"{len(group)}: rerun the stages before the report")
+    out = Path(out_dir)
+    written = []
+
+    def save(name: str, data: bytes | str) -> None:
+        (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(out / name, data)
+        written.append(out / name)
+
+    flagged = table["flagged"]
+    runs = montage_runs(flagged, group, params.max_twins)
+    pages = layout_pages(runs, flagged, params.columns, params.tiles_per_page)
+    for number, tiles in enumerate(pages, start=1):
+        title = montage_title(int(flagged.sum()), len(runs), number, len(pages))
+        save(page_name(number), png_bytes(montage_figure(images, table["given"], table["suggested"], tiles,
+                                                         params.columns, title), params.dpi))
+    if not pages:
+        save(page_name(1), png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi))
+    # Pages left over from an earlier, longer report would pass for current ones.
+    for stale in out.glob("flagged-*.png"):
+        match = re.fullmatch(r"flagged-(\d+)\.png", stale.name)
+        if match and int(match.group(1)) > max(1, len(pages)):
+            stale.unlink()
+
+    save("scores.png", png_bytes(scores_figure(table["calibrated"], group, table["reason"], threshold,
+                                               temperature), params.dpi))
+    n_classes = int(max(table["given"].max(), table["suggested"].max())) + 1
+    save("confusion.png", png_bytes(confusion_figure(confusion_matrix(table["given"], table["suggested"],
+                                                                      n_classes)), params.dpi))
+    save("confusion.csv", confusion_csv(table["given"], table["suggested"]))
+    curves = train["loss_curves"]
+    save("loss.csv", loss_csv(loss_table(curves)))
+    save("loss.png", png_bytes(loss_figure(curves, train.get("member_seconds")), params.dpi))
+    return written
