@@ -3,7 +3,8 @@
 Each N is a planted case, half from MNIST and half from notMNIST (letters relabelled 10..19), 10% of it copies
 with the strongest perturbations (noise sigma 8, brightness/contrast 12%, one-pixel shift). Every measurement
 runs in a fresh child process, so its peak memory (resource.getrusage ru_maxrss: the child's peak resident
-set, Python, numpy and the loaded data included) is its own.
+set, Python, numpy and the loaded data included) is its own. CPU s (user + system, this process) shows the
+cost when the machine is shared and wall time suffers.
 
     python benchmarks/group_speed.py [--sizes 1000 5000 10000 20000]
 
@@ -52,12 +53,14 @@ def measure(n: int) -> dict:
     truth = np.concatenate([digit_truth, letter_truth + 10])
     identity = np.concatenate([halves[0].source, halves[1].source + 100_000])  # which clean image each copies
     role = np.concatenate([h.role for h in halves])
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_SELF)
 
     start = time.perf_counter()
     result = group_images(images, GroupParams())
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    baseline, peak = before.ru_maxrss, after.ru_maxrss
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
     copies = np.flatnonzero(np.isin(role, ["evil", "benign"]))
     original_of = {identity[i]: i for i in np.flatnonzero(role == "original")}
@@ -69,7 +72,8 @@ def measure(n: int) -> dict:
     planted = np.unique(result.group[role == "evil"])
     summary = summarize(result.group, labels)
     return {
-        "n": int(len(images)), "seconds": seconds, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024,
+        "n": int(len(images)), "seconds": seconds, "cpu": cpu, "peak_mb": peak / 1024,
+        "baseline_mb": baseline / 1024,
         "groups": summary["groups"], "conflicting": summary["conflicting_groups"],
         "conflicting_planted": int(len(planted)),
         "merged_distinct": int(merged.sum()), "false_merges": int(false_merges.sum()),
@@ -122,6 +126,8 @@ def main() -> None:
                              check=True, cwd=ROOT)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
+    # other work on the machine slows every row: say how busy it was
+    print(f"# load average before: {os.getloadavg()[0]:.2f}")
     print("| test set | wall s | groups | groups by size | conflicting groups | exact-copy groups (largest) "
           "| largest group | blank images | threshold |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
@@ -134,16 +140,17 @@ def main() -> None:
     print()
 
     print(f"# planted cases, {cpu_model()}, {os.cpu_count()} cores, one fresh process per N")
-    print("| N | wall s | peak RSS MB (before grouping) | groups | conflicting groups (holding a planted evil "
+    print("| N | wall s | CPU s | peak RSS MB (before grouping) | groups | conflicting groups (holding a planted evil "
           "twin) | groups holding >1 clean image | false merges (true classes differ) "
           "| perturbed copies with their original | threshold |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         r = child(n)
-        print(f"| {r['n']} | {r['seconds']:.2f} | {r['peak_mb']:.0f} ({r['baseline_mb']:.0f}) | {r['groups']} "
+        print(f"| {r['n']} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:.0f} ({r['baseline_mb']:.0f}) | {r['groups']} "
               f"| {r['conflicting']} ({r['conflicting_planted']}) | {r['merged_distinct']} | {r['false_merges']} "
               f"| {r['recall']:.4f} of {r['copies']} | {r['threshold']:.3f} |",
               flush=True)
+    print(f"# load average after: {os.getloadavg()[0]:.2f} (1 minute)")
 
 
 if __name__ == "__main__":

@@ -228,19 +228,20 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
     x = images[involved].astype(np.float32)
     x -= x.mean(axis=(1, 2), keepdims=True)  # centred: float32 dot products stay accurate
     offsets = shifts(max_shift)
-    # per image and offset: sums per channel and sum of squares over the part of the image that takes part
-    t1 = _integral(x.astype(np.float64))
-    t2 = _integral(x.astype(np.float64) ** 2).sum(axis=3)
-
-    def region_stats(region):
-        (y0, y1, _), (x0, x1, _) = region[0].indices(h), region[1].indices(w)
-
-        def area(t):
-            return t[:, y1, x1] - t[:, y0, x1] - t[:, y1, x0] + t[:, y0, x0]
-        return area(t1), area(t2), (y1 - y0) * (x1 - x0)
-
-    a_stats = [region_stats(_regions(h, w, dy, dx)[0]) for dy, dx in offsets]
-    b_stats = [region_stats(_regions(h, w, dy, dx)[1]) for dy, dx in offsets]
+    # per image and offset: sums per channel and sum of squares over the part of the image that takes part,
+    # read off summed-area tables made a chunk of images at a time (float64 tables of all would be large)
+    sums = np.zeros((2, len(offsets), n_img, c))  # [image a's side / image b's side, offset, image, channel]
+    squares = np.zeros((2, len(offsets), n_img))
+    area = np.zeros(len(offsets), np.int64)
+    for s0 in range(0, n_img, chunk):
+        part = x[s0:s0 + chunk].astype(np.float64)
+        t1, t2 = _integral(part), _integral(part ** 2).sum(axis=3)
+        for o, (dy, dx) in enumerate(offsets):
+            for side, region in enumerate(_regions(h, w, dy, dx)):
+                (y0, y1, _), (x0, x1, _) = region[0].indices(h), region[1].indices(w)
+                sums[side, o, s0:s0 + chunk] = t1[:, y1, x1] - t1[:, y0, x1] - t1[:, y1, x0] + t1[:, y0, x0]
+                squares[side, o, s0:s0 + chunk] = t2[:, y1, x1] - t2[:, y0, x1] - t2[:, y1, x0] + t2[:, y0, x0]
+                area[o] = (y1 - y0) * (x1 - x0)
     best = np.full(len(i), np.sqrt(2.0), np.float32)
     arg = np.full(len(i), len(offsets) // 2, np.int64)
     for s0 in range(0, len(i), chunk):
@@ -249,8 +250,7 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
         for o, (dy, dx) in enumerate(offsets):
             ra, rb = _regions(h, w, dy, dx)
             dot = np.einsum("nhwc,nhwc->n", xa[:, ra[0], ra[1]], xb[:, rb[0], rb[1]], dtype=np.float64)
-            sa, qa, m = a_stats[o]
-            sb, qb, _ = b_stats[o]
+            (sa, sb), (qa, qb), m = sums[:, o], squares[:, o], area[o]
             if m == 0:  # images no wider than the shift: no overlap
                 continue
             va = qa[ii] - (sa[ii] ** 2).sum(axis=1) / m
