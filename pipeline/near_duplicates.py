@@ -69,9 +69,10 @@ def blank_scores(images: np.ndarray, max_z: float) -> tuple[np.ndarray, np.ndarr
     scored against a constant under the clipped-noise model of noise_z."""
     x = images.astype(np.float32)
     dev = x - x.mean(axis=(1, 2, 3), keepdims=True)
-    diffs = [np.diff(x, axis=a).reshape(len(x), -1) for a in (1, 2) if x.shape[a] > 1]
     # the difference of two neighbouring noisy pixels has variance 2 sigma^2
-    sigma = np.sqrt((np.concatenate(diffs, axis=1) ** 2).mean(axis=1) / 2) if diffs else np.zeros(len(x))
+    squares = [(np.diff(x, axis=a) ** 2).sum(axis=(1, 2, 3)) for a in (1, 2) if x.shape[a] > 1]
+    count = sum(x[0].size - x[0].size // x.shape[a] for a in (1, 2) if x.shape[a] > 1)
+    sigma = np.sqrt(sum(squares) / max(count, 1) / 2) if squares else np.zeros(len(x), np.float32)
     scores = _local_excess(dev, sigma)
     # thin strokes and fine textures also have large differences, so a low screen score proves nothing yet
     maybe = np.flatnonzero(scores <= max_z)
@@ -249,7 +250,8 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
         xa, xb = x[ii], x[jj]
         for o, (dy, dx) in enumerate(offsets):
             ra, rb = _regions(h, w, dy, dx)
-            dot = np.einsum("nhwc,nhwc->n", xa[:, ra[0], ra[1]], xb[:, rb[0], rb[1]], dtype=np.float64)
+            # float32 is exact enough: the images are centred, so the sums carry no large common offset
+            dot = np.einsum("nhwc,nhwc->n", xa[:, ra[0], ra[1]], xb[:, rb[0], rb[1]]).astype(np.float64)
             (sa, sb), (qa, qb), m = sums[:, o], squares[:, o], area[o]
             if m == 0:  # images no wider than the shift: no overlap
                 continue

@@ -50,7 +50,7 @@ class GroupParams:
     max_noise_sigma: float = 16.0
     blank_tolerance: float = 0.25
     neighbours: int = 4
-    n_trees: int = 4
+    n_trees: int = 3
     leaf_size: int = 16
     grid: int = 8
     max_shift: int = 1
