@@ -13,8 +13,6 @@ and a shift of up to `max_shift` pixels (with edge padding), so:
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 # Residual local means are tested over these box sizes (pixels): noise averages out, a stroke does not.
@@ -305,8 +303,9 @@ def _robust_sigma(r: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def _noise_z_one_way(p: np.ndarray, q: np.ndarray, shape: tuple[int, ...],
                      iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Model q = clip(a p + b + white noise, 0, 255) (rows are pairs, float32); return the residual's local
-    excess and the noise level sigma (grey levels). Least squares on unclipped pixels starts it; Gauss-Newton on the clipped model finishes it, so
-    saturated pixels (brightness pushed past 0 or 255) neither bias a and b nor show up as structure."""
+    excess and the noise level sigma (grey levels). Least squares on unclipped pixels starts it; Gauss-Newton
+    on the clipped model finishes it, so saturated pixels (brightness pushed past 0 or 255) neither bias a
+    and b nor show up as structure."""
     inside = (p > 0) & (p < 255) & (q > 0) & (q < 255)
     inside[inside.sum(axis=1) < 3] = True
     w = inside.astype(np.float32)
