@@ -2,9 +2,9 @@
 (benchmarks/peer_methods.py: `subsets`, the seed's advice of models on random 2/3 subsets of the samples, and
 `cleanlab`, find_label_issues on 5-fold cross-validated probabilities of the same CNN).
 
-    python -m benchmarks.peers                                  # small families (165 samples), 3 seeds: minutes
-    python -m benchmarks.peers --seeds 1 --families exact       # one case, end to end
-    python -m benchmarks.peers --sizes --families exact --seeds 1   # plus the size family, 1k..20k: an hour or more
+    python -m benchmarks.peers                          # 7 small families (165 samples) x 3 seeds: ~40 min on 2 cores
+    python -m benchmarks.peers --seeds 1 --families exact       # one case, end to end: ~2 min
+    python -m benchmarks.peers --sizes --families exact --seeds 1   # plus the size family, 1k..20k: ~25 min
     python -m benchmarks.peers --sizes --max-size 5000 --families --methods hw02 subsets
 
 Cases come from the planting tool (benchmarks/cases.py families; seeds 100, 101, ... as in benchmarks/accuracy.py).
@@ -16,7 +16,7 @@ Every method runs as its own command on the case's idx files, one after another,
 start-up and imports. Peak MB is the largest summed proportional set size (PSS: shared pages split between the
 processes that share them) of the command and all its workers, sampled every 0.2 s from /proc (Linux).
 Errors = missed + wrongly flagged; precision and recall pool the cases of a row. Prints a Markdown table and
-writes a log-log plot of wall time against N (when the run covers more than one N).
+with --sizes writes a log-log plot of wall time against N (--plot; the committed one is from the third command).
 """
 from __future__ import annotations
 
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(summarize(rows)), flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
-    if len({r["n"] for r in rows}) > 1:
+    if args.sizes:
         plot_times(rows, args.plot)
         print(f"plot: {args.plot}")
 
