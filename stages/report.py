@@ -112,6 +112,16 @@ def layout_pages(runs: list[tuple[list[int], int]], flagged: np.ndarray, columns
     return pages
 
 
+def _plain_log_ticks(axis, minor: bool = True) -> None:
+    """1, 10, 100 (and 0.2, 0.5, 2) rather than 10^0 and 2x10^-1: read at a glance."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(plain)
+    if minor:
+        axis.set_minor_formatter(plain)
+
+
 def _show(ax, image: np.ndarray) -> None:
     if image.shape[-1] == 1:
         ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
@@ -213,11 +223,12 @@ def scores_figure(calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray,
     ax.set_xlabel("calibrated probability of the given label" + (" (values below shown at the left edge)"
                                                                  if floor < bins[0] * 10 ** 0.25 else ""))
     ax.set_ylabel("samples")
+    _plain_log_ticks(ax.yaxis, minor=False)
     unscored = int((~scored).sum())
     ax.set_title(f"Calibrated scores of {int(scored.sum())} samples"
                  + (f" (temperature {temperature:.3g})" if temperature is not None else "")
                  + (f"; {unscored} never scored" if unscored else ""), fontsize=11)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 
@@ -293,6 +304,7 @@ def loss_figure(loss_curves: np.ndarray, member_seconds: np.ndarray | None = Non
     ax.plot(table[:, 0], table[:, 1], color="#1f77b4", linewidth=2.2, label="mean")
     if (loss_curves > 0).all():
         ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis)
     ax.set_xlabel("share of each member's training (first step to last)")
     ax.set_ylabel("training loss (cross-entropy)")
     timing = ""
