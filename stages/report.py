@@ -376,8 +376,8 @@ def run(params: ReportParams, decoded: str = "artifacts/decoded.npz", groups: st
     group = load_arrays(groups)["group"]
     train = load_arrays(oob)
     table = read_samples(samples)
-    threshold = float(read_metrics(metrics)["threshold"])
-    temperature = read_metrics(metrics).get("temperature")
+    summary = read_metrics(metrics)
+    threshold, temperature = float(summary["threshold"]), summary.get("temperature")
     if not len(images) == len(group) == len(table["given"]):
         raise InputError(samples, f"holds {len(table['given'])} samples, {decoded} {len(images)} and {groups} "
                                   f"{len(group)}: rerun the stages before the report")

@@ -1,6 +1,7 @@
 """Report: every figure and table is written, each PNG is real and readable, one montage tile per flagged sample."""
 import csv
 import struct
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ import pytest
 from pipeline.artifacts import save_arrays
 from pipeline.plant import PlantSpec, load_source, plant
 from stages.aggregate import AggregateParams, decide, write_results
-from stages.report import ReportParams, layout_pages, montage_runs, run
+from pipeline.errors import InputError
+from stages.report import ReportParams, layout_pages, loss_table, montage_runs, run, scores_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -40,7 +42,10 @@ def finished_run(folder, images, labels, group, n_flag_twins):
     return decisions
 
 
-def report(folder, params=ReportParams()):
+FAST = ReportParams(dpi=50)  # half the pixels: the same drawing code, rendered sooner
+
+
+def report(folder, params=FAST):
     return run(params, str(folder / "decoded.npz"), str(folder / "groups.npz"), str(folder / "oob.npz"),
                str(folder / "results" / "samples.csv"), str(folder / "metrics.json"), str(folder / "results"))
 
@@ -52,13 +57,21 @@ def case():
     return c, group
 
 
-def test_every_file_is_written_and_every_png_is_a_real_picture(tmp_path, case):
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory, case):
+    """One full report at the default resolution on the planted case: (folder, decisions, paths written)."""
     c, group = case
-    finished_run(tmp_path, c.images, c.labels, group, n_flag_twins=len(group))
-    written = {p.name for p in report(tmp_path)}
-    assert {"flagged.png", "scores.png", "confusion.png", "confusion.csv", "loss.csv", "loss.png"} <= written
+    folder = tmp_path_factory.mktemp("report")
+    decisions = finished_run(folder, c.images, c.labels, group, n_flag_twins=len(group))
+    return folder, decisions, report(folder, ReportParams())
+
+
+def test_every_file_is_written_and_every_png_is_a_real_picture(reported):
+    folder, _, written = reported
+    assert {p.name for p in written} == {"flagged.png", "scores.png", "confusion.png", "confusion.csv", "loss.csv",
+                                         "loss.png"}
     for name in ("flagged.png", "scores.png", "confusion.png", "loss.png"):
-        width, height = png_size(tmp_path / "results" / name)
+        width, height = png_size(folder / "results" / name)
         assert width > 100 and height > 100
 
 
@@ -71,18 +84,43 @@ def test_the_montage_has_one_tile_per_flagged_sample_beside_its_twins(case):
     assert sum(not t.flagged for t in tiles) == len(c.truth)  # each evil copy's original beside it
 
 
+def test_a_group_keeps_to_one_row_and_shows_at_most_max_twins_others():
+    group = np.array([0] * 9 + [1, 1, 2])  # a blank screen copied nine times, a pair, a singleton
+    flagged = np.zeros(12, bool)
+    flagged[[4, 10, 11]] = True
+    runs = montage_runs(flagged, group, max_twins=3)
+    assert runs == [([4, 0, 1, 2], 5), ([10, 9], 0), ([11], 0)]  # flagged first; five copies counted, not shown
+    tiles = layout_pages(runs, flagged, columns=5, tiles_per_page=10)[0]
+    assert [(t.index, t.row, t.col) for t in tiles] == [
+        (4, 0, 0), (0, 0, 1), (1, 0, 2), (2, 0, 3),
+        (10, 1, 0), (9, 1, 1),  # the pair would not fit beside the big group: it starts the next row
+        (11, 1, 2)]
+    assert [t.hidden for t in tiles] == [0, 0, 0, 5, 0, 0, 0]
+
+
 def test_many_flags_are_paged(tmp_path, case):
     c, group = case
     finished_run(tmp_path, c.images, c.labels, group, n_flag_twins=len(group))
-    written = {p.name for p in report(tmp_path, ReportParams(tiles_per_page=4, columns=2))}
-    assert {"flagged.png", "flagged-2.png", "flagged-3.png"} <= written
+    params = ReportParams(tiles_per_page=4, columns=2)
+    flagged = np.isin(np.arange(len(group)), c.truth)
+    pages = layout_pages(montage_runs(flagged, group, params.max_twins), flagged, params.columns,
+                         params.tiles_per_page)
+    assert len(pages) > 1 and all(len(page) <= 4 for page in pages)
+    assert sorted(t.index for page in pages for t in page if t.flagged) == sorted(c.truth.tolist())
+    written = {p.name for p in report(tmp_path, ReportParams(tiles_per_page=4, columns=2, dpi=50))}
+    assert {f"flagged-{n}.png" for n in range(2, len(pages) + 1)} | {"flagged.png"} <= written
+    report(tmp_path)  # one page is enough now: the old pages must not pass for current ones
+    assert sorted(p.name for p in (tmp_path / "results").glob("flagged*.png")) == ["flagged.png"]
 
 
 def test_nothing_flagged_still_gives_a_first_page(tmp_path):
     images, labels = load_source("mnist")
-    finished_run(tmp_path, images[:30], labels[:30], np.arange(30), n_flag_twins=0)
+    decisions = finished_run(tmp_path, images[:30], labels[:30], np.arange(30), n_flag_twins=0)
+    assert not decisions.flagged.any()
+    assert layout_pages(montage_runs(decisions.flagged, np.arange(30), 5), decisions.flagged, 8, 48) == []
     report(tmp_path)
-    assert png_size(tmp_path / "results" / "flagged.png")[0] > 100
+    width, height = png_size(tmp_path / "results" / "flagged.png")
+    assert width > 100 and height > 100
 
 
 def test_colour_images_are_drawn(tmp_path):
@@ -96,11 +134,33 @@ def test_colour_images_are_drawn(tmp_path):
     assert png_size(tmp_path / "results" / "flagged.png")[0] > 100
 
 
-def test_confusion_csv_counts_given_against_suggested(tmp_path, case):
+def test_confusion_csv_counts_given_against_suggested(reported, case):
+    c, _ = case
+    folder, decisions, _ = reported
+    rows = list(csv.DictReader(open(folder / "results" / "confusion.csv")))
+    counts = Counter((int(r["given"]), int(r["suggested"])) for r in rows)
+    assert counts == Counter(zip(c.labels.tolist(), decisions.suggested.tolist()))
+    assert sum(n for (given, suggested), n in counts.items() if given != suggested) >= len(c.truth)
+
+
+def test_loss_csv_holds_the_ensemble_mean_and_spread_per_point(reported):
+    folder, _, _ = reported
+    rows = list(csv.DictReader(open(folder / "results" / "loss.csv")))
+    assert list(rows[0]) == ["progress", "mean", "low", "high"] and len(rows) == 20
+    assert float(rows[0]["progress"]) == 0 and float(rows[-1]["progress"]) == 1
+    curves = np.array([[3.0, 1.0], [1.0, 0.5]])
+    assert loss_table(curves).tolist() == [[0, 2.0, 1.0, 3.0], [1, 0.75, 0.5, 1.0]]
+
+
+def test_scores_without_a_threshold_or_with_unscored_samples_still_draw():
+    calibrated = np.array([np.nan, 0.0, 1e-9, 0.5, 1.0])
+    fig = scores_figure(calibrated, np.array([0, 1, 2, 3, 3]), np.array([""] * 5), threshold=0.0)
+    assert "1 never scored" in fig.axes[0].get_title()
+
+
+def test_artifacts_from_different_runs_are_refused(tmp_path, case):
     c, group = case
-    decisions = finished_run(tmp_path, c.images, c.labels, group, n_flag_twins=len(group))
-    report(tmp_path)
-    rows = list(csv.DictReader(open(tmp_path / "results" / "confusion.csv")))
-    assert len(rows) == len(c.labels)
-    pairs = {(int(r["given"]), int(r["suggested"])) for r in rows}
-    assert pairs == set(zip(c.labels.tolist(), decisions.suggested.tolist()))
+    finished_run(tmp_path, c.images, c.labels, group, n_flag_twins=0)
+    save_arrays(tmp_path / "groups.npz", group=group[:-1])
+    with pytest.raises(InputError, match="rerun"):
+        report(tmp_path)
