@@ -15,6 +15,7 @@ shape to compare; they are grouped by level instead.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -215,9 +216,12 @@ def run(params: GroupParams, decoded: str = "artifacts/decoded.npz", out: str = 
     from stages.decode import load
 
     images, labels = load(decoded)
+    start = time.monotonic()
     result = group_images(images, params)
+    # seconds: aggregate collects each stage's time into metrics.json.
     save_arrays(out, group=result.group, distance=result.distance, representative=result.representative,
-                threshold=np.array(result.threshold), exact=result.exact, blank=result.blank)
+                threshold=np.array(result.threshold), exact=result.exact, blank=result.blank,
+                seconds=np.array(time.monotonic() - start))
     summary = summarize(result.group, labels) | {"threshold": round(result.threshold, 6)}
     atomic_write_text(summary_out, json.dumps(summary, indent=2) + "\n")
     return result

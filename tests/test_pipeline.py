@@ -1,4 +1,5 @@
 """The DVC pipeline and the `twins` command, run as a user runs them, in a temporary copy of the repo."""
+import json
 import os
 import re
 import shutil
@@ -68,6 +69,18 @@ def fast_repo(tmp_path_factory):
 @pytest.mark.slow
 def test_a_second_repro_runs_nothing(fast_repo):
     assert stages_run(dvc("repro", cwd=fast_repo)) == set()
+
+
+@pytest.mark.slow
+def test_plots_show_renders_the_report_and_metrics_time_every_stage(fast_repo):
+    dvc("plots", "show", "-o", "plots_html", cwd=fast_repo)
+    page = (fast_repo / "plots_html" / "index.html").read_text()
+    for image in ["flagged", "scores", "confusion", "loss"]:
+        assert f"static/workspace_results_{image}.png" in page
+    assert "confusion_csv" in page and "loss_csv" in page  # the tables, drawn as vega plots
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=fast_repo))
+    metrics = shown[""]["data"]["metrics.json"]["data"]
+    assert set(metrics["seconds"]) == {"decode", "group", "train", "aggregate"}
 
 
 @pytest.mark.slow
