@@ -118,7 +118,8 @@ def train(decoded, groups, out, params_file, overrides):
 def aggregate(decoded, groups, oob, results_dir, metrics, params_file, overrides):
     """Decide every conflicting twin group and flag other samples on strong evidence.
 
-    Parameters (section aggregate): threshold (null: picked from the data), max_threshold, min_disagreement."""
+    Parameters (section aggregate): min_posterior, threshold (null: picked from the data), max_threshold,
+    min_disagreement."""
     from stages import aggregate as stage
 
     stage.run(stage_params(stage.AggregateParams, "aggregate", params_file, overrides), decoded, groups, oob,

@@ -45,7 +45,8 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
     decisions = decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, aggregate_params)
     seconds["aggregate"] = time.monotonic() - start
     log(f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
-        f"{int((decisions.reason == 'evidence').sum())} on strong evidence (threshold {decisions.threshold:.4g})")
+        f"{int((decisions.reason == 'evidence').sum())} on strong evidence (estimated share of wrong labels "
+        f"{decisions.noise_rate:.3g}, threshold {decisions.threshold:.4g})")
     if decisions.note:
         log(f"note: {decisions.note}")
     return RunResult(groups, oob, decisions, seconds)

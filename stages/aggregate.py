@@ -6,7 +6,9 @@ Two rules, one per kind of suspect:
   picture, so each is one more look at it) wins, and every member with another label is flagged. Groups whose
   members agree are never flagged for being duplicates.
 - Any other sample is flagged only on strong evidence: every member that scored it predicted another label, and
-  the calibrated probability of its own label is below a threshold picked from the data (see pick_threshold).
+  the calibrated probability of its own label is below a threshold picked from the data: the point where the
+  sample is more likely mislabelled than not, given the share of wrong labels the data itself shows (see
+  estimate_noise_rate and pick_threshold).
 """
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ EPS = 1e-6  # floor for log-probabilities: one overconfident member must not vet
 
 @dataclass(frozen=True)
 class AggregateParams:
-    """expected_false_flags: how many clean samples without a conflicting twin the data-picked threshold may flag,
-    in expectation; the threshold is this divided by the number of such samples (see pick_threshold).
+    """min_posterior: flag a sample without a conflicting twin when its estimated probability of carrying a wrong
+    label exceeds this; 0.5 makes the fewest errors in expectation, a miss and a false flag costing one each
+    (see pick_threshold). Higher is more cautious.
     threshold: a fixed threshold on the calibrated probability instead (null: picked from the data).
     max_threshold: the most the data-picked threshold may be.
     min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all)."""
 
-    expected_false_flags: float = 0.1
+    min_posterior: float = 0.5
     threshold: float | None = None
     max_threshold: float = 0.01
     min_disagreement: float = 1.0
@@ -33,8 +36,8 @@ class AggregateParams:
     def __post_init__(self):
         if self.threshold is not None and not 0 <= self.threshold <= 1:
             raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
-        if self.expected_false_flags < 0 or not 0 <= self.max_threshold <= 1 or not 0 < self.min_disagreement <= 1:
-            raise ValueError("expected_false_flags must be >= 0, max_threshold in [0, 1], min_disagreement in (0, 1]")
+        if not 0 < self.min_posterior < 1 or not 0 <= self.max_threshold <= 1 or not 0 < self.min_disagreement <= 1:
+            raise ValueError("min_posterior must lie in (0, 1), max_threshold in [0, 1], min_disagreement in (0, 1]")
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Decisions:
     flagged: np.ndarray  # bool (N,)
     reason: np.ndarray  # str (N,): "twin", "evidence" or ""
     threshold: float  # the threshold applied to samples without a conflicting twin
+    noise_rate: float  # estimated share of wrong labels among them (see estimate_noise_rate)
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
     note: str  # why nothing could be decided, when that is so
 
@@ -69,15 +73,37 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def pick_threshold(n_candidates: int, params: AggregateParams) -> float:
-    """expected_false_flags / n_candidates, at most max_threshold.
+def estimate_noise_rate(calibrated: np.ndarray, n_classes: int, iterations: int = 500) -> float:
+    """The share of wrong labels that best explains the calibrated probabilities of the given labels (EM).
 
-    Where calibrated probabilities are honest, a sample flagged below t carries a right label with probability
-    below t, so flagging below t = a / n among n candidates costs fewer than a false flags in expectation. The rule
-    gets stricter as the data grows, which keeps large data sets from drowning real finds in false ones."""
-    if n_candidates == 0:
+    The model: a label is wrong with probability rate, and then it is any of the other n_classes - 1 classes alike,
+    so a wrong label g of an image x turns up with probability (1 - p(g|x)) / (n_classes - 1), a right one with
+    p(g|x). On clean data the estimate goes to about zero; planted or natural label errors raise it."""
+    p = np.clip(calibrated, 1e-12, 1.0)
+    if p.size == 0 or n_classes < 2:
         return 0.0
-    return min(params.max_threshold, params.expected_false_flags / n_candidates)
+    wrong_likelihood = (1 - p) / (n_classes - 1)
+    rate = 0.05
+    for _ in range(iterations):
+        posterior = rate * wrong_likelihood / (rate * wrong_likelihood + (1 - rate) * p)
+        rate, previous = float(posterior.mean()), rate
+        if abs(rate - previous) < 1e-9:
+            break
+    return rate
+
+
+def pick_threshold(noise_rate: float, n_classes: int, params: AggregateParams) -> float:
+    """The calibrated probability below which a label is wrong with posterior probability above min_posterior.
+
+    With a share noise_rate of wrong labels (estimate_noise_rate), a label of calibrated probability p is wrong
+    with posterior a(1 - p) / (a(1 - p) + (1 - noise_rate) p), a = noise_rate / (n_classes - 1); that exceeds c
+    exactly when p < a / (a + (1 - noise_rate) c / (1 - c)). Clean data give a rate near zero and so a threshold
+    near zero: nothing is flagged without reason. Capped at max_threshold."""
+    if noise_rate <= 0 or n_classes < 2:
+        return 0.0
+    a = noise_rate / (n_classes - 1)
+    b = (1 - noise_rate) * params.min_posterior / (1 - params.min_posterior)
+    return min(params.max_threshold, a / (a + b))
 
 
 def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray, votes: np.ndarray,
@@ -123,13 +149,15 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     calibrated = np.full(n, np.nan)
     if scored.any():
         calibrated[scored] = softmax(log_prob[scored] / temperature)[np.arange(scored.sum()), labels[scored]]
-    threshold = params.threshold if params.threshold is not None else pick_threshold(int(alone.sum()), params)
+    n_classes = len(np.unique(labels))
+    noise_rate = estimate_noise_rate(calibrated[alone], n_classes)
+    threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
     strong = alone & (np.nan_to_num(calibrated, nan=1.0) < threshold) & \
         (np.nan_to_num(disagreement) >= params.min_disagreement)
     flagged |= strong
     reason[strong] = "evidence"
     return Decisions(score, calibrated, disagreement, suggested.astype(np.int64), flagged, reason, float(threshold),
-                     temperature, note)
+                     noise_rate, temperature, note)
 
 
 def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
@@ -169,6 +197,7 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
         "flagged_twin": int((decisions.reason == "twin").sum()),
         "flagged_evidence": int((decisions.reason == "evidence").sum()),
         "threshold": decisions.threshold,
+        "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,
         "seconds": {stage: round(s, 3) for stage, s in seconds.items()},
     }

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from stages.aggregate import AggregateParams, decide, fit_temperature, pick_threshold, softmax, write_results
+from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_temperature, pick_threshold, softmax,
+                              write_results)
 
 
 def evidence(probabilities, n_members=3):
@@ -67,11 +68,37 @@ def test_a_split_vote_is_not_strong_evidence():
     assert not decisions.flagged[5]
 
 
-def test_the_threshold_tightens_as_the_data_grows():
-    params = AggregateParams(expected_false_flags=0.5, max_threshold=0.05)
-    assert pick_threshold(100, params) == pytest.approx(0.005)
-    assert pick_threshold(10_000, params) == pytest.approx(0.00005)
-    assert pick_threshold(2, params) == 0.05  # the cap
+def calibrated_given_label_probabilities(n, k, noise_rate, seed=0):
+    """What a calibrated model says of the given labels when a share noise_rate of them are wrong."""
+    rng = np.random.default_rng(seed)
+    favourite, sureness = rng.integers(0, k, n), rng.beta(8, 1, n)  # mostly sure, sometimes not
+    probs = (1 - sureness)[:, None] / (k - 1) * np.ones((n, k))
+    probs[np.arange(n), favourite] = sureness
+    truth = (probs.cumsum(1) > rng.random(n)[:, None]).argmax(1)  # calibrated: truth drawn from the model's belief
+    wrong = rng.random(n) < noise_rate
+    given = np.where(wrong, (truth + rng.integers(1, k, n)) % k, truth)
+    return probs[np.arange(n), given]
+
+
+@pytest.mark.parametrize("noise_rate", [0.0, 0.03, 0.1])
+def test_the_share_of_wrong_labels_is_read_from_the_data(noise_rate):
+    estimate = estimate_noise_rate(calibrated_given_label_probabilities(20_000, 10, noise_rate), 10)
+    assert estimate == pytest.approx(noise_rate, abs=0.01)
+
+
+def test_clean_data_give_no_threshold_and_more_wrong_labels_a_higher_one():
+    params = AggregateParams(max_threshold=1.0)
+    assert pick_threshold(0.0, 10, params) == 0.0
+    assert 0 < pick_threshold(0.01, 10, params) < pick_threshold(0.05, 10, params) < 0.01
+    # at the threshold the posterior is exactly min_posterior
+    rate, t = 0.05, pick_threshold(0.05, 10, params)
+    wrong = rate * (1 - t) / 9
+    assert wrong / (wrong + (1 - rate) * t) == pytest.approx(params.min_posterior)
+
+
+def test_a_higher_min_posterior_is_more_cautious_and_max_threshold_caps():
+    assert pick_threshold(0.05, 10, AggregateParams(min_posterior=0.9)) < pick_threshold(0.05, 10, AggregateParams())
+    assert pick_threshold(0.4, 2, AggregateParams(max_threshold=0.02)) == 0.02
 
 
 def test_a_fixed_threshold_overrides_the_data():
