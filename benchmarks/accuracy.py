@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks.cases import FAMILIES, SMALL, spec
+from benchmarks.machine import describe
 from pipeline.plant import load_source, plant, write_case
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=SMALL, choices=list(FAMILIES))
     parser.add_argument("--seeds", type=int, default=20, help="cases per family (seeds 100, 101, ...)")
     args = parser.parse_args()
+    print(describe())
     print("| family | N | cases | mean errors | worst | mean missed | mean wrongly flagged | median s | max s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for family in args.families:
@@ -58,6 +60,8 @@ def main() -> None:
         print(f"| {family} | {rows[0]['n']} | {len(rows)} | {statistics.mean(errors):.2f} | {max(errors)} "
               f"| {statistics.mean(r['missed'] for r in rows):.2f} | {statistics.mean(r['false'] for r in rows):.2f} "
               f"| {statistics.median(seconds):.1f} | {max(seconds):.1f} |", flush=True)
+
+    print(describe().replace("# ", "# after: ", 1))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from benchmarks.cases import SMALL, spec
+from benchmarks.machine import describe
 from pipeline.plant import load_source, plant
 from stages.aggregate import AggregateParams, decide
 from stages.group import GroupParams, group_images
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=SMALL, choices=SMALL)
     parser.add_argument("--seeds", type=int, default=8, help="cases per family (seeds 100, 101, ...)")
     args = parser.parse_args()
+    print(describe())
     print("| family | cases | rule | mean errors | mean missed | mean wrongly flagged |")
     print("|---|---:|---|---:|---:|---:|")
     for family in args.families:
@@ -53,6 +55,8 @@ def main() -> None:
             false = np.mean([r[rule][1] for r in runs])
             print(f"| {family} | {len(runs)} | {rule} | {missed + false:.2f} | {missed:.2f} | {false:.2f} |",
                   flush=True)
+
+    print(describe().replace("# ", "# after: ", 1))
 
 
 if __name__ == "__main__":

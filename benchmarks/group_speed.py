@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.machine import cpu_model  # noqa: E402 (needs ROOT on the path when run as a script)
 
 
 def planted_half(source: str, n: int, seed: int):
@@ -99,16 +99,6 @@ def test_set(name: str) -> dict:
             "conflicting": summary["conflicting_groups"], "exact_groups": int((exact > 1).sum()),
             "largest_exact": int(exact.max()), "largest": int(np.bincount(result.group).max()),
             "blank": int(result.blank.sum()), "threshold": result.threshold}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

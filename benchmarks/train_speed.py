@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from benchmarks.machine import describe
 from pipeline.plant import load_source
 from stages.train import MODEL_KINDS, TrainParams, plan_members, train_ensemble
 
@@ -42,6 +43,7 @@ def main() -> None:
     runs = [(165, replace(TrainParams(), model=kind, n_jobs=n_jobs)) for kind in MODEL_KINDS for n_jobs in (1, 2)]
     if args.large:
         runs += [(len(labels), replace(TrainParams(), n_jobs=n_jobs)) for n_jobs in (2,)]
+    print(describe())
     print("| N | model | n_jobs | members | wall s | samples/s | OOB accuracy |")
     print("|---|---|---|---|---|---|---|")
     for n, params in runs:
@@ -49,6 +51,8 @@ def main() -> None:
         row = measure(x, y, params)
         print(f"| {n} | {params.model} | {params.n_jobs} | {row['members']} | {row['seconds']:.1f} "
               f"| {row['samples_per_s']:,.0f} | {row['oob_accuracy']:.3f} |", flush=True)
+
+    print(describe().replace("# ", "# after: ", 1))
 
 
 if __name__ == "__main__":
