@@ -2,11 +2,14 @@
 (one line, indices ascending, joined by ', '; empty when none):
 
     python -m benchmarks.peer_methods subsets  --data IMAGES --labels LABELS [--num-classes K] [--seed S]
+    python -m benchmarks.peer_methods subsets-all --data IMAGES --labels LABELS [--num-classes K] [--seed S]
     python -m benchmarks.peer_methods cleanlab --data IMAGES --labels LABELS [--num-classes K] [--seed S]
 
 subsets: the seed's own advice. Nine models, each trained on a random 2/3 of the samples (three rounds of three
     folds over samples, not groups: a copy and its original may land on different sides), each scoring the third
     it left out; a sample is flagged when most of the members that held it out predicted another label.
+subsets-all: the other reading of the same advice. The same nine members, but every member votes on every sample,
+    the ones it trained on included; a sample is flagged when most of the nine predicted another label.
 cleanlab: cleanlab.filter.find_label_issues(labels, pred_probs) on out-of-sample probabilities from 5-fold
     cross-validation (stratified folds over samples), as a cleanlab user would do it.
 
@@ -66,6 +69,17 @@ def subsets_flags(images, labels, n_classes: int, params: TrainParams = TrainPar
     return np.flatnonzero(2 * wrong > scored)
 
 
+def subsets_all_flags(images, labels, n_classes: int, params: TrainParams = TrainParams()) -> np.ndarray:
+    """Indices where most of all the members, in-bag ones included, predicted another label.
+
+    A member that trained on a sample has mostly memorised its label, so this vote leans towards the given labels:
+    of an evil twin and its original, the copy whose label more members trained on tends to win."""
+    everyone = np.arange(len(labels))
+    plan = [(train, everyone) for train, _ in subset_plan(len(labels), params.seed)]
+    wrong = sum(probs.argmax(1) != labels for probs in train_plan(images, labels, plan, n_classes, params))
+    return np.flatnonzero(2 * wrong > len(plan))
+
+
 def cleanlab_flags(images, labels, n_classes: int, params: TrainParams = TrainParams()) -> np.ndarray:
     """Indices cleanlab.filter.find_label_issues marks, on cross-validated out-of-sample probabilities."""
     from cleanlab.filter import find_label_issues
@@ -77,7 +91,7 @@ def cleanlab_flags(images, labels, n_classes: int, params: TrainParams = TrainPa
     return np.flatnonzero(find_label_issues(labels, pred_probs))
 
 
-METHODS = {"subsets": subsets_flags, "cleanlab": cleanlab_flags}
+METHODS = {"subsets": subsets_flags, "subsets-all": subsets_all_flags, "cleanlab": cleanlab_flags}
 
 
 def main(argv: list[str]) -> int:

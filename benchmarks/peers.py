@@ -1,9 +1,10 @@
-"""Side by side on the same planted cases, machine and run: this project's hw02.py and two peer methods
-(benchmarks/peer_methods.py: `subsets`, the seed's advice of models on random 2/3 subsets of the samples, and
-`cleanlab`, find_label_issues on 5-fold cross-validated probabilities of the same CNN).
+"""Side by side on the same planted cases, machine and run: this project's hw02.py and three peer methods
+(benchmarks/peer_methods.py: `subsets` and `subsets-all`, two readings of the seed's advice of models on random 2/3
+subsets of the samples, and `cleanlab`, find_label_issues on 5-fold cross-validated probabilities of the same CNN).
 
-    python -m benchmarks.peers                          # 7 small families (165 samples) x 3 seeds: ~40 min on 2 cores
-    python -m benchmarks.peers --seeds 1 --families exact       # one case, end to end: ~2 min
+    python -m benchmarks.peers --seeds 1                # 7 small families (165 samples), one case each: ~9 min
+    python -m benchmarks.peers                          # the same, 3 cases each: ~27 min on 2 cores
+    python -m benchmarks.peers --seeds 1 --families exact       # one case, end to end: ~1.5 min
     python -m benchmarks.peers --sizes --families exact --seeds 1   # plus the size family, 1k..20k: ~25 min
     python -m benchmarks.peers --sizes --max-size 5000 --families --methods hw02 subsets
 
@@ -34,10 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cases import FAMILIES, SMALL, spec
+from benchmarks.machine import describe
 from pipeline.plant import PlantSpec, load_source, plant, write_case
 
 REPO = Path(__file__).resolve().parent.parent
-METHODS = ("hw02", "subsets", "cleanlab")
+METHODS = ("hw02", "subsets", "subsets-all", "cleanlab")
 SIZES = (1000, 2000, 5000, 10_000, 20_000)
 SAMPLE_S = 0.2
 COLUMNS = ("method", "family", "N", "cases", "mean errors", "precision", "recall", "mean wall s", "peak MB")
@@ -200,12 +202,14 @@ def main(argv: list[str] | None = None) -> None:
     work = [(family, None) for family in args.families]
     if args.sizes:
         work += [("size", n) for n in SIZES if n <= args.max_size]
+    print(describe(), flush=True)
     rows = []
     for family, n in work:
         for seed in range(100, 100 + args.seeds):
             rows += run_case(family, n, seed, args.methods)
-    print(f"{os.cpu_count()} cores, {args.seeds} seed(s)")
-    print(format_table(summarize(rows)), flush=True)
+    print(f"{args.seeds} seed(s) per family and size")
+    print(format_table(summarize(rows)))
+    print(describe(), flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     if args.sizes:
