@@ -53,8 +53,8 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return padded[torch.arange(b)[:, None, None], rows, cols].permute(0, 3, 1, 2)
 
 
-def random_affine(x: torch.Tensor, max_shift: int, generator: torch.Generator, max_rotation: float = 12.0,
-                  max_scale: float = 0.1) -> torch.Tensor:
+def random_affine(x: torch.Tensor, max_shift: int, generator: torch.Generator, max_rotation: float = 20.0,
+                  max_scale: float = 0.15) -> torch.Tensor:
     """Shift by up to max_shift pixels, rotate by up to max_rotation degrees, scale by up to +-max_scale:
     the ways two honest writings of one digit differ, so tiny training sets generalise further."""
     b, _, h, w = x.shape

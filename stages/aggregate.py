@@ -62,7 +62,7 @@ def fit_temperature(log_prob: np.ndarray, labels: np.ndarray) -> float:
     Wrong labels in the mix push T up, which makes the rule more cautious, never less."""
     if len(labels) == 0:
         return 1.0
-    temperatures = np.geomspace(0.25, 50, 96)
+    temperatures = np.geomspace(0.05, 50, 120)  # below 1: members trained with label smoothing are underconfident
     losses = [-np.log(softmax(log_prob / t)[np.arange(len(labels)), labels] + 1e-12).mean() for t in temperatures]
     return float(temperatures[int(np.argmin(losses))])
 

@@ -30,8 +30,14 @@ class TrainParams:
     epochs: passes over a member's training set; min_steps: the fewest optimiser steps, so tiny sets train enough.
     batch_size, learning_rate, weight_decay: AdamW with a cosine schedule.
     max_shift: random shift of up to this many pixels per training image (conv models; 0 for none).
-    augment: "shift" (random shifts only) or "affine" (shifts plus small rotations and scalings).
-    balance_classes: draw training batches with equal weight per class (for skewed data).
+    augment: "shift" (random shifts only) or "affine" (shifts plus rotations and scalings).
+    max_rotation, max_scale: with "affine", the largest rotation (degrees) and scaling (+- fraction) drawn.
+    label_smoothing: the share of each target spread over the other classes; on ~100 training images it keeps
+    members from staking everything on one class (fewer wrong twin decisions: benchmarks/twin_decisions.py).
+    balance_classes: draw training batches with equal weight per class (for skewed data). Otherwise each class
+    weighs what it weighs in the whole data set, not in the member's subset: the groups a member leaves out, and
+    the open questions nobody trains on, would otherwise make their own classes rarer in its training set and
+    tilt its predictions away from exactly the labels it is asked to judge.
     n_jobs: parallel workers (-1: one per core); backend: any joblib backend ("loky", "threading", "dask").
     time_budget_s: stop adding members once the next would end after this many seconds (null: no budget).
     seed: everything random derives from it; results are the same for the same seed and n_jobs."""
@@ -46,6 +52,9 @@ class TrainParams:
     weight_decay: float = 0.0001
     max_shift: int = 2
     augment: str = "affine"
+    max_rotation: float = 20.0
+    max_scale: float = 0.15
+    label_smoothing: float = 0.1
     balance_classes: bool = False
     n_jobs: int = 2
     backend: str = "loky"
@@ -62,6 +71,8 @@ class TrainParams:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.min_steps < 0 or self.max_shift < 0 or self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError("min_steps, max_shift and weight_decay must be >= 0, learning_rate > 0")
+        if self.max_rotation < 0 or not 0 <= self.max_scale < 1 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("max_rotation must be >= 0, max_scale and label_smoothing in [0, 1)")
         if self.augment not in ("shift", "affine"):
             raise ValueError(f"augment must be shift or affine, got {self.augment!r}")
         if self.n_jobs == 0 or self.n_jobs < -1:
@@ -108,6 +119,17 @@ def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> 
     return members[: params.n_models]
 
 
+def class_weights(labels: np.ndarray, train_idx: np.ndarray, n_classes: int, balance: bool):
+    """Per training sample, the weight that gives every class its share of the whole data set (balance: an
+    equal share) in the batches drawn from train_idx."""
+    import torch
+
+    have = np.bincount(labels[train_idx], minlength=n_classes).astype(np.float64)
+    want = np.ones(n_classes) if balance else np.bincount(labels, minlength=n_classes).astype(np.float64)
+    per_class = np.divide(want, have, out=np.zeros(n_classes), where=have > 0)
+    return torch.as_tensor(per_class[labels[train_idx]])
+
+
 def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, score_idx: np.ndarray,
                  n_classes: int, params: TrainParams, seed: int, threads: int):
     """Train one model on train_idx; return (class probabilities for score_idx, loss curve, seconds)."""
@@ -125,17 +147,21 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     steps = max(params.min_steps, math.ceil(params.epochs * len(train_idx) / params.batch_size))
     optimiser = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate, total_steps=steps)
-    weights = torch.ones(len(y))
-    if params.balance_classes:
-        weights = 1.0 / torch.bincount(y, minlength=n_classes).float()[y]
+    weights = class_weights(labels, train_idx, n_classes, params.balance_classes)
     conv = params.model in ("cnn", "conv4")
-    augment = random_affine if conv and params.augment == "affine" else random_shift
     shift = params.max_shift if conv else 0
+    if conv and params.augment == "affine":
+        def augment(batch):
+            return random_affine(batch, shift, generator, params.max_rotation, params.max_scale)
+    else:
+        def augment(batch):
+            return random_shift(batch, shift, generator)
     losses = torch.empty(steps)
     model.train()
     for step in range(steps):
         batch = torch.multinomial(weights, params.batch_size, replacement=True, generator=generator)
-        loss = torch.nn.functional.cross_entropy(model(augment(x[batch], shift, generator)), y[batch])
+        loss = torch.nn.functional.cross_entropy(model(augment(x[batch])), y[batch],
+                                                 label_smoothing=params.label_smoothing)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

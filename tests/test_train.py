@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.plant import PlantSpec, load_source, plant
-from stages.train import TrainParams, conflicting_groups, plan_members, train_ensemble, worker_layout
+from stages.train import (TrainParams, class_weights, conflicting_groups, plan_members, train_ensemble,
+                          worker_layout)
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
 
@@ -90,6 +91,16 @@ def test_balanced_sampling_keeps_a_rare_class_alive():
     result = train_ensemble(x, y, np.arange(len(y)), params)
     predicted = result.prob_sum.argmax(1)
     assert (predicted[y == 7] == 7).mean() > 0.8
+
+
+def test_a_member_weighs_each_class_as_the_whole_data_set_does_not_as_its_subset():
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    train_idx = np.concatenate([np.arange(0, 50), np.arange(60, 65), np.arange(90, 95)])  # 1s left out
+    weights = class_weights(labels, train_idx, 3, balance=False).numpy()
+    per_class = np.bincount(labels[train_idx], weights=weights, minlength=3)
+    assert per_class / per_class.sum() == pytest.approx([0.6, 0.3, 0.1])
+    balanced = class_weights(labels, train_idx, 3, balance=True).numpy()
+    assert np.bincount(labels[train_idx], weights=balanced, minlength=3) == pytest.approx([1, 1, 1])
 
 
 def test_workers_times_threads_never_exceed_the_cores(monkeypatch):
