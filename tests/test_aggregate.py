@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_temperature, pick_threshold, softmax,
+from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_noise_model, pick_threshold, softmax,
                               write_results)
 
 
@@ -107,16 +107,21 @@ def test_a_fixed_threshold_overrides_the_data():
     assert decisions.threshold == 0.0 and not decisions.flagged.any()
 
 
-def test_temperature_calibration_tempers_overconfident_members():
+def test_temperature_and_share_of_wrong_labels_are_fitted_together():
+    # Members three times too sure of themselves, on data where 5% of the given labels are wrong.
     rng = np.random.default_rng(1)
-    labels = rng.integers(0, 3, 2000)
-    right = rng.random(2000) < 0.8  # 80% accurate ...
-    predicted = np.where(right, labels, (labels + 1) % 3)
-    probs = np.array([confident(p, 3, 0.999) for p in predicted])  # ... but 99.9% sure
-    temperature = fit_temperature(np.log(probs), labels)
-    calibrated = softmax(np.log(probs) / temperature)
-    assert temperature > 1.5
-    assert calibrated[np.arange(2000), predicted].mean() == pytest.approx(0.8, abs=0.05)
+    n, k = 5000, 10
+    logits = rng.normal(0, 2.5, (n, k))
+    truth = (softmax(logits).cumsum(1) > rng.random(n)[:, None]).argmax(1)
+    wrong = rng.random(n) < 0.05
+    given = np.where(wrong, (truth + rng.integers(1, k, n)) % k, truth)
+    temperature, rate = fit_noise_model(3 * logits, given, k)
+    assert temperature == pytest.approx(3, rel=0.15)
+    assert rate == pytest.approx(0.05, abs=0.015)
+
+
+def test_nothing_to_fit_means_no_calibration_and_no_noise():
+    assert fit_noise_model(np.zeros((0, 3)), np.zeros(0, np.int64), 3) == (1.0, 0.0)
 
 
 def test_single_class_data_flags_nothing_and_says_why():
