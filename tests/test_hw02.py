@@ -1,0 +1,73 @@
+"""hw02.py, the graded run: one line on stdout and nothing else; bad input is one line on stderr and exit 2."""
+import gzip
+
+import numpy as np
+import pytest
+
+from conftest import run_script
+from pipeline.idx import encode_idx, write_idx, write_images
+
+IMAGES = np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8)
+LABELS = np.arange(12, dtype=np.uint8) % 10
+
+
+def hw02(*args):
+    return run_script("hw02.py", *args, timeout=120)
+
+
+@pytest.fixture
+def good(tmp_path):
+    write_images(tmp_path / "images.gz", IMAGES)
+    write_idx(tmp_path / "labels.gz", LABELS)
+    return tmp_path / "images.gz", tmp_path / "labels.gz"
+
+
+def fails_with_one_line(done, path, problem):
+    assert done.returncode == 2
+    assert done.stdout == ""  # no half-written answer
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and problem in lines[0], done.stderr
+
+
+def test_a_missing_file_is_named(tmp_path, good):
+    images, _ = good
+    done = hw02("--data", str(images), "--labels", str(tmp_path / "absent.gz"))
+    fails_with_one_line(done, tmp_path / "absent.gz", "no such file")
+
+
+def test_a_truncated_image_file_is_named(tmp_path, good):
+    _, labels = good
+    data = gzip.compress(encode_idx(IMAGES))
+    (tmp_path / "cut.gz").write_bytes(data[: len(data) // 2])
+    fails_with_one_line(hw02("--data", str(tmp_path / "cut.gz"), "--labels", str(labels)), tmp_path / "cut.gz",
+                        "truncated")
+
+
+def test_labels_given_as_images_are_a_wrong_magic(good):
+    images, labels = good
+    fails_with_one_line(hw02("--data", str(labels), "--labels", str(labels)), labels, "wrong magic number 2049")
+
+
+def test_mismatched_counts_name_the_label_file(tmp_path, good):
+    images, _ = good
+    write_idx(tmp_path / "short.gz", LABELS[:5])
+    fails_with_one_line(hw02("--data", str(images), "--labels", str(tmp_path / "short.gz")), tmp_path / "short.gz",
+                        "5 labels")
+
+
+def test_labels_out_of_range_are_named(tmp_path, good):
+    images, _ = good
+    write_idx(tmp_path / "wide.gz", np.where(LABELS == 3, 11, LABELS).astype(np.uint8))
+    fails_with_one_line(hw02("--data", str(images), "--labels", str(tmp_path / "wide.gz")), tmp_path / "wide.gz",
+                        "out of range")
+
+
+@pytest.mark.parametrize("dash", ["--", "\u2013", "\u2014"])
+def test_single_class_data_prints_an_empty_line_and_says_why_whatever_the_dash(tmp_path, good, dash):
+    images, _ = good
+    write_idx(tmp_path / "ones.gz", np.ones(12, np.uint8))
+    done = hw02(f"{dash}data", str(images), f"{dash}labels", str(tmp_path / "ones.gz"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "\n"  # the graded line, empty: nothing can contradict a label
+    assert "same label" in done.stderr
