@@ -56,7 +56,7 @@ def train_plan(images, labels, plan, n_classes: int, params: TrainParams) -> lis
     outputs = Parallel(n_jobs=n_jobs, backend=params.backend)(
         delayed(train_member)(images, labels, train, held, n_classes, params, params.seed * 1000 + k, threads)
         for k, (train, held) in enumerate(plan))
-    return [probs for probs, _, _ in outputs]
+    return [probs for probs, *_ in outputs]
 
 
 def subsets_flags(images, labels, n_classes: int, params: TrainParams = TrainParams()) -> np.ndarray:

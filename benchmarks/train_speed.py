@@ -10,7 +10,6 @@ whose mean out-of-bag prediction is their label. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import replace
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from benchmarks.machine import describe
 from pipeline.plant import load_source
-from stages.train import MODEL_KINDS, TrainParams, plan_members, train_ensemble
+from stages.train import MODEL_KINDS, TrainParams, train_ensemble
 
 
 def measure(images, labels, params: TrainParams) -> dict:
@@ -26,8 +25,7 @@ def measure(images, labels, params: TrainParams) -> dict:
     start = time.monotonic()
     result = train_ensemble(images, labels, group, params)
     seconds = time.monotonic() - start
-    steps = sum(max(params.min_steps, math.ceil(params.epochs * len(train) / params.batch_size))
-                for train, _ in plan_members(group, labels, params)[: len(result.member_seconds)])
+    steps = int(result.member_steps.sum())
     predicted = result.prob_sum.argmax(1)
     return {"members": len(result.member_seconds), "seconds": seconds,
             "samples_per_s": steps * params.batch_size / seconds,

@@ -54,7 +54,7 @@ def run_config(images, labels, name: str, trials: int, n_train: int, n_eval: int
             delayed(train_member)(images, labels, subset, held, 10, params, 1000 * trial + k, 1)
             for k, subset in enumerate(subsets))
         seconds.append(time.monotonic() - start)
-        probs = np.stack([p for p, _, _ in outputs])  # (members, eval, classes)
+        probs = np.stack([p for p, *_ in outputs])  # (members, eval, classes)
         rows = np.arange(len(held))
         mean = probs.mean(0)
         errors.append(float((mean[rows, wrong] >= mean[rows, truth]).mean()))

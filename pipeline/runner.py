@@ -38,8 +38,9 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
     start = time.monotonic()
     oob = train_ensemble(images, labels, groups.group, train_params, deadline=deadline)
     seconds["train"] = time.monotonic() - start
-    log(f"train: {len(oob.member_seconds)} {train_params.model} members, every sample scored "
-        f"{int(oob.n_scored.min()) if len(oob.n_scored) else 0}+ times, {seconds['train']:.2f} s")
+    log(f"train: {len(oob.member_seconds)} {train_params.model} members of {int(oob.member_steps.min(initial=0))}+ "
+        f"steps, every sample scored {int(oob.n_scored.min()) if len(oob.n_scored) else 0}+ times, "
+        f"{seconds['train']:.2f} s")
 
     start = time.monotonic()
     decisions = decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, aggregate_params)

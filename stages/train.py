@@ -20,6 +20,7 @@ from pipeline.artifacts import load_arrays, save_arrays
 from pipeline.models import MODEL_KINDS
 
 LOSS_POINTS = 20  # each member's loss curve is averaged into this many points, so curves of any length line up
+PROBE_STEPS = 10  # a member times this many steps before it decides how many it can afford
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class TrainResult:
     votes: np.ndarray  # int64 (N, K): how many of them predicted each class
     loss_curves: np.ndarray  # float32 (M, LOSS_POINTS): each member's training loss from first step to last
     member_seconds: np.ndarray  # float64 (M,)
+    member_steps: np.ndarray  # int64 (M,): optimiser steps each member took (fewer than planned when time ran short)
 
 
 def conflicting_groups(group: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -131,8 +133,12 @@ def class_weights(labels: np.ndarray, train_idx: np.ndarray, n_classes: int, bal
 
 
 def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, score_idx: np.ndarray,
-                 n_classes: int, params: TrainParams, seed: int, threads: int):
-    """Train one model on train_idx; return (class probabilities for score_idx, loss curve, seconds)."""
+                 n_classes: int, params: TrainParams, seed: int, threads: int, seconds_allowed: float | None = None):
+    """Train one model on train_idx; return (class probabilities for score_idx, loss curve, seconds, steps).
+
+    With seconds_allowed, the member times its first PROBE_STEPS steps and, if the planned steps would not fit
+    (scoring included), takes as many as do, on a learning-rate schedule remade for them: a large data set on a
+    slow machine gets shorter training rather than no answer before the deadline."""
     import torch
 
     from pipeline.models import build_model, random_affine, random_shift, standardize
@@ -158,7 +164,8 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
             return random_shift(batch, shift, generator)
     losses = torch.empty(steps)
     model.train()
-    for step in range(steps):
+    loop_start, step = time.perf_counter(), 0
+    while step < steps:
         batch = torch.multinomial(weights, params.batch_size, replacement=True, generator=generator)
         loss = torch.nn.functional.cross_entropy(model(augment(x[batch])), y[batch],
                                                  label_smoothing=params.label_smoothing)
@@ -167,12 +174,32 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
         optimiser.step()
         schedule.step()
         losses[step] = loss.detach()
+        step += 1
+        if step == PROBE_STEPS and seconds_allowed is not None and step < steps:
+            per_step = (time.perf_counter() - loop_start) / step
+            scoring = per_step * len(score_idx) / params.batch_size  # a forward pass costs under a training step
+            affordable = step + int((seconds_allowed - (time.perf_counter() - start) - scoring) / per_step)
+            if affordable < steps:
+                steps = max(step + 1, affordable)
+                schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate,
+                                                               total_steps=steps - step)
+    losses = losses[:steps]
     model.eval()
     with torch.no_grad():
         scored = standardize(images[score_idx])
         probs = torch.cat([model(chunk).softmax(1) for chunk in scored.split(1024)]).numpy()
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
-    return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start
+    return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps
+
+
+def members_to_cover(members: list[tuple[np.ndarray, np.ndarray]], n: int) -> int:
+    """How many of the planned members, in order, it takes until every sample has been scored at least once."""
+    seen = np.zeros(n, bool)
+    for count, (_, scored) in enumerate(members, 1):
+        seen[scored] = True
+        if seen.all():
+            return count
+    return len(members)
 
 
 def worker_layout(params: TrainParams) -> tuple[int, int]:
@@ -204,8 +231,9 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     members = plan_members(group, labels, params)
     n_jobs, threads = worker_layout(params)
     result = TrainResult(np.zeros((n, n_classes)), np.zeros(n, np.int64), np.zeros((n, n_classes), np.int64),
-                         np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0))
-    curves, seconds = [], []
+                         np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0), np.zeros(0, np.int64))
+    covering = members_to_cover(members, n)
+    curves, seconds, steps = [], [], []
     start, samples_seen = time.monotonic(), 0
     wave_seconds = 0.0
     # parallel_config, not Parallel(backend=...): only it registers the optional dask backend on first use.
@@ -216,23 +244,28 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
                 break
             wave = members[first: first + n_jobs]
             wave_start = time.monotonic()
+            allowed = None
+            if deadline is not None:  # the waves still needed to score every sample share the time left
+                allowed = (deadline - wave_start) / max(1, math.ceil((covering - first) / n_jobs))
             outputs = parallel(
                 delayed(train_member)(images, labels, train, scored, n_classes, params,
-                                      params.seed * 1000 + first + k, threads)
+                                      params.seed * 1000 + first + k, threads, allowed)
                 for k, (train, scored) in enumerate(wave))
             wave_seconds = time.monotonic() - wave_start
-            for (train, scored), (probs, curve, secs) in zip(wave, outputs):
+            for (train, scored), (probs, curve, secs, member_steps) in zip(wave, outputs):
                 result.prob_sum[scored] += probs
                 result.n_scored[scored] += 1
                 result.votes[scored, probs.argmax(1)] += 1
                 curves.append(curve)
                 seconds.append(secs)
-                samples_seen += len(train) * max(params.epochs, 1)
+                steps.append(member_steps)
+                samples_seen += member_steps * params.batch_size
             _progress(len(curves), len(members), samples_seen, time.monotonic() - start)
     if curves:
         result.loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
                                        for c in curves]).astype(np.float32)
     result.member_seconds = np.array(seconds)
+    result.member_steps = np.array(steps, np.int64)
     return result
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.plant import PlantSpec, load_source, plant
-from stages.train import (TrainParams, class_weights, conflicting_groups, plan_members, train_ensemble,
+from stages.train import (TrainParams, class_weights, conflicting_groups, plan_members, train_ensemble, train_member,
                           worker_layout)
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
@@ -81,6 +81,24 @@ def test_a_past_deadline_still_scores_every_sample_once_then_stops(case):
     result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), deadline=time.monotonic())
     assert result.n_scored.min() >= 1
     assert len(result.member_seconds) <= 4  # one round of 3 (plus at most one already under way)
+
+
+def test_a_member_short_of_time_takes_fewer_steps_and_still_scores(case):
+    c, group = case
+    train, scored = plan_members(group, c.labels, FAST)[0]
+    params = replace(FAST, model="cnn", min_steps=100_000)
+    probs, curve, seconds, steps = train_member(c.images, c.labels, train, scored, 10, params, 0, 1,
+                                                seconds_allowed=1.0)
+    assert 10 < steps < 100_000 and probs.shape == (len(scored), 10) and np.isfinite(curve).all()
+    assert seconds < 30  # generous: the point is that it stopped, not how fast this machine is
+
+
+def test_a_near_deadline_shortens_the_members_needed_to_score_every_sample(case):
+    c, group = case
+    params = replace(FAST, model="cnn", min_steps=100_000, n_models=9)
+    result = train_ensemble(c.images, c.labels, group, params, deadline=time.monotonic() + 3)
+    assert result.n_scored.min() >= 1
+    assert (result.member_steps < 100_000).all()
 
 
 def test_balanced_sampling_keeps_a_rare_class_alive():
