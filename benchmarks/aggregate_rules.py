@@ -16,14 +16,12 @@ Twin groups are decided the same way under all. Errors = missed + wrongly flagge
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
-
 import numpy as np
 
 from benchmarks.cases import SMALL, spec
 from benchmarks.machine import describe
 from pipeline.plant import load_source, plant
-from stages.aggregate import AggregateParams, decide, estimate_noise_rate, pick_threshold, softmax
+from stages.aggregate import TEMPERATURES, AggregateParams, decide, estimate_noise_rate, pick_threshold, softmax
 from stages.group import GroupParams, group_images
 from stages.train import TrainParams, train_ensemble
 
@@ -31,8 +29,8 @@ from stages.train import TrainParams, train_ensemble
 def separately_calibrated(log_prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The probability of each given label after a temperature fitted alone to the given labels (least log loss)."""
     rows = np.arange(len(labels))
-    losses = [-np.log(softmax(log_prob / t)[rows, labels] + 1e-12).mean() for t in np.geomspace(0.05, 50, 120)]
-    temperature = np.geomspace(0.05, 50, 120)[int(np.argmin(losses))]
+    losses = [-np.log(softmax(log_prob / t)[rows, labels] + 1e-12).mean() for t in TEMPERATURES]
+    temperature = TEMPERATURES[int(np.argmin(losses))]
     return softmax(log_prob / temperature)[rows, labels]
 
 
@@ -45,8 +43,8 @@ def errors_by_rule(family: str, seed: int) -> dict[str, tuple[int, int]]:
     truth[case.truth] = True
     joint = decide(case.labels, group, oob.prob_sum, oob.n_scored, oob.votes, AggregateParams())
     twins = joint.reason == "twin"
-    alone = np.flatnonzero((oob.n_scored > 0) & ~np.isin(group, group[twins]) & (joint.disagreement >= 1))
     every = (oob.n_scored > 0) & ~np.isin(group, group[twins])
+    alone = np.flatnonzero(every & (joint.disagreement >= 1))
     log_prob = np.log(oob.prob_sum / np.maximum(oob.n_scored, 1)[:, None] + 1e-6)
     calibrated = np.full(len(truth), np.nan)
     calibrated[every] = separately_calibrated(log_prob[every], case.labels[every])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
+TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def fit_noise_model(log_prob: np.ndarray, labels: np.ndarray, n_classes: int) ->
         return 1.0, 0.0
     rows = np.arange(len(labels))
     best = (-np.inf, 1.0, 0.0)
-    for temperature in np.geomspace(0.05, 50, 120):
+    for temperature in TEMPERATURES:
         p = softmax(log_prob / temperature)[rows, labels]
         rate = estimate_noise_rate(p, n_classes)
         likelihood = np.log((1 - rate) * p + rate * (1 - p) / (n_classes - 1) + 1e-300).sum()

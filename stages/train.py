@@ -234,7 +234,7 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
                          np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0), np.zeros(0, np.int64))
     covering = members_to_cover(members, n)
     curves, seconds, steps = [], [], []
-    start, samples_seen = time.monotonic(), 0
+    start = time.monotonic()
     wave_seconds = 0.0
     # parallel_config, not Parallel(backend=...): only it registers the optional dask backend on first use.
     with parallel_config(backend=params.backend, n_jobs=n_jobs), Parallel() as parallel:
@@ -259,8 +259,7 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
                 curves.append(curve)
                 seconds.append(secs)
                 steps.append(member_steps)
-                samples_seen += member_steps * params.batch_size
-            _progress(len(curves), len(members), samples_seen, time.monotonic() - start)
+            _progress(len(curves), len(members), sum(steps) * params.batch_size, time.monotonic() - start)
     if curves:
         result.loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
                                        for c in curves]).astype(np.float32)
