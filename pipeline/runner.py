@@ -22,6 +22,16 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def describe_training(oob: TrainResult, model: str) -> str:
+    """One log line's worth: members, the fewest and most steps any took (fewer when time ran short), coverage."""
+    if not len(oob.member_steps):
+        return f"no {model} members trained"
+    steps = oob.member_steps
+    step_range = f"{steps.min()}" if steps.min() == steps.max() else f"{steps.min()}-{steps.max()}"
+    return (f"{len(steps)} {model} members of {step_range} steps, "
+            f"every sample scored {int(oob.n_scored.min()) if len(oob.n_scored) else 0}+ times")
+
+
 def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupParams = GroupParams(),
                   train_params: TrainParams = TrainParams(), aggregate_params: AggregateParams = AggregateParams(),
                   deadline: float | None = None, log=lambda message: None) -> RunResult:
@@ -38,9 +48,7 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
     start = time.monotonic()
     oob = train_ensemble(images, labels, groups.group, train_params, deadline=deadline)
     seconds["train"] = time.monotonic() - start
-    log(f"train: {len(oob.member_seconds)} {train_params.model} members of {int(oob.member_steps.min(initial=0))}+ "
-        f"steps, every sample scored {int(oob.n_scored.min()) if len(oob.n_scored) else 0}+ times, "
-        f"{seconds['train']:.2f} s")
+    log(f"train: {describe_training(oob, train_params.model)}, {seconds['train']:.2f} s")
 
     start = time.monotonic()
     decisions = decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, aggregate_params)

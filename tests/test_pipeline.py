@@ -149,3 +149,19 @@ def test_a_bad_parameter_is_one_line_and_exit_2(tmp_path):
 def test_a_missing_artifact_is_one_line_and_exit_2(tmp_path):
     done = sh(sys.executable, "-m", "pipeline.cli", "aggregate", cwd=tmp_path, check=False)
     assert done.returncode == 2 and "artifacts/decoded.npz: no such artifact" in done.stderr
+
+
+def test_the_training_log_line_reports_the_fewest_and_most_steps_a_member_took():
+    import numpy as np
+
+    from pipeline.runner import describe_training
+    from stages.train import TrainResult
+
+    def result(steps):
+        return TrainResult(np.zeros((4, 2)), np.array([3, 2, 2, 5]), np.zeros((4, 2), np.int64),
+                           np.zeros((len(steps), 8), np.float32), np.ones(len(steps)), np.array(steps, np.int64))
+
+    assert describe_training(result([300, 120, 300]), "cnn") == \
+        "3 cnn members of 120-300 steps, every sample scored 2+ times"
+    assert describe_training(result([300, 300]), "cnn").startswith("2 cnn members of 300 steps")
+    assert describe_training(result([]), "cnn") == "no cnn members trained"
