@@ -2,11 +2,14 @@
 (benchmarks/peer_methods.py: `subsets` and `subsets-all`, two readings of the seed's advice of models on random 2/3
 subsets of the samples, and `cleanlab`, find_label_issues on 5-fold cross-validated probabilities of the same CNN).
 
-    python -m benchmarks.peers --seeds 1                # 7 small families (165 samples), one case each: ~9 min
-    python -m benchmarks.peers                          # the same, 3 cases each: ~27 min on 2 cores
-    python -m benchmarks.peers --seeds 1 --families exact       # one case, end to end: ~1.5 min
-    python -m benchmarks.peers --sizes --families exact --seeds 1   # plus the size family, 1k..20k: ~25 min
+    python -m benchmarks.peers                          # 7 small families (165 samples), one case each: 7-9 min
+    python -m benchmarks.peers --seeds 3                # the same, 3 cases each: 20-27 min on 2 cores
+    python -m benchmarks.peers --families exact         # one case, end to end: ~1 min
+    python -m benchmarks.peers --sizes --families exact # plus the size family, 1k..20k: 13-25 min
     python -m benchmarks.peers --sizes --max-size 5000 --families --methods hw02 subsets
+
+The small families cannot take much under 7 minutes on 2 cores: 28 runs (7 families x 4 methods), each training 5
+to 9 CNNs, at about 14 s a run.
 
 Cases come from the planting tool (benchmarks/cases.py families; seeds 100, 101, ... as in benchmarks/accuracy.py).
 The size family has N - N//11 clean MNIST digits and N//11 exact evil twins; at N = 165 it would be the `exact`
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="case families of benchmarks/cases.py (none: only the size family)")
     parser.add_argument("--sizes", "--large", action="store_true", help="add the size family, 1k..20k samples")
     parser.add_argument("--max-size", type=int, default=max(SIZES), help="largest N of the size family")
-    parser.add_argument("--seeds", type=int, default=3, help="cases per family and size (seeds 100, 101, ...)")
+    parser.add_argument("--seeds", type=int, default=1, help="cases per family and size (seeds 100, 101, ...)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--plot", type=Path, default=REPO / "benchmarks" / "peers-time.png")
     parser.add_argument("--json", type=Path, help="also write every case's result here")
