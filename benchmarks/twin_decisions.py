@@ -31,9 +31,15 @@ CONFIGS: dict[str, tuple[dict, float, int]] = {
     "all-clean-1": ({}, 1.0, 1),  # members on every clean digit instead ("judges"): no better, see BENCHMARKS.md
     "all-clean-3": ({}, 1.0, 3),
     "all-clean-5": ({}, 1.0, 5),
-    "before-2026-11-25": (dict(label_smoothing=0.0, max_rotation=12.0, max_scale=0.1), 0.667, 9),
-    "no-smoothing": (dict(label_smoothing=0.0), 0.667, 9),
-    "shift-only": (dict(augment="shift"), 0.667, 9),
+    "lr-0.001": (dict(learning_rate=0.001), 0.667, 9),
+    "lr-0.002": (dict(learning_rate=0.002), 0.667, 9),  # the peak learning rate before 2026-11-25 (afternoon)
+    "lr-0.004": (dict(learning_rate=0.004), 0.667, 9),
+    "lr-0.008": (dict(learning_rate=0.008), 0.667, 9),
+    "lr-0.002+smoothing-0.2": (dict(learning_rate=0.002, label_smoothing=0.2), 0.667, 9),
+    "lr-0.002+weight-decay-0.05": (dict(learning_rate=0.002, weight_decay=0.05), 0.667, 9),
+    "before-2026-11-25": (dict(learning_rate=0.002, label_smoothing=0.0, max_rotation=12.0, max_scale=0.1), 0.667, 9),
+    "no-smoothing": (dict(learning_rate=0.002, label_smoothing=0.0), 0.667, 9),
+    "shift-only": (dict(learning_rate=0.002, augment="shift"), 0.667, 9),
 }
 
 
