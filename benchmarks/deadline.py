@@ -11,13 +11,10 @@ budget, the wall time, the errors and the training line hw02.py logs with -v (me
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 
 from benchmarks.machine import describe
-from benchmarks.peers import REPO, command, plant_case, score
+from benchmarks.peers import command, measured_run, plant_case, score
 from pipeline.plant import write_case
 
 
@@ -36,13 +33,9 @@ def main() -> None:
         write_case(case, folder)
         for budget in args.budgets:
             cmd = command("hw02", folder, n_classes) + ["--time-budget", f"{budget:g}", "-v"]
-            start = time.perf_counter()
-            done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-            seconds = time.perf_counter() - start
-            if done.returncode != 0:
-                raise RuntimeError(f"hw02.py failed at budget {budget:g}: {done.stderr.strip()}")
-            result = score(done.stdout, case.truth)
-            training = next((line.split("train: ", 1)[1] for line in done.stderr.splitlines() if "train: " in line), "")
+            out, err, seconds, _ = measured_run(cmd)
+            result = score(out, case.truth)
+            training = next((line.split("train: ", 1)[1] for line in err.splitlines() if "train: " in line), "")
             print(f"| {len(case.labels)} | {budget:g} | {seconds:.1f} | {result['missed'] + result['false']} "
                   f"| {result['missed']} | {result['false']} | {training} |", flush=True)
     print(describe().replace("# ", "# after: ", 1))

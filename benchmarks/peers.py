@@ -95,8 +95,8 @@ def tree_pss_mb(root: int) -> float:
     return total
 
 
-def measured_run(cmd: list[str]) -> tuple[str, float, float]:
-    """Run a command from the repository root: (stdout, wall seconds, peak MB of its process tree)."""
+def measured_run(cmd: list[str]) -> tuple[str, str, float, float]:
+    """Run a command from the repository root: (stdout, stderr, wall seconds, peak MB of its process tree)."""
     peak = [0.0]
     stop = threading.Event()
 
@@ -115,7 +115,7 @@ def measured_run(cmd: list[str]) -> tuple[str, float, float]:
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.strip()}")
-    return out, seconds, peak[0]
+    return out, err, seconds, peak[0]
 
 
 def score(line: str, truth: np.ndarray) -> dict:
@@ -131,7 +131,7 @@ def run_case(family: str, n: int | None, seed: int, methods) -> list[dict]:
     with tempfile.TemporaryDirectory() as folder:
         write_case(case, folder)
         for method in methods:
-            out, seconds, peak = measured_run(command(method, folder, n_classes))
+            out, _, seconds, peak = measured_run(command(method, folder, n_classes))
             rows.append({"method": method, "family": family, "n": len(case.labels), "seed": seed,
                          "seconds": seconds, "peak_mb": peak, **score(out, case.truth)})
             print(f"  {method} {family} N={rows[-1]['n']} seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
