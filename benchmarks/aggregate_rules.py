@@ -3,10 +3,12 @@ out-of-bag evidence: each case is grouped and trained once, then decided every w
 
     python -m benchmarks.aggregate_rules                                   # small families, 8 seeds: ~16 min
     python -m benchmarks.aggregate_rules --families orphans --seeds 2
+    python -m benchmarks.aggregate_rules --posteriors 0.8 0.9     # joint at other min_posterior values too
 
 Rules, each flagging a sample when every member predicted another label and its calibrated probability is below
 a threshold:
-- `joint` (the default): temperature and share of wrong labels fitted together, posterior above min_posterior 0.7;
+- `joint` (the default): temperature and share of wrong labels fitted together, posterior above min_posterior 0.7
+  (`joint-0.9` and so on: the same at another min_posterior, with `--posteriors`);
 - `separate` (default until 2026-11-25): the temperature fitted alone to the given labels, then the share of wrong
   labels by EM, posterior above 0.5;
 - `budget` (default before that): the separate fit's calibration, threshold 0.1 / n, n the number of samples
@@ -34,7 +36,7 @@ def separately_calibrated(log_prob: np.ndarray, labels: np.ndarray) -> np.ndarra
     return softmax(log_prob / temperature)[rows, labels]
 
 
-def errors_by_rule(family: str, seed: int) -> dict[str, tuple[int, int]]:
+def errors_by_rule(family: str, seed: int, posteriors: tuple[float, ...] = ()) -> dict[str, tuple[int, int]]:
     source, case_spec = spec(family, seed)
     case = plant(*load_source(source), case_spec)
     group = group_images(case.images, GroupParams()).group
@@ -53,6 +55,9 @@ def errors_by_rule(family: str, seed: int) -> dict[str, tuple[int, int]]:
                                              AggregateParams(min_posterior=0.5)),
                   "budget": min(0.01, 0.1 / max(every.sum(), 1))}
     flagged = {"joint": joint.flagged}
+    for posterior in posteriors:
+        flagged[f"joint-{posterior:g}"] = decide(case.labels, group, oob.prob_sum, oob.n_scored, oob.votes,
+                                                 AggregateParams(min_posterior=posterior)).flagged
     for rule, threshold in thresholds.items():
         flagged[rule] = twins.copy()
         flagged[rule][alone[calibrated[alone] < threshold]] = True
@@ -63,13 +68,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=SMALL, choices=SMALL)
     parser.add_argument("--seeds", type=int, default=8, help="cases per family (seeds 100, 101, ...)")
+    parser.add_argument("--posteriors", nargs="*", type=float, default=[],
+                        help="also decide by the joint rule at these min_posterior values")
     args = parser.parse_args()
     print(describe())
     print("| family | cases | rule | mean errors | mean missed | mean wrongly flagged |")
     print("|---|---:|---|---:|---:|---:|")
     for family in args.families:
-        runs = [errors_by_rule(family, 100 + i) for i in range(args.seeds)]
-        for rule in ("joint", "separate", "budget"):
+        runs = [errors_by_rule(family, 100 + i, tuple(args.posteriors)) for i in range(args.seeds)]
+        for rule in runs[0]:
             missed = np.mean([r[rule][0] for r in runs])
             false = np.mean([r[rule][1] for r in runs])
             print(f"| {family} | {len(runs)} | {rule} | {missed + false:.2f} | {missed:.2f} | {false:.2f} |",
