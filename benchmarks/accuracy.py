@@ -28,8 +28,8 @@ def run_case(family: str, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         write_case(case, folder)
         # exactly the grader's command line: no --num-classes, the classes come from the labels
-        out, _, seconds, _ = measured_run([sys.executable, str(REPO / "hw02.py"), "--data",
-                                           f"{folder}/images-idx3-ubyte.gz", "--labels", f"{folder}/labels-idx1-ubyte.gz"])
+        files = ["--data", f"{folder}/images-idx3-ubyte.gz", "--labels", f"{folder}/labels-idx1-ubyte.gz"]
+        out, _, seconds, _ = measured_run([sys.executable, str(REPO / "hw02.py"), *files])
     return {**score(out, case.truth), "seconds": seconds, "n": len(case.labels)}
 
 
@@ -37,7 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=SMALL, choices=list(FAMILIES))
     parser.add_argument("--seeds", type=int, default=20, help="cases per family")
-    parser.add_argument("--first-seed", type=int, default=100, help="the cases are seeds first-seed, first-seed + 1, ...")
+    parser.add_argument("--first-seed", type=int, default=100,
+                        help="the cases are seeds first-seed, first-seed + 1, ...")
     args = parser.parse_args()
     print(describe())
     print("| family | N | cases | mean errors | worst | mean missed | mean wrongly flagged | median s | max s |")
