@@ -4,6 +4,7 @@ out-of-bag evidence: each case is grouped and trained once, then decided every w
     python -m benchmarks.aggregate_rules                                   # small families, 8 seeds: ~16 min
     python -m benchmarks.aggregate_rules --families orphans --seeds 2
     python -m benchmarks.aggregate_rules --posteriors 0.8 0.9     # joint at other min_posterior values too
+    python -m benchmarks.aggregate_rules --families exact --first-seed 120 --seeds 40
 
 Rules, each flagging a sample when every member predicted another label and its calibrated probability is below
 a threshold:
@@ -67,7 +68,9 @@ def errors_by_rule(family: str, seed: int, posteriors: tuple[float, ...] = ()) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=SMALL, choices=SMALL)
-    parser.add_argument("--seeds", type=int, default=8, help="cases per family (seeds 100, 101, ...)")
+    parser.add_argument("--seeds", type=int, default=8, help="cases per family")
+    parser.add_argument("--first-seed", type=int, default=100,
+                        help="the cases are seeds first-seed, first-seed + 1, ...")
     parser.add_argument("--posteriors", nargs="*", type=float, default=[],
                         help="also decide by the joint rule at these min_posterior values")
     args = parser.parse_args()
@@ -75,7 +78,7 @@ def main() -> None:
     print("| family | cases | rule | mean errors | mean missed | mean wrongly flagged |")
     print("|---|---:|---|---:|---:|---:|")
     for family in args.families:
-        runs = [errors_by_rule(family, 100 + i, tuple(args.posteriors)) for i in range(args.seeds)]
+        runs = [errors_by_rule(family, args.first_seed + i, tuple(args.posteriors)) for i in range(args.seeds)]
         for rule in runs[0]:
             missed = np.mean([r[rule][0] for r in runs])
             false = np.mean([r[rule][1] for r in runs])
