@@ -18,7 +18,7 @@ import tempfile
 
 from benchmarks.cases import FAMILIES, SMALL, spec
 from benchmarks.machine import describe
-from benchmarks.peers import REPO, measured_run, score
+from benchmarks.peers import command, measured_run, score
 from pipeline.plant import load_source, plant, write_case
 
 
@@ -27,9 +27,7 @@ def run_case(family: str, seed: int) -> dict:
     case = plant(*load_source(source), case_spec)
     with tempfile.TemporaryDirectory() as folder:
         write_case(case, folder)
-        # exactly the grader's command line: no --num-classes, the classes come from the labels
-        files = ["--data", f"{folder}/images-idx3-ubyte.gz", "--labels", f"{folder}/labels-idx1-ubyte.gz"]
-        out, _, seconds, _ = measured_run([sys.executable, str(REPO / "hw02.py"), *files])
+        out, _, seconds, _ = measured_run(command("hw02", folder, n_classes=None))  # the grader's command line
     return {**score(out, case.truth), "seconds": seconds, "n": len(case.labels)}
 
 

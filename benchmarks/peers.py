@@ -62,9 +62,12 @@ def plant_case(family: str, n: int | None, seed: int):
     return plant(images, labels, case_spec), int(labels.max()) + 1
 
 
-def command(method: str, folder: str, n_classes: int) -> list[str]:
-    files = ["--data", f"{folder}/images-idx3-ubyte.gz", "--labels", f"{folder}/labels-idx1-ubyte.gz",
-             "--num-classes", str(n_classes)]
+def command(method: str, folder: str, n_classes: int | None) -> list[str]:
+    """The command line that runs a method on the case in folder; n_classes None leaves the classes to be read
+    from the labels, as the grader's own hw02.py command line does."""
+    files = ["--data", f"{folder}/images-idx3-ubyte.gz", "--labels", f"{folder}/labels-idx1-ubyte.gz"]
+    if n_classes is not None:
+        files += ["--num-classes", str(n_classes)]
     if method == "hw02":
         return [sys.executable, str(REPO / "hw02.py"), *files]
     return [sys.executable, "-m", "benchmarks.peer_methods", method, *files]
