@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from benchmarks.peer_methods import METHODS, subset_plan
-from benchmarks.peers import format_table, plant_case, score, summarize
+from benchmarks.peers import format_table, plant_case, score, summarize, with_variants
 from pipeline.plant import PlantSpec, load_source, plant
+from stages.group import GroupParams, group_images
 from stages.train import TrainParams
 
 # threading: two workers of one torch thread each, without starting worker processes
@@ -42,6 +43,15 @@ def test_size_family_has_one_evil_twin_in_eleven_and_twenty_classes_past_mnist()
     assert (len(large.labels), len(large.truth), k, large.labels.max()) == (20_000, 1818, 20, 19)
     exact, _ = plant_case("exact", None, seed=1)
     assert len(exact.labels) == 165
+
+
+def test_variants_past_the_bundled_images_are_distinct_images_the_group_stage_keeps_apart():
+    images, labels = load_source("mnist")
+    images, labels = images[:60], labels[:60]
+    more, more_labels = with_variants(images, labels, 150, seed=0)
+    assert len(more) == 180 and (more_labels == np.tile(labels, 3)).all()
+    assert not any((more[i] == more[i + 60]).all() or (more[i] == more[i + 120]).all() for i in range(60))
+    assert len(np.unique(group_images(more, GroupParams()).group)) == 180
 
 
 def test_table_rows_pool_precision_and_recall_and_show_dashes_when_undefined():
