@@ -2,9 +2,10 @@
 
 Two rules, one per kind of suspect:
 - A twin group whose members carry different labels is an open question with an answer: the label with the
-  strongest evidence (the sum over its members of the log mean out-of-bag probability; every member is the same
-  picture, so each is one more look at it) wins, and every member with another label is flagged. Groups whose
-  members agree are never flagged for being duplicates.
+  strongest evidence wins, and every member with another label is flagged. The evidence for a label is its
+  calibrated log out-of-bag probability, averaged over the group's members (every member is the same picture, so
+  each is one more look at it), plus the log of how many members carry it (each member is as likely as any other
+  to be the original). Groups whose members agree are never flagged for being duplicates.
 - Any other sample is flagged only on strong evidence: every member that scored it predicted another label, and
   the calibrated probability of its own label is below a threshold picked from the data: the point where the
   sample is more likely mislabelled than not, given the share of wrong labels the data itself shows (see
@@ -137,16 +138,28 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     elif not scored.any():
         note = "no model could be trained (too few groups whose labels agree)"
 
-    # Open questions: groups whose members disagree.
+    # Open questions: groups whose members disagree (and that some member scored).
     log_prob = np.log(np.nan_to_num(mean_prob, nan=1.0) + EPS)
     order = np.argsort(group, kind="stable")
-    bounds = np.flatnonzero(np.diff(group[order])) + 1
-    for members in np.split(order, bounds):
-        present = np.unique(labels[members])
-        members_scored = members[scored[members]]
-        if len(present) < 2 or members_scored.size == 0:
-            continue
-        evidence = log_prob[members_scored][:, present].sum(0)
+    open_questions = [members for members in np.split(order, np.flatnonzero(np.diff(group[order])) + 1)
+                      if scored[members].any() and len(np.unique(labels[members])) > 1]
+    conflicted = np.zeros(n, bool)
+    for members in open_questions:
+        conflicted[members] = True
+
+    # The calibration is fitted on everyone else, whose labels no twin contradicts.
+    alone = scored & ~conflicted
+    n_classes = len(np.unique(labels))
+    temperature, noise_rate = fit_noise_model(log_prob[alone], labels[alone], n_classes)
+
+    for members in open_questions:
+        present, counts = np.unique(labels[members], return_counts=True)
+        looks = log_prob[members[scored[members]]][:, present] / temperature
+        # Each copy is as likely as any other to be the original, whose label is right: the prior of a label is
+        # its count in the group. Two evil copies against one original barely move it (log 2), so a clear
+        # picture still overrules them; hundreds of identical blanks against a few odd labels outweigh a
+        # model that never learnt what a blank is (no open question trains any member).
+        evidence = looks.mean(0) + np.log(counts)
         winner = present[np.argmax(evidence)]
         losers = members[labels[members] != winner]
         flagged[losers] = True
@@ -154,10 +167,6 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
         suggested[members] = winner
 
     # Everyone else: strong evidence only.
-    conflicted = np.isin(group, np.unique(group[reason == "twin"]))
-    alone = scored & ~conflicted
-    n_classes = len(np.unique(labels))
-    temperature, noise_rate = fit_noise_model(log_prob[alone], labels[alone], n_classes)
     calibrated = np.full(n, np.nan)
     if scored.any():
         calibrated[scored] = softmax(log_prob[scored] / temperature)[np.arange(scored.sum()), labels[scored]]

@@ -34,6 +34,17 @@ def test_the_label_with_the_strongest_evidence_wins_even_against_the_majority():
     assert decisions.suggested.tolist() == [0, 0, 0]
 
 
+def test_a_large_majority_of_identical_copies_outweighs_a_doubtful_model():
+    # twenty copies labelled 0 and one labelled 1; the members lean to 1 (as for a picture none of them learnt)
+    labels = np.array([0] * 20 + [1])
+    decisions = decide(labels, np.zeros(21, int), *evidence([[0.35, 0.45, 0.2]] * 21), AggregateParams())
+    assert np.flatnonzero(decisions.flagged).tolist() == [20]
+    # the same lean against a majority of two is enough: the count weighs log 20 there, log 2 here
+    labels = np.array([0, 0, 1])
+    decisions = decide(labels, np.zeros(3, int), *evidence([[0.2, 0.7, 0.1]] * 3), AggregateParams())
+    assert np.flatnonzero(decisions.flagged).tolist() == [0, 1]
+
+
 def test_groups_that_agree_are_never_flagged_for_being_copies():
     labels = np.array([2, 2, 2, 1])
     group = np.array([0, 0, 0, 1])
