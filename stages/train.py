@@ -137,9 +137,10 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
                  n_classes: int, params: TrainParams, seed: int, threads: int, seconds_allowed: float | None = None):
     """Train one model on train_idx; return (class probabilities for score_idx, loss curve, seconds, steps).
 
-    With seconds_allowed, the member times its first PROBE_STEPS steps and, if the planned steps would not fit
-    (scoring included), takes as many as do, on a learning-rate schedule remade for them: a large data set on a
-    slow machine gets shorter training rather than no answer before the deadline."""
+    With seconds_allowed, the member times its first PROBE_STEPS steps and a forward pass over some of the images
+    it must score and, if the planned steps would not fit (scoring included), takes as many as do, on a
+    learning-rate schedule remade for them: a large data set on a slow machine gets shorter training rather than
+    no answer before the deadline."""
     import torch
 
     from pipeline.models import build_model, random_affine, random_shift, standardize
@@ -176,9 +177,11 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
         schedule.step()
         losses[step] = loss.detach()
         step += 1
+        if step == 1:
+            loop_start = time.perf_counter()  # the first step pays for warming up: leave it out of the rate
         if step == PROBE_STEPS and seconds_allowed is not None and step < steps:
-            per_step = (time.perf_counter() - loop_start) / step
-            scoring = per_step * len(score_idx) / params.batch_size  # a forward pass costs under a training step
+            per_step = (time.perf_counter() - loop_start) / (step - 1)
+            scoring = scoring_seconds(model, images, score_idx)
             affordable = step + int((seconds_allowed - (time.perf_counter() - start) - scoring) / per_step)
             if affordable < steps:
                 steps = max(step + 1, affordable)
@@ -191,6 +194,25 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
         probs = torch.cat([model(chunk).softmax(1) for chunk in scored.split(1024)]).numpy()
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
     return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps
+
+
+def scoring_seconds(model, images: np.ndarray, score_idx: np.ndarray, probe: int = 512) -> float:
+    """How long scoring score_idx will take, timed on up to `probe` of them. Scoring runs in large chunks without
+    gradients, far cheaper per image than a training step: guessing it from the step time made members on large
+    data give up nearly all their steps to a scoring cost ten times too high."""
+    import torch
+
+    from pipeline.models import standardize
+
+    sample = score_idx[:probe]
+    if sample.size == 0:
+        return 0.0
+    model.eval()
+    began = time.perf_counter()
+    with torch.no_grad():
+        model(standardize(images[sample]))
+    model.train()
+    return (time.perf_counter() - began) * len(score_idx) / len(sample)
 
 
 def members_to_cover(members: list[tuple[np.ndarray, np.ndarray]], n: int) -> int:

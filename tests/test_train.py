@@ -4,10 +4,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
+from pipeline.models import build_model
 from pipeline.plant import PlantSpec, load_source, plant
-from stages.train import (TrainParams, class_weights, conflicting_groups, plan_members, train_ensemble, train_member,
-                          worker_layout)
+from stages.train import (TrainParams, class_weights, conflicting_groups, plan_members, scoring_seconds,
+                          train_ensemble, train_member, worker_layout)
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
 
@@ -91,6 +93,15 @@ def test_a_member_short_of_time_takes_fewer_steps_and_still_scores(case):
                                                 seconds_allowed=1.0)
     assert 10 < steps < 100_000 and probs.shape == (len(scored), 10) and np.isfinite(curve).all()
     assert seconds < 30  # generous: the point is that it stopped, not how fast this machine is
+
+
+def test_timing_the_scoring_leaves_the_member_training_and_unchanged(case):
+    c, _ = case
+    model = build_model("cnn", 1, 28, 28, 10)
+    before = [p.detach().clone() for p in model.parameters()]
+    assert scoring_seconds(model, c.images, np.arange(0)) == 0.0
+    assert scoring_seconds(model, c.images, np.arange(len(c.labels))) > 0
+    assert model.training and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_a_near_deadline_shortens_the_members_needed_to_score_every_sample(case):
