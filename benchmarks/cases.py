@@ -7,6 +7,8 @@ from pipeline.plant import PERTURBED, PlantSpec
 FAMILIES: dict[str, tuple[str, dict]] = {
     "exact": ("mnist", dict(n_clean=150, n_evil=15)),
     "perturbed": ("mnist", dict(n_clean=150, n_evil=15, **PERTURBED)),
+    # past our own copies' perturbations: noise of sigma up to 20, brightness/contrast up to 20%
+    "noisy": ("mnist", dict(n_clean=150, n_evil=15, noise_sigma=20.0, brightness=0.2, shift=1)),
     "benign": ("mnist", dict(n_clean=160, n_evil=0, n_benign=5)),
     "two-evil": ("mnist", dict(n_clean=150, n_evil=8, n_two_evil=4)),
     "orphans": ("mnist", dict(n_clean=150, n_evil=10, n_orphans=5)),

@@ -2,13 +2,13 @@
 (benchmarks/peer_methods.py: `subsets` and `subsets-all`, two readings of the seed's advice of models on random 2/3
 subsets of the samples, and `cleanlab`, find_label_issues on 5-fold cross-validated probabilities of the same CNN).
 
-    python -m benchmarks.peers                          # 7 small families (165 samples), one case each: 7-9 min
+    python -m benchmarks.peers                          # 8 small families (165 samples), one case each: 8-10 min
     python -m benchmarks.peers --seeds 3                # the same, 3 cases each: 20-27 min on 2 cores
     python -m benchmarks.peers --families exact         # one case, end to end: ~1 min
     python -m benchmarks.peers --sizes --families exact # plus the size family, 1k..20k: 13-25 min
     python -m benchmarks.peers --sizes --max-size 5000 --families --methods hw02 subsets
 
-The small families cannot take much under 7 minutes on 2 cores: 28 runs (7 families x 4 methods), each training 5
+The small families cannot take much under 8 minutes on 2 cores: 32 runs (8 families x 4 methods), each training 5
 to 9 CNNs, at about 14 s a run.
 
 Cases come from the planting tool (benchmarks/cases.py families; seeds 100, 101, ... as in benchmarks/accuracy.py).
