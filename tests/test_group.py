@@ -69,6 +69,17 @@ def test_small_graded_size_cases_recover_every_perturbed_twin(source, request):
         assert recovered(case, group_images(case.images, PARAMS)).all()
 
 
+def test_copies_noisier_than_our_own_still_mostly_find_their_original(mnist):
+    # noise of sigma up to 20 and a 20% brightness change: past PERTURBED, within what a "little noise" may mean
+    hits = []
+    for seed in range(4):
+        case = plant(*mnist, PlantSpec(noise_sigma=20.0, brightness=0.2, shift=1, seed=seed))
+        result = group_images(case.images, PARAMS)
+        hits.append(recovered(case, result))
+        assert all(len(np.unique(case.source[result.group == g])) == 1 for g in np.unique(result.group))
+    assert np.concatenate(hits).mean() >= 0.9
+
+
 def test_a_set_where_most_images_have_twins_still_gets_a_sensible_threshold(mnist):
     # 80% of the originals have copies, so most nearest neighbours are twins; the second pass must not care
     case = plant(*mnist, PlantSpec(n_clean=1000, n_evil=400, n_two_evil=200, n_benign=200, **PERTURBED, seed=2))

@@ -1,0 +1,53 @@
+"""How much noise may a copy carry and still find its original? The group stage on planted cases, by noise level
+and max_noise_sigma.
+
+    python -m benchmarks.group_noise                      # 10 cases per row, about 1 min
+    python -m benchmarks.group_noise --caps 16 24 --seeds 20
+
+Each case is 150 MNIST test digits and 15 evil twins whose copies carry Gaussian noise of a standard deviation drawn
+up to `noise` grey levels, a brightness/contrast change up to `brightness` and a one-pixel shift (the planting
+tool's perturbations). Prints, per row, how many evil twins were grouped with their original and how many groups
+hold two different source images (false merges: distinct digits put together).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+import numpy as np
+
+from benchmarks.machine import describe
+from pipeline.plant import PlantSpec, load_source, plant
+from stages.group import GroupParams, group_images
+
+# (noise sigma, brightness): our own copies' strongest, then beyond
+PERTURBATIONS = ((8.0, 0.12), (16.0, 0.3), (20.0, 0.2), (24.0, 0.3), (32.0, 0.0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--caps", type=float, nargs="+", default=[16.0, 24.0, 32.0], help="max_noise_sigma values")
+    parser.add_argument("--seeds", type=int, default=10, help="cases per row (seeds 100, 101, ...)")
+    args = parser.parse_args()
+    images, labels = load_source("mnist")
+    print(describe())
+    print("| noise sigma up to | brightness up to | max_noise_sigma | twins grouped with their original | false merges |")
+    print("|---:|---:|---:|---:|---:|")
+    for noise, brightness in PERTURBATIONS:
+        cases = [plant(images, labels, PlantSpec(n_clean=150, n_evil=15, noise_sigma=noise, brightness=brightness,
+                                                 shift=1, seed=100 + k)) for k in range(args.seeds)]
+        for cap in args.caps:
+            grouped = total = merges = 0
+            for case in cases:
+                group = group_images(case.images, replace(GroupParams(), max_noise_sigma=cap)).group
+                for i in np.flatnonzero(case.role == "evil"):
+                    original = np.flatnonzero((case.source == case.source[i]) & (case.role == "original"))[0]
+                    grouped += group[i] == group[original]
+                    total += 1
+                merges += sum(len(np.unique(case.source[group == g])) > 1 for g in np.unique(group))
+            print(f"| {noise:g} | {brightness:.0%} | {cap:g} | {grouped} of {total} | {merges} |", flush=True)
+    print(describe().replace("# ", "# after: ", 1))
+
+
+if __name__ == "__main__":
+    main()
