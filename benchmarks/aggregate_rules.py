@@ -1,7 +1,7 @@
 """The aggregate stage's rules against the rules they replaced, on the same out-of-bag evidence: each case is
 grouped and trained once, then decided every way.
 
-    python -m benchmarks.aggregate_rules                                   # small families, 8 seeds: ~16 min
+    python -m benchmarks.aggregate_rules                                   # small families, 8 seeds: ~18 min
     python -m benchmarks.aggregate_rules --families orphans --seeds 2
     python -m benchmarks.aggregate_rules --posteriors 0.8 0.9     # joint at other min_posterior values too
     python -m benchmarks.aggregate_rules --families exact --first-seed 120 --seeds 40
@@ -16,7 +16,7 @@ a threshold:
 - `budget` (default before that): the separate fit's calibration, threshold 0.1 / n, n the number of samples
   without a conflicting twin, so about 0.1 clean samples are flagged in expectation.
 Twin groups are decided the same way under all of these. One more rule differs in the twin groups only:
-- `no-count-prior` (default until 2026-11-25, evening): a conflicting group goes to the label with the largest sum,
+- `no-count-prior` (default before commit eed096b): a conflicting group goes to the label with the largest sum,
   over the group's members, of the log mean out-of-bag probability, however many members carry each label (the
   default adds the log of that count to the mean; see stages/aggregate.py).
 `--size N` adds the size family of benchmarks/peers.py at N samples, and `--train-seconds` trains under a deadline
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def separately_calibrated(log_prob: np.ndarray, labels: np.ndarray) -> np.ndarra
     return softmax(log_prob / temperature)[rows, labels]
 
 
-def twins_without_count_prior(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray,
+def twin_flags_without_count_prior(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray,
                                scored: np.ndarray) -> np.ndarray:
     """The members the earlier twin rule flags: in each conflicting group, the label whose summed log
     probability over the group's scored members is largest wins, whatever its count."""
@@ -81,7 +82,7 @@ def errors_by_rule(case, posteriors: tuple[float, ...] = (), train_seconds: floa
                   "budget": min(0.01, 0.1 / max(every.sum(), 1))}
     flagged = {"joint": joint.flagged,
                "no-count-prior": (joint.reason == "evidence") |
-               twins_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0)}
+               twin_flags_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0)}
     for posterior in posteriors:
         flagged[f"joint-{posterior:g}"] = decide(case.labels, group, oob.prob_sum, oob.n_scored, oob.votes,
                                                  AggregateParams(min_posterior=posterior)).flagged
@@ -106,12 +107,16 @@ def main() -> None:
     print(describe())
     print("| family | cases | rule | mean errors | mean missed | mean wrongly flagged |")
     print("|---|---:|---|---:|---:|---:|")
+
     def small_case(family, seed):
         source, case_spec = spec(family, seed)
         return plant(*load_source(source), case_spec)
 
-    rows = [(family, lambda seed, family=family: small_case(family, seed)) for family in args.families]
-    rows += [(f"size {n}", lambda seed, n=n: plant_case("size", n, seed)[0]) for n in args.size]
+    def size_case(n, seed):
+        return plant_case("size", n, seed)[0]
+
+    rows = [(family, partial(small_case, family)) for family in args.families]
+    rows += [(f"size {n}", partial(size_case, n)) for n in args.size]
     for name, make_case in rows:
         runs = [errors_by_rule(make_case(args.first_seed + i), tuple(args.posteriors), args.train_seconds)
                 for i in range(args.seeds)]

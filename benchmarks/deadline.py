@@ -2,12 +2,12 @@
 
     python -m benchmarks.deadline                          # 20k samples, budgets 150 (default), 60, 30: ~3 min
     python -m benchmarks.deadline --n 10000 --budgets 150 40
-    python -m benchmarks.deadline --n 60000 --budgets 150 60   # MNIST's training-set size: ~5 min
+    python -m benchmarks.deadline --n 60000 --budgets 150 60 30   # MNIST's training-set size: ~5 min
 
 The budget is wall time from process start, measured on the machine at hand, so a budget of B seconds here is
 what the default 150 s is on a machine 150 / B times slower. The case is the size family of benchmarks/peers.py
 (N - N//11 clean digits, N//11 exact evil twins; MNIST and notMNIST together, 20 classes, above 10k; past 20k
-also rotated and shifted variants of them). Prints, per
+also rotated, scaled and shifted variants of them). Prints, per
 budget, the wall time, the errors and the training line hw02.py logs with -v (members and steps they took).
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ and max_noise_sigma.
 Each case is 150 MNIST test digits and 15 evil twins whose copies carry Gaussian noise of a standard deviation drawn
 up to `noise` grey levels, a brightness/contrast change up to `brightness` and a one-pixel shift (the planting
 tool's perturbations). Prints, per row, how many evil twins were grouped with their original and how many groups
-hold two different source images (false merges: distinct digits put together).
+hold two different source images (distinct digits put together, whatever their classes).
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     images, labels = load_source("mnist")
     print(describe())
-    print("| noise sigma up to | brightness up to | max_noise_sigma | twins grouped with their original | false merges |")
+    print("| noise sigma up to | brightness up to | max_noise_sigma | twins grouped with their original "
+          "| distinct images merged |")
     print("|---:|---:|---:|---:|---:|")
     for noise, brightness in PERTURBATIONS:
         cases = [plant(images, labels, PlantSpec(n_clean=150, n_evil=15, noise_sigma=noise, brightness=brightness,

@@ -3,7 +3,7 @@
 subsets of the samples, and `cleanlab`, find_label_issues on 5-fold cross-validated probabilities of the same CNN).
 
     python -m benchmarks.peers                          # 8 small families (165 samples), one case each: 8-10 min
-    python -m benchmarks.peers --seeds 3                # the same, 3 cases each: 20-27 min on 2 cores
+    python -m benchmarks.peers --seeds 3                # the same, 3 cases each: 23-30 min on 2 cores
     python -m benchmarks.peers --families exact         # one case, end to end: ~1 min
     python -m benchmarks.peers --sizes --families exact # plus the size family, 1k..20k: 13-25 min
     python -m benchmarks.peers --sizes --max-size 5000 --families --methods hw02 subsets
@@ -68,10 +68,14 @@ def plant_case(family: str, n: int | None, seed: int):
 def with_variants(images: np.ndarray, labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """At least n images: the given ones, then rounds of each one rotated (up to 15 degrees), scaled (10%) and
     shifted (2 px) at random, carrying its label. Past the 20,000 bundled images this is the only way to reach
-    the sizes a grader might use (MNIST's training set is 60,000); the variants are distinct images, far enough
-    apart that the group stage keeps them in groups of their own, but easier to judge than new handwriting
-    would be, since a member may have trained on a variant's original."""
+    the sizes a grader might use (MNIST's training set is 60,000). The variants of a glyph are distinct images
+    that the group stage keeps apart, except where moving changes nothing (notMNIST's blank glyphs, whose
+    variants are blank too, join their group); they are easier to judge than new handwriting would be, since
+    a member may have trained on a variant's original."""
     import torch
+
+    if len(images) == 0:
+        raise ValueError("no images to make variants of")
 
     from pipeline.models import random_affine
 

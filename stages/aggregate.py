@@ -154,12 +154,16 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
 
     for members in open_questions:
         present, counts = np.unique(labels[members], return_counts=True)
-        looks = log_prob[members[scored[members]]][:, present] / temperature
+        # Calibrated log-probabilities of the labels present (softmax's normaliser is the same for every label
+        # of one member, so it cancels), one row per look at the picture.
+        calibrated_logits = log_prob[members[scored[members]]][:, present] / temperature
         # Each copy is as likely as any other to be the original, whose label is right: the prior of a label is
         # its count in the group. Two evil copies against one original barely move it (log 2), so a clear
         # picture still overrules them; hundreds of identical blanks against a few odd labels outweigh a
-        # model that never learnt what a blank is (no open question trains any member).
-        evidence = looks.mean(0) + np.log(counts)
+        # model that never learnt what a blank is (no open question trains any member). Being weighed against
+        # calibrated evidence, the count counts for more where the members were overconfident (temperature
+        # above 1) and for less where they were timid.
+        evidence = calibrated_logits.mean(0) + np.log(counts)
         winner = present[np.argmax(evidence)]
         losers = members[labels[members] != winner]
         flagged[losers] = True

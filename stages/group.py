@@ -36,7 +36,7 @@ class GroupParams:
     max_noise_sigma: ...and when the residual's noise level is at most this many grey levels. Our test copies
         carry noise of sigma up to 8; 24 still groups copies with sigma up to 20 (16 let 40% of those through
         ungrouped), while two renderings of one glyph, or two writers' digits, mostly differ by more along
-        every stroke (on the 10,000 MNIST test digits 24 merges 3 pairs of distinct digits, all of one class).
+        every stroke (on the 10,000 MNIST test digits 24 merges 3 pairs of distinct digits, each pair of one class).
     blank_tolerance: blank images (one grey level plus noise) have no shape, only a level; two blanks are
         copies when their channel means differ by at most this fraction of 255 (a +-12% brightness and
         contrast change moves a level by up to 24% of the range).

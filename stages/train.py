@@ -20,7 +20,9 @@ from pipeline.artifacts import load_arrays, save_arrays
 from pipeline.models import MODEL_KINDS
 
 LOSS_POINTS = 20  # each member's loss curve is averaged into this many points, so curves of any length line up
-PROBE_STEPS = 10  # a member times this many steps before it decides how many it can afford
+PROBE_STEPS = 10  # a member times this many steps (the first, warming up, left out) before it decides how many it
+# can afford; at least 2
+SCORE_CHUNK = 1024  # images scored per forward pass
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
             return random_shift(batch, shift, generator)
     losses = torch.empty(steps)
     model.train()
-    loop_start, step = time.perf_counter(), 0
+    step = 0
     while step < steps:
         batch = torch.multinomial(weights, params.batch_size, replacement=True, generator=generator)
         loss = torch.nn.functional.cross_entropy(model(augment(x[batch])), y[batch],
@@ -191,28 +193,32 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     model.eval()
     with torch.no_grad():
         scored = standardize(images[score_idx])
-        probs = torch.cat([model(chunk).softmax(1) for chunk in scored.split(1024)]).numpy()
+        probs = torch.cat([model(chunk).softmax(1) for chunk in scored.split(SCORE_CHUNK)]).numpy()
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
     return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps
 
 
-def scoring_seconds(model, images: np.ndarray, score_idx: np.ndarray, probe: int = 512) -> float:
-    """How long scoring score_idx will take, timed on up to `probe` of them. Scoring runs in large chunks without
+def scoring_seconds(model, images: np.ndarray, score_idx: np.ndarray) -> float:
+    """How long scoring score_idx will take, timed on one chunk of them (after an untimed warm-up pass, whose
+    one-off cost would otherwise be multiplied by the number of chunks). Scoring runs in large chunks without
     gradients, far cheaper per image than a training step: guessing it from the step time made members on large
     data give up nearly all their steps to a scoring cost ten times too high."""
     import torch
 
     from pipeline.models import standardize
 
-    sample = score_idx[:probe]
+    sample = score_idx[:SCORE_CHUNK]
     if sample.size == 0:
         return 0.0
+    was_training = model.training
     model.eval()
-    began = time.perf_counter()
     with torch.no_grad():
+        model(standardize(images[sample[:8]]))
+        began = time.perf_counter()
         model(standardize(images[sample]))
-    model.train()
-    return (time.perf_counter() - began) * len(score_idx) / len(sample)
+        seconds = time.perf_counter() - began
+    model.train(was_training)
+    return seconds * len(score_idx) / len(sample)
 
 
 def members_to_cover(members: list[tuple[np.ndarray, np.ndarray]], n: int) -> int:

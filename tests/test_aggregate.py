@@ -34,15 +34,27 @@ def test_the_label_with_the_strongest_evidence_wins_even_against_the_majority():
     assert decisions.suggested.tolist() == [0, 0, 0]
 
 
-def test_a_large_majority_of_identical_copies_outweighs_a_doubtful_model():
-    # twenty copies labelled 0 and one labelled 1; the members lean to 1 (as for a picture none of them learnt)
+def test_a_label_counts_for_the_log_of_its_copies_next_to_what_the_pictures_look_like():
+    lean = [0.15, 0.75, 0.1]  # the members think 1, five times likelier than 0 (as for a picture none of them learnt)
+    # twenty copies labelled 0 and one labelled 1: log 20 outweighs log 5, so the odd one out is flagged
     labels = np.array([0] * 20 + [1])
-    decisions = decide(labels, np.zeros(21, int), *evidence([[0.35, 0.45, 0.2]] * 21), AggregateParams())
+    decisions = decide(labels, np.zeros(21, int), *evidence([lean] * 21), AggregateParams())
     assert np.flatnonzero(decisions.flagged).tolist() == [20]
-    # the same lean against a majority of two is enough: the count weighs log 20 there, log 2 here
-    labels = np.array([0, 0, 1])
-    decisions = decide(labels, np.zeros(3, int), *evidence([[0.2, 0.7, 0.1]] * 3), AggregateParams())
+    # two against one: log 2 does not, so the two are flagged
+    decisions = decide(np.array([0, 0, 1]), np.zeros(3, int), *evidence([lean] * 3), AggregateParams())
     assert np.flatnonzero(decisions.flagged).tolist() == [0, 1]
+
+
+def test_the_pictures_evidence_in_a_group_is_read_after_calibration():
+    # clean samples whose members were right but timid (0.5 for the label): the fit sharpens them (temperature < 1)
+    clean = np.arange(30) % 3
+    probs = [[0.5 if k == label else 0.25 for k in range(3)] for label in clean]
+    # a group of two 0s and one 1 that the members mildly read as a 1: uncalibrated, log 2 would keep the 0s
+    labels = np.concatenate([clean, [0, 0, 1]])
+    group = np.concatenate([np.arange(30), [30, 30, 30]])
+    decisions = decide(labels, group, *evidence(probs + [[0.3, 0.48, 0.22]] * 3), AggregateParams())
+    assert decisions.temperature < 1
+    assert np.flatnonzero(decisions.flagged).tolist() == [30, 31]
 
 
 def test_groups_that_agree_are_never_flagged_for_being_copies():

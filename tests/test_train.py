@@ -95,13 +95,26 @@ def test_a_member_short_of_time_takes_fewer_steps_and_still_scores(case):
     assert seconds < 30  # generous: the point is that it stopped, not how fast this machine is
 
 
-def test_timing_the_scoring_leaves_the_member_training_and_unchanged(case):
+def test_timing_the_scoring_leaves_the_member_in_training_mode_and_its_batchnorm_statistics_untouched(case):
     c, _ = case
-    model = build_model("cnn", 1, 28, 28, 10)
-    before = [p.detach().clone() for p in model.parameters()]
+    model = build_model("conv4", 1, 28, 28, 10)  # BatchNorm: a forward pass in training mode would move its stats
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     assert scoring_seconds(model, c.images, np.arange(0)) == 0.0
     assert scoring_seconds(model, c.images, np.arange(len(c.labels))) > 0
-    assert model.training and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_member_whose_scoring_would_not_fit_gives_up_training_steps_for_it(case, monkeypatch):
+    import stages.train
+
+    c, group = case
+    train, scored = plan_members(group, c.labels, FAST)[0]
+    params = replace(FAST, model="cnn", min_steps=200)
+    steps = {}
+    for cost in (0.0, 1e6):  # scoring for free, and scoring that takes longer than any deadline
+        monkeypatch.setattr(stages.train, "scoring_seconds", lambda *args, cost=cost: cost)
+        steps[cost] = train_member(c.images, c.labels, train, scored, 10, params, 0, 1, seconds_allowed=600.0)[3]
+    assert steps == {0.0: 200, 1e6: 11}  # the fewest a member takes: its probe steps and one more
 
 
 def test_a_near_deadline_shortens_the_members_needed_to_score_every_sample(case):
