@@ -21,7 +21,7 @@ from pipeline.plant import PlantSpec, load_source, plant
 from stages.group import GroupParams, group_images
 
 # (noise sigma, brightness): our own copies' strongest, then beyond
-PERTURBATIONS = ((8.0, 0.12), (16.0, 0.3), (20.0, 0.2), (24.0, 0.3), (32.0, 0.0))
+PERTURBATIONS = ((8.0, 0.12), (16.0, 0.3), (20.0, 0.2), (24.0, 0.3), (32.0, 0.0), (0.0, 0.3), (0.0, 0.5))
 
 
 def main() -> None:
