@@ -64,3 +64,13 @@ def test_table_rows_pool_precision_and_recall_and_show_dashes_when_undefined():
                         "| peak MB |")
     assert table[2] == "| hw02 | exact | 165 | 2 | 1.00 | 0.750 | 0.750 | 10.5 | 301 |"
     assert table[3] == "| cleanlab | no-evil | 165 | 1 | 0.00 | - | - | 5.0 | 250 |"
+
+
+def test_group_noise_prints_one_row_per_perturbation_and_cap(monkeypatch, capsys):
+    from benchmarks import group_noise
+
+    monkeypatch.setattr("sys.argv", ["group_noise", "--caps", "24", "--seeds", "1"])
+    group_noise.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "of 15 |" in line]
+    assert len(rows) == len(group_noise.PERTURBATIONS)
+    assert rows[0].startswith("| 8 | 12% | 24 | 15 of 15 | 0 |")  # our own copies: every twin found, nothing merged
