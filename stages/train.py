@@ -190,12 +190,25 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
                 schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate,
                                                                total_steps=steps - step)
     losses = losses[:steps]
-    model.eval()
-    with torch.no_grad():
-        scored = standardize(images[score_idx])
-        probs = torch.cat([model(chunk).softmax(1) for chunk in scored.split(SCORE_CHUNK)]).numpy()
+    probs = predict(model, images, score_idx)
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
     return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps
+
+
+def predict(model, images: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Class probabilities (float32 (len(idx), K)) of images[idx], in chunks of SCORE_CHUNK without gradients;
+    the model is left in the mode it was in."""
+    import torch
+
+    from pipeline.models import standardize
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x = standardize(images[idx])
+        probs = torch.cat([model(chunk).softmax(1) for chunk in x.split(SCORE_CHUNK)]).numpy()
+    model.train(was_training)
+    return probs
 
 
 def scoring_seconds(model, images: np.ndarray, score_idx: np.ndarray) -> float:
@@ -203,22 +216,13 @@ def scoring_seconds(model, images: np.ndarray, score_idx: np.ndarray) -> float:
     one-off cost would otherwise be multiplied by the number of chunks). Scoring runs in large chunks without
     gradients, far cheaper per image than a training step: guessing it from the step time made members on large
     data give up nearly all their steps to a scoring cost ten times too high."""
-    import torch
-
-    from pipeline.models import standardize
-
     sample = score_idx[:SCORE_CHUNK]
     if sample.size == 0:
         return 0.0
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        model(standardize(images[sample[:8]]))
-        began = time.perf_counter()
-        model(standardize(images[sample]))
-        seconds = time.perf_counter() - began
-    model.train(was_training)
-    return seconds * len(score_idx) / len(sample)
+    predict(model, images, sample[:8])
+    began = time.perf_counter()
+    predict(model, images, sample)
+    return (time.perf_counter() - began) * len(score_idx) / len(sample)
 
 
 def members_to_cover(members: list[tuple[np.ndarray, np.ndarray]], n: int) -> int:
