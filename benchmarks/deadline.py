@@ -7,8 +7,8 @@
 The budget is wall time from process start, measured on the machine at hand, so a budget of B seconds here is
 what the default 150 s is on a machine 150 / B times slower. The case is the size family of benchmarks/peers.py
 (N - N//11 clean digits, N//11 exact evil twins; MNIST and notMNIST together, 20 classes, above 10k; past 20k
-also rotated, scaled and shifted variants of them). Prints, per
-budget, the wall time, the errors and the training line hw02.py logs with -v (members and steps they took).
+also rotated, scaled and shifted variants of them). Prints, per budget, the wall time, the errors and the
+training line hw02.py logs with -v (members and steps they took).
 """
 from __future__ import annotations
 

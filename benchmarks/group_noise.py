@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from benchmarks.machine import describe
-from pipeline.plant import PlantSpec, load_source, plant
+from pipeline.plant import PlantSpec, copies_and_originals, load_source, plant
 from stages.group import GroupParams, group_images
 
 # (noise sigma, brightness): our own copies' strongest, then beyond
@@ -41,10 +41,9 @@ def main() -> None:
             grouped = total = merges = 0
             for case in cases:
                 group = group_images(case.images, replace(GroupParams(), max_noise_sigma=cap)).group
-                for i in np.flatnonzero(case.role == "evil"):
-                    original = np.flatnonzero((case.source == case.source[i]) & (case.role == "original"))[0]
-                    grouped += group[i] == group[original]
-                    total += 1
+                copies, originals = copies_and_originals(case)
+                grouped += int((group[copies] == group[originals]).sum())
+                total += len(copies)
                 merges += sum(len(np.unique(case.source[group == g])) > 1 for g in np.unique(group))
             print(f"| {noise:g} | {brightness:.0%} | {cap:g} | {grouped} of {total} | {merges} |", flush=True)
     print(describe().replace("# ", "# after: ", 1))

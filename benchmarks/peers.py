@@ -72,10 +72,9 @@ def with_variants(images: np.ndarray, labels: np.ndarray, n: int, seed: int) -> 
     that the group stage keeps apart, except where moving changes nothing (notMNIST's blank glyphs, whose
     variants are blank too, join their group); they are easier to judge than new handwriting would be, since
     a member may have trained on a variant's original."""
-    import torch
-
     if len(images) == 0:
         raise ValueError("no images to make variants of")
+    import torch
 
     from pipeline.models import random_affine
 

@@ -133,6 +133,13 @@ def plant(images: np.ndarray, labels: np.ndarray, spec: PlantSpec) -> PlantedCas
     )
 
 
+def copies_and_originals(case: PlantedCase) -> tuple[np.ndarray, np.ndarray]:
+    """Index of every planted copy (evil or benign) and of the original it was made from."""
+    original = {src: i for i, (src, role) in enumerate(zip(case.source, case.role)) if role == "original"}
+    copies = np.flatnonzero(np.isin(case.role, ["evil", "benign"]))
+    return copies, np.array([original[case.source[i]] for i in copies], dtype=np.int64)
+
+
 def format_indices(indices) -> str:
     """The graded line: indices ascending, joined by ', ' (empty when there are none)."""
     return ", ".join(str(int(i)) for i in sorted(indices))

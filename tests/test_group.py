@@ -6,7 +6,7 @@ import pytest
 
 from pipeline import near_duplicates as nd
 from pipeline.artifacts import load_arrays, save_arrays
-from pipeline.plant import PERTURBED, PlantSpec, load_source, perturb, plant
+from pipeline.plant import PERTURBED, PlantSpec, copies_and_originals, load_source, perturb, plant
 from stages.group import GroupParams, group_images, run, summarize
 
 PARAMS = GroupParams()
@@ -20,13 +20,6 @@ def mnist():
 @pytest.fixture(scope="module")
 def notmnist():
     return load_source("notmnist")
-
-
-def copies_and_originals(case):
-    """Index of every planted copy and of the original it was made from."""
-    original = {src: i for i, (src, role) in enumerate(zip(case.source, case.role)) if role == "original"}
-    copies = np.flatnonzero(np.isin(case.role, ["evil", "benign"]))
-    return copies, np.array([original[case.source[i]] for i in copies])
 
 
 def recovered(case, result):
