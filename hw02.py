@@ -1,23 +1,31 @@
 # Author: the evil-twins project (a tool that finds mislabelled samples, above all evil twins)
 # Netid: evil-twins
-# Aid: PyTorch, NumPy and joblib documentation; C. Northcutt et al., "Confident Learning" (cleanlab), for the idea
-#      of judging labels by out-of-sample predictions; L. Breiman, "Bagging Predictors", for out-of-bag estimates.
+# Aid: PyTorch, NumPy, joblib docs; Northcutt et al., "Confident Learning"; Breiman, "Bagging Predictors"
 """Print the indices of suspected mislabelled samples: one line, ascending, joined by ', ' (empty when none).
 
     python3 hw02.py --data bad_digits_ubyte.gz --labels bad_labels_ubyte.gz
 
 Runs the pipeline's stage functions (decode, group, train, aggregate) in this one process: no DVC, no cache, and no
-files written. Logs go to stderr with -v. Bad input: one line on stderr and exit code 2.
+files written. Logs go to stderr with -v. Bad input or a bad option: one line on stderr and exit code 2.
+`make hw02` bundles this file and everything it runs into dist/hw02.py, which needs only numpy and torch.
 """
 import time
 
 START = time.monotonic()  # the time budget counts from here, as close to process start as Python gets
 
 import argparse  # noqa: E402
-import os  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from pipeline.errors import InputError  # noqa: E402
+from pipeline.runner import find_suspects  # noqa: E402
+from stages.aggregate import format_indices  # noqa: E402
+from stages.decode import DecodeParams, decode_files  # noqa: E402
+from stages.train import TrainParams  # noqa: E402
 
 DASHES = ("\u2013", "\u2014", "\u2212")  # en dash, em dash, minus: what a PDF makes of "--"
+MAX_SEED = 2**32 - 1  # torch and numpy take any seed up to here (ours grow by up to 1000x + members)
 
 
 def normalize_dashes(argv: list[str]) -> list[str]:
@@ -31,15 +39,39 @@ def normalize_dashes(argv: list[str]) -> list[str]:
     return out
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad option gets one line on stderr and exit code 2, like a bad file (argparse adds a usage line)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def in_range(kind, low, high, what: str):
+    """An argparse type: a number of `kind` with low <= value <= high (and finite)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+    return parse
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="idx3 (or idx4) image file, gzipped or raw")
     parser.add_argument("--labels", required=True, help="idx1 label file, gzipped or raw")
-    parser.add_argument("--time-budget", type=float, default=150.0,
+    parser.add_argument("--time-budget", type=in_range(float, 1e-3, 1e6, "a positive number of seconds"),
+                        default=150.0,
                         help="seconds of wall time from process start; training adds no member that would end "
-                             "after it, leaving a margin under a 3-minute limit (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for everything random (default: %(default)s)")
-    parser.add_argument("--num-classes", type=int, default=10,
+                             "after it, leaving a margin under a 3-minute limit (default: %(default)s). With too "
+                             "little time for members, nearest neighbours decide the twin groups alone")
+    parser.add_argument("--seed", type=in_range(int, 0, MAX_SEED, f"a seed in 0..{MAX_SEED}"), default=0,
+                        help="seed for everything random (default: %(default)s)")
+    parser.add_argument("--num-classes", type=in_range(int, 1, 256, "a class count in 1..256"), default=10,
                         help="labels must lie in 0..N-1 (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each stage on stderr")
     return parser.parse_args(argv)
@@ -47,25 +79,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(normalize_dashes(argv))
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from pipeline.errors import InputError
-    from pipeline.plant import format_indices
 
     def log(message: str) -> None:
         if args.verbose:
             print(f"[{time.monotonic() - START:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     try:
-        from dataclasses import replace
-
-        from pipeline.runner import find_suspects
-        from stages.decode import DecodeParams, decode_files
-        from stages.train import TrainParams
-
         images, labels = decode_files(DecodeParams(args.data, args.labels, args.num_classes))
         log(f"decode: {len(labels)} images of {images.shape[1]}x{images.shape[2]}x{images.shape[3]}")
         # The last member's predictions and the aggregation take a moment: keep them inside the budget too.
-        deadline = START + args.time_budget - 5.0
+        deadline = START + args.time_budget - min(5.0, 0.1 * args.time_budget)
         result = find_suspects(images, labels, train_params=replace(TrainParams(), seed=args.seed),
                                deadline=deadline, log=log)
     except InputError as exc:

@@ -97,7 +97,7 @@ METHODS = {"subsets": subsets_flags, "subsets-all": subsets_all_flags, "cleanlab
 def main(argv: list[str]) -> int:
     from dataclasses import replace
 
-    from pipeline.plant import format_indices
+    from stages.aggregate import format_indices
     from stages.decode import DecodeParams, decode_files
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -161,7 +161,7 @@ def run_all(images, labels, results_dir, params_file, verbose):
     as hw02.py does, but with params.yaml's parameters."""
     from pathlib import Path
 
-    from pipeline.plant import format_indices
+    from stages.aggregate import format_indices
     from pipeline.runner import find_suspects
     from stages import aggregate, decode, group, train
 

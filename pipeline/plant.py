@@ -140,15 +140,11 @@ def copies_and_originals(case: PlantedCase) -> tuple[np.ndarray, np.ndarray]:
     return copies, np.array([original[case.source[i]] for i in copies], dtype=np.int64)
 
 
-def format_indices(indices) -> str:
-    """The graded line: indices ascending, joined by ', ' (empty when there are none)."""
-    return ", ".join(str(int(i)) for i in sorted(indices))
-
-
 def write_case(case: PlantedCase, out_dir: str | Path) -> None:
     """images-idx3-ubyte.gz, labels-idx1-ubyte.gz and truth.txt (the line a perfect run prints)."""
     from pipeline.artifacts import atomic_write_text
     from pipeline.idx import write_idx, write_images
+    from stages.aggregate import format_indices
 
     out_dir = Path(out_dir)
     write_images(out_dir / "images-idx3-ubyte.gz", case.images)

@@ -10,6 +10,9 @@ Two rules, one per kind of suspect:
   the calibrated probability of its own label is below a threshold picked from the data: the point where the
   sample is more likely mislabelled than not, given the share of wrong labels the data itself shows (see
   estimate_noise_rate and pick_threshold).
+When the members are right less often than nearest neighbours on the clean samples both scored (a time budget cut
+them short), the neighbours' evidence decides the twin groups instead, and nothing is flagged on evidence alone:
+weak evidence is trusted with no more flags than the conflicting twin groups call for (choose_evidence).
 """
 from __future__ import annotations
 
@@ -54,7 +57,42 @@ class Decisions:
     threshold: float  # the threshold applied to samples without a conflicting twin
     noise_rate: float  # estimated share of wrong labels among them (see estimate_noise_rate)
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
-    note: str  # why nothing could be decided, when that is so
+    note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
+    evidence: str = "members"  # what decided: "members" (the trained ensemble) or "neighbours"
+
+
+def format_indices(indices) -> str:
+    """The graded line: indices ascending, joined by ', ' (empty when there are none)."""
+    return ", ".join(str(int(i)) for i in sorted(indices))
+
+
+def share_right(prob: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> float:
+    """How often the most probable class of prob[rows] is the given label (0 for no rows)."""
+    return float((prob[rows].argmax(1) == labels[rows]).mean()) if rows.size else 0.0
+
+
+def choose_evidence(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray,
+                    votes: np.ndarray, nn_prob: np.ndarray | None, nn_scored: np.ndarray | None):
+    """(prob_sum, n_scored, votes, evidence, note): the members' evidence, or the nearest neighbours' where the
+    members are right less often on the clean samples both scored (whose labels no twin contradicts; their few
+    wrong labels cost both alike). A time budget that cut the members short is what makes them lose."""
+    if nn_prob is None or nn_scored is None or not nn_scored.any():
+        return prob_sum, n_scored, votes, "members", ""
+    lowest, highest = np.full(group.max() + 1, labels.max()), np.full(group.max() + 1, labels.min())
+    np.minimum.at(lowest, group, labels)
+    np.maximum.at(highest, group, labels)
+    agree = (lowest == highest)[group]
+    both = np.flatnonzero(agree & nn_scored & (n_scored > 0))
+    members_right = share_right(prob_sum, labels, both) if both.size else 0.0
+    neighbours_right = share_right(nn_prob, labels, np.flatnonzero(agree & nn_scored))
+    if (n_scored > 0).all() and members_right >= neighbours_right:
+        return prob_sum, n_scored, votes, "members", ""
+    nn_votes = np.zeros_like(votes)
+    nn_votes[np.flatnonzero(nn_scored), nn_prob[nn_scored].argmax(1)] = 1
+    trained = (f"the members were right on {members_right:.0%} of clean samples, nearest neighbours on "
+               f"{neighbours_right:.0%}" if (n_scored > 0).any() else "there was no time to train members")
+    note = f"{trained}: twin groups decided by nearest neighbours, no flags without a twin (a short time budget?)"
+    return nn_prob, nn_scored.astype(np.int64), nn_votes, "neighbours", note
 
 
 def fit_noise_model(log_prob: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[float, float]:
@@ -119,8 +157,13 @@ def pick_threshold(noise_rate: float, n_classes: int, params: AggregateParams) -
 
 
 def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray, votes: np.ndarray,
-           params: AggregateParams) -> Decisions:
-    """Flag the suspects. Inputs are the group stage's ids and the train stage's out-of-bag sums."""
+           params: AggregateParams, nn_prob: np.ndarray | None = None, nn_scored: np.ndarray | None = None
+           ) -> Decisions:
+    """Flag the suspects. Inputs are the group stage's ids and the train stage's out-of-bag sums: prob_sum
+    float (N, K), n_scored int (N,), votes int (N, K), and its nearest-neighbour evidence nn_prob float (N, K)
+    with nn_scored bool (N,) (optional: without them the members decide whatever their strength)."""
+    prob_sum, n_scored, votes, decided_by, weak_note = choose_evidence(labels, group, prob_sum, n_scored, votes,
+                                                                     nn_prob, nn_scored)
     n = len(labels)
     scored = n_scored > 0
     mean_prob = np.where(scored[:, None], prob_sum / np.maximum(n_scored, 1)[:, None], np.nan)
@@ -137,6 +180,8 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
         note = "every sample carries the same label: nothing can contradict it"
     elif not scored.any():
         note = "no model could be trained (too few groups whose labels agree)"
+    elif weak_note:
+        note = weak_note
 
     # Open questions: groups whose members disagree (and that some member scored).
     log_prob = np.log(np.nan_to_num(mean_prob, nan=1.0) + EPS)
@@ -175,12 +220,14 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     if scored.any():
         calibrated[scored] = softmax(log_prob[scored] / temperature)[np.arange(scored.sum()), labels[scored]]
     threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
+    if decided_by == "neighbours":
+        threshold = 0.0
     strong = alone & (np.nan_to_num(calibrated, nan=1.0) < threshold) & \
         (np.nan_to_num(disagreement) >= params.min_disagreement)
     flagged |= strong
     reason[strong] = "evidence"
     return Decisions(score, calibrated, disagreement, suggested.astype(np.int64), flagged, reason, float(threshold),
-                     noise_rate, temperature, note)
+                     noise_rate, temperature, note, decided_by)
 
 
 def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
@@ -192,7 +239,6 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
     from pathlib import Path
 
     from pipeline.artifacts import atomic_write_text
-    from pipeline.plant import format_indices
 
     results = Path(results_dir)
     atomic_write_text(results / "suspects.txt", format_indices(np.flatnonzero(decisions.flagged)) + "\n")
@@ -222,6 +268,7 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
         "threshold": decisions.threshold,
         "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,
+        "evidence": decisions.evidence,
         "seconds": {stage: round(s, 3) for stage, s in seconds.items()},
     }
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
@@ -238,7 +285,8 @@ def run(params: AggregateParams, decoded: str = "artifacts/decoded.npz", groups:
     inputs = {name: load_arrays(path) for name, path in (("decode", decoded), ("group", groups), ("train", oob))}
     labels, group = inputs["decode"]["labels"], inputs["group"]["group"]
     train = inputs["train"]
-    decisions = decide(labels, group, train["prob_sum"], train["n_scored"], train["votes"], params)
+    decisions = decide(labels, group, train["prob_sum"], train["n_scored"], train["votes"], params,
+                       train.get("nn_prob"), train.get("nn_scored"))
     seconds = {name: float(arrays["seconds"]) for name, arrays in inputs.items() if "seconds" in arrays}
     seconds["aggregate"] = time.monotonic() - start
     write_results(decisions, labels, group, seconds, results_dir, metrics_path)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import near_duplicates as nd
+from pipeline.near_duplicates import (blank_scores, bounded_clusters, forest_neighbours, noise_z, representatives,
+                                      shift_distances, shifted_descriptors, unique_images)
 from pipeline.artifacts import atomic_write_text, save_arrays
 
 
@@ -118,18 +119,18 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
     n = len(images)
     if n < 2:
         return np.arange(n), np.zeros(n, np.float32), 0.0
-    descriptors = nd.shifted_descriptors(images, params.grid, params.max_shift)
-    i, j = nd.forest_neighbours(descriptors, params.neighbours, params.n_trees, params.leaf_size, params.seed)
+    descriptors = shifted_descriptors(images, params.grid, params.max_shift)
+    i, j = forest_neighbours(descriptors, params.neighbours, params.n_trees, params.leaf_size, params.seed)
     del descriptors
     pairs = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
     a, b = pairs // n, pairs % n
-    d, shift = nd.shift_distances(images, a, b, params.max_shift)
+    d, shift = shift_distances(images, a, b, params.max_shift)
     checked, noise_like = np.zeros(len(a), bool), np.zeros(len(a), bool)
 
     def accepted(threshold: float) -> np.ndarray:
         close = d <= threshold
         todo = close & ~checked  # the noise check is costly: run it only on pairs that pass on shape
-        z, sigma = nd.noise_z(images, a[todo], b[todo], shift[todo], params.max_shift)
+        z, sigma = noise_z(images, a[todo], b[todo], shift[todo], params.max_shift)
         # one of the two directions (original -> copy) must explain the other image as a copy
         noise_like[todo] = ((z <= params.max_noise_z) & (sigma <= params.max_noise_sigma)).any(axis=1)
         checked[todo] = True
@@ -137,8 +138,8 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
 
     def clusters(threshold: float) -> tuple[np.ndarray, np.ndarray]:
         ok = accepted(threshold)
-        cluster = nd.bounded_clusters(images, a[ok], b[ok], d[ok], 2 * threshold, params.max_shift)
-        return cluster, nd.representatives(cluster, a[ok], b[ok], d[ok])
+        cluster = bounded_clusters(images, a[ok], b[ok], d[ok], 2 * threshold, params.max_shift)
+        return cluster, representatives(cluster, a[ok], b[ok], d[ok])
 
     # Pass 1 finds the copies, with a threshold from each image's second-nearest distance (its nearest may be
     # its twin); pass 2 reads it from the nearest distances between images that pass 1 left in different groups.
@@ -148,7 +149,7 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
     cluster, centre = clusters(threshold)
     dist = np.zeros(n, np.float32)
     member = np.flatnonzero(centre != np.arange(n))
-    dist[member], _ = nd.shift_distances(images, member, centre[member], 2 * params.max_shift)
+    dist[member], _ = shift_distances(images, member, centre[member], 2 * params.max_shift)
     return centre, dist, threshold
 
 
@@ -176,9 +177,9 @@ def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
     """Group uint8 (N, H, W, C) images with their exact and near-identical copies."""
     if images.ndim != 4 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
-    first, exact = nd.unique_images(images)
+    first, exact = unique_images(images)
     unique = images[first]
-    scores, noise = nd.blank_scores(unique, params.max_noise_z)
+    scores, noise = blank_scores(unique, params.max_noise_z)
     blank = (scores <= params.max_noise_z) & (noise <= params.max_noise_sigma)
     centre = np.arange(len(unique))
     dist = np.zeros(len(unique), np.float32)

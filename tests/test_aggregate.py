@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_noise_model, pick_threshold, softmax,
-                              write_results)
+from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_noise_model, format_indices,
+                              pick_threshold, softmax, write_results)
 
 
 def evidence(probabilities, n_members=3):
@@ -164,3 +164,37 @@ def test_results_files(tmp_path):
     assert [r["flagged"] for r in rows] == ["0", "1", "1", "0"] and rows[1]["reason"] == "twin"
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["flagged"] == 2 and metrics["conflicting_groups"] == 1 and metrics["seconds"]["train"] == 1.5
+
+
+def neighbours_saying(classes, k=3):
+    """Nearest-neighbour evidence (nn_prob, nn_scored) that names these classes, for every sample."""
+    return np.array([confident(c, k, 0.8) for c in classes]), np.ones(len(classes), bool)
+
+
+def test_members_right_less_often_than_neighbours_leave_the_twin_groups_to_the_neighbours_and_flag_nothing_else():
+    # two twin groups (0-1, 2-3) and eight clean samples; the members, cut short, are wrong on most clean ones
+    labels = np.array([0, 1, 2, 1, 0, 1, 2, 0, 1, 2, 0, 1])
+    group = np.array([0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    weak = [confident((label + 1) % 3, p=0.99) for label in labels]
+    nn_prob, nn_scored = neighbours_saying([1, 1, 2, 2, 0, 1, 2, 0, 1, 2, 0, 1])
+    decisions = decide(labels, group, *evidence(weak), AggregateParams(), nn_prob, nn_scored)
+    assert decisions.evidence == "neighbours" and "nearest neighbours" in decisions.note
+    assert np.flatnonzero(decisions.flagged).tolist() == [0, 3]  # the twin groups' losers, nothing on evidence
+    assert set(decisions.reason[decisions.flagged]) == {"twin"}
+
+
+def test_members_right_at_least_as_often_as_neighbours_decide_as_before():
+    labels = np.array([0, 1, 2, 1, 0, 1, 2, 0, 1, 2, 0, 1])
+    group = np.array([0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    strong = [confident(c) for c in [0, 0, 1, 1, 0, 1, 2, 0, 1, 2, 0, 1]]
+    nn_prob, nn_scored = neighbours_saying([1, 1, 2, 2, 0, 1, 2, 0, 1, 2, 0, 1])
+    with_neighbours = decide(labels, group, *evidence(strong), AggregateParams(), nn_prob, nn_scored)
+    without = decide(labels, group, *evidence(strong), AggregateParams())
+    assert with_neighbours.evidence == "members" and with_neighbours.note == ""
+    assert with_neighbours.flagged.tolist() == without.flagged.tolist()
+    assert np.flatnonzero(without.flagged).tolist() == [1, 2]
+
+
+def test_the_graded_line_is_zero_based_ascending_and_comma_separated():
+    assert format_indices(np.array([163, 3, 15])) == "3, 15, 163"
+    assert format_indices([]) == ""

@@ -8,8 +8,8 @@ import torch
 
 from pipeline.models import build_model
 from pipeline.plant import PlantSpec, load_source, plant
-from stages.train import (TrainParams, class_weights, conflicting_groups, plan_members, scoring_seconds,
-                          train_ensemble, train_member, worker_layout)
+from stages.train import (TrainParams, class_weights, conflicting_groups, nearest_neighbour_probs, plan_members,
+                          scoring_seconds, train_ensemble, train_member, worker_layout)
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
 
@@ -78,11 +78,35 @@ def test_every_model_kind_trains_on_colour_images_of_any_size(model):
     assert result.prob_sum.shape == (30, 3) and result.n_scored.min() >= 1
 
 
-def test_a_past_deadline_still_scores_every_sample_once_then_stops(case):
+def test_a_deadline_too_close_for_members_trains_none_but_neighbours_score_every_open_question(case):
+    c, group = case
+    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), deadline=time.monotonic())
+    assert len(result.member_seconds) == 0 and result.n_scored.max() == 0
+    conflicted = conflicting_groups(group, c.labels)[group]
+    assert result.nn_scored[conflicted].all() and result.nn_scored[~conflicted].any()
+    assert np.allclose(result.nn_prob[result.nn_scored].sum(1), 1)
+
+
+def test_once_members_start_a_past_deadline_still_scores_every_sample_once_then_stops(case, monkeypatch):
+    monkeypatch.setattr("stages.train.MIN_WAVE_SECONDS", float("-inf"))
     c, group = case
     result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), deadline=time.monotonic())
     assert result.n_scored.min() >= 1
     assert len(result.member_seconds) <= 4  # one round of 3 (plus at most one already under way)
+
+
+def test_nearest_neighbours_name_a_copy_by_its_class_but_never_by_its_own_twin(case):
+    c, group = case
+    images, labels = c.images, c.labels
+    refs = np.flatnonzero(~conflicting_groups(group, labels)[group])
+    query = refs[:20]
+    prob = nearest_neighbour_probs(images, labels, group, query, refs, 10)
+    assert (prob.argmax(1) == labels[query]).mean() >= 0.4  # four times chance from ~60 training digits
+    # a copy of the query in its own group, with another label, among the references changes nothing
+    twin_group = np.r_[group, group[query[0]]]
+    with_copy = nearest_neighbour_probs(np.r_[images, images[query[:1]]], np.r_[labels, (labels[query[0]] + 1) % 10],
+                                        twin_group, query[:1], np.r_[refs, len(labels)], 10)
+    assert np.allclose(with_copy, prob[:1])
 
 
 def test_a_member_short_of_time_takes_fewer_steps_and_still_scores(case):
@@ -117,7 +141,8 @@ def test_a_member_whose_scoring_would_not_fit_gives_up_training_steps_for_it(cas
     assert steps == {0.0: 200, 1e6: 11}  # the fewest a member takes: its probe steps and one more
 
 
-def test_a_near_deadline_shortens_the_members_needed_to_score_every_sample(case):
+def test_a_near_deadline_shortens_the_members_needed_to_score_every_sample(case, monkeypatch):
+    monkeypatch.setattr("stages.train.MIN_WAVE_SECONDS", 0.0)
     c, group = case
     params = replace(FAST, model="cnn", min_steps=100_000, n_models=9)
     result = train_ensemble(c.images, c.labels, group, params, deadline=time.monotonic() + 3)
