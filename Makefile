@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test repro clean
+.PHONY: demo test repro hw02 clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +23,10 @@ test: $(STAMP)
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
+# The graded deliverable: hw02.py and all it runs in one file (needs only numpy and torch where it runs).
+# make hw02 AUTHOR="Your Name" NETID="your netid"
+hw02:
+	$(PYTHON) -m pipeline.bundle --out dist/hw02.py $(if $(AUTHOR),--author "$(AUTHOR)") $(if $(NETID),--netid "$(NETID)")
+
 clean:
-	rm -rf $(VENV) artifacts results metrics.json
+	rm -rf $(VENV) artifacts results metrics.json dist
