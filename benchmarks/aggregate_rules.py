@@ -19,6 +19,8 @@ Twin groups are decided the same way under all of these. One more rule differs i
 - `no-count-prior` (default before commit eed096b): a conflicting group goes to the label with the largest sum,
   over the group's members, of the log mean out-of-bag probability, however many members carry each label (the
   default adds the log of that count to the mean; see stages/aggregate.py).
+- `twins-only`: the joint rule's twin groups and nothing else, no flags on evidence alone (the graded setting's
+  question: there every mislabelled sample has a twin, so what do those flags buy?).
 `--size N` adds the size family of benchmarks/peers.py at N samples, and `--train-seconds` trains under a deadline
 as a short time budget would: members that get few steps are where the two twin rules part.
 Errors = missed + wrongly flagged. Prints a Markdown table.
@@ -81,6 +83,7 @@ def errors_by_rule(case, posteriors: tuple[float, ...] = (), train_seconds: floa
                                              AggregateParams(min_posterior=0.5)),
                   "budget": min(0.01, 0.1 / max(every.sum(), 1))}
     flagged = {"joint": joint.flagged,
+               "twins-only": twins,
                "no-count-prior": (joint.reason == "evidence") |
                twin_flags_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0)}
     for posterior in posteriors:
