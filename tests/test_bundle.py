@@ -1,12 +1,10 @@
 """The submittable file: `make hw02` bundles hw02.py and all it runs into dist/hw02.py, which runs alone, in an
 empty folder, where only torch and numpy are installed, and prints what the repo's hw02.py prints."""
 import ast
-import importlib.metadata
 import re
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import numpy as np
@@ -14,33 +12,9 @@ import pytest
 
 from conftest import REPO, run_script
 from pipeline import bundle
+from pipeline.bundle import python_with_only
 
 SAMPLE = REPO / "data" / "sample"
-
-
-def python_with_only(folder: Path, *names: str) -> Path:
-    """A virtual environment whose site-packages holds only the named distributions and what they require
-    (links to this environment's copies): the grader's machine, which has torch and numpy and nothing of ours."""
-    venv.create(folder, with_pip=False)
-    python = folder / "bin" / "python"
-    site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                        text=True).strip())
-    seen, todo = set(), list(names)
-    while todo:
-        name = re.split(r"[ ;<>=!~\[(]", todo.pop(), maxsplit=1)[0]
-        if name.lower() in seen:
-            continue
-        seen.add(name.lower())
-        try:
-            dist = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue  # an optional requirement this environment does not have
-        todo += [req for req in dist.requires or [] if "extra ==" not in req]
-        for top in {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
-            source = Path(dist.locate_file(top))
-            if source.exists() and not (site / top).exists() and top != "__pycache__" and not top.endswith(".pth"):
-                (site / top).symlink_to(source)
-    return python
 
 
 @pytest.fixture(scope="module")

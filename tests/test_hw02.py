@@ -71,3 +71,29 @@ def test_single_class_data_prints_an_empty_line_and_says_why_whatever_the_dash(t
     assert done.returncode == 0, done.stderr
     assert done.stdout == "\n"  # the graded line, empty: nothing can contradict a label
     assert "same label" in done.stderr
+
+
+def test_the_graded_line_on_the_sample_is_its_truth_zero_based_ascending_comma_joined(repo):
+    # 5 s leaves no time for members: nearest neighbours decide in about 3 s, so the real command line is tested fast
+    sample = repo / "data" / "sample"
+    done = hw02("--data", str(sample / "images-idx3-ubyte.gz"), "--labels", str(sample / "labels-idx1-ubyte.gz"),
+                "--time-budget", "5")
+    assert done.returncode == 0, done.stderr
+    truth = (sample / "truth.txt").read_text()
+    assert done.stdout.count("\n") == 1 and ", ".join(done.stdout.strip().split(", ")) == done.stdout.strip()
+    found = [int(i) for i in done.stdout.split(", ")]
+    assert found == sorted(found) and len(found) == len(set(found))
+    # README: in the group of samples 15 and 82 the odd 2 (15) reads as an 8, so 15 is flagged instead of 82
+    assert set(found) ^ {int(i) for i in truth.split(", ")} <= {15, 82}
+    assert "nearest neighbours" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("option, value", [("--time-budget", "nan"), ("--time-budget", "inf"), ("--time-budget", "0"),
+                                           ("--time-budget", "-5"), ("--num-classes", "0"),
+                                           ("--num-classes", "300"), ("--seed", "-1"), ("--seed", "2**40"),
+                                           ("--seed", "4294967296")])
+def test_a_bad_option_is_one_line_and_exit_2(good, option, value):
+    images, labels = good
+    done = hw02("--data", str(images), "--labels", str(labels), option, value)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and option in done.stderr, done.stderr
