@@ -130,6 +130,25 @@ def test_a_fixed_threshold_overrides_the_data():
     assert decisions.threshold == 0.0 and not decisions.flagged.any()
 
 
+def test_a_fixed_positive_threshold_flags_what_lies_below_it_where_the_data_would_flag_nothing():
+    labels, probs = many_clean_samples()
+    probs[7], labels[7] = [0.2, 0.8, 0.0], 0  # every member says 1, but only moderately
+    assert not decide(labels, np.arange(len(labels)), *evidence(probs), AggregateParams()).flagged[7]
+    fixed = decide(labels, np.arange(len(labels)), *evidence(probs), AggregateParams(threshold=0.5))
+    assert fixed.threshold == 0.5 and fixed.flagged[7] and fixed.reason[7] == "evidence"
+
+
+def test_min_disagreement_below_one_flags_a_sample_most_members_doubt():
+    labels, probs = many_clean_samples()
+    probs[9], labels[9] = [1e-7, 1 - 2e-7, 1e-7], 0
+    prob_sum, n_scored, votes = evidence(probs)
+    votes[9] = [1, 2, 0]  # one of the three members voted for the given label
+    assert not decide(labels, np.arange(len(labels)), prob_sum, n_scored, votes, AggregateParams()).flagged[9]
+    doubted = decide(labels, np.arange(len(labels)), prob_sum, n_scored, votes,
+                     AggregateParams(threshold=0.01, min_disagreement=0.6))
+    assert doubted.flagged[9]
+
+
 def test_temperature_and_share_of_wrong_labels_are_fitted_together():
     # Members three times too sure of themselves, on data where 5% of the given labels are wrong.
     rng = np.random.default_rng(1)

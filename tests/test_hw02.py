@@ -49,6 +49,11 @@ def test_labels_given_as_images_are_a_wrong_magic(good):
     fails_with_one_line(hw02("--data", str(labels), "--labels", str(labels)), labels, "wrong magic number 2049")
 
 
+def test_images_given_as_labels_are_a_wrong_magic(good):
+    images, labels = good
+    fails_with_one_line(hw02("--data", str(images), "--labels", str(images)), images, "wrong magic number 2051")
+
+
 def test_mismatched_counts_name_the_label_file(tmp_path, good):
     images, _ = good
     write_idx(tmp_path / "short.gz", LABELS[:5])
