@@ -307,10 +307,15 @@ def members_to_cover(members: list[tuple[np.ndarray, np.ndarray]], n: int) -> in
     return len(members)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: `taskset -c 0,1` means 2), not the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def worker_layout(params: TrainParams) -> tuple[int, int]:
     """(workers, torch threads per worker) so that workers x threads never exceed this machine's cores.
     A dask cluster has cores of its own: there n_jobs is taken as given, one thread each."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if params.backend == "dask":
         return (cores if params.n_jobs == -1 else params.n_jobs), 1
     n_jobs = cores if params.n_jobs == -1 else min(params.n_jobs, cores)

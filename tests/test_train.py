@@ -1,4 +1,5 @@
 """Train: every prediction is out of bag for the sample and all its copies; open questions never train."""
+import os
 import time
 from dataclasses import replace
 
@@ -170,8 +171,20 @@ def test_a_member_weighs_each_class_as_the_whole_data_set_does_not_as_its_subset
     assert np.bincount(labels[train_idx], weights=balanced, minlength=3) == pytest.approx([1, 1, 1])
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is a Linux feature")
+def test_a_process_pinned_to_one_core_runs_one_worker_of_one_thread():
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from stages.train import TrainParams, worker_layout; print(worker_layout(TrainParams(n_jobs=-1)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.stdout.strip() == "(1, 1)", done.stderr
+
+
 def test_workers_times_threads_never_exceed_the_cores(monkeypatch):
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("stages.train.usable_cores", lambda: 2)
     for n_jobs in (1, 2, 8, -1):
         workers, threads = worker_layout(replace(FAST, n_jobs=n_jobs))
         assert workers * threads <= 2
