@@ -7,6 +7,7 @@ Every problem raises InputError naming the file, so the edges can print one line
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -18,53 +19,83 @@ from pipeline.errors import InputError
 GZIP_MAGIC = b"\x1f\x8b"
 UBYTE = 0x08
 LABELS_MAGIC, GREY_MAGIC, COLOUR_MAGIC = 2049, 2051, 2052
+MAX_BYTES = 16 * 2**30  # the largest payload a header may declare (60k 28 x 28 digits are 47 MB)
+CHUNK = 2**24  # bytes decompressed per read
 
 
-def _read_bytes(path: Path) -> bytes:
+def _open(path: Path):
+    """A binary stream of the file's idx bytes: decompressed as it is read when the file is gzipped."""
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise InputError(str(path), "no such file") from None
     except IsADirectoryError:
         raise InputError(str(path), "is a directory, not a file") from None
     except OSError as exc:
         raise InputError(str(path), f"cannot read ({exc.strerror})") from None
-    if raw[:2] != GZIP_MAGIC:
-        return raw
+    if f.read(2) == GZIP_MAGIC:
+        f.seek(0)
+        return gzip.GzipFile(fileobj=f, mode="rb"), f
+    f.seek(0)
+    return f, f
+
+
+def _read(stream, n: int, path: Path) -> bytes:
+    """Up to n bytes, read in chunks (a short read means the data ended); gzip damage is one InputError."""
+    parts, have = [], 0
     try:
-        return gzip.decompress(raw)
+        while have < n:
+            part = stream.read(min(CHUNK, n - have))
+            if not part:
+                break
+            parts.append(part)
+            have += len(part)
     except EOFError:
         raise InputError(str(path), "truncated gzip stream") from None
     except (OSError, zlib.error) as exc:
         raise InputError(str(path), f"corrupt gzip stream ({exc})") from None
+    return b"".join(parts)
 
 
 def read_idx(path: str | os.PathLike, expected_magic: tuple[int, ...]) -> np.ndarray:
-    """Read one idx file whose magic is one of `expected_magic`; return its array (uint8, header's shape)."""
+    """Read one idx file whose magic is one of `expected_magic`; return its array (uint8, header's shape).
+
+    The header is read and checked first (sizes in Python integers, which cannot overflow, and against MAX_BYTES),
+    then exactly the declared payload, then one byte more to find trailing data: whatever a file claims, no more
+    than its real data plus one chunk is ever held in memory (a gzip bomb stops at the declared size)."""
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise InputError(str(path), f"too short for an idx header ({len(data)} bytes)")
-    zeros, type_code, ndim = data[:2], data[2], data[3]
-    magic = int.from_bytes(data[:4], "big")
-    want = " or ".join(str(m) for m in expected_magic)
-    if zeros != b"\x00\x00":
-        raise InputError(str(path), f"wrong magic number {magic} (expected {want})")
-    if type_code != UBYTE:  # an idx file of another element type: say so rather than "wrong magic"
-        raise InputError(str(path), f"unsupported element type 0x{type_code:02x} (only unsigned bytes, 0x08)")
-    if magic not in expected_magic:
-        raise InputError(str(path), f"wrong magic number {magic} (expected {want})")
-    header_len = 4 + 4 * ndim
-    if len(data) < header_len:
-        raise InputError(str(path), f"truncated header ({len(data)} bytes, {ndim} dimensions need {header_len})")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims, dtype=np.int64))
-    payload = len(data) - header_len
-    if payload != expected:
+    stream, raw = _open(path)
+    with raw, stream:
+        head = _read(stream, 4, path)
+        if len(head) < 4:
+            raise InputError(str(path), f"too short for an idx header ({len(head)} bytes)")
+        zeros, type_code, ndim = head[:2], head[2], head[3]
+        magic = int.from_bytes(head, "big")
+        want = " or ".join(str(m) for m in expected_magic)
+        if zeros != b"\x00\x00":
+            raise InputError(str(path), f"wrong magic number {magic} (expected {want})")
+        if type_code != UBYTE:  # an idx file of another element type: say so rather than "wrong magic"
+            raise InputError(str(path), f"unsupported element type 0x{type_code:02x} (only unsigned bytes, 0x08)")
+        if magic not in expected_magic:
+            raise InputError(str(path), f"wrong magic number {magic} (expected {want})")
+        sizes = _read(stream, 4 * ndim, path)
+        if len(sizes) < 4 * ndim:
+            raise InputError(str(path), f"truncated header ({4 + len(sizes)} bytes, {ndim} dimensions need "
+                                        f"{4 + 4 * ndim})")
+        dims = tuple(int.from_bytes(sizes[4 * i: 4 * i + 4], "big") for i in range(ndim))
+        expected = math.prod(dims)
         shape = " x ".join(str(d) for d in dims)
-        problem = "truncated" if payload < expected else "has trailing bytes"
-        raise InputError(str(path), f"{problem}: header says {shape} = {expected} bytes, payload has {payload}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(dims)
+        if expected > MAX_BYTES:
+            raise InputError(str(path), f"header says {shape} = {expected:,} bytes, more than the "
+                                        f"{MAX_BYTES // 2**30} GiB this tool reads")
+        payload = _read(stream, expected, path)
+        if len(payload) < expected:
+            raise InputError(str(path), f"truncated: header says {shape} = {expected} bytes, payload has "
+                                        f"{len(payload)}")
+        if _read(stream, 1, path):
+            raise InputError(str(path), f"has trailing bytes: header says {shape} = {expected} bytes, the file "
+                                        f"holds more")
+    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
 
 
 def read_images(path: str | os.PathLike) -> np.ndarray:

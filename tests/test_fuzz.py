@@ -1,0 +1,67 @@
+"""Decode under hostile input: cut, flipped or padded idx files (gzipped or raw) give InputError, one line and
+exit 2, never a traceback; what still parses is a well-formed array."""
+import gzip
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import run_script
+from pipeline.errors import InputError
+from pipeline.idx import encode_idx, read_images, read_labels
+
+IMAGES = encode_idx(np.arange(3 * 5 * 4, dtype=np.uint8).reshape(3, 5, 4))
+LABELS = encode_idx(np.array([1, 2, 3], np.uint8))
+READERS = {"images": (read_images, IMAGES), "labels": (read_labels, LABELS)}
+
+
+def decodes_or_refuses(tmp_path, data: bytes, reader) -> None:
+    path = tmp_path / "file"
+    path.write_bytes(data)
+    try:
+        array = reader(path)
+    except InputError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        return
+    assert array.dtype in (np.uint8, np.int64) and array.size > 0
+
+
+@pytest.mark.parametrize("kind", READERS)
+@pytest.mark.parametrize("packed", [False, True], ids=["raw", "gzip"])
+def test_a_file_cut_at_any_byte_is_refused(tmp_path, kind, packed):
+    reader, valid = READERS[kind]
+    data = gzip.compress(valid, mtime=0) if packed else valid
+    for end in range(len(data)):
+        with pytest.raises(InputError):
+            path = tmp_path / f"cut{end}"
+            path.write_bytes(data[:end])
+            reader(path)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(sorted(READERS)), packed=st.booleans(),
+       flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), min_size=1, max_size=4),
+       cut=st.none() | st.integers(0, 10_000), extra=st.binary(max_size=8))
+def test_flipped_cut_or_padded_files_decode_or_are_refused_with_one_line(tmp_path, kind, packed, flips, cut, extra):
+    reader, valid = READERS[kind]
+    data = bytearray(gzip.compress(valid, mtime=0) if packed else valid)
+    for position, mask in flips:
+        data[position % len(data)] ^= mask
+    if cut is not None:
+        data = data[: cut % (len(data) + 1)]
+    decodes_or_refuses(tmp_path, bytes(data) + extra, reader)
+
+
+@pytest.mark.parametrize("data", [
+    b"\x00\x00\x08\x03\x00\x01\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00",  # 2^16 x 2^24 x 2^24: past any limit
+    gzip.compress(IMAGES + bytes(1 << 20), mtime=0),  # a megabyte of zeros past the declared payload
+    gzip.compress(IMAGES)[:-3],  # gzip cut inside its trailer
+])
+def test_hostile_files_through_hw02_are_one_line_and_exit_2(tmp_path, data):
+    (tmp_path / "images").write_bytes(data)
+    (tmp_path / "labels").write_bytes(LABELS)
+    done = run_script("hw02.py", "--data", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"),
+                      timeout=120)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and str(tmp_path / "images") in done.stderr
