@@ -35,11 +35,43 @@ def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+# What each stage's artifact holds: array name -> (dtype kinds, dimensions, "N" where there is one row per sample).
+# The loader checks every artifact against this before a stage uses it.
+FORMATS = {
+    "decode": {"images": ("u", 4, "N"), "labels": ("iu", 1, "N")},
+    "group": {"group": ("iu", 1, "N"), "distance": ("f", 1, "N"), "representative": ("iu", 1, None),
+              "threshold": ("f", 0, None), "exact": ("iu", 1, "N"), "blank": ("b", 1, "N")},
+    "train": {"prob_sum": ("f", 2, "N"), "n_scored": ("iu", 1, "N"), "votes": ("iu", 2, "N"),
+              "loss_curves": ("f", 2, None), "member_seconds": ("f", 1, None), "member_steps": ("iu", 1, None),
+              "nn_prob": ("f", 2, "N"), "nn_scored": ("b", 1, "N")},
+}
+
+
+def load_arrays(path: str | os.PathLike, stage: str, n: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays of `stage`'s artifact at `path`, checked against FORMATS (names, dtypes, dimensions, and n rows
+    where given). Anything amiss is one InputError naming the file and the command that rewrites it."""
+    again = f"run 'twins {stage}' again"
     try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise InputError(str(path), f"not an .npz artifact ({again})")
         with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+            arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError:
-        raise InputError(str(path), "no such artifact (run the stage that makes it first)") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(str(path), f"not a readable artifact ({exc})") from None
+        raise InputError(str(path), f"no such artifact (run 'twins {stage}' first)") from None
+    except InputError:
+        raise
+    except Exception as exc:  # a damaged archive fails in many ways (BadZipFile, EOFError, ValueError, ...)
+        raise InputError(str(path), f"damaged artifact ({type(exc).__name__}: {exc}; {again})") from None
+    for name, (kinds, ndim, rows) in FORMATS[stage].items():
+        if name not in arrays:
+            raise InputError(str(path), f"holds no array '{name}' ({again})")
+        array = arrays[name]
+        if array.dtype.kind not in kinds or array.ndim != ndim:
+            raise InputError(str(path), f"'{name}' is {array.dtype} with {array.ndim} dimensions, not what "
+                                        f"'twins {stage}' writes ({again})")
+        if rows == "N":
+            n = len(array) if n is None else n
+            if len(array) != n:
+                raise InputError(str(path), f"'{name}' has {len(array)} rows for {n} samples ({again})")
+    return arrays

@@ -280,13 +280,19 @@ def run(params: AggregateParams, decoded: str = "artifacts/decoded.npz", groups:
     import time
 
     from pipeline.artifacts import load_arrays
+    from pipeline.errors import InputError
 
     start = time.monotonic()
-    inputs = {name: load_arrays(path) for name, path in (("decode", decoded), ("group", groups), ("train", oob))}
-    labels, group = inputs["decode"]["labels"], inputs["group"]["group"]
-    train = inputs["train"]
+    inputs = {"decode": load_arrays(decoded, "decode")}
+    labels = inputs["decode"]["labels"].astype(np.int64)
+    inputs["group"] = load_arrays(groups, "group", len(labels))
+    inputs["train"] = train = load_arrays(oob, "train", len(labels))
+    group = inputs["group"]["group"].astype(np.int64)
+    if train["prob_sum"].shape[1] <= labels.max() or train["votes"].shape != train["prob_sum"].shape:
+        raise InputError(oob, f"holds {train['prob_sum'].shape[1]} classes, the labels {labels.max() + 1} "
+                              f"(run 'twins train' again)")
     decisions = decide(labels, group, train["prob_sum"], train["n_scored"], train["votes"], params,
-                       train.get("nn_prob"), train.get("nn_scored"))
+                       train["nn_prob"], train["nn_scored"])
     seconds = {name: float(arrays["seconds"]) for name, arrays in inputs.items() if "seconds" in arrays}
     seconds["aggregate"] = time.monotonic() - start
     write_results(decisions, labels, group, seconds, results_dir, metrics_path)

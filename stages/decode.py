@@ -62,5 +62,5 @@ def run(params: DecodeParams, out: str = "artifacts/decoded.npz") -> None:
 
 
 def load(path: str = "artifacts/decoded.npz") -> tuple[np.ndarray, np.ndarray]:
-    arrays = load_arrays(path)
-    return arrays["images"], arrays["labels"]
+    arrays = load_arrays(path, "decode")
+    return arrays["images"], arrays["labels"].astype(np.int64)

@@ -372,9 +372,9 @@ def run(params: ReportParams, decoded: str = "artifacts/decoded.npz", groups: st
     """File wrapper for DVC: read the earlier stages' files, write every figure and table; return the paths."""
     from pipeline.artifacts import atomic_write_bytes, atomic_write_text, load_arrays
 
-    images = load_arrays(decoded)["images"]
-    group = load_arrays(groups)["group"]
-    train = load_arrays(oob)
+    images = load_arrays(decoded, "decode")["images"]
+    group = load_arrays(groups, "group", len(images))["group"]
+    train = load_arrays(oob, "train", len(images))
     table = read_samples(samples)
     summary = read_metrics(metrics)
     threshold, temperature = float(summary["threshold"]), summary.get("temperature")

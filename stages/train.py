@@ -411,5 +411,5 @@ def run(params: TrainParams, decoded: str = "artifacts/decoded.npz", groups: str
 
     images, labels = load(decoded)
     start = time.monotonic()
-    result = train_ensemble(images, labels, load_arrays(groups)["group"], params)
+    result = train_ensemble(images, labels, load_arrays(groups, "group", len(labels))["group"], params)
     save_arrays(out, **vars(result), seconds=np.array(time.monotonic() - start))

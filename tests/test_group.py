@@ -225,7 +225,7 @@ def test_run_writes_the_group_artifact_and_summary(tmp_path, mnist):
     save_arrays(tmp_path / "decoded.npz", images=case.images, labels=case.labels)
     run(PARAMS, decoded=str(tmp_path / "decoded.npz"), out=str(tmp_path / "groups.npz"),
         summary_out=str(tmp_path / "groups.json"))
-    arrays = load_arrays(tmp_path / "groups.npz")
+    arrays = load_arrays(tmp_path / "groups.npz", "group")
     assert arrays["group"].shape == arrays["distance"].shape == (165,)
     assert len(arrays["representative"]) == arrays["group"].max() + 1
     summary = json.loads((tmp_path / "groups.json").read_text())
