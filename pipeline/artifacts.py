@@ -35,15 +35,13 @@ def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-# What each stage's artifact holds: array name -> (dtype kinds, dimensions, "N" where there is one row per sample).
-# The loader checks every artifact against this before a stage uses it.
+# What the stages after it read from each stage's artifact: array name -> (dtype kinds, dimensions, "N" where
+# there is one row per sample). The loader checks every artifact against this before a stage uses it.
 FORMATS = {
     "decode": {"images": ("u", 4, "N"), "labels": ("iu", 1, "N")},
-    "group": {"group": ("iu", 1, "N"), "distance": ("f", 1, "N"), "representative": ("iu", 1, None),
-              "threshold": ("f", 0, None), "exact": ("iu", 1, "N"), "blank": ("b", 1, "N")},
+    "group": {"group": ("iu", 1, "N")},
     "train": {"prob_sum": ("f", 2, "N"), "n_scored": ("iu", 1, "N"), "votes": ("iu", 2, "N"),
-              "loss_curves": ("f", 2, None), "member_seconds": ("f", 1, None), "member_steps": ("iu", 1, None),
-              "nn_prob": ("f", 2, "N"), "nn_scored": ("b", 1, "N")},
+              "loss_curves": ("f", 2, None), "nn_prob": ("f", 2, "N"), "nn_scored": ("b", 1, "N")},
 }
 
 

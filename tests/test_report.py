@@ -36,7 +36,7 @@ def finished_run(folder, images, labels, group, n_flag_twins):
     save_arrays(folder / "groups.npz", group=group)
     save_arrays(folder / "oob.npz", prob_sum=probs * 3, n_scored=np.full(n, 3), votes=votes,
                 loss_curves=np.linspace(2, 0.1, 20)[None].repeat(4, 0).astype(np.float32),
-                member_seconds=np.ones(4))
+                member_seconds=np.ones(4), nn_prob=np.zeros((n, k)), nn_scored=np.zeros(n, bool))
     decisions = decide(labels, group, probs * 3, np.full(n, 3), votes, AggregateParams())
     write_results(decisions, labels, group, {}, folder / "results", folder / "metrics.json")
     return decisions
@@ -162,5 +162,5 @@ def test_artifacts_from_different_runs_are_refused(tmp_path, case):
     c, group = case
     finished_run(tmp_path, c.images, c.labels, group, n_flag_twins=0)
     save_arrays(tmp_path / "groups.npz", group=group[:-1])
-    with pytest.raises(InputError, match="rerun"):
+    with pytest.raises(InputError, match="twins group"):
         report(tmp_path)
