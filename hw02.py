@@ -22,10 +22,9 @@ from pipeline.errors import InputError  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
 from stages.aggregate import format_indices  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
-from stages.train import TrainParams  # noqa: E402
+from stages.train import MAX_SEED, TrainParams  # noqa: E402
 
 DASHES = ("\u2013", "\u2014", "\u2212")  # en dash, em dash, minus: what a PDF makes of "--"
-MAX_SEED = 2**32 - 1  # torch and numpy take any seed up to here (ours grow by up to 1000x + members)
 
 
 def normalize_dashes(argv: list[str]) -> list[str]:
@@ -94,6 +93,9 @@ def main(argv: list[str]) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     if result.decisions.note and not args.verbose:
         print(f"note: {result.decisions.note}", file=sys.stderr)
     print(format_indices(result.decisions.flagged.nonzero()[0]))

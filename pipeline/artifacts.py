@@ -19,6 +19,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would create it: mkstemp's private 0600 is for the temporary
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

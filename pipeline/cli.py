@@ -28,6 +28,9 @@ class TwinsGroup(click.Group):
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was written", err=True)
+            ctx.exit(130)
 
 
 def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:

@@ -6,6 +6,8 @@ Each stage owns a frozen dataclass of its parameters with defaults; params.yaml 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import types
 import typing
@@ -31,6 +33,8 @@ def _coerce(name: str, value: Any, annotation: Any, source: str) -> Any:
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise InputError(source, f"{name} = {value} is not a finite number")
             return float(value)
         if option is str and isinstance(value, str):
             return value
@@ -43,7 +47,8 @@ def build_params(cls: type[P], values: dict[str, Any], source: str, section: str
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise InputError(source, f"unknown parameter {section}.{unknown[0]} (known: {', '.join(fields)})")
+        raise InputError(source, f"unknown parameter {section}.{unknown[0]}{did_you_mean(unknown[0], fields)} "
+                                 f"(known: {', '.join(fields)})")
     hints = typing.get_type_hints(cls)
     checked = {key: _coerce(f"{section}.{key}", value, hints[key], source) for key, value in values.items()}
     try:
@@ -52,21 +57,53 @@ def build_params(cls: type[P], values: dict[str, Any], source: str, section: str
         raise InputError(source, f"{section}: {exc}") from None
 
 
-def load_params(cls: type[P], section: str, path: str | os.PathLike = "params.yaml",
-                overrides: dict[str, Any] | None = None) -> P:
-    """`cls` built from the `section` of the YAML file at `path` (a missing file means all defaults)."""
+def did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def stage_params() -> dict[str, type]:
+    """Each section of params.yaml and the dataclass that holds it (imports no torch)."""
+    from stages.aggregate import AggregateParams
+    from stages.decode import DecodeParams
+    from stages.group import GroupParams
+    from stages.report import ReportParams
+    from stages.train import TrainParams
+
+    return {"decode": DecodeParams, "group": GroupParams, "train": TrainParams, "aggregate": AggregateParams,
+            "report": ReportParams}
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """params.yaml as a mapping of sections, every section checked whole (a missing file means all defaults):
+    a misspelt section or parameter, a value of the wrong type or out of range, anywhere in the file, stops
+    every stage before it touches its output."""
     import yaml
 
-    values: dict[str, Any] = {}
+    if not path.exists():
+        return {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(document, dict):
+        raise InputError(str(path), "must be a mapping of stage names to parameters")
+    sections = stage_params()
+    for section, values in document.items():
+        if section not in sections:
+            raise InputError(str(path), f"unknown section {section!r}{did_you_mean(str(section), sections)} "
+                                        f"(known: {', '.join(sections)})")
+        if values is not None and not isinstance(values, dict):
+            raise InputError(str(path), f"{section} must be a mapping of parameters, not {values!r}")
+        build_params(sections[section], values or {}, str(path), section)
+    return document
+
+
+def load_params(cls: type[P], section: str, path: str | os.PathLike = "params.yaml",
+                overrides: dict[str, Any] | None = None) -> P:
+    """`cls` built from the `section` of the YAML file at `path`, with overrides (the whole file is checked)."""
     path = Path(path)
-    if path.exists():
-        try:
-            document = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(document, dict):
-            raise InputError(str(path), "must be a mapping of stage names to parameters")
-        values = dict(document.get(section) or {})
+    values = dict(read_document(path).get(section) or {})
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return build_params(cls, values, str(path), section)
 

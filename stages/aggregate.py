@@ -90,8 +90,9 @@ def choose_evidence(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray,
     nn_votes = np.zeros_like(votes)
     nn_votes[np.flatnonzero(nn_scored), nn_prob[nn_scored].argmax(1)] = 1
     trained = (f"the members were right on {members_right:.0%} of clean samples, nearest neighbours on "
-               f"{neighbours_right:.0%}" if (n_scored > 0).any() else "there was no time to train members")
-    note = f"{trained}: twin groups decided by nearest neighbours, no flags without a twin (a short time budget?)"
+               f"{neighbours_right:.0%}" if (n_scored > 0).any() else
+               "no member trained (too few agreeing groups to learn from, or too little time)")
+    note = f"{trained}: twin groups decided by nearest neighbours, no flags without a twin"
     return nn_prob, nn_scored.astype(np.int64), nn_votes, "neighbours", note
 
 

@@ -80,6 +80,8 @@ class GroupParams:
             raise ValueError(f"grid must lie in 2..32, got {self.grid}")
         if not 0 <= self.max_shift <= 3:
             raise ValueError(f"max_shift must lie in 0..3, got {self.max_shift}")
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise ValueError(f"seed must lie in 0..{2**32 - 1}, got {self.seed}")
 
 
 @dataclass

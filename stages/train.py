@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.artifacts import load_arrays, save_arrays
-from pipeline.models import MODEL_KINDS
 
+MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # pipeline/models.py builds each
+BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask")  # joblib's, and dask's through joblib
+MAX_SEED = 2**32 - 1  # numpy and torch take any seed up to here (members add up to 1000x + their number)
 LOSS_POINTS = 20  # each member's loss curve is averaged into this many points, so curves of any length line up
 PROBE_STEPS = 10  # steps a member times (the first, warming up, left out) before it sets its step count; >= 2
 SCORE_CHUNK = 1024  # images scored per forward pass
@@ -87,6 +89,12 @@ class TrainParams:
             raise ValueError(f"augment must be shift or affine, got {self.augment!r}")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ValueError(f"n_jobs must be -1 or at least 1, got {self.n_jobs}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must lie in 0..{MAX_SEED}, got {self.seed}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"time_budget_s must be positive (or null for none), got {self.time_budget_s}")
 
     @property
     def folds(self) -> int:
@@ -126,9 +134,10 @@ def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> 
         for held_out in parts:
             held = np.isin(group, held_out)
             train = np.flatnonzero(~held & ~conflicted[group])
-            if train.size == 0 or len(np.unique(labels[train])) < 2:
-                continue  # too few groups to learn from: this member could only guess
-            members.append((train, np.union1d(np.flatnonzero(held), open_questions)))
+            scored = np.union1d(np.flatnonzero(held), open_questions)
+            if train.size == 0 or len(np.unique(labels[train])) < 2 or scored.size == 0:
+                continue  # too few groups to learn from (it could only guess), or nothing left to score
+            members.append((train, scored))
     return members[: params.n_models]
 
 

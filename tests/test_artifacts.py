@@ -84,3 +84,16 @@ def test_a_group_artifact_of_another_data_set_is_refused(tmp_path, artifacts):
     groups.write_bytes(replaced(groups.read_bytes(), "group", np.zeros(5, np.int64)))
     done = aggregate(tmp_path / "copy", tmp_path / "copy" / "oob.npz")
     assert done.returncode == 2 and "twins group" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_results_are_created_with_the_mode_the_umask_allows(tmp_path, artifacts):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        done = aggregate(artifacts, artifacts / "oob.npz")
+    finally:
+        os.umask(old)
+    assert done.returncode == 0
+    for path in (artifacts / "results" / "samples.csv", artifacts / "m.json"):
+        assert path.stat().st_mode & 0o777 == 0o644

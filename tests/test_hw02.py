@@ -102,3 +102,33 @@ def test_a_bad_option_is_one_line_and_exit_2(good, option, value):
     done = hw02("--data", str(images), "--labels", str(labels), option, value)
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and option in done.stderr, done.stderr
+
+
+def test_two_distinct_samples_are_answered_at_once_and_the_note_says_why(tmp_path):
+    write_images(tmp_path / "two.gz", IMAGES[:2])
+    write_idx(tmp_path / "two-labels.gz", LABELS[:2])
+    done = hw02("--data", str(tmp_path / "two.gz"), "--labels", str(tmp_path / "two-labels.gz"), "-v")
+    assert done.returncode == 0 and done.stdout == "\n"
+    assert "no cnn members trained" in done.stderr and "too few agreeing groups" in done.stderr
+    assert "Warning" not in done.stderr
+
+
+def test_an_interrupt_is_one_line_and_exit_130(repo):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sample = repo / "data" / "sample"
+    process = subprocess.Popen([sys.executable, "hw02.py", "--data", str(sample / "images-idx3-ubyte.gz"),
+                                "--labels", str(sample / "labels-idx1-ubyte.gz"), "-v"], cwd=repo, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=dict(os.environ, PYTHONPATH=str(repo)))
+    for line in process.stderr:
+        if "group:" in line:  # training is under way
+            break
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and out == "" and err.strip() == "interrupted" and "Traceback" not in err

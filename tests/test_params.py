@@ -34,3 +34,22 @@ def test_unknown_and_out_of_range_parameters_are_refused(repo):
         load_params(TrainParams, "train", repo / "params.yaml", {"n_model": 4})
     with pytest.raises(InputError, match="model must be one of"):
         load_params(TrainParams, "train", repo / "params.yaml", {"model": "resnet"})
+
+
+@pytest.mark.parametrize("edit, problem", [
+    ({"trian": {"seed": 1}}, "unknown section 'trian' (did you mean train?)"),
+    ({"train": {"modle": "cnn"}}, "unknown parameter train.modle (did you mean model?)"),
+    ({"train": 5}, "train must be a mapping of parameters"),
+    ({"train": [1, 2]}, "train must be a mapping of parameters"),
+    ({"train": {"backend": "foo"}}, "backend must be one of"),
+    ({"train": {"seed": -1}}, "seed must lie in 0..4294967295"),
+    ({"group": {"seed": 2**40}}, "seed must lie in 0..4294967295"),
+    ({"train": {"time_budget_s": float("nan")}}, "time_budget_s = nan is not a finite number"),
+    ({"train": {"time_budget_s": 0}}, "time_budget_s must be positive"),
+    ({"train": {"learning_rate": float("inf")}}, "learning_rate = inf is not a finite number"),
+])
+def test_the_whole_file_is_checked_whichever_stage_reads_it(tmp_path, edit, problem):
+    document = {"decode": {"num_classes": 10}, **edit}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        load_params(DecodeParams, "decode", tmp_path / "params.yaml")  # decode reads it, train's errors stop it
