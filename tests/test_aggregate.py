@@ -217,3 +217,14 @@ def test_members_right_at_least_as_often_as_neighbours_decide_as_before():
 def test_the_graded_line_is_zero_based_ascending_and_comma_separated():
     assert format_indices(np.array([163, 3, 15])) == "3, 15, 163"
     assert format_indices([]) == ""
+
+
+def test_without_flags_for_twinless_samples_only_the_twin_groups_losers_are_flagged():
+    labels, probs = many_clean_samples()
+    probs[5], labels[5] = [1e-7, 1 - 2e-7, 1e-7], 0  # strong evidence, no twin
+    labels, probs = np.r_[labels, 1, 2], np.r_[probs, [confident(1)] * 2]  # one more twin group: 1 against 2
+    group = np.r_[np.arange(len(labels) - 2), len(labels) - 2, len(labels) - 2]
+    every = decide(labels, group, *evidence(probs), AggregateParams())
+    twins_only = decide(labels, group, *evidence(probs), AggregateParams(flag_without_twin=False))
+    assert every.flagged[5] and not twins_only.flagged[5]
+    assert np.flatnonzero(twins_only.flagged).tolist() == [len(labels) - 1] and twins_only.reason[-1] == "twin"

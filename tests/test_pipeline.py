@@ -120,7 +120,8 @@ def test_metrics_show_the_counts_and_experiments_run(fast_repo):
 
 @pytest.mark.slow
 def test_twins_run_and_hw02_agree_with_dvc_repro_on_the_default_parameters(tmp_path):
-    folder = make_copy(tmp_path)  # default parameters: the ones hw02.py uses
+    folder = make_copy(tmp_path)  # default parameters: the ones hw02.py uses, but for flag_without_twin
+    set_params(folder, "aggregate", flag_without_twin=False)
     dvc("repro", cwd=folder)
     from_dvc = (folder / "results" / "suspects.txt").read_text().strip()
     from_run = sh("twins", "run", cwd=folder).stdout.strip()
