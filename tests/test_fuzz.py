@@ -57,6 +57,7 @@ def test_flipped_cut_or_padded_files_decode_or_are_refused_with_one_line(tmp_pat
     b"\x00\x00\x08\x03\x00\x01\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00",  # 2^16 x 2^24 x 2^24: past any limit
     gzip.compress(IMAGES + bytes(1 << 20), mtime=0),  # a megabyte of zeros past the declared payload
     gzip.compress(IMAGES)[:-3],  # gzip cut inside its trailer
+    (lambda packed: packed[:30] + bytes([packed[30] ^ 0xFF]) + packed[31:])(gzip.compress(IMAGES * 50, mtime=0)),
 ])
 def test_hostile_files_through_hw02_are_one_line_and_exit_2(tmp_path, data):
     (tmp_path / "images").write_bytes(data)

@@ -132,3 +132,29 @@ def test_an_interrupt_is_one_line_and_exit_130(repo):
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130 and out == "" and err.strip() == "interrupted" and "Traceback" not in err
+
+
+def test_colour_idx4_images_run_through_the_graded_command(tmp_path):
+    colour = np.random.default_rng(1).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    images = np.concatenate([colour, colour[:2]])  # two twins, labelled differently
+    write_images(tmp_path / "colour.gz", images)
+    write_idx(tmp_path / "colour-labels.gz", np.r_[LABELS, (LABELS[:2] + 1) % 10].astype(np.uint8))
+    done = hw02("--data", str(tmp_path / "colour.gz"), "--labels", str(tmp_path / "colour-labels.gz"),
+                "--time-budget", "5")
+    assert done.returncode == 0, done.stderr
+    flagged = [int(i) for i in done.stdout.split(", ")]
+    assert len(flagged) == 2 and all(i in (0, 1, 12, 13) for i in flagged)  # one of each conflicting pair
+
+
+@pytest.mark.slow
+def test_a_short_budget_on_two_thousand_samples_still_finds_the_twins(tmp_path, repo):
+    from pipeline.plant import PlantSpec, load_source, plant, write_case
+
+    case = plant(*load_source("mnist"), PlantSpec(n_clean=1800, n_evil=200, seed=7))
+    write_case(case, tmp_path)
+    done = hw02("--data", str(tmp_path / "images-idx3-ubyte.gz"), "--labels", str(tmp_path / "labels-idx1-ubyte.gz"),
+                "--time-budget", "20", "-v")
+    assert done.returncode == 0, done.stderr
+    assert "train: " in done.stderr and "done in" in done.stderr
+    found = {int(i) for i in done.stdout.split(", ")}
+    assert len(found ^ set(case.truth.tolist())) <= 40  # 200 evil twins: most groups decided right
