@@ -1,10 +1,13 @@
-"""The model kinds an ensemble member can be. Each takes (B, C, H, W) float images of any size."""
+"""The model kinds an ensemble member can be. Each takes (B, C, H, W) float images of any size.
+
+torch is imported where it is used: a run whose members never start (a short budget, too few groups) needs none.
+"""
 from __future__ import annotations
 
-import torch
-from torch import nn
 
 def build_model(kind: str, channels: int, height: int, width: int, n_classes: int) -> nn.Module:
+    from torch import nn
+
     pixels = channels * height * width
     if kind == "linear":
         return nn.Sequential(nn.Flatten(), nn.Linear(pixels, n_classes))
@@ -31,6 +34,8 @@ def standardize(images) -> torch.Tensor:
 
     Per-image standardisation makes the models blind to brightness and contrast, which is exactly the
     perturbation a near-identical twin may carry."""
+    import torch
+
     x = torch.as_tensor(images).permute(0, 3, 1, 2).float()
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     std = x.std(dim=(1, 2, 3), keepdim=True)
@@ -39,6 +44,9 @@ def standardize(images) -> torch.Tensor:
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Shift every image of the batch by its own random offset of up to max_shift pixels (edges replicated)."""
+    import torch
+    from torch import nn
+
     if max_shift == 0:
         return x
     b, _, h, w = x.shape
@@ -54,6 +62,9 @@ def random_affine(x: torch.Tensor, max_shift: int, generator: torch.Generator, m
                   max_scale: float = 0.15) -> torch.Tensor:
     """Shift by up to max_shift pixels, rotate by up to max_rotation degrees, scale by up to +-max_scale:
     the ways two honest writings of one digit differ, so tiny training sets generalise further."""
+    import torch
+    from torch import nn
+
     b, _, h, w = x.shape
     u = torch.rand(b, 4, generator=generator) * 2 - 1
     angle = u[:, 0] * max_rotation * torch.pi / 180
