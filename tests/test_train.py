@@ -206,3 +206,35 @@ def test_the_dask_backend_gives_the_same_ensemble_on_a_local_cluster(case):
         remote = train_ensemble(c.images, c.labels, group, replace(params, backend="dask"))
     assert np.allclose(local.prob_sum, remote.prob_sum, atol=1e-5)
     assert np.array_equal(local.n_scored, remote.n_scored)
+
+
+def test_a_member_draws_its_batches_with_the_class_shares_it_is_told(case, monkeypatch):
+    import stages.train
+
+    drawn = []
+    original = stages.train.class_weights
+
+    def recording(labels, train_idx, n_classes, balance):
+        weights = original(labels, train_idx, n_classes, balance)
+        drawn.append(np.bincount(labels[train_idx], weights=weights.numpy(), minlength=n_classes))
+        return weights
+
+    monkeypatch.setattr(stages.train, "class_weights", recording)
+    c, group = case
+    train, scored = plan_members(group, c.labels, FAST)[0]
+    for balance in (True, False):
+        train_member(c.images, c.labels, train, scored, 10, replace(FAST, balance_classes=balance), 0, 1)
+    balanced, natural = drawn[0] / drawn[0].sum(), drawn[1] / drawn[1].sum()
+    present = np.bincount(c.labels[train], minlength=10) > 0
+    assert balanced[present] == pytest.approx(np.full(present.sum(), 1 / present.sum()))
+    assert natural == pytest.approx(np.bincount(c.labels, minlength=10) / len(c.labels))
+
+
+def test_no_member_scores_what_it_trained_on_random_labels_stay_at_chance():
+    # labels drawn at random: a member that had seen a sample would recall its label, one that had not can only guess
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (90, 8, 8, 1), dtype=np.uint8)
+    labels = rng.integers(0, 3, 90)
+    params = TrainParams(model="linear", n_models=3, min_steps=400, epochs=1, n_jobs=1, learning_rate=0.05)
+    result = train_ensemble(images, labels, np.arange(90), params)
+    assert (result.prob_sum.argmax(1) == labels).mean() < 0.6  # chance is 1/3; recall would be near 1
