@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """An .npz that np.load reads, written byte for byte the same for the same arrays (no zip timestamps), so
+    DVC sees an unchanged artifact when a stage reruns on unchanged inputs."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(entry, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_timing(path: str | os.PathLike, **values: float) -> None:
+    """A stage's wall-clock figures, kept out of its data artifact (they differ on every run): a DVC metric."""
+    import json
+
+    atomic_write_text(path, json.dumps({k: round(float(v), 3) for k, v in values.items()}, indent=2) + "\n")
 
 
 # What the stages after it read from each stage's artifact: array name -> (dtype kinds, dimensions, "N" where

@@ -63,9 +63,11 @@ def main() -> None:
 @click.option("--images", help="idx3/idx4 image file, gzipped or raw [params: decode.images].")
 @click.option("--labels", help="idx1 label file, gzipped or raw [params: decode.labels].")
 @click.option("--out", default="artifacts/decoded.npz", show_default=True, help="Artifact to write.")
+@click.option("--timing", default="metrics/decode.json", show_default=True,
+              help="Wall-clock figures (a DVC metric, kept out of the artifact).")
 @params_option
 @set_option
-def decode(images, labels, out, params_file, overrides):
+def decode(images, labels, out, timing, params_file, overrides):
     """Read and check the idx files; write images, labels and source checksums to OUT.
 
     Checks the magic number and type byte, the header's dimensions against the payload, equal counts, at least
@@ -73,7 +75,7 @@ def decode(images, labels, out, params_file, overrides):
     from stages import decode as stage
 
     params = stage_params(stage.DecodeParams, "decode", params_file, overrides, images=images, labels=labels)
-    stage.run(params, out)
+    stage.run(params, out, timing)
 
 
 @main.command()
@@ -81,15 +83,17 @@ def decode(images, labels, out, params_file, overrides):
 @click.option("--out", default="artifacts/groups.npz", show_default=True, help="Group id and distance per sample.")
 @click.option("--summary", default="artifacts/groups.json", show_default=True,
               help="Group sizes, conflicting groups and the threshold used.")
+@click.option("--timing", default="metrics/group.json", show_default=True,
+              help="Wall-clock figures (a DVC metric, kept out of the artifact).")
 @params_option
 @set_option
-def group(decoded, out, summary, params_file, overrides):
+def group(decoded, out, summary, timing, params_file, overrides):
     """Hash images into twin groups: exact copies and near-identical ones (noise, brightness, 1 px shift).
 
     Every sample gets a group id (singletons are groups of one) and its distance to the group's representative."""
     from stages import group as stage
 
-    stage.run(stage_params(stage.GroupParams, "group", params_file, overrides), decoded, out, summary)
+    stage.run(stage_params(stage.GroupParams, "group", params_file, overrides), decoded, out, summary, timing)
 
 
 @main.command()
@@ -97,9 +101,11 @@ def group(decoded, out, summary, params_file, overrides):
 @click.option("--groups", default="artifacts/groups.npz", show_default=True, help="The group stage's artifact.")
 @click.option("--out", default="artifacts/oob.npz", show_default=True,
               help="Out-of-bag probability sums, member counts and votes per sample; loss curves per member.")
+@click.option("--timing", default="metrics/train.json", show_default=True,
+              help="Wall-clock figures (a DVC metric, kept out of the artifact).")
 @params_option
 @set_option
-def train(decoded, groups, out, params_file, overrides):
+def train(decoded, groups, out, timing, params_file, overrides):
     """Train the ensemble of subset models (whole twin groups in or out) in joblib workers.
 
     Parameters (section train): model, n_models, train_fraction, epochs, min_steps, batch_size, learning_rate,
@@ -107,7 +113,7 @@ def train(decoded, groups, out, params_file, overrides):
     time_budget_s, seed."""
     from stages import train as stage
 
-    stage.run(stage_params(stage.TrainParams, "train", params_file, overrides), decoded, groups, out)
+    stage.run(stage_params(stage.TrainParams, "train", params_file, overrides), decoded, groups, out, timing)
 
 
 @main.command()

@@ -235,8 +235,11 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
 
 
 def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
-                  results_dir: str = "results", metrics_path: str = "metrics.json") -> None:
-    """results/suspects.txt (the graded line), results/samples.csv (one row per sample) and metrics.json."""
+                  results_dir: str = "results", metrics_path: str = "metrics.json",
+                  class_names: list[str] | None = None, paths: list[str] | None = None) -> None:
+    """results/suspects.txt (the graded line), results/samples.csv (one row per sample), results/issues.csv (the
+    flagged samples, most certain first: lowest out-of-bag probability of their label) and metrics.json. With
+    class names, labels are written as names; with source paths, each row names its file."""
     import csv
     import io
     import json
@@ -244,23 +247,38 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
 
     from pipeline.artifacts import atomic_write_text
 
-    results = Path(results_dir)
-    atomic_write_text(results / "suspects.txt", format_indices(np.flatnonzero(decisions.flagged)) + "\n")
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["index", "given", "suggested", "score", "calibrated", "disagreement", "group", "flagged",
-                     "reason"])
+    def name(label: int) -> str:
+        return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
 
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.6g}"
 
-    for i in range(len(labels)):
-        writer.writerow([i, int(labels[i]), int(decisions.suggested[i]), number(decisions.score[i]),
-                         number(decisions.calibrated[i]), number(decisions.disagreement[i]), int(group[i]),
-                         int(decisions.flagged[i]), decisions.reason[i]])
-    atomic_write_text(results / "samples.csv", table.getvalue())
+    order = np.argsort(group, kind="stable")
+    members = np.split(order, np.flatnonzero(np.diff(group[order])) + 1)
+    twins = {}
+    for together in members:
+        for i in together if len(together) > 1 else ():
+            others = [str(j) for j in together if j != i]
+            twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")
+    results = Path(results_dir)
+    atomic_write_text(results / "suspects.txt", format_indices(np.flatnonzero(decisions.flagged)) + "\n")
+    header = ["index", "path", "given", "suggested", "score", "calibrated", "disagreement", "group", "twins",
+              "flagged", "reason"]
+    rows = [[i, paths[i] if paths else "", name(int(labels[i])), name(int(decisions.suggested[i])),
+             number(decisions.score[i]), number(decisions.calibrated[i]), number(decisions.disagreement[i]),
+             int(group[i]), twins.get(i, ""), int(decisions.flagged[i]), decisions.reason[i]]
+            for i in range(len(labels))]
+    for file, chosen in (("samples.csv", range(len(labels))),
+                         ("issues.csv", sorted(np.flatnonzero(decisions.flagged),
+                                               key=lambda i: np.nan_to_num(decisions.score[i], nan=1.0)))):
+        table = io.StringIO()
+        writer = csv.writer(table, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows[i] for i in chosen)
+        atomic_write_text(results / file, table.getvalue())
     group_sizes = np.bincount(group)
     conflicting = len(np.unique(group[decisions.reason == "twin"]))
+    n_classes = max(int(labels.max()) + 1, len(class_names or []))
     metrics = {
         "samples": len(labels),
         "groups": len(group_sizes),
@@ -269,6 +287,7 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
         "flagged": int(decisions.flagged.sum()),
         "flagged_twin": int((decisions.reason == "twin").sum()),
         "flagged_evidence": int((decisions.reason == "evidence").sum()),
+        "flagged_by_class": {name(c): int((decisions.flagged & (labels == c)).sum()) for c in range(n_classes)},
         "threshold": decisions.threshold,
         "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,
@@ -297,6 +316,7 @@ def run(params: AggregateParams, decoded: str = "artifacts/decoded.npz", groups:
                               f"(run 'twins train' again)")
     decisions = decide(labels, group, train["prob_sum"], train["n_scored"], train["votes"], params,
                        train["nn_prob"], train["nn_scored"])
-    seconds = {name: float(arrays["seconds"]) for name, arrays in inputs.items() if "seconds" in arrays}
-    seconds["aggregate"] = time.monotonic() - start
-    write_results(decisions, labels, group, seconds, results_dir, metrics_path)
+    seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
+    names = [str(n) for n in inputs["decode"].get("class_names", [])] or None
+    paths = [str(p) for p in inputs["decode"].get("paths", [])] or None
+    write_results(decisions, labels, group, seconds, results_dir, metrics_path, names, paths)

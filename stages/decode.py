@@ -1,30 +1,41 @@
-"""Stage 1, decode: idx files in, one checked artifact (images, labels, source checksums) out."""
+"""Stage 1, decode: the data in (idx files, image folders, manifests, arrays), one checked artifact out: images,
+labels, class names and source paths where the data have them, and the sources' checksums."""
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import load_arrays, save_arrays
+from pipeline.artifacts import load_arrays, save_arrays, write_timing
 from pipeline.errors import InputError
 from pipeline.idx import read_images, read_labels
+from stages.formats import Dataset, kind_of, read_arrays, read_image_folder, read_manifest
 
 
 @dataclass(frozen=True)
 class DecodeParams:
-    """images, labels: paths of the idx files (gzipped or raw).
-    num_classes: labels must lie in 0..num_classes-1; null accepts any byte value."""
+    """images: the data: idx images (gzipped or raw, told by content), a folder of class folders of images, a CSV or
+    TSV manifest of path,label rows, an .npz of images and labels, or an .npy of images (README, "Your data").
+    labels: the idx (or .npy) labels beside idx (or .npy) images; folders, manifests and .npz carry their own.
+    num_classes: integer labels must lie in 0..num_classes-1; null accepts any. Named classes are what they are.
+    max_side: images read from files are brought to one size whose longer side is at most this many pixels.
+    skip_unreadable: leave out image files that cannot be decoded (listed in the log) instead of stopping."""
 
     images: str = "data/sample/images-idx3-ubyte.gz"
     labels: str = "data/sample/labels-idx1-ubyte.gz"
     num_classes: int | None = 10
+    max_side: int = 64
+    skip_unreadable: bool = False
 
     def __post_init__(self):
         if self.num_classes is not None and not 1 <= self.num_classes <= 256:
             raise ValueError(f"num_classes must lie in 1..256, got {self.num_classes}")
+        if not 4 <= self.max_side <= 1024:
+            raise ValueError(f"max_side must lie in 4..1024, got {self.max_side}")
 
 
 def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | None,
@@ -41,24 +52,54 @@ def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | Non
                                           f"set decode.num_classes to allow more classes)")
 
 
+def read_dataset(params: DecodeParams) -> Dataset:
+    """Read and check the data in whatever form params.images names (formats.kind_of)."""
+    kind = kind_of(params.images)
+    if kind == "folder":
+        dataset = read_image_folder(Path(params.images), params.max_side, params.skip_unreadable)
+    elif kind == "manifest":
+        dataset = read_manifest(Path(params.images), params.max_side, params.skip_unreadable)
+    elif kind in ("npz", "npy"):
+        dataset = read_arrays(Path(params.images), Path(params.labels) if params.labels else None)
+    else:
+        dataset = Dataset(read_images(params.images), read_labels(params.labels))
+    self_labelled = kind in ("folder", "manifest", "npz")
+    check_dataset(dataset.images, dataset.labels, None if dataset.class_names else params.num_classes,
+                  params.images, params.images if self_labelled else params.labels)
+    return dataset
+
+
 def decode_files(params: DecodeParams) -> tuple[np.ndarray, np.ndarray]:
-    """Read and check both files: (images uint8 (N, H, W, C), labels int64 (N,))."""
-    images = read_images(params.images)
-    labels = read_labels(params.labels)
-    check_dataset(images, labels, params.num_classes, params.images, params.labels)
-    return images, labels
+    """Read and check the data: (images uint8 (N, H, W, C), labels int64 (N,))."""
+    dataset = read_dataset(params)
+    return dataset.images, dataset.labels
 
 
-def sha256_of(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def fingerprint(path: str) -> str:
+    """sha256 of a file's bytes, or of a folder's file names and bytes (for the artifact's record of its source)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for file in sorted(f for f in path.rglob("*") if f.is_file()):
+            digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
+    elif path.is_file():
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
-def run(params: DecodeParams, out: str = "artifacts/decoded.npz") -> None:
+def run(params: DecodeParams, out: str = "artifacts/decoded.npz", timing_out: str = "metrics/decode.json") -> None:
     """File wrapper for DVC: decode, then write the artifact atomically (nothing is written on failure)."""
     start = time.monotonic()
-    images, labels = decode_files(params)
-    save_arrays(out, images=images, labels=labels, seconds=np.array(time.monotonic() - start),
-                images_sha256=np.array(sha256_of(params.images)), labels_sha256=np.array(sha256_of(params.labels)))
+    dataset = read_dataset(params)
+    for skipped in dataset.skipped:
+        print(f"decode: left out {skipped}", file=sys.stderr)
+    labels_used = kind_of(params.images) in ("idx", "npy")
+    save_arrays(out, images=dataset.images, labels=dataset.labels,
+                class_names=np.array(dataset.class_names or [], dtype=str),
+                paths=np.array(dataset.paths or [], dtype=str), skipped=np.array(dataset.skipped, dtype=str),
+                images_sha256=np.array(fingerprint(params.images)),
+                labels_sha256=np.array(fingerprint(params.labels) if labels_used else ""))
+    write_timing(timing_out, seconds=time.monotonic() - start)
 
 
 def load(path: str = "artifacts/decoded.npz") -> tuple[np.ndarray, np.ndarray]:

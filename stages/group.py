@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.near_duplicates import (blank_scores, bounded_clusters, forest_neighbours, noise_z, representatives,
                                       shift_distances, shifted_descriptors, unique_images)
-from pipeline.artifacts import atomic_write_text, save_arrays
+from pipeline.artifacts import atomic_write_text, save_arrays, write_timing
 
 
 @dataclass(frozen=True)
@@ -215,17 +215,16 @@ def summarize(group: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def run(params: GroupParams, decoded: str = "artifacts/decoded.npz", out: str = "artifacts/groups.npz",
-        summary_out: str = "artifacts/groups.json") -> GroupResult:
+        summary_out: str = "artifacts/groups.json", timing_out: str = "metrics/group.json") -> GroupResult:
     """File wrapper for DVC: load the decoded artifact, group, write the arrays and a JSON summary atomically."""
     from stages.decode import load
 
     images, labels = load(decoded)
     start = time.monotonic()
     result = group_images(images, params)
-    # seconds: aggregate collects each stage's time into metrics.json.
     save_arrays(out, group=result.group, distance=result.distance, representative=result.representative,
-                threshold=np.array(result.threshold), exact=result.exact, blank=result.blank,
-                seconds=np.array(time.monotonic() - start))
+                threshold=np.array(result.threshold), exact=result.exact, blank=result.blank)
     summary = summarize(result.group, labels) | {"threshold": round(result.threshold, 6)}
     atomic_write_text(summary_out, json.dumps(summary, indent=2) + "\n")
+    write_timing(timing_out, seconds=time.monotonic() - start)
     return result

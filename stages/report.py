@@ -142,7 +142,7 @@ def message_figure(text: str, title: str):
 
 
 def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray, tiles: list[Tile],
-                   columns: int, title: str):
+                   columns: int, title: str, class_names: list[str] | None = None):
     """One page of the montage: tiles on a grid, each group's tiles on a grey band, flagged ones framed in red."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -170,7 +170,8 @@ def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray,
                            image_h / height))
         _show(ax, images[t.index])
         colour = FLAG_COLOUR if t.flagged else "black"
-        ax.set_title(f"#{t.index}\n{given[t.index]} \u2192 {suggested[t.index]}", fontsize=8, color=colour,
+        ax.set_title(f"#{t.index}\n{label_name(given[t.index], class_names)} \u2192 "
+                     f"{label_name(suggested[t.index], class_names)}", fontsize=8, color=colour,
                      fontweight="bold" if t.flagged else "normal", pad=2, linespacing=1.1)
         for spine in ax.spines.values():
             spine.set_color(FLAG_COLOUR if t.flagged else TWIN_COLOUR)
@@ -178,6 +179,14 @@ def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray,
         if t.hidden:
             ax.set_xlabel(f"+{t.hidden} more", fontsize=7, labelpad=1, color="#444444")
     return fig
+
+
+def label_name(label: int, class_names: list[str] | None) -> str:
+    """A label as its class name where the data name their classes (cut to 12 characters for a caption)."""
+    label = int(label)
+    if class_names and 0 <= label < len(class_names):
+        return class_names[label][:12]
+    return str(label)
 
 
 def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str:
@@ -238,7 +247,7 @@ def confusion_matrix(given: np.ndarray, suggested: np.ndarray, n_classes: int) -
     return np.bincount(given * n_classes + suggested, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def confusion_figure(matrix: np.ndarray):
+def confusion_figure(matrix: np.ndarray, class_names: list[str] | None = None):
     """The matrix on a log colour scale (the diagonal dwarfs the noise), off-diagonal counts in red."""
     from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
@@ -258,8 +267,8 @@ def confusion_figure(matrix: np.ndarray):
                         color=FLAG_COLOUR if off else ("white" if count > matrix.max() ** 0.6 else "black"),
                         fontweight="bold" if off else "normal")
     ticks = np.arange(k) if k <= MAX_ANNOTATED_CLASSES else np.arange(0, k, max(1, k // 20))
-    ax.set_xticks(ticks)
-    ax.set_yticks(ticks)
+    ax.set_xticks(ticks, [label_name(t, class_names) for t in ticks], rotation=90 if class_names else 0)
+    ax.set_yticks(ticks, [label_name(t, class_names) for t in ticks])
     ax.set_xlabel("suggested label")
     ax.set_ylabel("given label")
     total, differ = int(matrix.sum()), int(matrix.sum() - np.trace(matrix))
@@ -268,9 +277,13 @@ def confusion_figure(matrix: np.ndarray):
     return fig
 
 
-def confusion_csv(given: np.ndarray, suggested: np.ndarray) -> str:
+def confusion_csv(given: np.ndarray, suggested: np.ndarray, class_names: list[str] | None = None) -> str:
     """One row per sample, the long format DVC's confusion template counts itself."""
-    lines = ["given,suggested"] + [f"{int(g)},{int(s)}" for g, s in zip(given, suggested)]
+    def cell(label) -> str:
+        text = class_names[int(label)] if class_names and 0 <= int(label) < len(class_names) else str(int(label))
+        return f'"{text}"' if any(c in text for c in ',"') else text
+
+    lines = ["given,suggested"] + [f"{cell(g)},{cell(s)}" for g, s in zip(given, suggested)]
     return "\n".join(lines) + "\n"
 
 
@@ -330,8 +343,14 @@ def page_name(page: int) -> str:
     return "flagged.png" if page == 1 else f"flagged-{page}.png"
 
 
-def read_samples(path: str | Path) -> dict[str, np.ndarray]:
-    """The columns of the aggregate stage's samples.csv the report needs, as arrays."""
+def read_samples(path: str | Path, class_names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The columns of the aggregate stage's samples.csv the report needs, as arrays (labels written as class
+    names are read back as their ids)."""
+    ids = {name: i for i, name in enumerate(class_names or [])}
+
+    def label(text: str) -> int:
+        return ids[text] if text in ids else int(text)
+
     needed = ("given", "suggested", "calibrated", "group", "flagged", "reason")
     try:
         with open(path, newline="") as f:
@@ -343,8 +362,8 @@ def read_samples(path: str | Path) -> dict[str, np.ndarray]:
         raise InputError(str(path), f"missing column {missing[0]}" if missing else "holds no samples")
     try:
         return {
-            "given": np.array([int(r["given"]) for r in rows], np.int64),
-            "suggested": np.array([int(r["suggested"]) for r in rows], np.int64),
+            "given": np.array([label(r["given"]) for r in rows], np.int64),
+            "suggested": np.array([label(r["suggested"]) for r in rows], np.int64),
             "calibrated": np.array([float(r["calibrated"]) if r["calibrated"] else np.nan for r in rows]),
             "group": np.array([int(r["group"]) for r in rows], np.int64),
             "flagged": np.array([r["flagged"] == "1" for r in rows]),
@@ -372,10 +391,11 @@ def run(params: ReportParams, decoded: str = "artifacts/decoded.npz", groups: st
     """File wrapper for DVC: read the earlier stages' files, write every figure and table; return the paths."""
     from pipeline.artifacts import atomic_write_bytes, atomic_write_text, load_arrays
 
-    images = load_arrays(decoded, "decode")["images"]
+    data = load_arrays(decoded, "decode")
+    images, names = data["images"], [str(n) for n in data.get("class_names", [])] or None
     group = load_arrays(groups, "group", len(images))["group"]
     train = load_arrays(oob, "train", len(images))
-    table = read_samples(samples)
+    table = read_samples(samples, names)
     summary = read_metrics(metrics)
     threshold, temperature = float(summary["threshold"]), summary.get("temperature")
     if not len(images) == len(group) == len(table["given"]):
@@ -394,7 +414,7 @@ def run(params: ReportParams, decoded: str = "artifacts/decoded.npz", groups: st
     for number, tiles in enumerate(pages, start=1):
         title = montage_title(int(flagged.sum()), len(runs), number, len(pages))
         save(page_name(number), png_bytes(montage_figure(images, table["given"], table["suggested"], tiles,
-                                                         params.columns, title), params.dpi))
+                                                         params.columns, title, names), params.dpi))
     if not pages:
         save(page_name(1), png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi))
     # Pages left over from an earlier, longer report would pass for current ones.
@@ -405,11 +425,11 @@ def run(params: ReportParams, decoded: str = "artifacts/decoded.npz", groups: st
 
     save("scores.png", png_bytes(scores_figure(table["calibrated"], group, table["reason"], threshold,
                                                temperature), params.dpi))
-    n_classes = int(max(table["given"].max(), table["suggested"].max())) + 1
+    n_classes = max(int(max(table["given"].max(), table["suggested"].max())) + 1, len(names or []))
     save("confusion.png", png_bytes(confusion_figure(confusion_matrix(table["given"], table["suggested"],
-                                                                      n_classes)), params.dpi))
-    save("confusion.csv", confusion_csv(table["given"], table["suggested"]))
+                                                                      n_classes), names), params.dpi))
+    save("confusion.csv", confusion_csv(table["given"], table["suggested"], names))
     curves = train["loss_curves"]
     save("loss.csv", loss_csv(loss_table(curves)))
-    save("loss.png", png_bytes(loss_figure(curves, train.get("member_seconds")), params.dpi))
+    save("loss.png", png_bytes(loss_figure(curves), params.dpi))
     return written

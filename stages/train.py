@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.artifacts import load_arrays, save_arrays
+from pipeline.artifacts import load_arrays, save_arrays, write_timing
 
 MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # pipeline/models.py builds each
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask")  # joblib's, and dask's through joblib
@@ -331,11 +331,14 @@ def worker_layout(params: TrainParams) -> tuple[int, int]:
     return n_jobs, max(1, cores // n_jobs)
 
 
-def _progress(done: int, total: int, samples: int, seconds: float) -> None:
+def _progress(done: int, total: int, samples: int, seconds: float, lines: bool) -> None:
+    """A live line on a terminal; with `lines`, one line per finished wave elsewhere (a log, `dvc repro`)."""
+    rate = samples / seconds if seconds > 0 else 0.0
+    message = f"train: {done}/{total} members, {rate:,.0f} samples/s, {seconds:.0f} s"
     if sys.stderr.isatty():
-        rate = samples / seconds if seconds > 0 else 0.0
-        end = "\n" if done == total else ""
-        print(f"\rtrain: {done}/{total} members, {rate:,.0f} samples/s", end=end, file=sys.stderr, flush=True)
+        print("\r" + message, end="\n" if done == total else "", file=sys.stderr, flush=True)
+    elif lines:
+        print(message, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -362,7 +365,7 @@ def member_pool(backend: str, n_jobs: int):
 
 
 def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, params: TrainParams,
-                   deadline: float | None = None) -> TrainResult:
+                   deadline: float | None = None, progress_lines: bool = False) -> TrainResult:
     """Train the ensemble; `deadline` is a time.monotonic() value (time_budget_s, if set, counts from now).
     When the time left would give each member less than MIN_WAVE_SECONDS, none trains: the nearest-neighbour
     evidence is all there is."""
@@ -404,7 +407,8 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
                 curves.append(curve)
                 seconds.append(secs)
                 steps.append(member_steps)
-            _progress(len(curves), len(members), sum(steps) * params.batch_size, time.monotonic() - start)
+            _progress(len(curves), len(members), sum(steps) * params.batch_size, time.monotonic() - start,
+                      progress_lines)
     if curves:
         result.loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
                                        for c in curves]).astype(np.float32)
@@ -414,11 +418,15 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
 
 
 def run(params: TrainParams, decoded: str = "artifacts/decoded.npz", groups: str = "artifacts/groups.npz",
-        out: str = "artifacts/oob.npz") -> None:
-    """File wrapper for DVC."""
+        out: str = "artifacts/oob.npz", timing_out: str = "metrics/train.json") -> None:
+    """File wrapper for DVC: the out-of-bag evidence to the artifact, the wall-clock figures to a metric."""
     from stages.decode import load
 
     images, labels = load(decoded)
     start = time.monotonic()
-    result = train_ensemble(images, labels, load_arrays(groups, "group", len(labels))["group"], params)
-    save_arrays(out, **vars(result), seconds=np.array(time.monotonic() - start))
+    result = train_ensemble(images, labels, load_arrays(groups, "group", len(labels))["group"], params,
+                            progress_lines=True)
+    save_arrays(out, **{name: value for name, value in vars(result).items() if name != "member_seconds"})
+    seconds = result.member_seconds
+    write_timing(timing_out, seconds=time.monotonic() - start, members=len(seconds),
+                 median_member_seconds=float(np.median(seconds)) if len(seconds) else 0.0)

@@ -49,11 +49,12 @@ def artifacts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("artifacts")
     write_case(plant(*load_source("mnist"), PlantSpec(n_clean=40, n_evil=4, seed=1)), folder / "case")
     decode.run(decode.DecodeParams(str(folder / "case/images-idx3-ubyte.gz"),
-                                   str(folder / "case/labels-idx1-ubyte.gz")), str(folder / "decoded.npz"))
+                                   str(folder / "case/labels-idx1-ubyte.gz")), str(folder / "decoded.npz"),
+               str(folder / "decode.json"))
     group.run(group.GroupParams(), str(folder / "decoded.npz"), str(folder / "groups.npz"),
-              str(folder / "groups.json"))
+              str(folder / "groups.json"), str(folder / "group.json"))
     train.run(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), str(folder / "decoded.npz"),
-              str(folder / "groups.npz"), str(folder / "oob.npz"))
+              str(folder / "groups.npz"), str(folder / "oob.npz"), str(folder / "train.json"))
     return folder
 
 

@@ -45,7 +45,7 @@ def test_decode_checks_and_writes_one_artifact(tmp_path):
     write_idx(tmp_path / "l.gz", LABELS)
     out = tmp_path / "decoded.npz"
     result = run_cli("decode", "--images", str(tmp_path / "i.gz"), "--labels", str(tmp_path / "l.gz"),
-                     "--out", str(out))
+                     "--out", str(out), "--timing", str(tmp_path / "decode.json"))
     assert result.returncode == 0, result.stderr
     images, labels = load(str(out))
     assert images.shape == (7, 28, 28, 1) and labels.tolist() == LABELS.tolist()
@@ -96,7 +96,8 @@ BAD_IMAGES = {"truncated gzip": (_truncated_gzip, "truncated gzip"),
 
 def _decode_fails(tmp_path, images, labels):
     out = tmp_path / "out" / "decoded.npz"
-    result = run_cli("decode", "--images", str(images), "--labels", str(labels), "--out", str(out))
+    result = run_cli("decode", "--images", str(images), "--labels", str(labels), "--out", str(out),
+                     "--timing", str(out.parent / "decode.json"))
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()

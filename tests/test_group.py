@@ -224,7 +224,7 @@ def test_run_writes_the_group_artifact_and_summary(tmp_path, mnist):
     case = plant(*mnist, PlantSpec(**PERTURBED, seed=0))
     save_arrays(tmp_path / "decoded.npz", images=case.images, labels=case.labels)
     run(PARAMS, decoded=str(tmp_path / "decoded.npz"), out=str(tmp_path / "groups.npz"),
-        summary_out=str(tmp_path / "groups.json"))
+        summary_out=str(tmp_path / "groups.json"), timing_out=str(tmp_path / "group.json"))
     arrays = load_arrays(tmp_path / "groups.npz", "group")
     assert arrays["group"].shape == arrays["distance"].shape == (165,)
     assert len(arrays["representative"]) == arrays["group"].max() + 1
@@ -232,7 +232,7 @@ def test_run_writes_the_group_artifact_and_summary(tmp_path, mnist):
     assert summary["groups_by_size"] == {"1": 135, "2": 15}
     assert summary["conflicting_groups"] == 15
     assert summary["threshold"] == pytest.approx(float(arrays["threshold"]), abs=1e-6)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoded.npz", "groups.json", "groups.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoded.npz", "group.json", "groups.json", "groups.npz"]
 
 
 def test_threshold_is_read_from_the_data(mnist):

@@ -1,0 +1,214 @@
+"""Data sets as people keep them, for the decode stage: image folders, manifests and numpy arrays.
+
+Each reader returns a Dataset of uint8 images (N, H, W, C), int64 labels, and where the data have them the class
+names and each sample's source path. The rules for mixed sizes and colour modes are in the README ("Your data").
+Every problem is an InputError naming the file, so the edges print one line and exit 2.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}  # what Pillow reads here
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # Pillow modes without colour
+SHOWN = 3  # unreadable files named in the error, before the count
+
+
+@dataclass
+class Dataset:
+    images: np.ndarray  # uint8 (N, H, W, C)
+    labels: np.ndarray  # int64 (N,)
+    class_names: list[str] | None = None  # name of each label id, where the data name their classes
+    paths: list[str] | None = None  # source file of each sample, where there is one
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (with skip_unreadable)
+
+
+def kind_of(path: str | os.PathLike) -> str:
+    """What a path holds, told from what it is: "folder", "manifest" (.csv/.tsv), "npz", "npy" or "idx"."""
+    path = Path(path)
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    return {".csv": "manifest", ".tsv": "manifest", ".npz": "npz", ".npy": "npy"}.get(suffix, "idx")
+
+
+def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list[str] | None]:
+    """Integer labels as they are; class names numbered in sorted order (as torchvision's ImageFolder does)."""
+    values = [v.strip() for v in values]
+    if all(v.isdigit() for v in values):
+        return np.array([int(v) for v in values], np.int64), None
+    if any(not v for v in values):
+        raise InputError(source, f"an empty label (row {[bool(v) for v in values].index(False) + 1})")
+    names = sorted(set(values))
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[v] for v in values], np.int64), names
+
+
+def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Dataset:
+    """root/<class name>/<image file>: classes in sorted order, files sorted within each."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    paths, values = [], []
+    for name in classes:
+        for file in sorted((root / name).rglob("*")):
+            if file.suffix.lower() in IMAGE_SUFFIXES and not file.name.startswith("."):
+                paths.append(file)
+                values.append(name)
+    if not paths:
+        raise InputError(str(root), "holds no images in class folders (expected root/<class name>/<image file>, "
+                                    f"files ending in {', '.join(sorted(IMAGE_SUFFIXES))})")
+    labels, names = labels_from_values(values, str(root))
+    return load_images(paths, labels, names, root, max_side, skip_unreadable)
+
+
+def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Dataset:
+    """A CSV (or TSV) of path,label rows; paths relative to the manifest; a header row is recognised."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(str(path), f"cannot read as text ({exc})") from None
+    rows = [row for row in csv.reader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            if row and any(cell.strip() for cell in row)]
+    if rows and rows[0][0].strip().lower() in ("path", "file", "filename", "image", "image_path"):
+        rows = rows[1:]
+    if not rows:
+        raise InputError(str(path), "holds no rows (expected path,label per line)")
+    short = next((i for i, row in enumerate(rows) if len(row) < 2), None)
+    if short is not None:
+        raise InputError(str(path), f"row {short + 1} has no label (expected path,label)")
+    labels, names = labels_from_values([row[1] for row in rows], str(path))
+    files = [(path.parent / row[0].strip()) for row in rows]
+    return load_images(files, labels, names, path, max_side, skip_unreadable)
+
+
+def load_images(files: list[Path], labels: np.ndarray, names: list[str] | None, source: Path, max_side: int,
+                skip_unreadable: bool) -> Dataset:
+    """Decode every file with Pillow (EXIF rotation honoured), then bring them to one colour mode and one size."""
+    from PIL import Image, ImageOps
+
+    pictures, kept, broken = [], [], []
+    for i, file in enumerate(files):
+        try:
+            with Image.open(file) as picture:
+                picture = ImageOps.exif_transpose(picture)
+                picture.load()
+                pictures.append(picture)
+                kept.append(i)
+        except Exception as exc:  # Pillow fails in many ways on a damaged or foreign file
+            broken.append(f"{file} ({type(exc).__name__})")
+    if broken and not skip_unreadable:
+        raise InputError(str(source), f"{len(broken)} image files cannot be read: {', '.join(broken[:SHOWN])}"
+                                      f"{', ...' if len(broken) > SHOWN else ''} (decode.skip_unreadable leaves "
+                                      f"them out)")
+    if not pictures:
+        raise InputError(str(source), "no readable images")
+    colour = any(p.mode not in GREY_MODES for p in pictures)
+    width, height = common_size(Counter(p.size for p in pictures), max_side)
+    mode = "RGB" if colour else "L"
+    images = np.stack([np.asarray(fitted(p, mode, width, height), np.uint8) for p in pictures])
+    if images.ndim == 3:
+        images = images[..., None]
+    keep = np.array(kept, np.int64)
+    return Dataset(images, labels[keep], names, [str(files[i]) for i in kept], broken)
+
+
+def common_size(sizes: Counter, max_side: int) -> tuple[int, int]:
+    """The most common (width, height), the larger on a tie, scaled down so its longer side is at most max_side."""
+    (width, height), _ = max(sizes.items(), key=lambda item: (item[1], item[0][0] * item[0][1]))
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def fitted(picture, mode: str, width: int, height: int):
+    from PIL import Image
+
+    if picture.mode in ("I", "I;16", "F"):  # 16-bit or float grey: to 8 bits by its own range
+        values = np.asarray(picture, np.float64)
+        span = max(values.max() - values.min(), 1e-12)
+        picture = Image.fromarray(np.round(255 * (values - values.min()) / span).astype(np.uint8))
+    picture = picture.convert(mode)
+    if picture.size != (width, height):
+        picture = picture.resize((width, height), Image.Resampling.LANCZOS)
+    return picture
+
+
+def as_images(array: np.ndarray, source: str) -> np.ndarray:
+    """Images as uint8 (N, H, W, C) from an array of (N, H, W), (N, H, W, C) or channels-first (N, C, H, W);
+    floats in [0, 1] are scaled to 0..255, floats and integers in 0..255 taken as they are."""
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or min(array.shape, default=0) == 0:
+        raise InputError(source, f"images must be (N, H, W) or (N, H, W, C), got shape {array.shape}")
+    first, last = array.shape[1] in (1, 3, 4), array.shape[3] in (1, 3, 4)
+    if first and not last:
+        array = array.transpose(0, 2, 3, 1)  # channels first, as torch keeps them
+    elif first and last and array.shape[1] != array.shape[3]:
+        raise InputError(source, f"shape {array.shape} could be channels-first or channels-last: give (N, H, W, C)")
+    elif not last:
+        raise InputError(source, f"images of shape {array.shape} have {array.shape[3]} channels (1, 3 or 4 expected)")
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if array.dtype.kind not in "uif":
+        raise InputError(source, f"images must be numbers, got {array.dtype}")
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise InputError(source, "images hold NaN or infinite values")
+    low, high = values.min(), values.max()
+    if low < 0 or high > 255:
+        raise InputError(source, f"image values lie in {low:g}..{high:g}, not 0..1 or 0..255")
+    if array.dtype.kind == "f" and high <= 1:
+        values = values * 255
+    return np.round(values).astype(np.uint8)
+
+
+def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | None]:
+    """Labels as int64 (N,) from integers, or from strings (class names, numbered in sorted order)."""
+    array = np.asarray(array)
+    if array.ndim != 1:
+        raise InputError(source, f"labels must be one-dimensional, got shape {array.shape}")
+    if array.dtype.kind in "US":
+        return labels_from_values([str(v) for v in array], source)
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iub":
+        raise InputError(source, f"labels must be integers or class names, got {array.dtype}")
+    if array.size and array.min() < 0:
+        raise InputError(source, f"label {int(array.min())} is negative")
+    return array.astype(np.int64), None
+
+
+def read_arrays(images_path: Path, labels_path: Path | None) -> Dataset:
+    """An .npz holding an images array and a labels array (named images/labels or x/y, or the only two), or a
+    pair of .npy files."""
+    def load(path: Path):
+        try:
+            return np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputError(str(path), "no such file") from None
+        except Exception as exc:  # damaged archives and pickled objects fail in many ways
+            raise InputError(str(path), f"not a readable numpy file ({type(exc).__name__}: {exc})") from None
+
+    if kind_of(images_path) == "npz":
+        with load(images_path) as npz:
+            names = list(npz.files)
+            pair = next(((a, b) for a, b in (("images", "labels"), ("x", "y"), ("X", "y")) if {a, b} <= set(names)),
+                        tuple(names) if len(names) == 2 else None)
+            if pair is None:
+                raise InputError(str(images_path), f"holds arrays {names}: name them images and labels")
+            images, labels = npz[pair[0]], npz[pair[1]]
+    else:
+        if labels_path is None or kind_of(labels_path) != "npy":
+            raise InputError(str(images_path), "an .npy of images needs an .npy of labels beside it")
+        images, labels = load(images_path), load(labels_path)
+    source = str(images_path)
+    label_ids, class_names = as_labels(labels, str(labels_path or images_path))
+    return Dataset(as_images(images, source), label_ids, class_names)

@@ -1,0 +1,120 @@
+"""Real data in: image folders, manifests and arrays decode to one checked data set, class names and paths kept."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.errors import InputError
+from stages.decode import DecodeParams, read_dataset
+from stages.formats import as_images, as_labels, kind_of
+
+RNG = np.random.default_rng(0)
+
+
+def picture(path, size=(12, 10), colour=False, exif_orientation=None):
+    shape = (size[1], size[0], 3) if colour else (size[1], size[0])
+    image = Image.fromarray(RNG.integers(0, 256, shape, dtype=np.uint8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if exif_orientation:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        image.save(path, exif=exif)
+    else:
+        image.save(path)
+    return path
+
+
+def decode(images, labels="", **params):
+    return read_dataset(DecodeParams(str(images), str(labels), **params))
+
+
+def test_a_folder_of_class_folders_is_read_with_its_class_names_sizes_and_colours_unified(tmp_path):
+    picture(tmp_path / "cat" / "a.png")
+    picture(tmp_path / "cat" / "b.png", size=(24, 20))  # bigger: brought to the most common size
+    picture(tmp_path / "dog" / "c.jpg", colour=True)
+    picture(tmp_path / "dog" / "d.bmp")
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    data = decode(tmp_path)
+    assert data.class_names == ["cat", "dog"] and data.labels.tolist() == [0, 0, 1, 1]
+    assert data.images.shape == (4, 10, 12, 3) and data.images.dtype == np.uint8  # one colour image: all RGB
+    assert [p.split("/")[-1] for p in data.paths] == ["a.png", "b.png", "c.jpg", "d.bmp"]
+
+
+def test_exif_rotation_is_honoured_and_long_sides_are_capped(tmp_path):
+    picture(tmp_path / "x" / "turned.jpg", size=(200, 100), exif_orientation=6)  # stored 200 wide, shown 100 wide
+    data = decode(tmp_path, max_side=64)
+    assert data.images.shape[1:3] == (64, 32)
+
+
+def test_an_unreadable_file_is_named_or_left_out_on_request(tmp_path):
+    picture(tmp_path / "a" / "good.png")
+    picture(tmp_path / "b" / "fine.png")
+    (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(InputError, match=r"1 image files cannot be read: .*broken\.png"):
+        decode(tmp_path)
+    data = decode(tmp_path, skip_unreadable=True)
+    assert len(data.labels) == 2 and "broken.png" in data.skipped[0]
+
+
+def test_a_manifest_takes_paths_relative_to_itself_and_names_or_numbers_as_labels(tmp_path):
+    picture(tmp_path / "img" / "1.png")
+    picture(tmp_path / "img" / "2.png")
+    (tmp_path / "labels.csv").write_text("path,label\nimg/1.png,truck\nimg/2.png,car\n")
+    data = decode(tmp_path / "labels.csv")
+    assert data.class_names == ["car", "truck"] and data.labels.tolist() == [1, 0]
+    (tmp_path / "labels.tsv").write_text("img/1.png\t3\nimg/2.png\t7\n")
+    data = decode(tmp_path / "labels.tsv")
+    assert data.class_names is None and data.labels.tolist() == [3, 7]
+    (tmp_path / "short.csv").write_text("img/1.png\n")
+    with pytest.raises(InputError, match="row 1 has no label"):
+        decode(tmp_path / "short.csv")
+
+
+def test_arrays_come_as_an_npz_or_a_pair_of_npy_files(tmp_path):
+    images, labels = RNG.integers(0, 256, (5, 6, 6), dtype=np.uint8), np.array([0, 1, 2, 1, 0])
+    np.savez(tmp_path / "data.npz", images=images, labels=labels)
+    assert decode(tmp_path / "data.npz").images.shape == (5, 6, 6, 1)
+    np.save(tmp_path / "x.npy", images)
+    np.save(tmp_path / "y.npy", labels)
+    assert decode(tmp_path / "x.npy", tmp_path / "y.npy").labels.tolist() == labels.tolist()
+    assert kind_of(tmp_path) == "folder" and kind_of(tmp_path / "a.idx.gz") == "idx"
+
+
+def test_channels_first_and_float_arrays_are_recognised_and_ambiguous_ones_refused():
+    channels_first = RNG.random((4, 3, 8, 9))  # floats in [0, 1], as torch keeps them
+    images = as_images(channels_first, "x")
+    assert images.shape == (4, 8, 9, 3) and images.dtype == np.uint8
+    assert images[0, 2, 5, 1] == round(channels_first[0, 1, 2, 5] * 255)
+    with pytest.raises(InputError, match="could be channels-first or channels-last"):
+        as_images(np.zeros((2, 3, 5, 4)), "x")
+    with pytest.raises(InputError, match="not 0..1 or 0..255"):
+        as_images(np.full((2, 5, 5), 300.0), "x")
+    assert as_labels(np.array(["b", "a", "b"]), "y")[0].tolist() == [1, 0, 1]
+
+
+def test_names_travel_to_the_results_a_person_reads(tmp_path):
+    import csv
+    import json
+
+    from stages import aggregate, decode as decode_stage, group, train
+
+    for k, name in enumerate(["apple", "pear"]):
+        for i in range(12):
+            picture(tmp_path / "data" / name / f"{i}.png")
+    twin = tmp_path / "data" / "pear" / "twin-of-apple-0.png"
+    twin.write_bytes((tmp_path / "data" / "apple" / "0.png").read_bytes())
+    decode_stage.run(decode_stage.DecodeParams(str(tmp_path / "data"), ""), str(tmp_path / "decoded.npz"),
+                     str(tmp_path / "decode.json"))
+    group.run(group.GroupParams(), str(tmp_path / "decoded.npz"), str(tmp_path / "groups.npz"),
+              str(tmp_path / "groups.json"), str(tmp_path / "group.json"))
+    train.run(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), str(tmp_path / "decoded.npz"),
+              str(tmp_path / "groups.npz"), str(tmp_path / "oob.npz"), str(tmp_path / "train.json"))
+    aggregate.run(aggregate.AggregateParams(flag_without_twin=False), str(tmp_path / "decoded.npz"),
+                  str(tmp_path / "groups.npz"),
+                  str(tmp_path / "oob.npz"), str(tmp_path / "results"), str(tmp_path / "metrics.json"))
+    rows = list(csv.DictReader(open(tmp_path / "results" / "samples.csv")))
+    assert {r["given"] for r in rows} == {"apple", "pear"} and rows[0]["path"].endswith("apple/0.png")
+    twins = [r for r in rows if r["twins"]]
+    assert len(twins) == 2 and {r["given"] for r in twins} == {"apple", "pear"}
+    issues = list(csv.DictReader(open(tmp_path / "results" / "issues.csv")))
+    assert len(issues) == 1 and issues[0]["path"] in {twins[0]["path"], twins[1]["path"]}  # the twin group's loser
+    assert set(json.loads((tmp_path / "metrics.json").read_text())["flagged_by_class"]) == {"apple", "pear"}
