@@ -1,0 +1,134 @@
+"""Real data through every door: one planted case written as idx files, an image folder, a CSV manifest and an .npz,
+and handed to the Python API as arrays; the answers compared with the idx files' answer.
+
+    python -m benchmarks.real_data                 # MNIST exact case (165 digits), `dvc repro` on the folder: ~4 min
+    python -m benchmarks.real_data --no-dvc
+
+The folder is read in its own order (class folders, then file names), so its samples are numbered differently
+and the ensemble draws different subsets: its answer is compared by errors, mapped back through the file names.
+The manifest and the arrays keep the idx order, so their answers must be the very same line. `dvc repro` runs on a
+copy of the pipeline in a temporary git repository whose params.yaml points decode.images at the folder.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.cases import spec
+from benchmarks.machine import describe
+from pipeline.api import find_issues
+from pipeline.plant import load_source, plant, write_case
+from pipeline.runner import find_suspects
+from stages.aggregate import format_indices
+from stages.decode import DecodeParams, read_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+PIPELINE_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", "data/sample"]
+
+
+def write_forms(case, folder: Path) -> None:
+    """The case as idx files, an image folder (files named by sample index), a manifest and an .npz."""
+    from PIL import Image
+
+    write_case(case, folder / "idx")
+    rows = ["path,label"]
+    for i, (image, label) in enumerate(zip(case.images, case.labels)):
+        path = folder / "images" / str(int(label)) / f"{i:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+        rows.append(f"images/{label}/{i:06d}.png,{label}")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    np.savez(folder / "arrays.npz", images=case.images, labels=case.labels)
+
+
+def answer(images_path: Path, labels_path: Path | str = "") -> tuple[list[int], list[str] | None, float]:
+    """(flagged indices, source paths, seconds) through decode and the in-process runner (as `twins run`)."""
+    start = time.perf_counter()
+    data = read_dataset(DecodeParams(str(images_path), str(labels_path)))
+    run = find_suspects(data.images, data.labels)
+    return np.flatnonzero(run.decisions.flagged).tolist(), data.paths, time.perf_counter() - start
+
+
+def to_case_index(paths: list[str], flagged: list[int]) -> list[int]:
+    return sorted(int(Path(paths[i]).stem) for i in flagged)
+
+
+def dvc_on_folder(folder: Path) -> tuple[list[int], float]:
+    """`dvc repro` in a fresh git repository holding the pipeline and the image folder; flagged case indices."""
+    import yaml
+
+    repo = folder / "dvc-repo"
+    for name in PIPELINE_FILES:
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, target)
+    shutil.copytree(folder / "images", repo / "data" / "images")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["decode"]["images"] = "data/images"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               PYTHONPATH=str(REPO))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "case"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"dvc repro failed:\n{done.stdout}\n{done.stderr}")
+    import csv
+
+    rows = list(csv.DictReader(open(repo / "results" / "samples.csv")))
+    return sorted(int(Path(r["path"]).stem) for r in rows if r["flagged"] == "1"), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--family", default="exact")
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--no-dvc", action="store_true", help="leave out `dvc repro` on the folder")
+    args = parser.parse_args()
+    source, case_spec = spec(args.family, args.seed)
+    case = plant(*load_source(source), case_spec)
+    truth = set(case.truth.tolist())
+    print(describe())
+    print(f"# {args.family} seed {args.seed}: {len(case.labels)} samples, {len(truth)} wrong labels")
+    print("| input | errors | same line as idx | wall s | wall / idx |")
+    print("|---|---:|---|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_forms(case, folder)
+        idx, _, idx_seconds = answer(folder / "idx" / "images-idx3-ubyte.gz", folder / "idx" / "labels-idx1-ubyte.gz")
+
+        def row(name: str, flagged: list[int], seconds: float) -> None:
+            errors = len(set(flagged) ^ truth)
+            print(f"| {name} | {errors} | {'yes' if flagged == idx else 'no'} | {seconds:.1f} "
+                  f"| {seconds / idx_seconds:.2f} |", flush=True)
+
+        row("idx files (twins run)", idx, idx_seconds)
+        flagged, _, seconds = answer(folder / "manifest.csv")
+        row("CSV manifest (twins run)", flagged, seconds)
+        flagged, _, seconds = answer(folder / "arrays.npz")
+        row(".npz arrays (twins run)", flagged, seconds)
+        start = time.perf_counter()
+        result = find_issues(case.images, case.labels)
+        row("arrays (Python API)", sorted(result.ranked().tolist()), time.perf_counter() - start)
+        flagged, paths, seconds = answer(folder / "images")
+        row("image folder, own order (twins run)", to_case_index(paths, flagged), seconds)
+        if not args.no_dvc:
+            flagged, seconds = dvc_on_folder(folder)
+            row("image folder, own order (dvc repro)", flagged, seconds)
+        print(f"# idx answer: {format_indices(idx)}")
+    print(describe().replace("# ", "# after: ", 1))
+
+
+if __name__ == "__main__":
+    main()
