@@ -40,7 +40,7 @@ class TrainParams:
     train_fraction: the share of groups each member trains on; members come in rounds of round(1 / (1 - f)).
     epochs: passes over a member's training set; min_steps: the fewest optimiser steps, so tiny sets train enough.
     batch_size, learning_rate, weight_decay: AdamW on a one-cycle schedule that peaks at learning_rate (0.006: on
-    ~100 training images 0.002 decided more twin groups wrongly, 0.85% against 0.64%; benchmarks/twin_decisions.py).
+    ~100 training images 0.002 decided more twin groups wrongly, 0.78% against 0.61%; BENCHMARKS.md).
     max_shift: random shift of up to this many pixels per training image (conv models; 0 for none).
     augment: "shift" (random shifts only) or "affine" (shifts plus rotations and scalings).
     max_rotation, max_scale: with "affine", the largest rotation (degrees) and scaling (+- fraction) drawn.
