@@ -317,8 +317,13 @@ def members_to_cover(members: list[tuple[np.ndarray, np.ndarray]], n: int) -> in
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity: `taskset -c 0,1` means 2), not the machine's count."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The cores this process may use, not the machine's count: joblib's count knows CPU affinity (`taskset -c 0,1`
+    means 2) and a container's CPU quota; without joblib, the affinity alone."""
+    try:
+        from joblib import cpu_count
+    except ImportError:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpu_count())
 
 
 def worker_layout(params: TrainParams) -> tuple[int, int]:

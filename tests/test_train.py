@@ -181,6 +181,10 @@ def test_a_process_pinned_to_one_core_runs_one_worker_of_one_thread():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert done.stdout.strip() == "(1, 1)", done.stderr
+    without_joblib = subprocess.run([sys.executable, "-c", "import sys; sys.modules['joblib'] = None; " + code],
+                                    capture_output=True, text=True,
+                                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert without_joblib.stdout.strip() == "(1, 1)", without_joblib.stderr
 
 
 def test_workers_times_threads_never_exceed_the_cores(monkeypatch):
