@@ -208,7 +208,7 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
     return i[rank < k], j[rank < k]
 
 
-def _regions(h: int, w: int, dy: int, dx: int):
+def overlap_regions(h: int, w: int, dy: int, dx: int):
     """Slices of image a and image b that overlap when b is compared at offset (dy, dx): a[y, x] ~ b[y+dy, x+dx]."""
     a = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
     b = (slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
@@ -236,7 +236,7 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
         part = x[s0:s0 + chunk].astype(np.float64)
         t1, t2 = _integral(part), _integral(part ** 2).sum(axis=3)
         for o, (dy, dx) in enumerate(offsets):
-            for side, region in enumerate(_regions(h, w, dy, dx)):
+            for side, region in enumerate(overlap_regions(h, w, dy, dx)):
                 (y0, y1, _), (x0, x1, _) = region[0].indices(h), region[1].indices(w)
                 sums[side, o, s0:s0 + chunk] = t1[:, y1, x1] - t1[:, y0, x1] - t1[:, y1, x0] + t1[:, y0, x0]
                 squares[side, o, s0:s0 + chunk] = t2[:, y1, x1] - t2[:, y0, x1] - t2[:, y1, x0] + t2[:, y0, x0]
@@ -247,7 +247,7 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
         ii, jj = i[s0:s0 + chunk], j[s0:s0 + chunk]
         xa, xb = x[ii], x[jj]
         for o, (dy, dx) in enumerate(offsets):
-            ra, rb = _regions(h, w, dy, dx)
+            ra, rb = overlap_regions(h, w, dy, dx)
             # float32 is exact enough: the images are centred, so the sums carry no large common offset
             dot = np.einsum("nhwc,nhwc->n", xa[:, ra[0], ra[1]], xb[:, rb[0], rb[1]]).astype(np.float64)
             (sa, sb), (qa, qb), m = sums[:, o], squares[:, o], area[o]
@@ -348,7 +348,7 @@ def noise_z(images: np.ndarray, i: np.ndarray, j: np.ndarray, shift_index: np.nd
     z, sigma = np.zeros((len(i), 2)), np.zeros((len(i), 2))
     for o, (dy, dx) in enumerate(shifts(max_shift)):
         sel = np.flatnonzero(shift_index == o)
-        ra, rb = _regions(h, w, dy, dx)
+        ra, rb = overlap_regions(h, w, dy, dx)
         for s0 in range(0, len(sel), chunk):
             part = sel[s0:s0 + chunk]
             pa = images[i[part]][:, ra[0], ra[1]].astype(np.float32)

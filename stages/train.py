@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.artifacts import load_arrays, save_arrays, write_timing
+from pipeline.near_duplicates import overlap_regions
 
 MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # pipeline/models.py builds each
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask")  # joblib's, and dask's through joblib
@@ -152,34 +153,38 @@ def standardized_pixels(images: np.ndarray) -> np.ndarray:
 def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """x (N, H, W, C) moved by (dy, dx) pixels, zeros (the mean, once standardized) filling in."""
     out = np.zeros_like(x)
-    h, w = x.shape[1:3]
-    out[:, max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
-        x[:, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+    source, target = overlap_regions(x.shape[1], x.shape[2], dy, dx)
+    out[:, target[0], target[1]] = x[:, source[0], source[1]]
     return out
 
 
 def nearest_neighbour_probs(images: np.ndarray, labels: np.ndarray, group: np.ndarray, query: np.ndarray,
-                            refs: np.ndarray, n_classes: int, max_shift: int = 1, sharpness: float = 50.0
-                            ) -> np.ndarray:
+                            refs: np.ndarray, n_classes: int, max_shift: int = 1, sharpness: float = 50.0,
+                            chunk: int = 2048) -> np.ndarray:
     """Class probabilities (float64 (len(query), K)) of images[query] from the training images images[refs].
 
     A class's evidence is the mean correlation with its NEIGHBOURS most similar reference images, best over
     shifts of up to max_shift pixels; a query never compares with its own twin group. Probabilities are
     softmax(sharpness x evidence), to be calibrated downstream. No training: it answers in milliseconds on a
-    graded case, where a member needs seconds (README, "How it works")."""
-    x = standardized_pixels(images)
-    q = x[query].reshape(len(query), -1)
-    similarity = np.full((len(query), len(refs)), -1.0, np.float32)
-    for dy in range(-max_shift, max_shift + 1):
-        for dx in range(-max_shift, max_shift + 1):
-            np.maximum(similarity, q @ shifted(x[refs], dy, dx).reshape(len(refs), -1).T, out=similarity)
-    similarity[group[query][:, None] == group[refs][None, :]] = -1.0
+    graded case, where a member needs seconds (README, "How it works"). Queries go `chunk` at a time, so the
+    similarity matrix stays small; the references are standardised and shifted once."""
+    moved = standardized_pixels(images[refs])
+    moved = [shifted(moved, dy, dx).reshape(len(refs), -1)
+             for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    of_class = [labels[refs] == c for c in range(n_classes)]
     evidence = np.full((len(query), n_classes), -1.0)
-    for c in range(n_classes):
-        of_class = similarity[:, labels[refs] == c]
-        k = min(NEIGHBOURS, of_class.shape[1])
-        if k:
-            evidence[:, c] = -np.partition(-of_class, k - 1, axis=1)[:, :k].mean(1)
+    for start in range(0, len(query), chunk):
+        part = query[start:start + chunk]
+        q = standardized_pixels(images[part]).reshape(len(part), -1)
+        similarity = np.full((len(part), len(refs)), -1.0, np.float32)
+        for r in moved:
+            np.maximum(similarity, q @ r.T, out=similarity)
+        similarity[group[part][:, None] == group[refs][None, :]] = -1.0
+        for c, columns in enumerate(of_class):
+            k = min(NEIGHBOURS, int(columns.sum()))
+            if k:
+                evidence[start:start + len(part), c] = \
+                    -np.partition(-similarity[:, columns], k - 1, axis=1)[:, :k].mean(1)
     z = sharpness * (evidence - evidence.max(1, keepdims=True))
     return np.exp(z) / np.exp(z).sum(1, keepdims=True)
 
@@ -199,8 +204,7 @@ def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray
     refs = np.sort(rng.choice(clean, min(clean.size, NEIGHBOUR_REFS), replace=False))
     checks = np.sort(rng.choice(clean, min(clean.size, NEIGHBOUR_CHECKS), replace=False))
     query = np.union1d(np.flatnonzero(conflicted), checks)
-    for chunk in np.array_split(query, max(1, math.ceil(len(query) / 2048))):
-        prob[chunk] = nearest_neighbour_probs(images, labels, group, chunk, refs, n_classes)
+    prob[query] = nearest_neighbour_probs(images, labels, group, query, refs, n_classes)
     scored[query] = True
     return prob, scored
 
