@@ -37,7 +37,8 @@ from benchmarks.cases import SMALL, spec
 from benchmarks.machine import describe
 from benchmarks.peers import plant_case
 from pipeline.plant import load_source, plant
-from stages.aggregate import TEMPERATURES, AggregateParams, decide, estimate_noise_rate, pick_threshold, softmax
+from stages.aggregate import (TEMPERATURES, AggregateParams, decide, estimate_noise_rate, group_members, pick_threshold,
+                              softmax)
 from stages.group import GroupParams, group_images
 from stages.train import TrainParams, train_ensemble
 
@@ -55,8 +56,7 @@ def twin_flags_without_count_prior(labels: np.ndarray, group: np.ndarray, log_pr
     """The members the earlier twin rule flags: in each conflicting group, the label whose summed log
     probability over the group's scored members is largest wins, whatever its count."""
     flagged = np.zeros(len(labels), bool)
-    order = np.argsort(group, kind="stable")
-    for members in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
+    for members in group_members(group):
         present = np.unique(labels[members])
         if len(present) > 1 and scored[members].any():
             winner = present[np.argmax(log_prob[members[scored[members]]][:, present].sum(0))]

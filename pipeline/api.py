@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import InputError
-from pipeline.params import build_params
+from pipeline.params import build_sections
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams
 from stages.decode import check_dataset
@@ -55,11 +54,7 @@ def find_issues(images, labels, *, params: dict[str, dict[str, Any]] | None = No
     pictures = as_images(images, "images")
     label_ids, class_names = as_labels(labels, "labels")
     check_dataset(pictures, label_ids, None, "images", "labels")
-    unknown = sorted(set(params or {}) - set(SECTIONS))
-    if unknown:
-        raise InputError("params", f"unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
-    built = {name: build_params(cls, dict((params or {}).get(name) or {}), "params", name)
-             for name, cls in SECTIONS.items()}
+    built = build_sections(params or {}, SECTIONS, "params")
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], deadline=deadline)
     d = run.decisions

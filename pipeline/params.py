@@ -88,15 +88,21 @@ def read_document(path: Path) -> dict[str, Any]:
         raise InputError(str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(document, dict):
         raise InputError(str(path), "must be a mapping of stage names to parameters")
-    sections = stage_params()
+    build_sections(document, stage_params(), str(path))
+    return document
+
+
+def build_sections(document: dict[str, Any], sections: dict[str, type], source: str) -> dict[str, Any]:
+    """Each section's dataclass built from the mapping of sections to parameters (defaults where a section is
+    missing); an unknown section (with the nearest known name) or one that is not a mapping is an InputError."""
     for section, values in document.items():
         if section not in sections:
-            raise InputError(str(path), f"unknown section {section!r}{did_you_mean(str(section), sections)} "
-                                        f"(known: {', '.join(sections)})")
+            raise InputError(source, f"unknown section {section!r}{did_you_mean(str(section), sections)} "
+                                     f"(known: {', '.join(sections)})")
         if values is not None and not isinstance(values, dict):
-            raise InputError(str(path), f"{section} must be a mapping of parameters, not {values!r}")
-        build_params(sections[section], values or {}, str(path), section)
-    return document
+            raise InputError(source, f"{section} must be a mapping of parameters, not {values!r}")
+    return {section: build_params(cls, dict(document.get(section) or {}), source, section)
+            for section, cls in sections.items()}
 
 
 def load_params(cls: type[P], section: str, path: str | os.PathLike = "params.yaml",

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stages.formats import class_name
+from stages.train import conflicting_groups
+
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
@@ -64,6 +67,12 @@ class Decisions:
     evidence: str = "members"  # what decided: "members" (the trained ensemble) or "neighbours"
 
 
+def group_members(group: np.ndarray) -> list[np.ndarray]:
+    """The sample indices of each group, ascending within each, groups in id order."""
+    order = np.argsort(group, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(group[order])) + 1)
+
+
 def format_indices(indices) -> str:
     """The graded line: indices ascending, joined by ', ' (empty when there are none)."""
     return ", ".join(str(int(i)) for i in sorted(indices))
@@ -81,10 +90,7 @@ def choose_evidence(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray,
     wrong labels cost both alike). A time budget that cut the members short is what makes them lose."""
     if nn_prob is None or nn_scored is None or not nn_scored.any():
         return prob_sum, n_scored, votes, "members", ""
-    lowest, highest = np.full(group.max() + 1, labels.max()), np.full(group.max() + 1, labels.min())
-    np.minimum.at(lowest, group, labels)
-    np.maximum.at(highest, group, labels)
-    agree = (lowest == highest)[group]
+    agree = ~conflicting_groups(group, labels)[group]
     both = np.flatnonzero(agree & nn_scored & (n_scored > 0))
     members_right = share_right(prob_sum, labels, both) if both.size else 0.0
     neighbours_right = share_right(nn_prob, labels, np.flatnonzero(agree & nn_scored))
@@ -189,8 +195,7 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
 
     # Open questions: groups whose members disagree (and that some member scored).
     log_prob = np.log(np.nan_to_num(mean_prob, nan=1.0) + EPS)
-    order = np.argsort(group, kind="stable")
-    open_questions = [members for members in np.split(order, np.flatnonzero(np.diff(group[order])) + 1)
+    open_questions = [members for members in group_members(group)
                       if scored[members].any() and len(np.unique(labels[members])) > 1]
     conflicted = np.zeros(n, bool)
     for members in open_questions:
@@ -248,15 +253,13 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
     from pipeline.artifacts import atomic_write_text
 
     def name(label: int) -> str:
-        return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
+        return class_name(label, class_names)
 
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.6g}"
 
-    order = np.argsort(group, kind="stable")
-    members = np.split(order, np.flatnonzero(np.diff(group[order])) + 1)
     twins = {}
-    for together in members:
+    for together in group_members(group):
         for i in together if len(together) > 1 else ():
             others = [str(j) for j in together if j != i]
             twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")

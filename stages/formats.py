@@ -39,6 +39,12 @@ def kind_of(path: str | os.PathLike) -> str:
     return {".csv": "manifest", ".tsv": "manifest", ".npz": "npz", ".npy": "npy"}.get(suffix, "idx")
 
 
+def class_name(label: int, class_names: list[str] | None) -> str:
+    """A label as its class name where the data name their classes, else as its number."""
+    label = int(label)
+    return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
+
+
 def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list[str] | None]:
     """Integer labels as they are; class names numbered in sorted order (as torchvision's ImageFolder does)."""
     values = [v.strip() for v in values]

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pipeline.errors import InputError
+from stages.formats import class_name
 
 FLAG_COLOUR = "#d62728"
 TWIN_COLOUR = "#7f7f7f"
@@ -182,11 +183,8 @@ def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray,
 
 
 def label_name(label: int, class_names: list[str] | None) -> str:
-    """A label as its class name where the data name their classes (cut to 12 characters for a caption)."""
-    label = int(label)
-    if class_names and 0 <= label < len(class_names):
-        return class_names[label][:12]
-    return str(label)
+    """A label as its class name where the data name their classes, cut to 12 characters for a caption."""
+    return class_name(label, class_names)[:12]
 
 
 def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str:
@@ -279,12 +277,11 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str] | None = None):
 
 def confusion_csv(given: np.ndarray, suggested: np.ndarray, class_names: list[str] | None = None) -> str:
     """One row per sample, the long format DVC's confusion template counts itself."""
-    def cell(label) -> str:
-        text = class_names[int(label)] if class_names and 0 <= int(label) < len(class_names) else str(int(label))
-        return f'"{text}"' if any(c in text for c in ',"') else text
-
-    lines = ["given,suggested"] + [f"{cell(g)},{cell(s)}" for g, s in zip(given, suggested)]
-    return "\n".join(lines) + "\n"
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["given", "suggested"])
+    writer.writerows([class_name(g, class_names), class_name(s, class_names)] for g, s in zip(given, suggested))
+    return table.getvalue()
 
 
 def loss_table(loss_curves: np.ndarray) -> np.ndarray:
