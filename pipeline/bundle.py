@@ -82,8 +82,8 @@ def referenced(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-def collect(entry: Path) -> tuple[dict[str, Module], list[tuple[str, ast.stmt]]]:
-    """Every module reachable from the entry, and the (module, statement) pairs the entry's run reaches."""
+def collect(entry: Path) -> tuple[dict[str, Module], set[tuple[str, int]]]:
+    """Every module reachable from the entry, and the statements the entry's run reaches (module name and id)."""
     modules = {"__main__": load("__main__", entry)}
     todo = ["__main__"]
     while todo:
@@ -93,7 +93,7 @@ def collect(entry: Path) -> tuple[dict[str, Module], list[tuple[str, ast.stmt]]]
                     raise BundleError(f"no source file for module {dep}")
                 modules[dep] = load(dep, module_path(dep))
                 todo.append(dep)
-    kept: dict[tuple[str, int], tuple[str, ast.stmt]] = {}
+    kept: set[tuple[str, int]] = set()
     owner: dict[str, str] = {}  # name -> module whose definition of it is kept: one namespace
     main = modules["__main__"]
     work = [("__main__", node) for node in main.tree.body if not isinstance(node, ast.ImportFrom)
@@ -102,7 +102,7 @@ def collect(entry: Path) -> tuple[dict[str, Module], list[tuple[str, ast.stmt]]]
         name, node = work.pop()
         if (name, id(node)) in kept:
             continue
-        kept[(name, id(node))] = (name, node)
+        kept.add((name, id(node)))
         for bound in bound_names(node):
             if owner.setdefault(bound, name) != name:
                 raise BundleError(f"{bound} is defined in both {owner[bound]} and {name}: rename one")
@@ -112,7 +112,7 @@ def collect(entry: Path) -> tuple[dict[str, Module], list[tuple[str, ast.stmt]]]
                 source = modules[source].imports[ref]
             if ref in modules[source].defines:
                 work.append((source, modules[source].defines[ref]))
-    return modules, list(kept.values())
+    return modules, kept
 
 
 def dependency_order(modules: dict[str, Module]) -> list[str]:
@@ -157,8 +157,7 @@ def git_commit() -> str:
 
 def bundle(entry: Path = ROOT / "hw02.py", author: str | None = None, netid: str | None = None) -> str:
     """The text of the single-file program."""
-    modules, kept = collect(entry)
-    keep = {(name, id(node)) for name, node in kept}
+    modules, keep = collect(entry)
     main = modules["__main__"]
     head = main.lines[:3]
     if [line.split(":")[0] + ":" for line in head] != list(AUTHOR_LINES):
