@@ -29,4 +29,4 @@ hw02:
 	$(PYTHON) -m pipeline.bundle --out dist/hw02.py $(if $(AUTHOR),--author "$(AUTHOR)") $(if $(NETID),--netid "$(NETID)")
 
 clean:
-	rm -rf $(VENV) artifacts results metrics.json metrics dist
+	rm -rf $(VENV) artifacts results dvc_plots dist  # metrics.json, metrics/ and dvc.lock are committed

@@ -241,10 +241,12 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
 
 def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
                   results_dir: str = "results", metrics_path: str = "metrics.json",
-                  class_names: list[str] | None = None, paths: list[str] | None = None) -> None:
+                  class_names: list[str] | None = None, paths: list[str] | None = None,
+                  skipped: list[str] | None = None) -> None:
     """results/suspects.txt (the graded line), results/samples.csv (one row per sample), results/issues.csv (the
-    flagged samples, most certain first: lowest out-of-bag probability of their label) and metrics.json. With
-    class names, labels are written as names; with source paths, each row names its file."""
+    flagged samples, most certain first: lowest out-of-bag probability of their label), results/skipped.txt (the
+    unreadable files decode left out, one per line) and metrics.json. With class names, labels are written as
+    names; with source paths, each row names its file."""
     import csv
     import io
     import json
@@ -265,6 +267,7 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
             twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")
     results = Path(results_dir)
     atomic_write_text(results / "suspects.txt", format_indices(np.flatnonzero(decisions.flagged)) + "\n")
+    atomic_write_text(results / "skipped.txt", "".join(f"{path}\n" for path in skipped or []))
     header = ["index", "path", "given", "suggested", "score", "calibrated", "disagreement", "group", "twins",
               "flagged", "reason"]
     rows = [[i, paths[i] if paths else "", name(int(labels[i])), name(int(decisions.suggested[i])),
@@ -284,6 +287,7 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
     n_classes = max(int(labels.max()) + 1, len(class_names or []))
     metrics = {
         "samples": len(labels),
+        "skipped_files": len(skipped or []),
         "groups": len(group_sizes),
         "copies": int(len(labels) - len(group_sizes)),
         "conflicting_groups": conflicting,
@@ -322,4 +326,5 @@ def run(params: AggregateParams, decoded: str = "artifacts/decoded.npz", groups:
     seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
     names = [str(n) for n in inputs["decode"].get("class_names", [])] or None
     paths = [str(p) for p in inputs["decode"].get("paths", [])] or None
-    write_results(decisions, labels, group, seconds, results_dir, metrics_path, names, paths)
+    skipped = [str(p) for p in inputs["decode"].get("skipped", [])]
+    write_results(decisions, labels, group, seconds, results_dir, metrics_path, names, paths, skipped)

@@ -183,6 +183,16 @@ def test_results_files(tmp_path):
     assert [r["flagged"] for r in rows] == ["0", "1", "1", "0"] and rows[1]["reason"] == "twin"
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["flagged"] == 2 and metrics["conflicting_groups"] == 1 and metrics["seconds"]["train"] == 1.5
+    assert (tmp_path / "results" / "skipped.txt").read_text() == "" and metrics["skipped_files"] == 0
+
+
+def test_files_decode_left_out_are_listed_in_the_results(tmp_path):
+    labels, group = np.array([0, 1]), np.array([0, 1])
+    decisions = decide(labels, group, *evidence([confident(0), confident(1)]), AggregateParams())
+    write_results(decisions, labels, group, {}, tmp_path / "results", tmp_path / "metrics.json",
+                  skipped=["cats/broken.png", "dogs/empty.jpg"])
+    assert (tmp_path / "results" / "skipped.txt").read_text() == "cats/broken.png\ndogs/empty.jpg\n"
+    assert json.loads((tmp_path / "metrics.json").read_text())["skipped_files"] == 2
 
 
 def neighbours_saying(classes, k=3):

@@ -129,13 +129,22 @@ def test_new_input_data_reruns_everything(fast_repo):
 
 
 @pytest.mark.slow
-def test_metrics_show_the_counts_and_experiments_run(fast_repo):
+def test_experiments_run_and_compare_with_the_committed_workspace(fast_repo):
     shown = dvc("metrics", "show", cwd=fast_repo)
     assert "flagged" in shown and "conflicting_groups" in shown
-    sh("git", "add", "-A", cwd=fast_repo)
+    sh("git", "add", "-A", cwd=fast_repo)  # .gitignore keeps the artifacts out, dvc.lock and metrics in
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro", cwd=fast_repo)
-    ran = stages_run(dvc("exp", "run", "-S", "train.n_models=4", cwd=fast_repo))
-    assert "train" in ran and "decode" not in ran
+    ran = stages_run(dvc("exp", "run", "-n", "cautious", "-S", "aggregate.min_posterior=0.8", cwd=fast_repo))
+    assert ran == {"aggregate", "report"}
+    table = dvc("exp", "show", "--csv", "--no-pager", cwd=fast_repo)
+    rows = {row.split(",")[0] or row.split(",")[1]: row for row in table.splitlines()[1:]}
+    header = table.splitlines()[0].split(",")
+    flagged = header.index("flagged")
+    workspace, experiment = rows["workspace"].split(","), rows["cautious"].split(",")
+    assert workspace[flagged] and experiment[flagged]  # both measured, none shown as '!'
+    assert experiment[header.index("aggregate.min_posterior")] == "0.8"
+    diff = json.loads(dvc("metrics", "diff", "HEAD", "--all", "--json", cwd=fast_repo))
+    assert {"flagged", "threshold", "conflicting_groups"} <= set(diff["metrics.json"])
 
 
 @pytest.mark.slow
