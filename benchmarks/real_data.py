@@ -3,6 +3,7 @@ and handed to the Python API as arrays; the answers compared with the idx files'
 
     python -m benchmarks.real_data                 # MNIST exact case (165 digits), `dvc repro` on the folder: ~4 min
     python -m benchmarks.real_data --no-dvc
+    python -m benchmarks.real_data --family colour # the 20 CIFAR-10 photos with 3 evil twins, folders named by class
 
 The folder is read in its own order (class folders, then file names), so its samples are numbered differently
 and the ensemble draws different subsets: its answer is compared by errors, mapped back through the file names.
@@ -25,7 +26,7 @@ import numpy as np
 from benchmarks.cases import spec
 from benchmarks.machine import describe
 from pipeline.api import find_issues
-from pipeline.plant import load_source, plant, write_case
+from pipeline.plant import PlantSpec, load_source, plant, write_case
 from pipeline.runner import find_suspects
 from stages.aggregate import format_indices
 from stages.decode import DecodeParams, read_dataset
@@ -34,17 +35,23 @@ REPO = Path(__file__).resolve().parent.parent
 PIPELINE_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", "data/sample"]
 
 
-def write_forms(case, folder: Path) -> None:
-    """The case as idx files, an image folder (files named by sample index), a manifest and an .npz."""
+COLOUR = ("cifar20", dict(n_clean=20, n_evil=3))  # every photo at hand; a smoke test of colour, not of accuracy
+CLASS_NAMES = {"cifar20": REPO / "data" / "cifar10-classes.txt"}  # in sorted order, so folders number alike
+
+
+def write_forms(case, folder: Path, class_names: list[str] | None) -> None:
+    """The case as idx files, an image folder (class folders named by class name where there are names, files
+    by sample index), a manifest and an .npz."""
     from PIL import Image
 
     write_case(case, folder / "idx")
     rows = ["path,label"]
     for i, (image, label) in enumerate(zip(case.images, case.labels)):
-        path = folder / "images" / str(int(label)) / f"{i:06d}.png"
+        name = class_names[label] if class_names else str(int(label))
+        path = folder / "images" / name / f"{i:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
-        rows.append(f"images/{label}/{i:06d}.png,{label}")
+        rows.append(f"images/{name}/{i:06d}.png,{label}")
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
     np.savez(folder / "arrays.npz", images=case.images, labels=case.labels)
 
@@ -92,12 +99,16 @@ def dvc_on_folder(folder: Path) -> tuple[list[int], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--family", default="exact")
+    parser.add_argument("--family", default="exact", help="a family of benchmarks/cases.py, or colour")
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--no-dvc", action="store_true", help="leave out `dvc repro` on the folder")
     args = parser.parse_args()
-    source, case_spec = spec(args.family, args.seed)
+    if args.family == "colour":
+        source, case_spec = COLOUR[0], PlantSpec(**COLOUR[1], seed=args.seed)
+    else:
+        source, case_spec = spec(args.family, args.seed)
     case = plant(*load_source(source), case_spec)
+    class_names = CLASS_NAMES[source].read_text().split() if source in CLASS_NAMES else None
     truth = set(case.truth.tolist())
     print(describe())
     print(f"# {args.family} seed {args.seed}: {len(case.labels)} samples, {len(truth)} wrong labels")
@@ -105,8 +116,8 @@ def main() -> None:
     print("|---|---:|---|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_forms(case, folder)
-        idx, _, idx_seconds = answer(folder / "idx" / "images-idx3-ubyte.gz", folder / "idx" / "labels-idx1-ubyte.gz")
+        write_forms(case, folder, class_names)
+        idx, _, idx_seconds = answer(next((folder / "idx").glob("images-idx*")), folder / "idx" / "labels-idx1-ubyte.gz")
 
         def row(name: str, flagged: list[int], seconds: float) -> None:
             errors = len(set(flagged) ^ truth)

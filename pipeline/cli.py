@@ -188,8 +188,8 @@ def run_all(images, labels, results_dir, params_file, verbose):
 
 
 @main.command()
-@click.option("--source", type=click.Choice(["mnist", "notmnist"]), default="mnist", show_default=True,
-              help="Bundled clean data set to draw from.")
+@click.option("--source", type=click.Choice(["mnist", "notmnist", "cifar20"]), default="mnist", show_default=True,
+              help="Bundled clean data set to draw from (cifar20: 20 colour photos).")
 @click.option("--n-clean", default=150, show_default=True, help="Distinct clean samples.")
 @click.option("--n-evil", default=15, show_default=True, help="Evil twins: a copy with a different label.")
 @click.option("--n-two-evil", default=0, show_default=True, help="Groups with two evil copies sharing a wrong label.")
@@ -199,7 +199,7 @@ def run_all(images, labels, results_dir, params_file, verbose):
                                                 "and a one-pixel shift.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for images-idx3-ubyte.gz, labels-idx1-ubyte.gz and truth.txt.")
+              help="Folder for images-idx3-ubyte.gz (idx4 for colour), labels-idx1-ubyte.gz and truth.txt.")
 def plant(source, n_clean, n_evil, n_two_evil, n_benign, n_orphans, perturbed, seed, out_dir):
     """Make an evil-twin test case from a clean data set, with the truth alongside."""
     from pipeline import plant as planting

@@ -19,6 +19,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SOURCES = {
     "mnist": ("mnist-t10k-images-idx3-ubyte.gz", "mnist-t10k-labels-idx1-ubyte.gz"),
     "notmnist": ("notmnist-t10k-images-idx3-ubyte.gz", "notmnist-t10k-labels-idx1-ubyte.gz"),
+    "cifar20": ("cifar10-20-images-idx4-ubyte.gz", "cifar10-20-labels-idx1-ubyte.gz"),  # 20 colour photos
 }
 # The strongest perturbations a near-identical copy gets in our test cases (see the README).
 PERTURBED = {"noise_sigma": 8.0, "brightness": 0.12, "shift": 1}
@@ -59,7 +60,7 @@ class PlantedCase:
 
 
 def load_source(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A bundled clean data set by name ("mnist" or "notmnist"): (images (N, 28, 28, 1), labels)."""
+    """A bundled clean data set by name (a key of SOURCES): (images (N, H, W, C) uint8, labels)."""
     from pipeline.idx import read_images, read_labels
 
     images_file, labels_file = SOURCES[name]
@@ -141,12 +142,13 @@ def copies_and_originals(case: PlantedCase) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_case(case: PlantedCase, out_dir: str | Path) -> None:
-    """images-idx3-ubyte.gz, labels-idx1-ubyte.gz and truth.txt (the line a perfect run prints)."""
+    """images-idx3-ubyte.gz (colour: images-idx4-ubyte.gz), labels-idx1-ubyte.gz and truth.txt (the line a
+    perfect run prints)."""
     from pipeline.artifacts import atomic_write_text
     from pipeline.idx import write_idx, write_images
     from stages.aggregate import format_indices
 
     out_dir = Path(out_dir)
-    write_images(out_dir / "images-idx3-ubyte.gz", case.images)
+    write_images(out_dir / f"images-idx{3 if case.images.shape[-1] == 1 else 4}-ubyte.gz", case.images)
     write_idx(out_dir / "labels-idx1-ubyte.gz", case.labels.astype(np.uint8))
     atomic_write_text(out_dir / "truth.txt", format_indices(case.truth) + "\n")
