@@ -58,7 +58,8 @@ FORMATS = {
     "decode": {"images": ("u", 4, "N"), "labels": ("iu", 1, "N")},
     "group": {"group": ("iu", 1, "N")},
     "train": {"prob_sum": ("f", 2, "N"), "n_scored": ("iu", 1, "N"), "votes": ("iu", 2, "N"),
-              "loss_curves": ("f", 2, None), "nn_prob": ("f", 2, "N"), "nn_scored": ("b", 1, "N")},
+              "loss_curves": ("f", 2, None), "nn_prob": ("f", 2, "N"), "nn_scored": ("b", 1, "N"),
+              "through_conflicts": ("b", 0, None)},
 }
 
 

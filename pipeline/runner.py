@@ -52,7 +52,7 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
 
     start = time.monotonic()
     decisions = decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, aggregate_params,
-                       oob.nn_prob, oob.nn_scored)
+                       oob.nn_prob, oob.nn_scored, oob.through_conflicts)
     seconds["aggregate"] = time.monotonic() - start
     log(f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
         f"{int((decisions.reason == 'evidence').sum())} on strong evidence (estimated share of wrong labels "

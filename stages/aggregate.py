@@ -65,6 +65,7 @@ class Decisions:
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
     evidence: str = "members"  # what decided: "members" (the trained ensemble) or "neighbours"
+    wrong_by_class: np.ndarray | None = None  # float (K,): estimated wrong labels per given class (wrong_label_counts)
 
 
 def group_members(group: np.ndarray) -> list[np.ndarray]:
@@ -152,6 +153,25 @@ def estimate_noise_rate(calibrated: np.ndarray, n_classes: int, iterations: int 
     return rate
 
 
+def wrong_label_counts(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """How many samples of each given class carry a wrong label (float (K,)), by cleanlab's confident joint
+    (Northcutt et al., 2021): a sample counts towards the class it is confidently predicted as, confidence
+    meaning a probability at least that class's mean over the samples labelled with it; each given class's counts
+    are then scaled to its size, and what is counted off its own class is its wrong labels. It sees noise that
+    flows from some classes into one (trucks and cats labelled car), which one global rate spreads thin."""
+    n_classes = prob.shape[1]
+    mine = labels[:, None] == np.arange(n_classes)
+    thresholds = np.where(mine.any(0), (prob * mine).sum(0) / np.maximum(mine.sum(0), 1), np.inf)
+    confident = prob >= thresholds
+    counted = confident.any(1)
+    guess = np.where(confident, prob, -1.0).argmax(1)
+    joint = np.zeros((n_classes, n_classes))
+    np.add.at(joint, (labels[counted], guess[counted]), 1)
+    size = np.bincount(labels, minlength=n_classes)
+    joint *= np.divide(size, joint.sum(1), out=np.zeros(n_classes), where=joint.sum(1) > 0)[:, None]
+    return joint.sum(1) - np.diag(joint)
+
+
 def pick_threshold(noise_rate: float, n_classes: int, params: AggregateParams) -> float:
     """The calibrated probability below which a label is wrong with posterior probability above min_posterior.
 
@@ -167,11 +187,12 @@ def pick_threshold(noise_rate: float, n_classes: int, params: AggregateParams) -
 
 
 def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray, votes: np.ndarray,
-           params: AggregateParams, nn_prob: np.ndarray | None = None, nn_scored: np.ndarray | None = None
-           ) -> Decisions:
+           params: AggregateParams, nn_prob: np.ndarray | None = None, nn_scored: np.ndarray | None = None,
+           through_conflicts: bool = False) -> Decisions:
     """Flag the suspects. Inputs are the group stage's ids and the train stage's out-of-bag sums: prob_sum
     float (N, K), n_scored int (N,), votes int (N, K), and its nearest-neighbour evidence nn_prob float (N, K)
-    with nn_scored bool (N,) (optional: without them the members decide whatever their strength)."""
+    with nn_scored bool (N,) (optional: without them the members decide whatever their strength);
+    through_conflicts: whether the members trained on the conflicting groups too."""
     prob_sum, n_scored, votes, decided_by, weak_note = choose_evidence(labels, group, prob_sum, n_scored, votes,
                                                                      nn_prob, nn_scored)
     n = len(labels)
@@ -201,10 +222,12 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     for members in open_questions:
         conflicted[members] = True
 
-    # The calibration is fitted on everyone else, whose labels no twin contradicts.
+    # The calibration is fitted on everyone else, whose labels no twin contradicts; where the members trained
+    # through the conflicts (evil twins en masse), on everyone, whose copies' labels the noise model then explains.
     alone = scored & ~conflicted
+    fitted = scored if through_conflicts else alone
     n_classes = len(np.unique(labels))
-    temperature, noise_rate = fit_noise_model(log_prob[alone], labels[alone], n_classes)
+    temperature, noise_rate = fit_noise_model(log_prob[fitted], labels[fitted], n_classes)
 
     for members in open_questions:
         present, counts = np.unique(labels[members], return_counts=True)
@@ -231,12 +254,22 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
     if decided_by == "neighbours" or not params.flag_without_twin:
         threshold = 0.0
-    strong = alone & (np.nan_to_num(calibrated, nan=1.0) < threshold) & \
-        (np.nan_to_num(disagreement) >= params.min_disagreement)
+    against_all = alone & (np.nan_to_num(disagreement) >= params.min_disagreement)
+    strong = against_all & (np.nan_to_num(calibrated, nan=1.0) < threshold)
+    # Noise that flows into one class (the global rate above spreads it over all): per given class, as many of
+    # its lowest-scoring samples as the confident joint counts wrong labels in it, below max_threshold.
+    wrong_by_class = np.zeros(prob_sum.shape[1])
+    if threshold > 0 and params.threshold is None:
+        rows = np.flatnonzero(alone)
+        wrong_by_class = wrong_label_counts(softmax(log_prob[rows] / temperature), labels[rows])
+        for c in np.flatnonzero(wrong_by_class >= 0.5):
+            of_class = rows[labels[rows] == c]
+            lowest = of_class[np.argsort(calibrated[of_class], kind="stable")[: round(wrong_by_class[c])]]
+            strong[lowest[against_all[lowest] & (calibrated[lowest] < params.max_threshold)]] = True
     flagged |= strong
     reason[strong] = "evidence"
     return Decisions(score, calibrated, disagreement, suggested.astype(np.int64), flagged, reason, float(threshold),
-                     noise_rate, temperature, note, decided_by)
+                     noise_rate, temperature, note, decided_by, wrong_by_class)
 
 
 def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
@@ -322,7 +355,7 @@ def run(params: AggregateParams, decoded: str = "artifacts/decoded.npz", groups:
         raise InputError(oob, f"holds {train['prob_sum'].shape[1]} classes, the labels {labels.max() + 1} "
                               f"(run 'twins train' again)")
     decisions = decide(labels, group, train["prob_sum"], train["n_scored"], train["votes"], params,
-                       train["nn_prob"], train["nn_scored"])
+                       train["nn_prob"], train["nn_scored"], bool(train["through_conflicts"]))
     seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
     names = [str(n) for n in inputs["decode"].get("class_names", [])] or None
     paths = [str(p) for p in inputs["decode"].get("paths", [])] or None

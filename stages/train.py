@@ -31,6 +31,7 @@ SCORE_CHUNK = 1024  # images scored per forward pass
 MIN_WAVE_SECONDS = 4.0  # below this much time per wave, a member (process start, ~100 steps) loses to neighbours
 NEIGHBOURS = 3  # a class's evidence is the mean similarity to its NEIGHBOURS most similar training images
 NEIGHBOUR_REFS = 2000  # at most this many training images to compare with (a random subset beyond)
+DOMINANT_RATIO = 3.0  # balance_classes "auto": balance where the largest class outnumbers the median class this much
 NEIGHBOUR_CHECKS = 1000  # at most this many clean samples scored, to measure how often neighbours are right
 
 
@@ -47,10 +48,12 @@ class TrainParams:
     max_rotation, max_scale: with "affine", the largest rotation (degrees) and scaling (+- fraction) drawn.
     label_smoothing: the share of each target spread over the other classes; on ~100 training images it keeps
     members from staking everything on one class (fewer wrong twin decisions: benchmarks/twin_decisions.py).
-    balance_classes: draw training batches with equal weight per class (for skewed data). Otherwise each class
-    weighs what it weighs in the whole data set, not in the member's subset: the groups a member leaves out, and
-    the open questions nobody trains on, would otherwise make their own classes rarer in its training set and
-    tilt its predictions away from exactly the labels it is asked to judge.
+    balance_classes: true draws training batches with equal weight per class, so members do not learn that
+    everything is the majority class; false weighs each class as the whole data set does (not the member's
+    subset: the groups it leaves out would otherwise tilt it away from exactly the labels it judges); "auto"
+    balances where one class dominates (see dominated).
+    conflict_share: when conflicting twin groups hold more than this share of the samples, members train on them
+    too, each copy with its own label (so the true label wins on average), instead of on the agreeing rest only.
     n_jobs: parallel workers (-1: one per core); backend: any joblib backend ("loky", "threading", "dask").
     time_budget_s: stop adding members once the next would end after this many seconds (null: no budget).
     seed: everything random derives from it; results are the same for the same seed and n_jobs."""
@@ -68,7 +71,8 @@ class TrainParams:
     max_rotation: float = 20.0
     max_scale: float = 0.15
     label_smoothing: float = 0.1
-    balance_classes: bool = False
+    balance_classes: bool | str = "auto"
+    conflict_share: float = 0.5
     n_jobs: int = 2
     backend: str = "loky"
     time_budget_s: float | None = None
@@ -77,6 +81,8 @@ class TrainParams:
     def __post_init__(self):
         if self.model not in MODEL_KINDS:
             raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}")
+        if not 0 <= self.conflict_share <= 1:
+            raise ValueError(f"conflict_share must lie in [0, 1], got {self.conflict_share}")
         if not 0.5 <= self.train_fraction < 1:
             raise ValueError(f"train_fraction must lie in [0.5, 1), got {self.train_fraction}")
         for name in ("n_models", "epochs", "batch_size"):
@@ -86,6 +92,8 @@ class TrainParams:
             raise ValueError("min_steps, max_shift and weight_decay must be >= 0, learning_rate > 0")
         if self.max_rotation < 0 or not 0 <= self.max_scale < 1 or not 0 <= self.label_smoothing < 1:
             raise ValueError("max_rotation must be >= 0, max_scale and label_smoothing in [0, 1)")
+        if self.balance_classes not in (True, False, "auto"):
+            raise ValueError(f"balance_classes must be true, false or auto, got {self.balance_classes!r}")
         if self.augment not in ("shift", "affine"):
             raise ValueError(f"augment must be shift or affine, got {self.augment!r}")
         if self.n_jobs == 0 or self.n_jobs < -1:
@@ -112,6 +120,7 @@ class TrainResult:
     member_steps: np.ndarray  # int64 (M,): optimiser steps each member took (fewer than planned when time ran short)
     nn_prob: np.ndarray  # float64 (N, K): nearest-neighbour class probabilities (zero rows where not computed)
     nn_scored: np.ndarray  # bool (N,): rows of nn_prob computed (every open question, some clean samples)
+    through_conflicts: bool = False  # did members train on the conflicting groups too (trains_through_conflicts)?
 
 
 def conflicting_groups(group: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -123,9 +132,19 @@ def conflicting_groups(group: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.bincount(group, weights=disagree, minlength=n_groups) > 0
 
 
+def trains_through_conflicts(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> bool:
+    """Do conflicting groups hold more than params.conflict_share of the samples? Then members train on them too
+    (README, "How it works": when every image has evil twins, the rest is too little to learn from)."""
+    return bool(conflicting_groups(group, labels)[group].mean() > params.conflict_share)
+
+
 def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train indices, scored indices) for every member, in the order they are trained."""
+    """(train indices, scored indices) for every member, in the order they are trained. Whole groups go to one side
+    of each split. Usually the open questions train nobody and every member scores them; when they are the rule
+    (trains_through_conflicts), every group is split alike and trains with each copy's own label."""
     conflicted = conflicting_groups(group, labels)
+    if trains_through_conflicts(group, labels, params):
+        conflicted[:] = False
     open_questions = np.flatnonzero(conflicted[group])
     clean_groups = np.flatnonzero(~conflicted)
     rng = np.random.default_rng(params.seed)
@@ -209,6 +228,13 @@ def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray
     return prob, scored
 
 
+def dominated(labels: np.ndarray) -> bool:
+    """Does one class outnumber the median class DOMINANT_RATIO times? (balance_classes "auto" then balances.)"""
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]
+    return bool(counts.max() > DOMINANT_RATIO * np.median(counts))
+
+
 def class_weights(labels: np.ndarray, train_idx: np.ndarray, n_classes: int, balance: bool):
     """Per training sample, the weight that gives every class its share of the whole data set (balance: an
     equal share) in the batches drawn from train_idx."""
@@ -242,7 +268,8 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     steps = max(params.min_steps, math.ceil(params.epochs * len(train_idx) / params.batch_size))
     optimiser = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate, total_steps=steps)
-    weights = class_weights(labels, train_idx, n_classes, params.balance_classes)
+    balance = dominated(labels) if params.balance_classes == "auto" else params.balance_classes
+    weights = class_weights(labels, train_idx, n_classes, balance)
     conv = params.model in ("cnn", "conv4")
     shift = params.max_shift if conv else 0
     if conv and params.augment == "affine":
@@ -387,7 +414,7 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     n_jobs, threads = worker_layout(params)
     result = TrainResult(np.zeros((n, n_classes)), np.zeros(n, np.int64), np.zeros((n, n_classes), np.int64),
                          np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0), np.zeros(0, np.int64),
-                         nn_prob, nn_scored)
+                         nn_prob, nn_scored, trains_through_conflicts(group, labels, params))
     covering = members_to_cover(members, n)
     if deadline is not None and (deadline - time.monotonic()) / max(1, math.ceil(covering / n_jobs)) \
             < MIN_WAVE_SECONDS:
