@@ -10,7 +10,9 @@ grouped and trained once, then decided every way.
 Rules, each flagging a sample when every member predicted another label and its calibrated probability is below
 a threshold:
 - `joint` (the default): temperature and share of wrong labels fitted together, posterior above min_posterior 0.7
-  (`joint-0.9` and so on: the same at another min_posterior, with `--posteriors`);
+  (`joint-0.9` and so on: the same at another min_posterior, with `--posteriors`), plus each class's count of
+  wrong labels (stages/aggregate.py, wrong_label_counts);
+- `global-rate` (default until 2026-11-26): the joint rule without the per-class counts;
 - `separate` (default until 2026-11-25): the temperature fitted alone to the given labels, then the share of wrong
   labels by EM, posterior above 0.5;
 - `budget` (default before that): the separate fit's calibration, threshold 0.1 / n, n the number of samples
@@ -83,6 +85,8 @@ def errors_by_rule(case, posteriors: tuple[float, ...] = (), train_seconds: floa
                                              AggregateParams(min_posterior=0.5)),
                   "budget": min(0.01, 0.1 / max(every.sum(), 1))}
     flagged = {"joint": joint.flagged,
+               "global-rate": decide(case.labels, group, oob.prob_sum, oob.n_scored, oob.votes,
+                                     AggregateParams(per_class_counts=False)).flagged,
                "twins-only": twins,
                "no-count-prior": (joint.reason == "evidence") |
                twin_flags_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0)}

@@ -9,8 +9,10 @@ Shapes, all drawn from the bundled MNIST test digits (seeds 100, 101, ...):
 - imbalance: 1,000 ones and 136 other digits, 15 of which are labelled 1 (one class swallows some of the others).
 - uniform-20, uniform-40: 2,000 distinct digits, 20% or 40% of them given another label at random; no twins.
 Methods: `ours` is pipeline.api.find_issues with the defaults params.yaml mirrors (flags without a twin included,
-as the pipeline does; no time budget); `majority` flags every sample whose label is not its copy group's most
-common (ties to the smallest label; it needs the groups, and is given the true ones); `cleanlab` is
+as the pipeline does; no time budget); `ours-unbalanced` and `ours-apart`, asked for by --methods, are the same
+with train.balance_classes false, and with conflicting groups never training (train.conflict_share 1);
+`majority` flags every sample whose label is not its copy group's most common (ties to the smallest label; it
+needs the groups, and is given the true ones); `cleanlab` is
 cleanlab.filter.find_label_issues on 5-fold out-of-sample probabilities of this project's CNN, the folds keeping
 each group's copies together (GroupKFold on the true groups).
 Errors = missed + wrongly flagged; precision and recall pool the cases of a row.
@@ -27,6 +29,7 @@ from pipeline.plant import load_source
 
 SHAPES = ("copies-5", "copies-20", "imbalance", "uniform-20", "uniform-40")
 METHODS = ("ours", "majority", "cleanlab")
+VARIANTS = {"ours-unbalanced": {"balance_classes": False}, "ours-apart": {"conflict_share": 1.0}}  # by --methods
 CV_FOLDS = 5
 
 
@@ -79,10 +82,11 @@ def cleanlab_flags(images: np.ndarray, given: np.ndarray, group: np.ndarray, see
 
 
 def flags(method: str, images, given, group, seed: int) -> np.ndarray:
-    if method == "ours":
+    if method.startswith("ours"):
         from pipeline.api import find_issues
 
-        return np.flatnonzero(find_issues(images, given, params={"train": {"seed": seed}}).flagged)
+        train = {"seed": seed, **VARIANTS.get(method, {})}
+        return np.flatnonzero(find_issues(images, given, params={"train": train}).flagged)
     if method == "majority":
         return majority_flags(given, group)
     return cleanlab_flags(images, given, group, seed)
@@ -91,7 +95,7 @@ def flags(method: str, images, given, group, seed: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + tuple(VARIANTS))
     parser.add_argument("--cases", type=int, default=5)
     args = parser.parse_args()
     source = load_source("mnist")

@@ -33,3 +33,8 @@ plant "a member trains on what it scores" stages/train.py 'x = standardize(image
     y = torch.as_tensor(labels[np.union1d(train_idx, score_idx)])'
 plant "the plan trains on held-out groups" stages/train.py 'train = np.flatnonzero(~held & ~conflicted[group])' \
   'train = np.flatnonzero(~conflicted[group])'
+plant "conflicts never train" stages/train.py '        conflicted[:] = False' '        pass'
+plant "per-class counts ignored" stages/aggregate.py 'for c in np.flatnonzero(wrong_by_class >= 0.5):' \
+  'for c in []:'
+plant "calibration never fitted on copies" stages/aggregate.py 'fitted = scored if through_conflicts else alone' \
+  'fitted = alone'

@@ -37,13 +37,16 @@ class AggregateParams:
     max_threshold: the most the data-picked threshold may be.
     min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all).
     flag_without_twin: flag samples without a conflicting twin at all (false: only the losers of twin groups, as
-    hw02.py does by default, since in the graded setting every mislabelled sample has a twin)."""
+    hw02.py does by default, since in the graded setting every mislabelled sample has a twin).
+    per_class_counts: also flag, per given class, as many of its lowest-scoring samples as wrong_label_counts
+    counts wrong labels in it (noise that flows into one class), below max_threshold."""
 
     min_posterior: float = 0.7
     threshold: float | None = None
     max_threshold: float = 0.01
     min_disagreement: float = 1.0
     flag_without_twin: bool = True
+    per_class_counts: bool = True
 
     def __post_init__(self):
         if self.threshold is not None and not 0 <= self.threshold <= 1:
@@ -259,7 +262,7 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     # Noise that flows into one class (the global rate above spreads it over all): per given class, as many of
     # its lowest-scoring samples as the confident joint counts wrong labels in it, below max_threshold.
     wrong_by_class = np.zeros(prob_sum.shape[1])
-    if threshold > 0 and params.threshold is None:
+    if threshold > 0 and params.threshold is None and params.per_class_counts:
         rows = np.flatnonzero(alone)
         wrong_by_class = wrong_label_counts(softmax(log_prob[rows] / temperature), labels[rows])
         for c in np.flatnonzero(wrong_by_class >= 0.5):
@@ -328,6 +331,9 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
         "flagged_twin": int((decisions.reason == "twin").sum()),
         "flagged_evidence": int((decisions.reason == "evidence").sum()),
         "flagged_by_class": {name(c): int((decisions.flagged & (labels == c)).sum()) for c in range(n_classes)},
+        "estimated_wrong_by_class": {name(c): round(float(count), 1)
+                                     for c, count in enumerate(decisions.wrong_by_class
+                                                               if decisions.wrong_by_class is not None else [])},
         "threshold": decisions.threshold,
         "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,

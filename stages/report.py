@@ -4,6 +4,8 @@
   sample beside the other members of its twin group, each tile captioned "#index" and "given -> suggested".
 - scores.png: the calibrated probability of the given label, singletons and twins apart, the threshold marked.
 - confusion.png and confusion.csv: given against suggested label over the whole data set (the estimated noise).
+- classes.csv: per given class, its samples, how many were flagged and how many wrong labels the aggregate stage
+  estimated in it (metrics.json), drawn by `dvc plots` as bars: noise that flows into one class stands out.
 - loss.csv and loss.png: the ensemble members' training loss, mean and spread.
 
 Figures are built as matplotlib Figure objects without pyplot, so no backend (let alone a GUI) is ever chosen:
@@ -284,6 +286,18 @@ def confusion_csv(given: np.ndarray, suggested: np.ndarray, class_names: list[st
     return table.getvalue()
 
 
+def class_csv(given: np.ndarray, flagged: np.ndarray, estimated: dict, class_names: list[str] | None = None) -> str:
+    """One row per given class: class, samples, flagged, estimated_wrong (empty where not estimated)."""
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["class", "samples", "flagged", "estimated_wrong"])
+    n_classes = max(int(given.max()) + 1 if len(given) else 0, len(class_names or []))
+    for c in range(n_classes):
+        name = class_name(c, class_names)
+        writer.writerow([name, int((given == c).sum()), int((flagged & (given == c)).sum()), estimated.get(name, "")])
+    return table.getvalue()
+
+
 def loss_table(loss_curves: np.ndarray) -> np.ndarray:
     """(points, 4): progress (0 = first step, 1 = last), mean, low and high (min and max over the members)."""
     points = loss_curves.shape[1]
@@ -426,6 +440,7 @@ def run(params: ReportParams, decoded: str = "artifacts/decoded.npz", groups: st
     save("confusion.png", png_bytes(confusion_figure(confusion_matrix(table["given"], table["suggested"],
                                                                       n_classes), names), params.dpi))
     save("confusion.csv", confusion_csv(table["given"], table["suggested"], names))
+    save("classes.csv", class_csv(table["given"], flagged, summary.get("estimated_wrong_by_class") or {}, names))
     curves = train["loss_curves"]
     save("loss.csv", loss_csv(loss_table(curves)))
     save("loss.png", png_bytes(loss_figure(curves), params.dpi))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_noise_model, format_indices,
-                              pick_threshold, softmax, write_results)
+                              pick_threshold, softmax, write_results, wrong_label_counts)
 
 
 def evidence(probabilities, n_members=3):
@@ -55,6 +55,47 @@ def test_the_pictures_evidence_in_a_group_is_read_after_calibration():
     decisions = decide(labels, group, *evidence(probs + [[0.3, 0.48, 0.22]] * 3), AggregateParams())
     assert decisions.temperature < 1
     assert np.flatnonzero(decisions.flagged).tolist() == [30, 31]
+
+
+def test_where_every_image_has_evil_twins_the_calibration_learns_how_far_to_trust_the_pictures():
+    # Rolnick et al.'s noise: 40 pictures, each an original and 5 copies with random labels. The members, trained
+    # through the noise, lean only mildly towards the true class (0.2 against 0.089), as members trained on random
+    # labels do; uncalibrated, that lean loses wherever stray copies agree on a wrong label.
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 10, 40)
+    group = np.repeat(np.arange(40), 6)
+    labels = np.repeat(truth, 6)
+    copies = np.arange(240) % 6 != 0
+    labels[copies] = rng.integers(0, 10, copies.sum())
+    lean = np.full((240, 10), 0.8 / 9)
+    lean[np.arange(240), np.repeat(truth, 6)] = 0.2
+    through = decide(labels, group, *evidence(lean), AggregateParams(), through_conflicts=True)
+    apart = decide(labels, group, *evidence(lean), AggregateParams())
+    assert through.temperature < 0.5 and 0.6 < through.noise_rate < 0.9
+    assert (through.suggested[::6] == truth).all()
+    assert (apart.suggested[::6] != truth).sum() >= 3
+
+
+def test_a_class_that_swallows_others_has_its_strangers_flagged():
+    # 3,000 samples labelled 0 of which 10 look like 2s; 300 each labelled 1 and 2. The members see the 2s (0.05
+    # for their label 0), but one global rate, 10 wrong among 3,600, puts the threshold below even that; counting
+    # per class (what is confidently a 2 among the 0s) finds them.
+    labels = np.array([0] * 3000 + [1] * 300 + [2] * 300)
+    rows = [confident(label, p=p) for label, p in zip(labels, np.linspace(0.5, 0.99, 3600) ** 0.5)]
+    for i in range(1000, 3000, 10):  # members are sometimes wrong, as members are: no sharp calibration
+        rows[i] = np.array([0.35, 0.55, 0.1])
+    for i in range(3300, 3600):
+        rows[i] = confident(2, p=0.9)
+    strangers = list(range(5, 3000, 300))
+    for i in strangers:
+        rows[i] = np.array([0.05, 0.02, 0.93])
+    prob = np.array(rows)
+    counts = wrong_label_counts(prob, labels)  # scaled up from the confidently predicted samples to all
+    assert counts[0] >= 10 and counts[1:].tolist() == [0, 0]
+    decisions = decide(labels, np.arange(3600), *evidence(prob), AggregateParams())
+    assert np.flatnonzero(decisions.flagged).tolist() == strangers
+    assert (decisions.calibrated[strangers] > decisions.threshold).all()  # the global rule alone flags none
+    assert not decide(labels, np.arange(3600), *evidence(prob), AggregateParams(max_threshold=0.001)).flagged.any()
 
 
 def test_groups_that_agree_are_never_flagged_for_being_copies():

@@ -77,7 +77,7 @@ def test_plots_show_renders_the_report_and_metrics_time_every_stage(fast_repo):
     page = (fast_repo / "plots_html" / "index.html").read_text()
     for image in ["flagged", "scores", "confusion", "loss"]:
         assert f"static/workspace_results_{image}.png" in page
-    assert "confusion_csv" in page and "loss_csv" in page  # the tables, drawn as vega plots
+    assert "confusion_csv" in page and "loss_csv" in page and "classes_csv" in page  # the tables, drawn as vega plots
     shown = json.loads(dvc("metrics", "show", "--json", cwd=fast_repo))[""]["data"]
     assert set(shown["metrics.json"]["data"]["seconds"]) == {"aggregate"}
     for stage in ("decode", "group", "train"):  # kept out of the artifacts, which stay the same bytes

@@ -36,7 +36,8 @@ def finished_run(folder, images, labels, group, n_flag_twins):
     save_arrays(folder / "groups.npz", group=group)
     save_arrays(folder / "oob.npz", prob_sum=probs * 3, n_scored=np.full(n, 3), votes=votes,
                 loss_curves=np.linspace(2, 0.1, 20)[None].repeat(4, 0).astype(np.float32),
-                member_seconds=np.ones(4), nn_prob=np.zeros((n, k)), nn_scored=np.zeros(n, bool))
+                member_seconds=np.ones(4), nn_prob=np.zeros((n, k)), nn_scored=np.zeros(n, bool),
+                through_conflicts=np.bool_(False))
     decisions = decide(labels, group, probs * 3, np.full(n, 3), votes, AggregateParams())
     write_results(decisions, labels, group, {}, folder / "results", folder / "metrics.json")
     return decisions
@@ -69,7 +70,7 @@ def reported(tmp_path_factory, case):
 def test_every_file_is_written_and_every_png_is_a_real_picture(reported):
     folder, _, written = reported
     assert {p.name for p in written} == {"flagged.png", "scores.png", "confusion.png", "confusion.csv", "loss.csv",
-                                         "loss.png"}
+                                         "loss.png", "classes.csv"}
     for name in ("flagged.png", "scores.png", "confusion.png", "loss.png"):
         width, height = png_size(folder / "results" / name)
         assert width > 100 and height > 100
@@ -141,6 +142,16 @@ def test_confusion_csv_counts_given_against_suggested(reported, case):
     counts = Counter((int(r["given"]), int(r["suggested"])) for r in rows)
     assert counts == Counter(zip(c.labels.tolist(), decisions.suggested.tolist()))
     assert sum(n for (given, suggested), n in counts.items() if given != suggested) >= len(c.truth)
+
+
+def test_classes_csv_counts_samples_and_flags_per_given_class(reported, case):
+    c, _ = case
+    folder, decisions, _ = reported
+    rows = list(csv.DictReader(open(folder / "results" / "classes.csv")))
+    assert [int(r["class"]) for r in rows] == list(range(10))
+    assert [int(r["samples"]) for r in rows] == np.bincount(c.labels, minlength=10).tolist()
+    assert [int(r["flagged"]) for r in rows] == np.bincount(c.labels[decisions.flagged], minlength=10).tolist()
+    assert all(r["estimated_wrong"] != "" for r in rows)  # metrics.json's estimate, one per class
 
 
 def test_loss_csv_holds_the_ensemble_mean_and_spread_per_point(reported):

@@ -9,8 +9,9 @@ import torch
 
 from pipeline.models import build_model
 from pipeline.plant import PlantSpec, load_source, plant
-from stages.train import (TrainParams, class_weights, conflicting_groups, nearest_neighbour_probs, plan_members,
-                          scoring_seconds, train_ensemble, train_member, worker_layout)
+from stages.train import (TrainParams, class_weights, conflicting_groups, dominated, nearest_neighbour_probs,
+                          plan_members, scoring_seconds, train_ensemble, train_member, trains_through_conflicts,
+                          worker_layout)
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
 
@@ -36,6 +37,48 @@ def test_whole_groups_are_in_or_out_and_open_questions_never_train(case):
         assert not set(group[train]) & set(group[scored])
         assert not conflicted[train].any()
         assert conflicted[scored].sum() == conflicted.sum()  # every member scores every open question
+
+
+def rolnick(n_distinct: int, alpha: int, seed: int = 0):
+    """Rolnick et al.'s NoisyLabelDataset over MNIST digits: each digit, then alpha copies with random labels."""
+    images, labels = load_source("mnist")
+    rng = np.random.default_rng(seed)
+    block = np.repeat(rng.choice(len(labels), n_distinct, replace=False), alpha + 1)
+    given = labels[block].copy()
+    copies = np.arange(len(block)) % (alpha + 1) != 0
+    given[copies] = rng.integers(0, 10, copies.sum())
+    return images[block], given, labels[block], np.repeat(np.arange(n_distinct), alpha + 1)
+
+
+def test_when_conflicts_are_the_rule_members_train_on_them_but_never_score_a_group_they_saw():
+    _, given, _, group = rolnick(60, 5)
+    assert trains_through_conflicts(group, given, TrainParams())
+    members = plan_members(group, given, TrainParams(n_models=9))
+    trained = np.zeros(len(given), bool)
+    for train, scored in members:
+        assert not set(group[train]) & set(group[scored])
+        trained[train] = True
+    assert trained.all() and len(members) == 9  # every copy, conflicting or not, trains someone
+    assert not trains_through_conflicts(group, given, TrainParams(conflict_share=1.0))
+
+
+@pytest.mark.slow
+def test_through_the_conflicts_the_true_label_wins_far_more_groups_than_the_majority():
+    from pipeline.runner import find_suspects
+
+    images, given, truth, group = rolnick(200, 5, seed=3)
+    counts = np.zeros((200, 10), int)
+    np.add.at(counts, (group, given), 1)
+    majority_right = (counts.argmax(1) == truth[::6]).mean()
+    decisions = find_suspects(images, given, train_params=TrainParams(n_jobs=1)).decisions
+    right = (decisions.suggested[::6] == truth[::6]).mean()
+    assert right > majority_right + 0.25, (right, majority_right)
+
+
+def test_classes_are_balanced_where_one_class_outnumbers_the_median_class_three_times():
+    assert dominated(np.array([1] * 88 + [0, 2, 3, 4, 5, 6, 7, 8, 9] * 2))
+    assert not dominated(np.arange(100) % 10)
+    assert not dominated(np.array([0] * 25 + [1] * 10 + [2] * 10))
 
 
 def test_members_train_on_about_the_train_fraction_of_clean_groups(case):
