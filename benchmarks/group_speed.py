@@ -137,7 +137,8 @@ def main() -> None:
     for n in args.sizes:
         r = child(n)
         print(f"| {r['n']} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:.0f} ({r['baseline_mb']:.0f}) "
-              f"| {r['groups']} | {r['conflicting']} ({r['conflicting_planted']}) | {r['merged_distinct']} | {r['false_merges']} "
+              f"| {r['groups']} | {r['conflicting']} ({r['conflicting_planted']}) | {r['merged_distinct']} "
+              f"| {r['false_merges']} "
               f"| {r['recall']:.4f} of {r['copies']} | {r['threshold']:.3f} |",
               flush=True)
     print(f"# load average after: {os.getloadavg()[0]:.2f} (1 minute)")

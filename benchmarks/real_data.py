@@ -117,7 +117,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_forms(case, folder, class_names)
-        idx, _, idx_seconds = answer(next((folder / "idx").glob("images-idx*")), folder / "idx" / "labels-idx1-ubyte.gz")
+        idx_images = next((folder / "idx").glob("images-idx*"))  # idx3 for grey, idx4 for colour
+        idx, _, idx_seconds = answer(idx_images, folder / "idx" / "labels-idx1-ubyte.gz")
 
         def row(name: str, flagged: list[int], seconds: float) -> None:
             errors = len(set(flagged) ^ truth)
