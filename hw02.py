@@ -15,6 +15,7 @@ START = time.monotonic()  # the time budget counts from here, as close to proces
 
 import argparse  # noqa: E402
 import math  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
@@ -22,7 +23,7 @@ from pipeline.errors import InputError  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
 from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
-from stages.train import MAX_SEED, TrainParams  # noqa: E402
+from stages.train import DEVICES, MAX_SEED, TrainParams  # noqa: E402
 
 DASHES = ("\u2013", "\u2014", "\u2212")  # en dash, em dash, minus: what a PDF makes of "--"
 
@@ -59,6 +60,12 @@ def in_range(kind, low, high, what: str):
     return parse
 
 
+def device_name(text: str) -> str:
+    if text in DEVICES or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DEVICES)} or cuda:N")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="idx3 (or idx4) image file, gzipped or raw")
@@ -72,6 +79,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seed for everything random (default: %(default)s)")
     parser.add_argument("--num-classes", type=in_range(int, 1, 256, "a class count in 1..256"), default=10,
                         help="labels must lie in 0..N-1 (default: %(default)s)")
+    parser.add_argument("--device", type=device_name, default="auto",
+                        help="where the models train: auto (a CUDA or Apple GPU where there is one, else the CPU), "
+                             "cpu, cuda, cuda:N or mps (default: %(default)s)")
     parser.add_argument("--flag-without-twin", action="store_true",
                         help="also flag samples that have no twin, on strong evidence (off: in the assignment every "
                              "mislabelled sample has a twin, so such flags could only be wrong; README)")
@@ -91,7 +101,7 @@ def main(argv: list[str]) -> int:
         log(f"decode: {len(labels)} images of {images.shape[1]}x{images.shape[2]}x{images.shape[3]}")
         # Aggregating and shutting down the workers take a moment (2 s on a loaded machine): keep them inside too.
         deadline = START + args.time_budget - min(5.0, 1.0 + 0.1 * args.time_budget)
-        result = find_suspects(images, labels, train_params=replace(TrainParams(), seed=args.seed),
+        result = find_suspects(images, labels, train_params=replace(TrainParams(), seed=args.seed, device=args.device),
                                aggregate_params=AggregateParams(flag_without_twin=args.flag_without_twin),
                                deadline=deadline, log=log)
     except InputError as exc:

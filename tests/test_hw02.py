@@ -96,12 +96,24 @@ def test_the_graded_line_on_the_sample_is_its_truth_zero_based_ascending_comma_j
 @pytest.mark.parametrize("option, value", [("--time-budget", "nan"), ("--time-budget", "inf"), ("--time-budget", "0"),
                                            ("--time-budget", "-5"), ("--num-classes", "0"),
                                            ("--num-classes", "300"), ("--seed", "-1"), ("--seed", "2**40"),
-                                           ("--seed", "4294967296")])
+                                           ("--seed", "4294967296"), ("--device", "tpu"), ("--device", "cuda:x")])
 def test_a_bad_option_is_one_line_and_exit_2(good, option, value):
     images, labels = good
     done = hw02("--data", str(images), "--labels", str(labels), option, value)
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and option in done.stderr, done.stderr
+
+
+def test_a_gpu_that_is_not_there_is_one_line_and_exit_2(tmp_path):
+    import torch
+
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    write_images(tmp_path / "images.gz", np.repeat(IMAGES, 5, axis=0))
+    write_idx(tmp_path / "labels.gz", np.repeat(LABELS, 5))
+    done = hw02("--data", str(tmp_path / "images.gz"), "--labels", str(tmp_path / "labels.gz"), "--device", "cuda:7")
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"error: train.device: cuda:7: no such CUDA GPU here ({torch.cuda.device_count()} found)"
 
 
 def test_two_distinct_samples_are_answered_at_once_and_the_note_says_why(tmp_path):

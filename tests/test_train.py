@@ -9,9 +9,10 @@ import torch
 
 from pipeline.models import build_model
 from pipeline.plant import PlantSpec, load_source, plant
+from pipeline.errors import InputError
 from stages.train import (TrainParams, class_weights, conflicting_groups, dominated, nearest_neighbour_probs,
-                          plan_members, scoring_seconds, train_ensemble, train_member, trains_through_conflicts,
-                          worker_layout)
+                          plan_members, resolve_device, scoring_seconds, train_ensemble, train_member,
+                          trains_through_conflicts, usable_cores, worker_layout)
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
 
@@ -285,3 +286,30 @@ def test_no_member_scores_what_it_trained_on_random_labels_stay_at_chance():
     params = TrainParams(model="linear", n_models=3, min_steps=400, epochs=1, n_jobs=1, learning_rate=0.05)
     result = train_ensemble(images, labels, np.arange(90), params)
     assert (result.prob_sum.argmax(1) == labels).mean() < 0.6  # chance is 1/3; recall would be near 1
+
+
+def test_auto_picks_a_gpu_where_there_is_one_and_the_cpu_elsewhere():
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto") == expected
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="device must be one of"):
+        TrainParams(device="gpu")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 7, reason="this machine has a cuda:7")
+def test_a_gpu_asked_for_by_name_must_be_there():
+    with pytest.raises(InputError, match="cuda:7: no such CUDA GPU here"):
+        resolve_device("cuda:7")
+
+
+def test_one_process_drives_a_gpu_with_the_cores_for_its_data():
+    assert worker_layout(TrainParams(n_jobs=-1), "cuda") == (1, usable_cores())
+    assert worker_layout(TrainParams(n_jobs=1), "cpu") == (1, usable_cores())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine (CI has none)")
+def test_on_a_gpu_members_learn_what_they_learn_on_the_cpu(case):
+    c, group = case
+    on_gpu = train_ensemble(c.images, c.labels, group, replace(FAST, device="cuda"))
+    on_cpu = train_ensemble(c.images, c.labels, group, replace(FAST, device="cpu"))
+    assert np.abs(on_gpu.prob_sum - on_cpu.prob_sum).max() < 0.05  # float order differs, the learning does not
