@@ -110,7 +110,7 @@ def train(decoded, groups, out, timing, params_file, overrides):
 
     Parameters (section train): model, n_models, train_fraction, epochs, min_steps, batch_size, learning_rate,
     weight_decay, max_shift, augment, max_rotation, max_scale, label_smoothing, balance_classes, conflict_share, device,
-    n_jobs, backend, time_budget_s, seed."""
+    n_jobs, backend, scheduler, time_budget_s, seed."""
     from stages import train as stage
 
     stage.run(stage_params(stage.TrainParams, "train", params_file, overrides), decoded, groups, out, timing)

@@ -59,7 +59,8 @@ class TrainParams:
     device: where members train and score: "cpu", "cuda" (or "cuda:N"), "mps", or "auto" (CUDA, else MPS, else
     CPU, the usual PyTorch order). On a GPU one process drives it and trains the members one after another.
     n_jobs: parallel workers on the CPU (-1: one per core); backend: any joblib backend ("loky", "threading",
-    "dask").
+    "dask"). scheduler: with "dask", the address of a running dask scheduler ("tcp://host:8786") to train on its
+    cluster; null: the dask client already open in this process, else a local cluster of n_jobs workers.
     time_budget_s: stop adding members once the next would end after this many seconds (null: no budget).
     seed: everything random derives from it; results are the same for the same seed and n_jobs."""
 
@@ -81,6 +82,7 @@ class TrainParams:
     device: str = "auto"
     n_jobs: int = 2
     backend: str = "loky"
+    scheduler: str | None = None
     time_budget_s: float | None = None
     seed: int = 0
 
@@ -412,17 +414,50 @@ def _progress(done: int, total: int, samples: int, seconds: float, lines: bool) 
 
 
 @contextlib.contextmanager
-def member_pool(backend: str, n_jobs: int):
+def dask_client(scheduler: str | None, n_workers: int):
+    """A dask client for the dask backend: connected to `scheduler` where given, else the one this process has
+    open, else a local cluster of n_workers single-threaded processes, closed afterwards."""
+    from pipeline.errors import InputError
+
+    try:
+        from distributed import Client, LocalCluster, get_client
+    except ImportError:
+        raise InputError("train.backend", "dask needs the distributed package (pip install 'dask[distributed]')") \
+            from None
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=10)
+        except OSError as exc:
+            raise InputError("train.scheduler", f"no dask scheduler answers at {scheduler} ({exc})") from None
+        with client:
+            yield client
+        return
+    try:
+        client = get_client()
+    except ValueError:  # no client open: a cluster of our own, for this run only
+        client = None
+    if client is not None:
+        yield client
+        return
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) \
+            as cluster, Client(cluster) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
     """A function that runs a wave of (function, args) calls in parallel and returns their results in order:
-    through joblib (any of its backends) when it is installed, else through the standard library's process
-    pool, so the graded file runs where only torch and numpy are (results are the same either way)."""
+    through joblib (any of its backends; for dask, a client of `scheduler` or a local cluster, see
+    dask_client) when it is installed, else through the standard library's process pool, so the graded file
+    runs where only torch and numpy are (results are the same either way)."""
     try:
         from joblib import Parallel, delayed, parallel_config
     except ImportError:
         Parallel = None
     if Parallel is not None:
         # parallel_config, not Parallel(backend=...): only it registers the optional dask backend on first use.
-        with parallel_config(backend=backend, n_jobs=n_jobs), Parallel() as parallel:
+        with dask_client(scheduler, n_jobs) if backend == "dask" else contextlib.nullcontext(), \
+                parallel_config(backend=backend, n_jobs=n_jobs), Parallel() as parallel:
             yield lambda calls: parallel(delayed(function)(*args) for function, args in calls)
     elif n_jobs == 1:
         yield lambda calls: [function(*args) for function, args in calls]
@@ -457,7 +492,7 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     curves, seconds, steps = [], [], []
     start = time.monotonic()
     wave_seconds = 0.0
-    with member_pool(params.backend, n_jobs) if members else contextlib.nullcontext() as run_wave:
+    with member_pool(params.backend, n_jobs, params.scheduler) if members else contextlib.nullcontext() as run_wave:
         for first in range(0, len(members), n_jobs):
             covered = bool(result.n_scored.min() > 0)
             if covered and deadline is not None and time.monotonic() + wave_seconds > deadline:

@@ -256,6 +256,27 @@ def test_the_dask_backend_gives_the_same_ensemble_on_a_local_cluster(case):
     assert np.array_equal(local.n_scored, remote.n_scored)
 
 
+@pytest.mark.slow
+def test_the_dask_backend_trains_on_a_scheduler_given_by_address(case):
+    distributed = pytest.importorskip("distributed")
+    c, group = case
+    params = replace(FAST, n_jobs=2)
+    local = train_ensemble(c.images, c.labels, group, params)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
+            as cluster:  # a cluster this process holds no client of, as one started elsewhere
+        remote = train_ensemble(c.images, c.labels, group,
+                                replace(params, backend="dask", scheduler=cluster.scheduler_address))
+        assert cluster.scheduler.transition_counter > 0  # the members ran there
+    assert np.allclose(local.prob_sum, remote.prob_sum, atol=1e-5)
+
+
+def test_a_scheduler_that_does_not_answer_is_one_error_naming_it(case):
+    pytest.importorskip("distributed")
+    c, group = case
+    with pytest.raises(InputError, match="no dask scheduler answers at tcp://127.0.0.1:9"):
+        train_ensemble(c.images, c.labels, group, replace(FAST, backend="dask", scheduler="tcp://127.0.0.1:9"))
+
+
 def test_a_member_draws_its_batches_with_the_class_shares_it_is_told(case, monkeypatch):
     import stages.train
 
