@@ -123,8 +123,9 @@ def tree_pss_mb(root: int) -> float:
     return total
 
 
-def measured_run(cmd: list[str]) -> tuple[str, str, float, float]:
-    """Run a command from the repository root: (stdout, stderr, wall seconds, peak MB of its process tree)."""
+def measured_run(cmd: list[str], cwd: Path = REPO) -> tuple[str, str, float, float]:
+    """Run a command (from the repository root unless told otherwise) with this Python's scripts first on PATH:
+    (stdout, stderr, wall seconds, peak MB of its process tree)."""
     peak = [0.0]
     stop = threading.Event()
 
@@ -132,9 +133,10 @@ def measured_run(cmd: list[str]) -> tuple[str, str, float, float]:
         while not stop.wait(SAMPLE_S):
             peak[0] = max(peak[0], tree_pss_mb(pid))
 
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = threading.Thread(target=sample, args=(proc.pid,), daemon=True)
     sampler.start()
     out, err = proc.communicate()
