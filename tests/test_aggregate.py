@@ -76,26 +76,39 @@ def test_where_every_image_has_evil_twins_the_calibration_learns_how_far_to_trus
     assert (apart.suggested[::6] != truth).sum() >= 3
 
 
-def test_a_class_that_swallows_others_has_its_strangers_flagged():
-    # 3,000 samples labelled 0 of which 10 look like 2s; 300 each labelled 1 and 2. The members see the 2s (0.05
-    # for their label 0), but one global rate, 10 wrong among 3,600, puts the threshold below even that; counting
-    # per class (what is confidently a 2 among the 0s) finds them.
+def a_class_that_swallows_others():
+    """3,000 samples labelled 0 of which 10 look like 2s, 300 each labelled 1 and 2: (labels, prob, strangers).
+    The members see the 2s (0.05 for their label 0) and are sometimes wrong, as members are."""
     labels = np.array([0] * 3000 + [1] * 300 + [2] * 300)
     rows = [confident(label, p=p) for label, p in zip(labels, np.linspace(0.5, 0.99, 3600) ** 0.5)]
-    for i in range(1000, 3000, 10):  # members are sometimes wrong, as members are: no sharp calibration
+    for i in range(1000, 3000, 10):
         rows[i] = np.array([0.35, 0.55, 0.1])
     for i in range(3300, 3600):
         rows[i] = confident(2, p=0.9)
     strangers = list(range(5, 3000, 300))
     for i in strangers:
         rows[i] = np.array([0.05, 0.02, 0.93])
-    prob = np.array(rows)
+    return labels, np.array(rows), strangers
+
+
+def test_a_class_that_swallows_others_has_its_strangers_flagged():
+    # One global rate, 10 wrong among 3,600, puts the threshold below the strangers' 0.05; counting per class
+    # (what is confidently a 2 among the 0s) finds them.
+    labels, prob, strangers = a_class_that_swallows_others()
     counts = wrong_label_counts(prob, labels)  # scaled up from the confidently predicted samples to all
     assert counts[0] >= 10 and counts[1:].tolist() == [0, 0]
     decisions = decide(labels, np.arange(3600), *evidence(prob), AggregateParams())
     assert np.flatnonzero(decisions.flagged).tolist() == strangers
     assert (decisions.calibrated[strangers] > decisions.threshold).all()  # the global rule alone flags none
     assert not decide(labels, np.arange(3600), *evidence(prob), AggregateParams(max_threshold=0.001)).flagged.any()
+
+
+def test_classes_too_small_for_a_count_keep_to_the_global_rate(monkeypatch):
+    import stages.aggregate
+
+    labels, prob, _ = a_class_that_swallows_others()
+    monkeypatch.setattr(stages.aggregate, "MIN_COUNTED_CLASS", 3001)  # class 0 now one sample short
+    assert not decide(labels, np.arange(3600), *evidence(prob), AggregateParams()).flagged.any()
 
 
 def test_groups_that_agree_are_never_flagged_for_being_copies():
