@@ -24,6 +24,7 @@ from stages.formats import class_name
 from stages.train import conflicting_groups
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
+MAX_NOISE_RATE = 0.5  # past this estimated share of wrong labels, flags without a twin stop (see decide)
 MIN_COUNTED_CLASS = 100  # per-class counts only for classes this large: below, one odd image is a 6% "noise rate"
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
@@ -260,6 +261,10 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
     if decided_by == "neighbours" or not params.flag_without_twin:
         threshold = 0.0
+    elif noise_rate > MAX_NOISE_RATE and not through_conflicts and params.threshold is None:
+        threshold = 0.0
+        note = note or (f"the members contradict {noise_rate:.0%} of the labels: more likely they learnt too little "
+                        f"than that most labels are wrong, so nothing is flagged without a twin")
     against_all = alone & (np.nan_to_num(disagreement) >= params.min_disagreement)
     strong = against_all & (np.nan_to_num(calibrated, nan=1.0) < threshold)
     # Noise that flows into one class (the global rate above spreads it over all): per given class, as many of

@@ -292,3 +292,14 @@ def test_without_flags_for_twinless_samples_only_the_twin_groups_losers_are_flag
     twins_only = decide(labels, group, *evidence(probs), AggregateParams(flag_without_twin=False))
     assert every.flagged[5] and not twins_only.flagged[5]
     assert np.flatnonzero(twins_only.flagged).tolist() == [len(labels) - 1] and twins_only.reason[-1] == "twin"
+
+
+def test_members_that_contradict_most_labels_flag_nothing_without_a_twin_and_say_why():
+    # 20 photos of 10 classes: the members learnt too little, and read 12 of them as another class
+    labels = np.arange(20) % 10
+    read_as = labels.copy()
+    read_as[:12] = (labels[:12] + 3) % 10
+    decisions = decide(labels, np.arange(20), *evidence([confident(c, k=10, p=0.6) for c in read_as]),
+                       AggregateParams())
+    assert decisions.noise_rate > 0.5 and not decisions.flagged.any()
+    assert "learnt too little" in decisions.note
