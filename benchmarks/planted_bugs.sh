@@ -34,7 +34,7 @@ plant "a member trains on what it scores" stages/train.py 'x = standardize(image
 plant "the plan trains on held-out groups" stages/train.py 'train = np.flatnonzero(~held & ~conflicted[group])' \
   'train = np.flatnonzero(~conflicted[group])'
 plant "conflicts never train" stages/train.py '        conflicted[:] = False' '        pass'
-plant "per-class counts ignored" stages/aggregate.py 'for c in np.flatnonzero((wrong_by_class >= 0.5) & counted):' \
+plant "per-class counts ignored" stages/aggregate.py 'for c in np.flatnonzero(wrong_by_class >= 0.5):' \
   'for c in []:'
 plant "calibration never fitted on copies" stages/aggregate.py 'fitted = scored if through_conflicts else alone' \
   'fitted = alone'

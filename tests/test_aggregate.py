@@ -103,14 +103,6 @@ def test_a_class_that_swallows_others_has_its_strangers_flagged():
     assert not decide(labels, np.arange(3600), *evidence(prob), AggregateParams(max_threshold=0.001)).flagged.any()
 
 
-def test_classes_too_small_for_a_count_keep_to_the_global_rate(monkeypatch):
-    import stages.aggregate
-
-    labels, prob, _ = a_class_that_swallows_others()
-    monkeypatch.setattr(stages.aggregate, "MIN_COUNTED_CLASS", 3001)  # class 0 now one sample short
-    assert not decide(labels, np.arange(3600), *evidence(prob), AggregateParams()).flagged.any()
-
-
 def test_groups_that_agree_are_never_flagged_for_being_copies():
     labels = np.array([2, 2, 2, 1])
     group = np.array([0, 0, 0, 1])
