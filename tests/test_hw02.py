@@ -136,7 +136,9 @@ def test_an_interrupt_is_one_line_and_exit_130(repo):
     process = subprocess.Popen([sys.executable, "hw02.py", "--data", str(sample / "images-idx3-ubyte.gz"),
                                 "--labels", str(sample / "labels-idx1-ubyte.gz"), "-v"], cwd=repo, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=dict(os.environ, PYTHONPATH=str(repo)))
+                               env=dict(os.environ, PYTHONPATH=str(repo)),
+                               # a shell's background job (`cmd &`) ignores SIGINT, and its children with it
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in process.stderr:
         if "group:" in line:  # training is under way
             break
