@@ -15,7 +15,6 @@ START = time.monotonic()  # the time budget counts from here, as close to proces
 
 import argparse  # noqa: E402
 import math  # noqa: E402
-import re  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
@@ -23,7 +22,7 @@ from pipeline.errors import InputError  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
 from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
-from stages.train import DEVICES, MAX_SEED, TrainParams  # noqa: E402
+from stages.train import DEVICES, MAX_SEED, TrainParams, known_device  # noqa: E402
 
 DASHES = ("\u2013", "\u2014", "\u2212")  # en dash, em dash, minus: what a PDF makes of "--"
 
@@ -61,7 +60,7 @@ def in_range(kind, low, high, what: str):
 
 
 def device_name(text: str) -> str:
-    if text in DEVICES or re.fullmatch(r"cuda:\d+", text):
+    if known_device(text):
         return text
     raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DEVICES)} or cuda:N")
 

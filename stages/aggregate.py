@@ -253,9 +253,10 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
         suggested[members] = winner
 
     # Everyone else: strong evidence only.
-    calibrated = np.full(n, np.nan)
+    calibrated_prob = np.full(log_prob.shape, np.nan)  # (N, K), each scored sample's calibrated class probabilities
     if scored.any():
-        calibrated[scored] = softmax(log_prob[scored] / temperature)[np.arange(scored.sum()), labels[scored]]
+        calibrated_prob[scored] = softmax(log_prob[scored] / temperature)
+    calibrated = calibrated_prob[np.arange(n), labels] if log_prob.shape[1] else np.full(n, np.nan)
     threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
     if decided_by == "neighbours" or not params.flag_without_twin:
         threshold = 0.0
@@ -270,7 +271,7 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     wrong_by_class = np.zeros(prob_sum.shape[1])
     if threshold > 0 and params.threshold is None and params.per_class_counts:
         rows = np.flatnonzero(alone)
-        wrong_by_class = wrong_label_counts(softmax(log_prob[rows] / temperature), labels[rows])
+        wrong_by_class = wrong_label_counts(calibrated_prob[rows], labels[rows])
         for c in np.flatnonzero(wrong_by_class >= 0.5):
             of_class = rows[labels[rows] == c]
             lowest = of_class[np.argsort(calibrated[of_class], kind="stable")[: round(wrong_by_class[c])]]

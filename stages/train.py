@@ -106,7 +106,7 @@ class TrainParams:
             raise ValueError(f"augment must be shift or affine, got {self.augment!r}")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ValueError(f"n_jobs must be -1 or at least 1, got {self.n_jobs}")
-        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
+        if not known_device(self.device):
             raise ValueError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
@@ -140,6 +140,11 @@ def conflicting_groups(group: np.ndarray, labels: np.ndarray) -> np.ndarray:
     first[group[::-1]] = labels[::-1]  # any one member's label per group
     disagree = labels != first[group]
     return np.bincount(group, weights=disagree, minlength=n_groups) > 0
+
+
+def known_device(name: str) -> bool:
+    """Is `name` one of DEVICES or cuda:N? (Whether it is there is resolve_device's question.)"""
+    return name in DEVICES or re.fullmatch(r"cuda:\d+", name) is not None
 
 
 def trains_through_conflicts(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> bool:
