@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.machine import describe
-from benchmarks.massive_noise import make_case
+from benchmarks.massive_noise import label_counts, make_case
 from pipeline.plant import load_source
 from stages.train import shifted, standardized_pixels
 
@@ -53,8 +53,7 @@ def main() -> None:
         for seed in range(100, 105):
             images, given, truth, group = make_case(shape, seed, *source)
             first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-            counts = np.zeros((len(first), 10))
-            np.add.at(counts, (group, given), 1)
+            counts = label_counts(given, group).astype(float)
             true = truth[first]
             order = np.argsort(-similarity(images[first]), 1)
             right["majority"].append((counts.argmax(1) == true).mean())

@@ -20,6 +20,17 @@ from benchmarks.peers import command, measured_run, plant_case, score
 from pipeline.plant import write_case
 
 
+def under_budgets(case, n_classes: int | None, budgets):
+    """hw02.py on the case once per time budget: (budget, wall seconds, peak MB, score, its training log line)."""
+    with tempfile.TemporaryDirectory() as folder:
+        write_case(case, folder)
+        for budget in budgets:
+            cmd = command("hw02", folder, n_classes) + ["--time-budget", f"{budget:g}", "-v"]
+            out, err, seconds, peak = measured_run(cmd)
+            training = next((line.split("train: ", 1)[1] for line in err.splitlines() if "train: " in line), "")
+            yield budget, seconds, peak, score(out, case.truth), training
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20_000, help="samples in the case")
@@ -31,15 +42,9 @@ def main() -> None:
     print(describe(), flush=True)
     print("| N | time budget s | wall s | errors | missed | wrongly flagged | training (hw02.py -v) |")
     print("|---:|---:|---:|---:|---:|---:|---|")
-    with tempfile.TemporaryDirectory() as folder:
-        write_case(case, folder)
-        for budget in args.budgets:
-            cmd = command("hw02", folder, n_classes) + ["--time-budget", f"{budget:g}", "-v"]
-            out, err, seconds, _ = measured_run(cmd)
-            result = score(out, case.truth)
-            training = next((line.split("train: ", 1)[1] for line in err.splitlines() if "train: " in line), "")
-            print(f"| {len(case.labels)} | {budget:g} | {seconds:.1f} | {result['missed'] + result['false']} "
-                  f"| {result['missed']} | {result['false']} | {training} |", flush=True)
+    for budget, seconds, _, result, training in under_budgets(case, n_classes, args.budgets):
+        print(f"| {len(case.labels)} | {budget:g} | {seconds:.1f} | {result['missed'] + result['false']} "
+              f"| {result['missed']} | {result['false']} | {training} |", flush=True)
     print(describe().replace("# ", "# after: ", 1))
 
 

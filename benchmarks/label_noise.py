@@ -45,15 +45,6 @@ def mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
         raise SystemExit(f"benchmarks.label_noise needs MNIST in {SHARED}: {exc}") from None
 
 
-def noisy_copies(images, labels, alpha: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images, given labels, true labels): every image then alpha copies with uniformly random labels."""
-    block = np.repeat(np.arange(len(labels)), alpha + 1)
-    given = labels[block].copy()
-    copies = np.arange(len(block)) % (alpha + 1) != 0
-    given[copies] = rng.integers(0, 10, copies.sum())
-    return images[block], given, labels[block]
-
-
 def accuracy(model, x, y) -> float:
     import torch
 
@@ -109,6 +100,7 @@ def main() -> None:
     parser.add_argument("--plot", default="benchmarks/label_noise.png")
     args = parser.parse_args()
     from pipeline.api import find_issues
+    from pipeline.plant import random_label_copies
 
     torch.set_num_threads(2)
     rng = np.random.default_rng(args.seed)
@@ -124,7 +116,7 @@ def main() -> None:
     print("|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     curves = {}
     for alpha in args.alphas:
-        x, given, truth = noisy_copies(images[train_idx], labels[train_idx], alpha, rng)
+        x, given, truth, _ = random_label_copies(images[train_idx], labels[train_idx], alpha, rng)
         start = time.perf_counter()
         flagged = find_issues(x, given, time_budget_s=args.time_budget).flagged
         seconds = time.perf_counter() - start

@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 from benchmarks.machine import describe
-from pipeline.plant import load_source
+from benchmarks.peers import summarize, tally
+from pipeline.plant import load_source, random_label_copies
 
 SHAPES = ("copies-5", "copies-20", "imbalance", "uniform-20", "uniform-40")
 METHODS = ("ours", "majority", "cleanlab")
@@ -40,11 +41,7 @@ def make_case(shape: str, seed: int, images: np.ndarray, labels: np.ndarray):
         alpha = int(shape.split("-")[1])
         distinct = 500 if alpha <= 5 else 150
         pick = rng.choice(len(labels), distinct, replace=False)
-        block = np.repeat(pick, alpha + 1)  # item i is distinct image i // (alpha + 1), as in NoisyLabelDataset
-        given = labels[block].copy()
-        copies = np.arange(len(block)) % (alpha + 1) != 0
-        given[copies] = rng.integers(0, 10, copies.sum())
-        return images[block], given, labels[block], np.repeat(np.arange(distinct), alpha + 1)
+        return random_label_copies(images[pick], labels[pick], alpha, rng)
     if shape == "imbalance":
         ones = rng.choice(np.flatnonzero(labels == 1), 1000, replace=False)
         others = rng.choice(np.flatnonzero(labels != 1), 136, replace=False)
@@ -61,10 +58,15 @@ def make_case(shape: str, seed: int, images: np.ndarray, labels: np.ndarray):
     return images[pick], given, labels[pick], np.arange(len(pick))
 
 
-def majority_flags(given: np.ndarray, group: np.ndarray) -> np.ndarray:
+def label_counts(given: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """int64 (groups, 10): how many of each group's samples carry each label."""
     counts = np.zeros((group.max() + 1, 10), np.int64)
     np.add.at(counts, (group, given), 1)
-    return np.flatnonzero(given != counts.argmax(1)[group])
+    return counts
+
+
+def majority_flags(given: np.ndarray, group: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(given != label_counts(given, group).argmax(1)[group])
 
 
 def cleanlab_flags(images: np.ndarray, given: np.ndarray, group: np.ndarray, seed: int) -> np.ndarray:
@@ -105,19 +107,17 @@ def main() -> None:
     for shape in args.shapes:
         cases = [make_case(shape, 100 + k, *source) for k in range(args.cases)]
         for method in args.methods:
-            errors, hits, flagged_total, wrong_total, seconds = [], 0, 0, 0, []
+            rows = []
             for k, (images, given, truth, group) in enumerate(cases):
                 start = time.perf_counter()
                 flagged = set(flags(method, images, given, group, 100 + k).tolist())
-                seconds.append(time.perf_counter() - start)
-                wrong = set(np.flatnonzero(given != truth).tolist())
-                errors.append(len(flagged ^ wrong))
-                hits, flagged_total, wrong_total = hits + len(flagged & wrong), flagged_total + len(flagged), \
-                    wrong_total + len(wrong)
-            images, given, truth, _ = cases[0]
-            print(f"| {shape} | {len(given)} | {wrong_total / len(cases):.0f} | {method} | {len(cases)} "
-                  f"| {np.mean(errors):.1f} | {hits / max(flagged_total, 1):.3f} | {hits / max(wrong_total, 1):.3f} "
-                  f"| {np.mean(seconds):.1f} |", flush=True)
+                rows.append({"method": method, "family": shape, "n": len(given), "peak_mb": 0.0,
+                             "seconds": time.perf_counter() - start,
+                             **tally(flagged, np.flatnonzero(given != truth))})
+            [row] = summarize(rows)
+            wrong = sum(r["hit"] + r["missed"] for r in rows) / len(rows)
+            print(f"| {shape} | {row['n']} | {wrong:.0f} | {method} | {row['cases']} | {row['errors']:.1f} "
+                  f"| {row['precision'] or 0:.3f} | {row['recall'] or 0:.3f} | {row['seconds']:.1f} |", flush=True)
     print(describe().replace("# ", "# after: ", 1))
 
 

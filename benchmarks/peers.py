@@ -149,7 +149,11 @@ def measured_run(cmd: list[str], cwd: Path = REPO) -> tuple[str, str, float, flo
 
 
 def score(line: str, truth: np.ndarray) -> dict:
-    flagged = {int(i) for i in line.strip().split(", ")} if line.strip() else set()
+    """hit, missed and false flags of a printed line of indices against the true wrong labels."""
+    return tally({int(i) for i in line.strip().split(", ")} if line.strip() else set(), truth)
+
+
+def tally(flagged: set[int], truth: np.ndarray) -> dict:
     truth = set(truth.tolist())
     return {"hit": len(flagged & truth), "missed": len(truth - flagged), "false": len(flagged - truth)}
 

@@ -68,24 +68,32 @@ def to_case_index(paths: list[str], flagged: list[int]) -> list[int]:
     return sorted(int(Path(paths[i]).stem) for i in flagged)
 
 
-def dvc_on_folder(folder: Path) -> tuple[list[int], float]:
-    """`dvc repro` in a fresh git repository holding the pipeline and the image folder; flagged case indices."""
+def pipeline_repo(repo: Path, **sections: dict) -> dict[str, str]:
+    """Make `repo` (which may already hold the data) a fresh git repository with a copy of the pipeline, whose
+    params.yaml sections are updated with `sections`; returns the environment that runs dvc and `twins` there."""
     import yaml
 
-    repo = folder / "dvc-repo"
     for name in PIPELINE_FILES:
         target = repo / name
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, target)
-    shutil.copytree(folder / "images", repo / "data" / "images")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["decode"]["images"] = "data/images"
+    for section, values in sections.items():
+        params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
                PYTHONPATH=str(REPO))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "case"]):
         subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
+    return env
+
+
+def dvc_on_folder(folder: Path) -> tuple[list[int], float]:
+    """`dvc repro` in a fresh git repository holding the pipeline and the image folder; flagged case indices."""
+    repo = folder / "dvc-repo"
+    shutil.copytree(folder / "images", repo / "data" / "images")
+    env = pipeline_repo(repo, decode={"images": "data/images"})
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,59 +45,36 @@ def real_case(perturbed: bool, seed: int = 100):
     return plant(images, labels, spec)
 
 
-def errors(line: str, truth: np.ndarray) -> tuple[int, int]:
-    flagged = {int(i) for i in line.split(", ")} if line.strip() else set()
-    wanted = set(truth.tolist())
-    return len(wanted - flagged), len(flagged - wanted)
-
-
 def run_hw02(args) -> None:
-    from benchmarks.peers import measured_run
-    from pipeline.plant import write_case
+    from benchmarks.deadline import under_budgets
 
     case = real_case(args.perturbed)
-    print(f"| twins | time budget s | wall s | peak MB | errors | missed | wrongly flagged | training (hw02.py -v) |")
+    print("| twins | time budget s | wall s | peak MB | errors | missed | wrongly flagged | training (hw02.py -v) |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
-    with tempfile.TemporaryDirectory() as folder:
-        write_case(case, folder)
-        for budget in args.budgets:
-            cmd = [sys.executable, str(REPO / "hw02.py"), "--data", f"{folder}/images-idx3-ubyte.gz",
-                   "--labels", f"{folder}/labels-idx1-ubyte.gz", "--time-budget", f"{budget:g}", "-v"]
-            out, err, seconds, peak = measured_run(cmd)
-            missed, false = errors(out, case.truth)
-            training = next((line.split("train: ", 1)[1] for line in err.splitlines() if "train: " in line), "")
-            print(f"| {'perturbed' if args.perturbed else 'exact'} | {budget:g} | {seconds:.1f} | {peak:.0f} "
-                  f"| {missed + false} | {missed} | {false} | {training} |", flush=True)
+    for budget, seconds, peak, result, training in under_budgets(case, None, args.budgets):
+        print(f"| {'perturbed' if args.perturbed else 'exact'} | {budget:g} | {seconds:.1f} | {peak:.0f} "
+              f"| {result['missed'] + result['false']} | {result['missed']} | {result['false']} | {training} |",
+              flush=True)
 
 
 def run_dvc(args) -> None:
-    import yaml
-
-    from benchmarks.peers import measured_run
+    from benchmarks.peers import measured_run, score
+    from benchmarks.real_data import pipeline_repo
     from pipeline.plant import write_case
 
     case = real_case(args.perturbed)
     print("| twins | train.time_budget_s | wall s | peak MB | errors | missed | wrongly flagged |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               PYTHONPATH=str(REPO))
     for budget in args.budgets:
         with tempfile.TemporaryDirectory() as folder:
             repo = Path(folder) / "repo"
-            for name in ("pipeline", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore"):
-                (repo / name).parent.mkdir(parents=True, exist_ok=True)
-                (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, repo / name)
             write_case(case, repo / "data")
-            params = yaml.safe_load((repo / "params.yaml").read_text())
-            params["decode"].update(images="data/images-idx3-ubyte.gz", labels="data/labels-idx1-ubyte.gz")
-            params["train"]["time_budget_s"] = budget
-            params["aggregate"]["flag_without_twin"] = False  # every wrong label here has a twin, as in hw02.py
-            (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-            for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "case"]):
-                subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
+            # every wrong label here has a twin: flag twin groups only, as hw02.py does
+            pipeline_repo(repo, decode={"images": "data/images-idx3-ubyte.gz", "labels": "data/labels-idx1-ubyte.gz"},
+                          train={"time_budget_s": budget}, aggregate={"flag_without_twin": False})
             _, _, seconds, peak = measured_run([sys.executable, "-m", "dvc", "repro"], cwd=repo)
-            missed, false = errors((repo / "results" / "suspects.txt").read_text().strip(), case.truth)
+            result = score((repo / "results" / "suspects.txt").read_text(), case.truth)
+            missed, false = result["missed"], result["false"]
             print(f"| {'perturbed' if args.perturbed else 'exact'} | {budget:g} | {seconds:.1f} | {peak:.0f} "
                   f"| {missed + false} | {missed} | {false} |", flush=True)
 

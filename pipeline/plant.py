@@ -141,6 +141,17 @@ def copies_and_originals(case: PlantedCase) -> tuple[np.ndarray, np.ndarray]:
     return copies, np.array([original[case.source[i]] for i in copies], dtype=np.int64)
 
 
+def random_label_copies(images: np.ndarray, labels: np.ndarray, alpha: int, rng: np.random.Generator,
+                        n_classes: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rolnick et al.'s (2017) NoisyLabelDataset: every image, then alpha copies of it with uniformly random labels
+    (item i is image i // (alpha + 1)). Returns (images, given labels, true labels, group id = source image)."""
+    block = np.repeat(np.arange(len(labels)), alpha + 1)
+    given = labels[block].copy()
+    copies = np.arange(len(block)) % (alpha + 1) != 0
+    given[copies] = rng.integers(0, n_classes, copies.sum())
+    return images[block], given, labels[block], block
+
+
 def write_case(case: PlantedCase, out_dir: str | Path) -> None:
     """images-idx3-ubyte.gz (colour: images-idx4-ubyte.gz), labels-idx1-ubyte.gz and truth.txt (the line a
     perfect run prints)."""

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.models import build_model
-from pipeline.plant import PlantSpec, load_source, plant
+from pipeline.plant import PlantSpec, load_source, plant, random_label_copies
 from pipeline.errors import InputError
 from stages.train import (TrainParams, class_weights, conflicting_groups, dominated, nearest_neighbour_probs,
                           plan_members, resolve_device, scoring_seconds, train_ensemble, train_member,
@@ -44,11 +44,8 @@ def rolnick(n_distinct: int, alpha: int, seed: int = 0):
     """Rolnick et al.'s NoisyLabelDataset over MNIST digits: each digit, then alpha copies with random labels."""
     images, labels = load_source("mnist")
     rng = np.random.default_rng(seed)
-    block = np.repeat(rng.choice(len(labels), n_distinct, replace=False), alpha + 1)
-    given = labels[block].copy()
-    copies = np.arange(len(block)) % (alpha + 1) != 0
-    given[copies] = rng.integers(0, 10, copies.sum())
-    return images[block], given, labels[block], np.repeat(np.arange(n_distinct), alpha + 1)
+    pick = rng.choice(len(labels), n_distinct, replace=False)
+    return random_label_copies(images[pick], labels[pick], alpha, rng)
 
 
 def test_when_conflicts_are_the_rule_members_train_on_them_but_never_score_a_group_they_saw():
@@ -244,30 +241,37 @@ def test_bad_parameters_are_refused():
             replace(FAST, **bad)
 
 
-def test_the_dask_backend_gives_the_same_ensemble_on_a_local_cluster(case):
+DASK_PARAMS = replace(FAST, n_jobs=2, backend="dask")
+
+
+@pytest.fixture(scope="module")
+def on_loky(case):
+    """The ensemble the dask runs must reproduce: the same parameters on joblib's own workers."""
+    c, group = case
+    return train_ensemble(c.images, c.labels, group, replace(DASK_PARAMS, backend="loky"))
+
+
+def two_worker_cluster():
+    distributed = pytest.importorskip("distributed")
+    return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def test_the_dask_backend_gives_the_same_ensemble_on_a_local_cluster(case, on_loky):
     distributed = pytest.importorskip("distributed")
     c, group = case
-    params = replace(FAST, n_jobs=2)
-    local = train_ensemble(c.images, c.labels, group, params)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
-            as cluster, distributed.Client(cluster):
-        remote = train_ensemble(c.images, c.labels, group, replace(params, backend="dask"))
-    assert np.allclose(local.prob_sum, remote.prob_sum, atol=1e-5)
-    assert np.array_equal(local.n_scored, remote.n_scored)
+    with two_worker_cluster() as cluster, distributed.Client(cluster):
+        remote = train_ensemble(c.images, c.labels, group, DASK_PARAMS)
+    assert np.allclose(on_loky.prob_sum, remote.prob_sum, atol=1e-5)
+    assert np.array_equal(on_loky.n_scored, remote.n_scored)
 
 
 @pytest.mark.slow
-def test_the_dask_backend_trains_on_a_scheduler_given_by_address(case):
-    distributed = pytest.importorskip("distributed")
+def test_the_dask_backend_trains_on_a_scheduler_given_by_address(case, on_loky):
     c, group = case
-    params = replace(FAST, n_jobs=2)
-    local = train_ensemble(c.images, c.labels, group, params)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
-            as cluster:  # a cluster this process holds no client of, as one started elsewhere
-        remote = train_ensemble(c.images, c.labels, group,
-                                replace(params, backend="dask", scheduler=cluster.scheduler_address))
+    with two_worker_cluster() as cluster:  # a cluster this process holds no client of, as one started elsewhere
+        remote = train_ensemble(c.images, c.labels, group, replace(DASK_PARAMS, scheduler=cluster.scheduler_address))
         assert cluster.scheduler.transition_counter > 0  # the members ran there
-    assert np.allclose(local.prob_sum, remote.prob_sum, atol=1e-5)
+    assert np.allclose(on_loky.prob_sum, remote.prob_sum, atol=1e-5)
 
 
 def test_a_scheduler_that_does_not_answer_is_one_error_naming_it(case):
