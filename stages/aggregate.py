@@ -69,8 +69,8 @@ class Decisions:
     noise_rate: float  # estimated share of wrong labels among them (see estimate_noise_rate)
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
-    evidence: str = "members"  # what decided: "members" (the trained ensemble) or "neighbours"
-    wrong_by_class: np.ndarray | None = None  # float (K,): estimated wrong labels per given class (wrong_label_counts)
+    evidence: str  # what decided: "members" (the trained ensemble) or "neighbours"
+    wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
 
 
 def group_members(group: np.ndarray) -> list[np.ndarray]:
@@ -339,8 +339,7 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
         "flagged_evidence": int((decisions.reason == "evidence").sum()),
         "flagged_by_class": {name(c): int((decisions.flagged & (labels == c)).sum()) for c in range(n_classes)},
         "estimated_wrong_by_class": {name(c): round(float(count), 1)
-                                     for c, count in enumerate(decisions.wrong_by_class
-                                                               if decisions.wrong_by_class is not None else [])},
+                                     for c, count in enumerate(decisions.wrong_by_class)},
         "threshold": decisions.threshold,
         "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,
