@@ -18,7 +18,7 @@ import math  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
-from pipeline.errors import InputError  # noqa: E402
+from stages.errors import InputError  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
 from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402

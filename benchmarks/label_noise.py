@@ -35,7 +35,7 @@ CHECK_EVERY = 100
 
 
 def mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
-    from pipeline.idx import read_images, read_labels
+    from stages.decode_idx import read_images, read_labels
 
     name = {"train": "mnist-train", "test": "mnist-t10k"}[split]
     try:
@@ -60,7 +60,7 @@ def train_and_test(kind: str, images, labels, valid, test, max_steps: int, seed:
     """Test accuracy of `kind` trained on (images, labels), the checkpoint best on the validation digits."""
     import torch
 
-    from pipeline.models import build_model, standardize
+    from stages.train_models import build_model, standardize
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)

@@ -76,7 +76,7 @@ def with_variants(images: np.ndarray, labels: np.ndarray, n: int, seed: int) -> 
         raise ValueError("no images to make variants of")
     import torch
 
-    from pipeline.models import random_affine
+    from stages.train_models import random_affine
 
     generator = torch.Generator().manual_seed(seed)
     rounds = [images]

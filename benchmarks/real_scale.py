@@ -33,7 +33,7 @@ N_EVIL = 3000
 
 
 def real_case(perturbed: bool, seed: int = 100):
-    from pipeline.idx import read_images, read_labels
+    from stages.decode_idx import read_images, read_labels
     from pipeline.plant import PERTURBED, PlantSpec, plant
 
     try:

@@ -19,7 +19,7 @@ from pipeline.params import build_sections
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams
 from stages.decode import check_dataset
-from stages.formats import as_images, as_labels
+from stages.decode_readers import as_images, as_labels
 from stages.group import GroupParams
 from stages.train import TrainParams
 

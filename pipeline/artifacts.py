@@ -1,15 +1,21 @@
-"""Atomic file writes and the .npz artifacts that pass arrays between stages."""
+"""Atomic file writes, the .npz artifacts that pass arrays between stages, and idx files written for people."""
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from pipeline.errors import InputError
+from stages.artifact import Artifact
+from stages.decode_idx import encode_idx
+from stages.errors import InputError
+
+A = TypeVar("A", bound=Artifact)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -33,6 +39,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
+    """Write an idx file atomically; gzip it when `compress` (default: when the name ends in .gz)."""
+    path = Path(path)
+    if compress is None:
+        compress = path.suffix == ".gz"
+    data = encode_idx(array)
+    # mtime=0 keeps the bytes (and so DVC's hashes) the same for the same array.
+    atomic_write_bytes(path, gzip.compress(data, mtime=0) if compress else data)
+
+
+def write_images(path: str | os.PathLike, images: np.ndarray, compress: bool | None = None) -> None:
+    """(N, H, W, 1) or (N, H, W) images go out as grey idx3, (N, H, W, C>1) as colour idx4."""
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    write_idx(path, images, compress)
+
+
 def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """An .npz that np.load reads, written byte for byte the same for the same arrays (no zip timestamps), so
     DVC sees an unchanged artifact when a stage reruns on unchanged inputs."""
@@ -52,21 +75,15 @@ def write_timing(path: str | os.PathLike, **values: float) -> None:
     atomic_write_text(path, json.dumps({k: round(float(v), 3) for k, v in values.items()}, indent=2) + "\n")
 
 
-# What the stages after it read from each stage's artifact: array name -> (dtype kinds, dimensions, "N" where
-# there is one row per sample). The loader checks every artifact against this before a stage uses it.
-FORMATS = {
-    "decode": {"images": ("u", 4, "N"), "labels": ("iu", 1, "N")},
-    "group": {"group": ("iu", 1, "N")},
-    "train": {"prob_sum": ("f", 2, "N"), "n_scored": ("iu", 1, "N"), "votes": ("iu", 2, "N"),
-              "loss_curves": ("f", 2, None), "nn_prob": ("f", 2, "N"), "nn_scored": ("b", 1, "N"),
-              "through_conflicts": ("b", 0, None)},
-}
+def save(path: str | os.PathLike, result: Artifact) -> None:
+    """A stage's result as its .npz artifact (the arrays its type names in FIELDS)."""
+    save_arrays(path, **result.to_arrays())
 
 
-def load_arrays(path: str | os.PathLike, stage: str, n: int | None = None) -> dict[str, np.ndarray]:
-    """The arrays of `stage`'s artifact at `path`, checked against FORMATS (names, dtypes, dimensions, and n rows
-    where given). Anything amiss is one InputError naming the file and the command that rewrites it."""
-    again = f"run 'twins {stage}' again"
+def load(path: str | os.PathLike, kind: type[A], n: int | None = None) -> A:
+    """The result of type `kind` saved at `path`, checked (stages/artifact.py; n: rows per sample where given).
+    Anything amiss is one InputError naming the file and the command that rewrites it."""
+    again = f"run 'twins {kind.STAGE}' again"
     try:
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":
@@ -74,20 +91,9 @@ def load_arrays(path: str | os.PathLike, stage: str, n: int | None = None) -> di
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError:
-        raise InputError(str(path), f"no such artifact (run 'twins {stage}' first)") from None
+        raise InputError(str(path), f"no such artifact (run 'twins {kind.STAGE}' first)") from None
     except InputError:
         raise
     except Exception as exc:  # a damaged archive fails in many ways (BadZipFile, EOFError, ValueError, ...)
         raise InputError(str(path), f"damaged artifact ({type(exc).__name__}: {exc}; {again})") from None
-    for name, (kinds, ndim, rows) in FORMATS[stage].items():
-        if name not in arrays:
-            raise InputError(str(path), f"holds no array '{name}' ({again})")
-        array = arrays[name]
-        if array.dtype.kind not in kinds or array.ndim != ndim:
-            raise InputError(str(path), f"'{name}' is {array.dtype} with {array.ndim} dimensions, not what "
-                                        f"'twins {stage}' writes ({again})")
-        if rows == "N":
-            n = len(array) if n is None else n
-            if len(array) != n:
-                raise InputError(str(path), f"'{name}' has {len(array)} rows for {n} samples ({again})")
-    return arrays
+    return kind.from_arrays(arrays, str(path), n)

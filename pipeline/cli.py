@@ -5,15 +5,25 @@ Bad input or bad parameters end with one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
+import functools
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from pipeline.errors import InputError
+from pipeline import plant as planting, steps
 from pipeline.params import load_params
+from pipeline.paths import PATHS
+from pipeline.runner import find_suspects
+from stages.aggregate import AggregateParams, format_indices
+from stages.decode import DecodeParams, read_dataset
+from stages.errors import InputError
+from stages.group import GroupParams
+from stages.report import ReportParams
+from stages.train import TrainParams
 
 PARAMS_HELP = "Parameters file; each stage reads its own section."
 SET_HELP = "Override one parameter of this stage, e.g. -S n_models=8 (repeatable; values are YAML)."
@@ -59,103 +69,98 @@ def main() -> None:
     """Find evil twins and other mislabelled samples in image classification data."""
 
 
+PATH_HELP = {
+    "decoded": "The decode stage's artifact (the data set).",
+    "groups": "The group stage's artifact (group id and distance per sample).",
+    "groups_summary": "Group sizes, conflicting groups and the threshold used (JSON).",
+    "oob": "The train stage's artifact (out-of-bag probabilities, votes, loss curves).",
+    "decisions": "The aggregate stage's artifact (a decision per sample).",
+    "results": "Folder for suspects.txt (the graded line), samples.csv, issues.csv, skipped.txt and the report.",
+    "metrics": "Counts, threshold and seconds (a DVC metric).",
+    "timings": "Folder for <stage>.json, each stage's wall-clock figures (DVC metrics, kept out of the artifacts).",
+}
+
+
+def path_options(*names: str):
+    """--<name> options for the files a command reads or writes, defaulting to pipeline/paths.py's layout; the
+    command receives them as one Paths."""
+    def decorate(command):
+        def with_paths(**kwargs):
+            chosen = {name: kwargs.pop(name) for name in names}
+            return command(paths=replace(PATHS, **chosen), **kwargs)
+
+        with_paths = functools.update_wrapper(with_paths, command)
+        for name in reversed(names):
+            with_paths = click.option(f"--{name.replace('_', '-')}", name, default=getattr(PATHS, name),
+                                      show_default=True, help=PATH_HELP[name])(with_paths)
+        return with_paths
+    return decorate
+
+
 @main.command()
-@click.option("--images", help="idx3/idx4 image file, gzipped or raw [params: decode.images].")
-@click.option("--labels", help="idx1 label file, gzipped or raw [params: decode.labels].")
-@click.option("--out", default="artifacts/decoded.npz", show_default=True, help="Artifact to write.")
-@click.option("--timing", default="metrics/decode.json", show_default=True,
-              help="Wall-clock figures (a DVC metric, kept out of the artifact).")
+@click.option("--images", help="The data: idx images, a folder of class folders, a manifest, .npz or .npy "
+                               "[params: decode.images].")
+@click.option("--labels", help="idx1 (or .npy) labels beside idx (or .npy) images [params: decode.labels].")
+@path_options("decoded", "timings")
 @params_option
 @set_option
-def decode(images, labels, out, timing, params_file, overrides):
-    """Read and check the idx files; write images, labels and source checksums to OUT.
+def decode(images, labels, paths, params_file, overrides):
+    """Read and check the data; write images, labels, class names, source paths and checksums to the artifact.
 
     Checks the magic number and type byte, the header's dimensions against the payload, equal counts, at least
     one sample, and labels within 0..num_classes-1. Nothing is written when a check fails."""
-    from stages import decode as stage
-
-    params = stage_params(stage.DecodeParams, "decode", params_file, overrides, images=images, labels=labels)
-    stage.run(params, out, timing)
+    params = stage_params(DecodeParams, "decode", params_file, overrides, images=images, labels=labels)
+    steps.decode(params, paths)
 
 
 @main.command()
-@click.option("--decoded", default="artifacts/decoded.npz", show_default=True, help="The decode stage's artifact.")
-@click.option("--out", default="artifacts/groups.npz", show_default=True, help="Group id and distance per sample.")
-@click.option("--summary", default="artifacts/groups.json", show_default=True,
-              help="Group sizes, conflicting groups and the threshold used.")
-@click.option("--timing", default="metrics/group.json", show_default=True,
-              help="Wall-clock figures (a DVC metric, kept out of the artifact).")
+@path_options("decoded", "groups", "groups_summary", "timings")
 @params_option
 @set_option
-def group(decoded, out, summary, timing, params_file, overrides):
+def group(paths, params_file, overrides):
     """Hash images into twin groups: exact copies and near-identical ones (noise, brightness, 1 px shift).
 
     Every sample gets a group id (singletons are groups of one) and its distance to the group's representative."""
-    from stages import group as stage
-
-    stage.run(stage_params(stage.GroupParams, "group", params_file, overrides), decoded, out, summary, timing)
+    steps.group(stage_params(GroupParams, "group", params_file, overrides), paths)
 
 
 @main.command()
-@click.option("--decoded", default="artifacts/decoded.npz", show_default=True, help="The decode stage's artifact.")
-@click.option("--groups", default="artifacts/groups.npz", show_default=True, help="The group stage's artifact.")
-@click.option("--out", default="artifacts/oob.npz", show_default=True,
-              help="Out-of-bag probability sums, member counts and votes per sample; loss curves per member.")
-@click.option("--timing", default="metrics/train.json", show_default=True,
-              help="Wall-clock figures (a DVC metric, kept out of the artifact).")
+@path_options("decoded", "groups", "oob", "timings")
 @params_option
 @set_option
-def train(decoded, groups, out, timing, params_file, overrides):
+def train(paths, params_file, overrides):
     """Train the ensemble of subset models (whole twin groups in or out) in joblib workers.
 
     Parameters (section train): model, n_models, train_fraction, epochs, min_steps, batch_size, learning_rate,
     weight_decay, max_shift, augment, max_rotation, max_scale, label_smoothing, balance_classes, conflict_share, device,
     n_jobs, backend, scheduler, time_budget_s, seed."""
-    from stages import train as stage
-
-    stage.run(stage_params(stage.TrainParams, "train", params_file, overrides), decoded, groups, out, timing)
+    steps.train(stage_params(TrainParams, "train", params_file, overrides), paths)
 
 
 @main.command()
-@click.option("--decoded", default="artifacts/decoded.npz", show_default=True, help="The decode stage's artifact.")
-@click.option("--groups", default="artifacts/groups.npz", show_default=True, help="The group stage's artifact.")
-@click.option("--oob", default="artifacts/oob.npz", show_default=True, help="The train stage's artifact.")
-@click.option("--results", "results_dir", default="results", show_default=True,
-              help="Folder for suspects.txt (the graded line) and samples.csv (one row per sample).")
-@click.option("--metrics", default="metrics.json", show_default=True, help="Counts, threshold, seconds per stage.")
+@path_options("decoded", "groups", "oob", "decisions", "results", "metrics")
 @params_option
 @set_option
-def aggregate(decoded, groups, oob, results_dir, metrics, params_file, overrides):
+def aggregate(paths, params_file, overrides):
     """Decide every conflicting twin group and flag other samples on strong evidence.
 
     Parameters (section aggregate): min_posterior, threshold (null: picked from the data), max_threshold,
-    min_disagreement."""
-    from stages import aggregate as stage
-
-    stage.run(stage_params(stage.AggregateParams, "aggregate", params_file, overrides), decoded, groups, oob,
-              results_dir, metrics)
+    min_disagreement, flag_without_twin, per_class_counts."""
+    steps.aggregate(stage_params(AggregateParams, "aggregate", params_file, overrides), paths)
 
 
 @main.command()
-@click.option("--decoded", default="artifacts/decoded.npz", show_default=True, help="The decode stage's artifact.")
-@click.option("--groups", default="artifacts/groups.npz", show_default=True, help="The group stage's artifact.")
-@click.option("--oob", default="artifacts/oob.npz", show_default=True, help="The train stage's artifact.")
-@click.option("--samples", default="results/samples.csv", show_default=True, help="The aggregate stage's table.")
-@click.option("--metrics", default="metrics.json", show_default=True, help="The aggregate stage's metrics.")
-@click.option("--out", "out_dir", default="results", show_default=True, help="Folder for the figures and tables.")
+@path_options("decoded", "groups", "oob", "decisions", "results")
 @params_option
 @set_option
-def report(decoded, groups, oob, samples, metrics, out_dir, params_file, overrides):
-    """Draw what a finished run found, into OUT: flagged.png (every flagged sample beside its twins, captioned
-    with index, given and suggested label; flagged-2.png... when there are many), scores.png (calibrated scores
-    and the threshold), confusion.png and confusion.csv (given against suggested label), loss.csv and loss.png
-    (the members' training curves).
+def report(paths, params_file, overrides):
+    """Draw what a finished run found, into the results folder: flagged.png (every flagged sample beside its twins,
+    captioned with index, given and suggested label; flagged-2.png... when there are many), scores.png (calibrated
+    scores and the threshold), confusion.png and confusion.csv (given against suggested label), classes.csv (flags
+    and estimated wrong labels per class), loss.csv and loss.png (the members' training curves).
 
     Parameters (section report): tiles_per_page, columns, max_twins, dpi."""
-    from stages import report as stage
-
-    stage.run(stage_params(stage.ReportParams, "report", params_file, overrides), decoded, groups, oob, samples,
-              metrics, out_dir)
+    steps.report(stage_params(ReportParams, "report", params_file, overrides), paths)
 
 
 @main.command("run")
@@ -168,22 +173,15 @@ def report(decoded, groups, oob, samples, metrics, out_dir, params_file, overrid
 def run_all(images, labels, results_dir, params_file, verbose):
     """Run decode, group, train and aggregate in one process (no DVC, no cache) and print the suspects' indices,
     as hw02.py does, but with params.yaml's parameters."""
-    from pathlib import Path
-
-    from stages.aggregate import format_indices
-    from pipeline.runner import find_suspects
-    from stages import aggregate, decode, group, train
-
-    decode_params = stage_params(decode.DecodeParams, "decode", params_file, (), images=images, labels=labels)
-    group_params = load_params(group.GroupParams, "group", params_file)
-    train_params = load_params(train.TrainParams, "train", params_file)
-    aggregate_params = load_params(aggregate.AggregateParams, "aggregate", params_file)
+    decode_params = stage_params(DecodeParams, "decode", params_file, (), images=images, labels=labels)
     log = (lambda message: click.echo(message, err=True)) if verbose else (lambda message: None)
-    images_array, labels_array = decode.decode_files(decode_params)
-    result = find_suspects(images_array, labels_array, group_params, train_params, aggregate_params, log=log)
+    data = read_dataset(decode_params)
+    result = find_suspects(data.images, data.labels, load_params(GroupParams, "group", params_file),
+                           load_params(TrainParams, "train", params_file),
+                           load_params(AggregateParams, "aggregate", params_file), log=log)
     if results_dir:
-        aggregate.write_results(result.decisions, labels_array, result.groups.group, result.seconds, results_dir,
-                                str(Path(results_dir) / "metrics.json"))
+        steps.write_results(result.decisions, data, result.groups.group, result.seconds, results_dir,
+                            Path(results_dir) / "metrics.json")
     click.echo(format_indices(result.decisions.flagged.nonzero()[0]))
 
 
@@ -202,8 +200,6 @@ def run_all(images, labels, results_dir, params_file, verbose):
               help="Folder for images-idx3-ubyte.gz (idx4 for colour), labels-idx1-ubyte.gz and truth.txt.")
 def plant(source, n_clean, n_evil, n_two_evil, n_benign, n_orphans, perturbed, seed, out_dir):
     """Make an evil-twin test case from a clean data set, with the truth alongside."""
-    from pipeline import plant as planting
-
     try:
         spec = planting.PlantSpec(n_clean=n_clean, n_evil=n_evil, n_two_evil=n_two_evil, n_benign=n_benign,
                                   n_orphans=n_orphans, seed=seed, **(planting.PERTURBED if perturbed else {}))

@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline.errors import InputError
+from stages.errors import InputError
 
 P = TypeVar("P")
 

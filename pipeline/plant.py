@@ -61,7 +61,7 @@ class PlantedCase:
 
 def load_source(name: str) -> tuple[np.ndarray, np.ndarray]:
     """A bundled clean data set by name (a key of SOURCES): (images (N, H, W, C) uint8, labels)."""
-    from pipeline.idx import read_images, read_labels
+    from stages.decode_idx import read_images, read_labels
 
     images_file, labels_file = SOURCES[name]
     return read_images(DATA_DIR / images_file), read_labels(DATA_DIR / labels_file)
@@ -156,7 +156,7 @@ def write_case(case: PlantedCase, out_dir: str | Path) -> None:
     """images-idx3-ubyte.gz (colour: images-idx4-ubyte.gz), labels-idx1-ubyte.gz and truth.txt (the line a
     perfect run prints)."""
     from pipeline.artifacts import atomic_write_text
-    from pipeline.idx import write_idx, write_images
+    from pipeline.artifacts import write_idx, write_images
     from stages.aggregate import format_indices
 
     out_dir = Path(out_dir)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages.formats import class_name
-from stages.train import conflicting_groups
+from stages.artifact import Artifact, Field
+from stages.labels import class_name, conflicting_groups
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
 MAX_NOISE_RATE = 0.5  # past this estimated share of wrong labels, flags without a twin stop (see decide)
@@ -58,7 +58,9 @@ class AggregateParams:
 
 
 @dataclass
-class Decisions:
+class Decisions(Artifact):
+    """The aggregate stage's result and artifact: a decision for every sample (N rows), and what decided."""
+
     score: np.ndarray  # float (N,): mean out-of-bag probability of the given label (nan where nobody scored)
     calibrated: np.ndarray  # float (N,): the same after temperature calibration (what the threshold applies to)
     disagreement: np.ndarray  # float (N,): share of scoring members that predicted another label
@@ -71,6 +73,12 @@ class Decisions:
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
     evidence: str  # what decided: "members" (the trained ensemble) or "neighbours"
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
+
+    STAGE = "aggregate"
+    FIELDS = {"score": Field("f", 1, True), "calibrated": Field("f", 1, True), "disagreement": Field("f", 1, True),
+              "suggested": Field("iu", 1, True), "flagged": Field("b", 1, True), "reason": Field("U", 1, True),
+              "threshold": Field("f", 0), "noise_rate": Field("f", 0), "temperature": Field("f", 0),
+              "note": Field("U", 0), "evidence": Field("U", 0), "wrong_by_class": Field("f", 1)}
 
 
 def group_members(group: np.ndarray) -> list[np.ndarray]:
@@ -282,20 +290,14 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
                      noise_rate, temperature, note, decided_by, wrong_by_class)
 
 
-def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
-                  results_dir: str = "results", metrics_path: str = "metrics.json",
-                  class_names: list[str] | None = None, paths: list[str] | None = None,
-                  skipped: list[str] | None = None) -> None:
-    """results/suspects.txt (the graded line), results/samples.csv (one row per sample), results/issues.csv (the
-    flagged samples, most certain first: lowest out-of-bag probability of their label), results/skipped.txt (the
-    unreadable files decode left out, one per line) and metrics.json. With class names, labels are written as
-    names; with source paths, each row names its file."""
+def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, class_names: list[str] | None = None,
+                  paths: list[str] | None = None, skipped: list[str] | None = None) -> dict[str, str]:
+    """The texts of the results folder, by file name: suspects.txt (the graded line), samples.csv (one row per
+    sample), issues.csv (the flagged samples, most certain first: lowest out-of-bag probability of their label)
+    and skipped.txt (the unreadable files decode left out, one per line). With class names, labels are written
+    as names; with source paths, each row names its file."""
     import csv
     import io
-    import json
-    from pathlib import Path
-
-    from pipeline.artifacts import atomic_write_text
 
     def name(label: int) -> str:
         return class_name(label, class_names)
@@ -308,9 +310,8 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
         for i in together if len(together) > 1 else ():
             others = [str(j) for j in together if j != i]
             twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")
-    results = Path(results_dir)
-    atomic_write_text(results / "suspects.txt", format_indices(np.flatnonzero(decisions.flagged)) + "\n")
-    atomic_write_text(results / "skipped.txt", "".join(f"{path}\n" for path in skipped or []))
+    texts = {"suspects.txt": format_indices(np.flatnonzero(decisions.flagged)) + "\n",
+             "skipped.txt": "".join(f"{path}\n" for path in skipped or [])}
     header = ["index", "path", "given", "suggested", "score", "calibrated", "disagreement", "group", "twins",
               "flagged", "reason"]
     rows = [[i, paths[i] if paths else "", name(int(labels[i])), name(int(decisions.suggested[i])),
@@ -324,16 +325,25 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
         writer = csv.writer(table, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows[i] for i in chosen)
-        atomic_write_text(results / file, table.getvalue())
+        texts[file] = table.getvalue()
+    return texts
+
+
+def summary_metrics(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
+                    class_names: list[str] | None = None, skipped: list[str] | None = None) -> dict:
+    """metrics.json: counts of samples, groups and flags (by class too), the threshold and what set it."""
+
+    def name(label: int) -> str:
+        return class_name(label, class_names)
+
     group_sizes = np.bincount(group)
-    conflicting = len(np.unique(group[decisions.reason == "twin"]))
     n_classes = max(int(labels.max()) + 1, len(class_names or []))
-    metrics = {
+    return {
         "samples": len(labels),
         "skipped_files": len(skipped or []),
         "groups": len(group_sizes),
         "copies": int(len(labels) - len(group_sizes)),
-        "conflicting_groups": conflicting,
+        "conflicting_groups": len(np.unique(group[decisions.reason == "twin"])),
         "flagged": int(decisions.flagged.sum()),
         "flagged_twin": int((decisions.reason == "twin").sum()),
         "flagged_evidence": int((decisions.reason == "evidence").sum()),
@@ -346,30 +356,3 @@ def write_results(decisions: Decisions, labels: np.ndarray, group: np.ndarray, s
         "evidence": decisions.evidence,
         "seconds": {stage: round(s, 3) for stage, s in seconds.items()},
     }
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
-
-
-def run(params: AggregateParams, decoded: str = "artifacts/decoded.npz", groups: str = "artifacts/groups.npz",
-        oob: str = "artifacts/oob.npz", results_dir: str = "results", metrics_path: str = "metrics.json") -> None:
-    """File wrapper for DVC."""
-    import time
-
-    from pipeline.artifacts import load_arrays
-    from pipeline.errors import InputError
-
-    start = time.monotonic()
-    inputs = {"decode": load_arrays(decoded, "decode")}
-    labels = inputs["decode"]["labels"].astype(np.int64)
-    inputs["group"] = load_arrays(groups, "group", len(labels))
-    inputs["train"] = train = load_arrays(oob, "train", len(labels))
-    group = inputs["group"]["group"].astype(np.int64)
-    if train["prob_sum"].shape[1] <= labels.max() or train["votes"].shape != train["prob_sum"].shape:
-        raise InputError(oob, f"holds {train['prob_sum'].shape[1]} classes, the labels {labels.max() + 1} "
-                              f"(run 'twins train' again)")
-    decisions = decide(labels, group, train["prob_sum"], train["n_scored"], train["votes"], params,
-                       train["nn_prob"], train["nn_scored"], bool(train["through_conflicts"]))
-    seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
-    names = [str(n) for n in inputs["decode"].get("class_names", [])] or None
-    paths = [str(p) for p in inputs["decode"].get("paths", [])] or None
-    skipped = [str(p) for p in inputs["decode"].get("skipped", [])]
-    write_results(decisions, labels, group, seconds, results_dir, metrics_path, names, paths, skipped)

@@ -3,17 +3,14 @@ labels, class names and source paths where the data have them, and the sources' 
 from __future__ import annotations
 
 import hashlib
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import load_arrays, save_arrays, write_timing
-from pipeline.errors import InputError
-from pipeline.idx import read_images, read_labels
-from stages.formats import Dataset, kind_of, read_arrays, read_image_folder, read_manifest
+from stages.decode_idx import read_images, read_labels
+from stages.errors import InputError
+from stages.decode_readers import Dataset, kind_of, read_arrays, read_image_folder, read_manifest
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | Non
 
 
 def read_dataset(params: DecodeParams) -> Dataset:
-    """Read and check the data in whatever form params.images names (formats.kind_of)."""
+    """Read and check the data in whatever form params.images names (decode_readers.kind_of)."""
     kind = kind_of(params.images)
     if kind == "folder":
         dataset = read_image_folder(Path(params.images), params.max_side, params.skip_unreadable)
@@ -66,6 +63,14 @@ def read_dataset(params: DecodeParams) -> Dataset:
     self_labelled = kind in ("folder", "manifest", "npz")
     check_dataset(dataset.images, dataset.labels, None if dataset.class_names else params.num_classes,
                   params.images, params.images if self_labelled else params.labels)
+    return dataset
+
+
+def decode(params: DecodeParams) -> Dataset:
+    """The stage: the checked data set, with its sources' checksums (what the artifact records)."""
+    dataset = read_dataset(params)
+    dataset.images_sha256 = fingerprint(params.images)
+    dataset.labels_sha256 = fingerprint(params.labels) if kind_of(params.images) in ("idx", "npy") and params.labels else ""
     return dataset
 
 
@@ -85,23 +90,3 @@ def fingerprint(path: str) -> str:
     elif path.is_file():
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def run(params: DecodeParams, out: str = "artifacts/decoded.npz", timing_out: str = "metrics/decode.json") -> None:
-    """File wrapper for DVC: decode, then write the artifact atomically (nothing is written on failure)."""
-    start = time.monotonic()
-    dataset = read_dataset(params)
-    for skipped in dataset.skipped:
-        print(f"decode: left out {skipped}", file=sys.stderr)
-    labels_used = kind_of(params.images) in ("idx", "npy")
-    save_arrays(out, images=dataset.images, labels=dataset.labels,
-                class_names=np.array(dataset.class_names or [], dtype=str),
-                paths=np.array(dataset.paths or [], dtype=str), skipped=np.array(dataset.skipped, dtype=str),
-                images_sha256=np.array(fingerprint(params.images)),
-                labels_sha256=np.array(fingerprint(params.labels) if labels_used else ""))
-    write_timing(timing_out, seconds=time.monotonic() - start)
-
-
-def load(path: str = "artifacts/decoded.npz") -> tuple[np.ndarray, np.ndarray]:
-    arrays = load_arrays(path, "decode")
-    return arrays["images"], arrays["labels"].astype(np.int64)

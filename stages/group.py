@@ -14,16 +14,17 @@ shape to compare; they are grouped by level instead.
 """
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.near_duplicates import (blank_scores, bounded_clusters, forest_neighbours, noise_z, representatives,
-                                      shift_distances, shifted_descriptors, unique_images)
-from pipeline.artifacts import atomic_write_text, save_arrays, write_timing
+from stages.artifact import Artifact, Field
+from stages.group_blanks import blank_scores
+from stages.group_candidates import forest_neighbours, shifted_descriptors, unique_images
+from stages.group_clusters import bounded_clusters, representatives
+from stages.group_pairs import noise_z, shift_distances
+from stages.labels import conflicting_groups
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ class GroupParams:
 
 
 @dataclass
-class GroupResult:
+class GroupResult(Artifact):
+    """The group stage's result and artifact."""
+
     group: np.ndarray  # int64 (N,): ids 0..G-1 in order of first appearance; singletons are groups of one
     distance: np.ndarray  # float32 (N,): shape distance to the group's representative (0 for it, its exact
     #                       copies and blanks), best over shifts up to 2 * max_shift (two copies' worth)
@@ -93,6 +96,10 @@ class GroupResult:
     representative: np.ndarray  # int64 (G,): sample index of each group's representative
     exact: np.ndarray  # int64 (N,): exact-copy class (identical bytes), numbered by first appearance
     blank: np.ndarray  # bool (N,): image is one grey level plus noise
+
+    STAGE = "group"
+    FIELDS = {"group": Field("iu", 1, True), "distance": Field("f", 1, True), "threshold": Field("f", 0),
+              "representative": Field("iu", 1), "exact": Field("iu", 1, True), "blank": Field("b", 1, True)}
 
 
 def _threshold(nearest: np.ndarray, params: GroupParams) -> float:
@@ -203,8 +210,7 @@ def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
 def summarize(group: np.ndarray, labels: np.ndarray) -> dict:
     """Counts for the JSON summary: groups of each size, and groups whose members carry different labels."""
     sizes = np.bincount(group)
-    pairs = np.unique(np.stack([group, np.asarray(labels)]), axis=1)  # one column per (group, label) present
-    conflicting = np.flatnonzero(np.bincount(pairs[0], minlength=len(sizes)) > 1)
+    conflicting = np.flatnonzero(conflicting_groups(group, np.asarray(labels)))
     return {
         "images": int(len(group)),
         "groups": int(len(sizes)),
@@ -212,19 +218,3 @@ def summarize(group: np.ndarray, labels: np.ndarray) -> dict:
         "conflicting_groups": int(len(conflicting)),
         "images_in_conflicting_groups": int(sizes[conflicting].sum()),
     }
-
-
-def run(params: GroupParams, decoded: str = "artifacts/decoded.npz", out: str = "artifacts/groups.npz",
-        summary_out: str = "artifacts/groups.json", timing_out: str = "metrics/group.json") -> GroupResult:
-    """File wrapper for DVC: load the decoded artifact, group, write the arrays and a JSON summary atomically."""
-    from stages.decode import load
-
-    images, labels = load(decoded)
-    start = time.monotonic()
-    result = group_images(images, params)
-    save_arrays(out, group=result.group, distance=result.distance, representative=result.representative,
-                threshold=np.array(result.threshold), exact=result.exact, blank=result.blank)
-    summary = summarize(result.group, labels) | {"threshold": round(result.threshold, 6)}
-    atomic_write_text(summary_out, json.dumps(summary, indent=2) + "\n")
-    write_timing(timing_out, seconds=time.monotonic() - start)
-    return result

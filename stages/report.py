@@ -5,27 +5,29 @@
 - scores.png: the calibrated probability of the given label, singletons and twins apart, the threshold marked.
 - confusion.png and confusion.csv: given against suggested label over the whole data set (the estimated noise).
 - classes.csv: per given class, its samples, how many were flagged and how many wrong labels the aggregate stage
-  estimated in it (metrics.json), drawn by `dvc plots` as bars: noise that flows into one class stands out.
+  estimated in it, drawn by `dvc plots` as bars: noise that flows into one class stands out.
 - loss.csv and loss.png: the ensemble members' training loss, mean and spread.
 
 Figures are built as matplotlib Figure objects without pyplot, so no backend (let alone a GUI) is ever chosen:
-savefig renders PNG with Agg. Everything but run() takes arrays and returns figures, tables or layouts.
+savefig renders PNG with Agg. draw() returns every file's contents; pipeline/steps.py writes them.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from pipeline.errors import InputError
-from stages.formats import class_name
+from stages.labels import class_name
+
+if TYPE_CHECKING:  # the result types draw() reads; the report needs none of their stages' code
+    from stages.aggregate import Decisions
+    from stages.decode_readers import Dataset
+    from stages.group import GroupResult
+    from stages.train import TrainResult
 
 FLAG_COLOUR = "#d62728"
 TWIN_COLOUR = "#7f7f7f"
@@ -286,7 +288,8 @@ def confusion_csv(given: np.ndarray, suggested: np.ndarray, class_names: list[st
     return table.getvalue()
 
 
-def class_csv(given: np.ndarray, flagged: np.ndarray, estimated: dict, class_names: list[str] | None = None) -> str:
+def class_csv(given: np.ndarray, flagged: np.ndarray, wrong_by_class: np.ndarray,
+              class_names: list[str] | None = None) -> str:
     """One row per given class: class, samples, flagged, estimated_wrong (empty where not estimated)."""
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
@@ -294,7 +297,8 @@ def class_csv(given: np.ndarray, flagged: np.ndarray, estimated: dict, class_nam
     n_classes = max(int(given.max()) + 1 if len(given) else 0, len(class_names or []))
     for c in range(n_classes):
         name = class_name(c, class_names)
-        writer.writerow([name, int((given == c).sum()), int((flagged & (given == c)).sum()), estimated.get(name, "")])
+        writer.writerow([name, int((given == c).sum()), int((flagged & (given == c)).sum()),
+                         round(float(wrong_by_class[c]), 1) if c < len(wrong_by_class) else ""])
     return table.getvalue()
 
 
@@ -354,94 +358,27 @@ def page_name(page: int) -> str:
     return "flagged.png" if page == 1 else f"flagged-{page}.png"
 
 
-def read_samples(path: str | Path, class_names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """The columns of the aggregate stage's samples.csv the report needs, as arrays (labels written as class
-    names are read back as their ids)."""
-    ids = {name: i for i, name in enumerate(class_names or [])}
-
-    def label(text: str) -> int:
-        return ids[text] if text in ids else int(text)
-
-    needed = ("given", "suggested", "calibrated", "group", "flagged", "reason")
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise InputError(str(path), "no such file (run the aggregate stage first)") from None
-    missing = [c for c in needed if rows and c not in rows[0]]
-    if missing or not rows:
-        raise InputError(str(path), f"missing column {missing[0]}" if missing else "holds no samples")
-    try:
-        return {
-            "given": np.array([label(r["given"]) for r in rows], np.int64),
-            "suggested": np.array([label(r["suggested"]) for r in rows], np.int64),
-            "calibrated": np.array([float(r["calibrated"]) if r["calibrated"] else np.nan for r in rows]),
-            "group": np.array([int(r["group"]) for r in rows], np.int64),
-            "flagged": np.array([r["flagged"] == "1" for r in rows]),
-            "reason": np.array([r["reason"] for r in rows]),
-        }
-    except ValueError as exc:
-        raise InputError(str(path), f"not a samples table ({exc})") from None
-
-
-def read_metrics(path: str | Path) -> dict:
-    try:
-        metrics = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(str(path), "no such file (run the aggregate stage first)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(str(path), f"not valid JSON ({exc})") from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("threshold"), (int, float)):
-        raise InputError(str(path), "has no threshold")
-    return metrics
-
-
-def run(params: ReportParams, decoded: str = "artifacts/decoded.npz", groups: str = "artifacts/groups.npz",
-        oob: str = "artifacts/oob.npz", samples: str = "results/samples.csv", metrics: str = "metrics.json",
-        out_dir: str = "results") -> list[Path]:
-    """File wrapper for DVC: read the earlier stages' files, write every figure and table; return the paths."""
-    from pipeline.artifacts import atomic_write_bytes, atomic_write_text, load_arrays
-
-    data = load_arrays(decoded, "decode")
-    images, names = data["images"], [str(n) for n in data.get("class_names", [])] or None
-    group = load_arrays(groups, "group", len(images))["group"]
-    train = load_arrays(oob, "train", len(images))
-    table = read_samples(samples, names)
-    summary = read_metrics(metrics)
-    threshold, temperature = float(summary["threshold"]), summary.get("temperature")
-    if not len(images) == len(group) == len(table["given"]):
-        raise InputError(samples, f"holds {len(table['given'])} samples, {decoded} {len(images)} and {groups} "
-                                  f"{len(group)}: rerun the stages before the report")
-    out = Path(out_dir)
-    written = []
-
-    def save(name: str, data: bytes | str) -> None:
-        (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(out / name, data)
-        written.append(out / name)
-
-    flagged = table["flagged"]
+def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisions,
+         params: ReportParams) -> dict[str, bytes | str]:
+    """Every figure (PNG bytes) and table (CSV text) of the report, by file name."""
+    images, names, group, given = data.images, data.class_names, groups.group, data.labels
+    flagged, suggested = decisions.flagged, decisions.suggested
+    files: dict[str, bytes | str] = {}
     runs = montage_runs(flagged, group, params.max_twins)
     pages = layout_pages(runs, flagged, params.columns, params.tiles_per_page)
     for number, tiles in enumerate(pages, start=1):
         title = montage_title(int(flagged.sum()), len(runs), number, len(pages))
-        save(page_name(number), png_bytes(montage_figure(images, table["given"], table["suggested"], tiles,
-                                                         params.columns, title, names), params.dpi))
+        files[page_name(number)] = png_bytes(montage_figure(images, given, suggested, tiles, params.columns, title,
+                                                            names), params.dpi)
     if not pages:
-        save(page_name(1), png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi))
-    # Pages left over from an earlier, longer report would pass for current ones.
-    for stale in out.glob("flagged-*.png"):
-        match = re.fullmatch(r"flagged-(\d+)\.png", stale.name)
-        if match and int(match.group(1)) > max(1, len(pages)):
-            stale.unlink()
-
-    save("scores.png", png_bytes(scores_figure(table["calibrated"], group, table["reason"], threshold,
-                                               temperature), params.dpi))
-    n_classes = max(int(max(table["given"].max(), table["suggested"].max())) + 1, len(names or []))
-    save("confusion.png", png_bytes(confusion_figure(confusion_matrix(table["given"], table["suggested"],
-                                                                      n_classes), names), params.dpi))
-    save("confusion.csv", confusion_csv(table["given"], table["suggested"], names))
-    save("classes.csv", class_csv(table["given"], flagged, summary.get("estimated_wrong_by_class") or {}, names))
-    curves = train["loss_curves"]
-    save("loss.csv", loss_csv(loss_table(curves)))
-    save("loss.png", png_bytes(loss_figure(curves), params.dpi))
-    return written
+        files[page_name(1)] = png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi)
+    files["scores.png"] = png_bytes(scores_figure(decisions.calibrated, group, decisions.reason,
+                                                  decisions.threshold, decisions.temperature), params.dpi)
+    n_classes = max(int(max(given.max(), suggested.max())) + 1, len(names or []))
+    files["confusion.png"] = png_bytes(confusion_figure(confusion_matrix(given, suggested, n_classes), names),
+                                       params.dpi)
+    files["confusion.csv"] = confusion_csv(given, suggested, names)
+    files["classes.csv"] = class_csv(given, flagged, decisions.wrong_by_class, names)
+    files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
+    files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)
+    return files

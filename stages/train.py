@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.artifacts import load_arrays, save_arrays, write_timing
-from pipeline.near_duplicates import overlap_regions
+from stages.artifact import Artifact, Field, check_arrays
+from stages.group_pairs import overlap_regions
+from stages.labels import conflicting_groups
 
-MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # pipeline/models.py builds each
+MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # stages/train_models.py builds each
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask")  # joblib's, and dask's through joblib
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:1" and so on pick one of several GPUs
 MAX_SEED = 2**32 - 1  # numpy and torch take any seed up to here (members add up to 1000x + their number)
@@ -121,7 +122,9 @@ class TrainParams:
 
 
 @dataclass
-class TrainResult:
+class TrainResult(Artifact):
+    """The train stage's result and artifact (member_seconds, different on every run, stays out of it)."""
+
     prob_sum: np.ndarray  # float64 (N, K): out-of-bag class probabilities summed over the members that scored
     n_scored: np.ndarray  # int64 (N,): how many members scored each sample
     votes: np.ndarray  # int64 (N, K): how many of them predicted each class
@@ -132,14 +135,17 @@ class TrainResult:
     nn_scored: np.ndarray  # bool (N,): rows of nn_prob computed (every open question, some clean samples)
     through_conflicts: bool = False  # did members train on the conflicting groups too (trains_through_conflicts)?
 
+    STAGE = "train"
+    FIELDS = {"prob_sum": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
+              "loss_curves": Field("f", 2), "member_steps": Field("iu", 1), "nn_prob": Field("f", 2, True),
+              "nn_scored": Field("b", 1, True), "through_conflicts": Field("b", 0)}
 
-def conflicting_groups(group: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Boolean per group id: do its members carry more than one label?"""
-    n_groups = int(group.max()) + 1
-    first = np.full(n_groups, -1)
-    first[group[::-1]] = labels[::-1]  # any one member's label per group
-    disagree = labels != first[group]
-    return np.bincount(group, weights=disagree, minlength=n_groups) > 0
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "TrainResult":
+        check_arrays(arrays, cls.FIELDS, source, cls.STAGE, n)
+        return cls(**{name: arrays[name] for name in cls.FIELDS}
+                   | {"through_conflicts": bool(arrays["through_conflicts"]),
+                      "member_seconds": np.full(len(arrays["member_steps"]), np.nan)})
 
 
 def known_device(name: str) -> bool:
@@ -273,7 +279,7 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     the device) and trained on `device`."""
     import torch
 
-    from pipeline.models import build_model, random_affine, random_shift, standardize
+    from stages.train_models import build_model, random_affine, random_shift, standardize
 
     start = time.perf_counter()
     torch.set_num_threads(threads)
@@ -329,7 +335,7 @@ def predict(model, images: np.ndarray, idx: np.ndarray, device: str = "cpu") -> 
     on `device` (the model's); the model is left in the mode it was in."""
     import torch
 
-    from pipeline.models import standardize
+    from stages.train_models import standardize
 
     was_training = model.training
     model.eval()
@@ -376,7 +382,7 @@ def resolve_device(name: str) -> str:
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if name == "auto":
         return "cuda" if cuda else "mps" if mps else "cpu"
-    from pipeline.errors import InputError
+    from stages.errors import InputError
 
     if name.startswith("cuda") and not (cuda and int(name.partition(":")[2] or 0) < torch.cuda.device_count()):
         raise InputError("train.device", f"{name}: no such CUDA GPU here ({torch.cuda.device_count()} found)")
@@ -422,7 +428,7 @@ def _progress(done: int, total: int, samples: int, seconds: float, lines: bool) 
 def dask_client(scheduler: str | None, n_workers: int):
     """A dask client for the dask backend: connected to `scheduler` where given, else the one this process has
     open, else a local cluster of n_workers single-threaded processes, closed afterwards."""
-    from pipeline.errors import InputError
+    from stages.errors import InputError
 
     try:
         from distributed import Client, LocalCluster, get_client
@@ -526,18 +532,3 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     result.member_seconds = np.array(seconds)
     result.member_steps = np.array(steps, np.int64)
     return result
-
-
-def run(params: TrainParams, decoded: str = "artifacts/decoded.npz", groups: str = "artifacts/groups.npz",
-        out: str = "artifacts/oob.npz", timing_out: str = "metrics/train.json") -> None:
-    """File wrapper for DVC: the out-of-bag evidence to the artifact, the wall-clock figures to a metric."""
-    from stages.decode import load
-
-    images, labels = load(decoded)
-    start = time.monotonic()
-    result = train_ensemble(images, labels, load_arrays(groups, "group", len(labels))["group"], params,
-                            progress_lines=True)
-    save_arrays(out, **{name: value for name, value in vars(result).items() if name != "member_seconds"})
-    seconds = result.member_seconds
-    write_timing(timing_out, seconds=time.monotonic() - start, members=len(seconds),
-                 median_member_seconds=float(np.median(seconds)) if len(seconds) else 0.0)

@@ -1,12 +1,12 @@
 """Aggregate: decide every conflicting twin group by evidence, flag others only on strong evidence."""
 import csv
-import json
+import io
 
 import numpy as np
 import pytest
 
 from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_noise_model, format_indices,
-                              pick_threshold, softmax, write_results, wrong_label_counts)
+                              pick_threshold, result_tables, softmax, summary_metrics, wrong_label_counts)
 
 
 def evidence(probabilities, n_members=3):
@@ -219,26 +219,26 @@ def test_single_class_data_flags_nothing_and_says_why():
     assert not decisions.flagged.any() and "same label" in decisions.note
 
 
-def test_results_files(tmp_path):
+def test_results_files():
     labels = np.array([0, 1, 1, 2])
     group = np.array([0, 0, 0, 1])
     decisions = decide(labels, group, *evidence([confident(0)] * 3 + [confident(2)]), AggregateParams())
-    write_results(decisions, labels, group, {"train": 1.5}, tmp_path / "results", tmp_path / "metrics.json")
-    assert (tmp_path / "results" / "suspects.txt").read_text() == "1, 2\n"
-    rows = list(csv.DictReader(open(tmp_path / "results" / "samples.csv")))
+    texts = result_tables(decisions, labels, group)
+    assert texts["suspects.txt"] == "1, 2\n"
+    rows = list(csv.DictReader(io.StringIO(texts["samples.csv"])))
     assert [r["flagged"] for r in rows] == ["0", "1", "1", "0"] and rows[1]["reason"] == "twin"
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = summary_metrics(decisions, labels, group, {"train": 1.5})
     assert metrics["flagged"] == 2 and metrics["conflicting_groups"] == 1 and metrics["seconds"]["train"] == 1.5
-    assert (tmp_path / "results" / "skipped.txt").read_text() == "" and metrics["skipped_files"] == 0
+    assert texts["skipped.txt"] == "" and metrics["skipped_files"] == 0
 
 
-def test_files_decode_left_out_are_listed_in_the_results(tmp_path):
+def test_files_decode_left_out_are_listed_in_the_results():
     labels, group = np.array([0, 1]), np.array([0, 1])
     decisions = decide(labels, group, *evidence([confident(0), confident(1)]), AggregateParams())
-    write_results(decisions, labels, group, {}, tmp_path / "results", tmp_path / "metrics.json",
-                  skipped=["cats/broken.png", "dogs/empty.jpg"])
-    assert (tmp_path / "results" / "skipped.txt").read_text() == "cats/broken.png\ndogs/empty.jpg\n"
-    assert json.loads((tmp_path / "metrics.json").read_text())["skipped_files"] == 2
+    skipped = ["cats/broken.png", "dogs/empty.jpg"]
+    assert result_tables(decisions, labels, group, skipped=skipped)["skipped.txt"] == \
+        "cats/broken.png\ndogs/empty.jpg\n"
+    assert summary_metrics(decisions, labels, group, {}, skipped=skipped)["skipped_files"] == 2
 
 
 def neighbours_saying(classes, k=3):

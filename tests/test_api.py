@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 from pipeline.api import find_issues
-from pipeline.errors import InputError
+from stages.errors import InputError
 
 
 def readme_example() -> str:

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import run_cli
 from pipeline.plant import PlantSpec, load_source, plant, write_case
+from pipeline import steps
+from pipeline.paths import PATHS
 from stages import decode, group, train
 
 DAMAGE = {
@@ -48,30 +50,35 @@ def replaced(data, name, value):
 def artifacts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("artifacts")
     write_case(plant(*load_source("mnist"), PlantSpec(n_clean=40, n_evil=4, seed=1)), folder / "case")
-    decode.run(decode.DecodeParams(str(folder / "case/images-idx3-ubyte.gz"),
-                                   str(folder / "case/labels-idx1-ubyte.gz")), str(folder / "decoded.npz"),
-               str(folder / "decode.json"))
-    group.run(group.GroupParams(), str(folder / "decoded.npz"), str(folder / "groups.npz"),
-              str(folder / "groups.json"), str(folder / "group.json"))
-    train.run(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), str(folder / "decoded.npz"),
-              str(folder / "groups.npz"), str(folder / "oob.npz"), str(folder / "train.json"))
+    paths = PATHS.under(folder)
+    steps.decode(decode.DecodeParams(str(folder / "case/images-idx3-ubyte.gz"),
+                                     str(folder / "case/labels-idx1-ubyte.gz")), paths)
+    steps.group(group.GroupParams(), paths)
+    steps.train(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), paths)
     return folder
 
 
 def aggregate(folder, oob):
-    return run_cli("aggregate", "--decoded", str(folder / "decoded.npz"), "--groups", str(folder / "groups.npz"),
-                   "--oob", str(oob), "--results", str(folder / "results"), "--metrics", str(folder / "m.json"))
+    """`twins aggregate` on the artifacts in folder, with this train artifact; results and metrics beside them."""
+    paths = PATHS.under(folder)
+    return run_cli("aggregate", "--decoded", paths.decoded, "--groups", str(groups_in(folder)), "--oob", str(oob),
+                   "--decisions", paths.decisions, "--results", str(folder / "results"),
+                   "--metrics", str(folder / "m.json"))
+
+
+def groups_in(folder):
+    return PATHS.under(folder).groups
 
 
 def test_sound_artifacts_aggregate(artifacts):
-    done = aggregate(artifacts, artifacts / "oob.npz")
+    done = aggregate(artifacts, PATHS.under(artifacts).oob)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_train_artifact_names_itself_and_the_command_that_rewrites_it(tmp_path, artifacts, damage):
     bad = tmp_path / "oob.npz"
-    bad.write_bytes(DAMAGE[damage]((artifacts / "oob.npz").read_bytes()))
+    bad.write_bytes(DAMAGE[damage](open(PATHS.under(artifacts).oob, "rb").read()))
     done = aggregate(artifacts, bad)
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -81,9 +88,12 @@ def test_a_damaged_train_artifact_names_itself_and_the_command_that_rewrites_it(
 
 def test_a_group_artifact_of_another_data_set_is_refused(tmp_path, artifacts):
     shutil.copytree(artifacts, tmp_path / "copy")
-    groups = tmp_path / "copy" / "groups.npz"
-    groups.write_bytes(replaced(groups.read_bytes(), "group", np.zeros(5, np.int64)))
-    done = aggregate(tmp_path / "copy", tmp_path / "copy" / "oob.npz")
+    groups = groups_in(tmp_path / "copy")
+    with open(groups, "rb") as f:
+        damaged = replaced(f.read(), "group", np.zeros(5, np.int64))
+    with open(groups, "wb") as f:
+        f.write(damaged)
+    done = aggregate(tmp_path / "copy", PATHS.under(tmp_path / "copy").oob)
     assert done.returncode == 2 and "twins group" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
@@ -92,7 +102,7 @@ def test_results_are_created_with_the_mode_the_umask_allows(tmp_path, artifacts)
 
     old = os.umask(0o022)
     try:
-        done = aggregate(artifacts, artifacts / "oob.npz")
+        done = aggregate(artifacts, PATHS.under(artifacts).oob)
     finally:
         os.umask(old)
     assert done.returncode == 0

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from pipeline.errors import InputError
-from pipeline.idx import encode_idx, read_images, read_labels, write_idx, write_images
-from stages.decode import DecodeParams, decode_files, load
+from stages.errors import InputError
+from pipeline.artifacts import write_idx, write_images
+from stages.decode_idx import encode_idx, read_images, read_labels
+from pipeline.artifacts import load
+from stages.decode import DecodeParams, decode_files
+from stages.decode_readers import Dataset
 
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, (7, 28, 28), dtype=np.uint8)
@@ -45,11 +48,11 @@ def test_decode_checks_and_writes_one_artifact(tmp_path):
     write_idx(tmp_path / "l.gz", LABELS)
     out = tmp_path / "decoded.npz"
     result = run_cli("decode", "--images", str(tmp_path / "i.gz"), "--labels", str(tmp_path / "l.gz"),
-                     "--out", str(out), "--timing", str(tmp_path / "decode.json"))
+                     "--decoded", str(out), "--timings", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    images, labels = load(str(out))
-    assert images.shape == (7, 28, 28, 1) and labels.tolist() == LABELS.tolist()
-    assert len(np.load(out)["images_sha256"].item()) == 64
+    data = load(out, Dataset)
+    assert data.images.shape == (7, 28, 28, 1) and data.labels.tolist() == LABELS.tolist()
+    assert len(data.images_sha256) == 64 and len(data.labels_sha256) == 64
 
 
 def test_single_class_data_is_valid_input(tmp_path):
@@ -96,8 +99,8 @@ BAD_IMAGES = {"truncated gzip": (_truncated_gzip, "truncated gzip"),
 
 def _decode_fails(tmp_path, images, labels):
     out = tmp_path / "out" / "decoded.npz"
-    result = run_cli("decode", "--images", str(images), "--labels", str(labels), "--out", str(out),
-                     "--timing", str(out.parent / "decode.json"))
+    result = run_cli("decode", "--images", str(images), "--labels", str(labels), "--decoded", str(out),
+                     "--timings", str(out.parent))
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_script
-from pipeline.errors import InputError
-from pipeline.idx import encode_idx, read_images, read_labels
+from stages.errors import InputError
+from stages.decode_idx import encode_idx, read_images, read_labels
 
 IMAGES = encode_idx(np.arange(3 * 5 * 4, dtype=np.uint8).reshape(3, 5, 4))
 LABELS = encode_idx(np.array([1, 2, 3], np.uint8))

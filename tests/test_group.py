@@ -1,13 +1,17 @@
 """The group stage: exact and near-identical copies end up in one group, distinct images do not."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline import near_duplicates as nd
-from pipeline.artifacts import load_arrays, save_arrays
+from pipeline import steps
+from pipeline.artifacts import load, save
+from pipeline.paths import PATHS
 from pipeline.plant import PERTURBED, PlantSpec, copies_and_originals, load_source, perturb, plant
-from stages.group import GroupParams, group_images, run, summarize
+from stages import group_pairs
+from stages.decode_readers import Dataset
+from stages.group import GroupParams, GroupResult, group_images, summarize
 
 PARAMS = GroupParams()
 
@@ -107,13 +111,13 @@ def test_glyphs_that_differ_by_one_bar_are_not_copies_although_close_in_shape(no
     images, labels = notmnist
     e, f = 4932, 6333  # an E and an F in one font: the F lacks the E's lower bar
     assert (labels[e], labels[f]) == (4, 5)
-    distance, shift = nd.shift_distances(images, np.array([e]), np.array([f]), 1)
+    distance, shift = group_pairs.shift_distances(images, np.array([e]), np.array([f]), 1)
     assert distance[0] < 0.2  # closer in shape than many noisy copies...
-    assert nd.noise_z(images, np.array([e]), np.array([f]), shift, 1)[0].min() > 5 * PARAMS.max_noise_z  # ...not noise
+    assert group_pairs.noise_z(images, np.array([e]), np.array([f]), shift, 1)[0].min() > 5 * PARAMS.max_noise_z  # ...not noise
     copy = perturb(images[e], np.random.default_rng(0), **PERTURBED)[None]
     pair = np.concatenate([images[e:e + 1], copy])
-    distance, shift = nd.shift_distances(pair, np.array([0]), np.array([1]), 1)
-    z, sigma = nd.noise_z(pair, np.array([0]), np.array([1]), shift, 1)
+    distance, shift = group_pairs.shift_distances(pair, np.array([0]), np.array([1]), 1)
+    z, sigma = group_pairs.noise_z(pair, np.array([0]), np.array([1]), shift, 1)
     assert z[0, 0] < PARAMS.max_noise_z and sigma[0, 0] < PARAMS.max_noise_sigma  # original -> copy fits
 
 
@@ -220,19 +224,20 @@ def test_summary_counts_group_sizes_and_conflicting_groups():
     }
 
 
-def test_run_writes_the_group_artifact_and_summary(tmp_path, mnist):
+def test_the_group_step_writes_the_artifact_and_a_summary(tmp_path, mnist):
     case = plant(*mnist, PlantSpec(**PERTURBED, seed=0))
-    save_arrays(tmp_path / "decoded.npz", images=case.images, labels=case.labels)
-    run(PARAMS, decoded=str(tmp_path / "decoded.npz"), out=str(tmp_path / "groups.npz"),
-        summary_out=str(tmp_path / "groups.json"), timing_out=str(tmp_path / "group.json"))
-    arrays = load_arrays(tmp_path / "groups.npz", "group")
-    assert arrays["group"].shape == arrays["distance"].shape == (165,)
-    assert len(arrays["representative"]) == arrays["group"].max() + 1
-    summary = json.loads((tmp_path / "groups.json").read_text())
+    paths = PATHS.under(tmp_path)
+    save(paths.decoded, Dataset(case.images, case.labels))
+    steps.group(PARAMS, paths)
+    result = load(paths.groups, GroupResult)
+    assert result.group.shape == result.distance.shape == (165,)
+    assert len(result.representative) == result.group.max() + 1
+    summary = json.loads(Path(paths.groups_summary).read_text())
     assert summary["groups_by_size"] == {"1": 135, "2": 15}
     assert summary["conflicting_groups"] == 15
-    assert summary["threshold"] == pytest.approx(float(arrays["threshold"]), abs=1e-6)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoded.npz", "group.json", "groups.json", "groups.npz"]
+    assert summary["threshold"] == pytest.approx(result.threshold, abs=1e-6)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == \
+        ["artifacts/decoded.npz", "artifacts/groups.json", "artifacts/groups.npz", "metrics/group.json"]
 
 
 def test_threshold_is_read_from_the_data(mnist):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import run_script
-from pipeline.idx import encode_idx, write_idx, write_images
+from pipeline.artifacts import write_idx, write_images
+from stages.decode_idx import encode_idx
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8)
 LABELS = np.arange(12, dtype=np.uint8) % 10

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import yaml
 
-from pipeline.errors import InputError
+from stages.errors import InputError
 from pipeline.params import load_params
 from stages.aggregate import AggregateParams
 from stages.decode import DecodeParams

@@ -85,21 +85,22 @@ def test_plots_show_renders_the_report_and_metrics_time_every_stage(fast_repo):
 
 
 def test_a_stage_rerun_on_the_same_input_writes_the_same_bytes(tmp_path):
+    from pipeline import steps
+    from pipeline.paths import PATHS
     from pipeline.plant import PlantSpec, load_source, plant, write_case
-    from stages import decode, group, train
+    from stages import aggregate, decode, group, train
 
     write_case(plant(*load_source("mnist"), PlantSpec(n_clean=30, n_evil=3, seed=2)), tmp_path / "case")
     files = []
     for attempt in (1, 2):
-        out = tmp_path / str(attempt)
-        decode.run(decode.DecodeParams(str(tmp_path / "case/images-idx3-ubyte.gz"),
-                                       str(tmp_path / "case/labels-idx1-ubyte.gz")), str(out / "decoded.npz"),
-                   str(out / "decode.json"))
-        group.run(group.GroupParams(), str(out / "decoded.npz"), str(out / "groups.npz"), str(out / "groups.json"),
-                  str(out / "group.json"))
-        train.run(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), str(out / "decoded.npz"),
-                  str(out / "groups.npz"), str(out / "oob.npz"), str(out / "train.json"))
-        files.append([(out / name).read_bytes() for name in ("decoded.npz", "groups.npz", "groups.json", "oob.npz")])
+        paths = PATHS.under(tmp_path / str(attempt))
+        steps.decode(decode.DecodeParams(str(tmp_path / "case/images-idx3-ubyte.gz"),
+                                         str(tmp_path / "case/labels-idx1-ubyte.gz")), paths)
+        steps.group(group.GroupParams(), paths)
+        steps.train(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), paths)
+        steps.aggregate(aggregate.AggregateParams(), paths)
+        files.append([open(name, "rb").read() for name in (paths.decoded, paths.groups, paths.groups_summary,
+                                                           paths.oob, paths.decisions)])
     assert files[0] == files[1]
 
 
@@ -135,7 +136,7 @@ def test_experiments_run_and_compare_with_the_committed_workspace(fast_repo):
     sh("git", "add", "-A", cwd=fast_repo)  # .gitignore keeps the artifacts out, dvc.lock and metrics in
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro", cwd=fast_repo)
     ran = stages_run(dvc("exp", "run", "-n", "cautious", "-S", "aggregate.min_posterior=0.8", cwd=fast_repo))
-    assert ran == {"aggregate", "report"}
+    assert "aggregate" in ran and ran <= {"aggregate", "report"}  # report only where the decisions changed
     table = dvc("exp", "show", "--csv", "--no-pager", cwd=fast_repo)
     rows = {row.split(",")[0] or row.split(",")[1]: row for row in table.splitlines()[1:]}
     header = table.splitlines()[0].split(",")

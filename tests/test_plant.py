@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from pipeline.idx import read_images, read_labels
+from stages.decode_idx import read_images, read_labels
 from pipeline.plant import PERTURBED, PlantSpec, load_source, perturb, plant
 
 

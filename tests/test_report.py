@@ -6,11 +6,16 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pipeline.artifacts import save_arrays
+from pipeline import steps
+from pipeline.artifacts import save
+from pipeline.paths import PATHS
 from pipeline.plant import PlantSpec, load_source, plant
-from stages.aggregate import AggregateParams, decide, write_results
-from pipeline.errors import InputError
-from stages.report import ReportParams, layout_pages, loss_table, montage_runs, run, scores_figure
+from stages.aggregate import AggregateParams, decide
+from stages.decode_readers import Dataset
+from stages.errors import InputError
+from stages.group import GroupResult
+from stages.report import ReportParams, layout_pages, loss_table, montage_runs, scores_figure
+from stages.train import TrainResult
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -32,23 +37,28 @@ def finished_run(folder, images, labels, group, n_flag_twins):
         probs[members] = probs[members[0]]
     votes = np.zeros((n, k), np.int64)
     votes[np.arange(n), probs.argmax(1)] = 3
-    save_arrays(folder / "decoded.npz", images=images, labels=labels)
-    save_arrays(folder / "groups.npz", group=group)
-    save_arrays(folder / "oob.npz", prob_sum=probs * 3, n_scored=np.full(n, 3), votes=votes,
-                loss_curves=np.linspace(2, 0.1, 20)[None].repeat(4, 0).astype(np.float32),
-                member_seconds=np.ones(4), nn_prob=np.zeros((n, k)), nn_scored=np.zeros(n, bool),
-                through_conflicts=np.bool_(False))
+    paths = PATHS.under(folder)
+    save(paths.decoded, Dataset(images, labels))
+    save(paths.groups, grouped(group))
+    save(paths.oob, TrainResult(probs * 3, np.full(n, 3), votes, np.linspace(2, 0.1, 20)[None].repeat(4, 0),
+                                np.ones(4), np.full(4, 300), np.zeros((n, k)), np.zeros(n, bool)))
     decisions = decide(labels, group, probs * 3, np.full(n, 3), votes, AggregateParams())
-    write_results(decisions, labels, group, {}, folder / "results", folder / "metrics.json")
+    save(paths.decisions, decisions)
     return decisions
+
+
+def grouped(group):
+    """A group artifact with these group ids (the rest as the group stage leaves singletons)."""
+    n = len(group)
+    return GroupResult(group, np.zeros(n, np.float32), 0.2, np.unique(group, return_index=True)[1], np.arange(n),
+                       np.zeros(n, bool))
 
 
 FAST = ReportParams(dpi=50)  # half the pixels: the same drawing code, rendered sooner
 
 
 def report(folder, params=FAST):
-    return run(params, str(folder / "decoded.npz"), str(folder / "groups.npz"), str(folder / "oob.npz"),
-               str(folder / "results" / "samples.csv"), str(folder / "metrics.json"), str(folder / "results"))
+    return steps.report(params, PATHS.under(folder))
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +161,7 @@ def test_classes_csv_counts_samples_and_flags_per_given_class(reported, case):
     assert [int(r["class"]) for r in rows] == list(range(10))
     assert [int(r["samples"]) for r in rows] == np.bincount(c.labels, minlength=10).tolist()
     assert [int(r["flagged"]) for r in rows] == np.bincount(c.labels[decisions.flagged], minlength=10).tolist()
-    assert all(r["estimated_wrong"] != "" for r in rows)  # metrics.json's estimate, one per class
+    assert [float(r["estimated_wrong"]) for r in rows] == [round(x, 1) for x in decisions.wrong_by_class]
 
 
 def test_loss_csv_holds_the_ensemble_mean_and_spread_per_point(reported):
@@ -172,6 +182,6 @@ def test_scores_without_a_threshold_or_with_unscored_samples_still_draw():
 def test_artifacts_from_different_runs_are_refused(tmp_path, case):
     c, group = case
     finished_run(tmp_path, c.images, c.labels, group, n_flag_twins=0)
-    save_arrays(tmp_path / "groups.npz", group=group[:-1])
+    save(PATHS.under(tmp_path).groups, grouped(group[:-1]))
     with pytest.raises(InputError, match="twins group"):
         report(tmp_path)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.models import build_model
+from stages.train_models import build_model
 from pipeline.plant import PlantSpec, load_source, plant, random_label_copies
-from pipeline.errors import InputError
-from stages.train import (TrainParams, class_weights, conflicting_groups, dominated, nearest_neighbour_probs,
+from stages.errors import InputError
+from stages.labels import conflicting_groups
+from stages.train import (TrainParams, class_weights, dominated, nearest_neighbour_probs,
                           plan_members, resolve_device, scoring_seconds, train_ensemble, train_member,
                           trains_through_conflicts, usable_cores, worker_layout)
 

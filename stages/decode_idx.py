@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import InputError
+from stages.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 UBYTE = 0x08
@@ -124,21 +124,3 @@ def encode_idx(array: np.ndarray) -> bytes:
     header = bytes([0, 0, UBYTE, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     return header + array.tobytes()
 
-
-def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
-    """Write an idx file atomically; gzip it when `compress` (default: when the name ends in .gz)."""
-    from pipeline.artifacts import atomic_write_bytes
-
-    path = Path(path)
-    if compress is None:
-        compress = path.suffix == ".gz"
-    data = encode_idx(array)
-    # mtime=0 keeps the bytes (and so DVC's hashes) the same for the same array.
-    atomic_write_bytes(path, gzip.compress(data, mtime=0) if compress else data)
-
-
-def write_images(path: str | os.PathLike, images: np.ndarray, compress: bool | None = None) -> None:
-    """(N, H, W, 1) or (N, H, W) images go out as grey idx3, (N, H, W, C>1) as colour idx4."""
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    write_idx(path, images, compress)

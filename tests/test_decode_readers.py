@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.errors import InputError
+from stages.errors import InputError
 from stages.decode import DecodeParams, read_dataset
-from stages.formats import as_images, as_labels, kind_of
+from stages.decode_readers import as_images, as_labels, kind_of
 
 RNG = np.random.default_rng(0)
 
@@ -95,6 +95,8 @@ def test_names_travel_to_the_results_a_person_reads(tmp_path):
     import csv
     import json
 
+    from pipeline import steps
+    from pipeline.paths import PATHS
     from stages import aggregate, decode as decode_stage, group, train
 
     for k, name in enumerate(["apple", "pear"]):
@@ -102,15 +104,11 @@ def test_names_travel_to_the_results_a_person_reads(tmp_path):
             picture(tmp_path / "data" / name / f"{i}.png")
     twin = tmp_path / "data" / "pear" / "twin-of-apple-0.png"
     twin.write_bytes((tmp_path / "data" / "apple" / "0.png").read_bytes())
-    decode_stage.run(decode_stage.DecodeParams(str(tmp_path / "data"), ""), str(tmp_path / "decoded.npz"),
-                     str(tmp_path / "decode.json"))
-    group.run(group.GroupParams(), str(tmp_path / "decoded.npz"), str(tmp_path / "groups.npz"),
-              str(tmp_path / "groups.json"), str(tmp_path / "group.json"))
-    train.run(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), str(tmp_path / "decoded.npz"),
-              str(tmp_path / "groups.npz"), str(tmp_path / "oob.npz"), str(tmp_path / "train.json"))
-    aggregate.run(aggregate.AggregateParams(flag_without_twin=False), str(tmp_path / "decoded.npz"),
-                  str(tmp_path / "groups.npz"),
-                  str(tmp_path / "oob.npz"), str(tmp_path / "results"), str(tmp_path / "metrics.json"))
+    paths = PATHS.under(tmp_path)
+    steps.decode(decode_stage.DecodeParams(str(tmp_path / "data"), ""), paths)
+    steps.group(group.GroupParams(), paths)
+    steps.train(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), paths)
+    steps.aggregate(aggregate.AggregateParams(flag_without_twin=False), paths)
     rows = list(csv.DictReader(open(tmp_path / "results" / "samples.csv")))
     assert {r["given"] for r in rows} == {"apple", "pear"} and rows[0]["path"].endswith("apple/0.png")
     twins = [r for r in rows if r["twins"]]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import InputError
+from stages.artifact import Artifact, Field
+from stages.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}  # what Pillow reads here
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # Pillow modes without colour
@@ -22,12 +23,34 @@ SHOWN = 3  # unreadable files named in the error, before the count
 
 
 @dataclass
-class Dataset:
+class Dataset(Artifact):
+    """The decode stage's result and artifact."""
+
     images: np.ndarray  # uint8 (N, H, W, C)
     labels: np.ndarray  # int64 (N,)
     class_names: list[str] | None = None  # name of each label id, where the data name their classes
     paths: list[str] | None = None  # source file of each sample, where there is one
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (with skip_unreadable)
+    images_sha256: str = ""  # checksums of the source files (a folder: of its file names and bytes)
+    labels_sha256: str = ""  # "" where the images carry their own labels
+
+    STAGE = "decode"
+    FIELDS = {"images": Field("u", 4, True), "labels": Field("iu", 1, True), "class_names": Field("U", 1),
+              "paths": Field("U", 1), "skipped": Field("U", 1), "images_sha256": Field("U", 0),
+              "labels_sha256": Field("U", 0)}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        texts = {name: np.array(getattr(self, name) or [], dtype=str) for name in ("class_names", "paths", "skipped")}
+        return super().to_arrays() | texts
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "Dataset":
+        data = super().from_arrays(arrays, source, n)
+        data.labels = data.labels.astype(np.int64)
+        data.class_names = [str(name) for name in data.class_names] or None
+        data.paths = [str(path) for path in data.paths] or None
+        data.skipped = [str(path) for path in data.skipped]
+        return data
 
 
 def kind_of(path: str | os.PathLike) -> str:
@@ -37,12 +60,6 @@ def kind_of(path: str | os.PathLike) -> str:
         return "folder"
     suffix = path.suffix.lower()
     return {".csv": "manifest", ".tsv": "manifest", ".npz": "npz", ".npy": "npy"}.get(suffix, "idx")
-
-
-def class_name(label: int, class_names: list[str] | None) -> str:
-    """A label as its class name where the data name their classes, else as its number."""
-    label = int(label)
-    return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
 
 
 def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list[str] | None]:

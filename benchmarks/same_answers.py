@@ -1,0 +1,93 @@
+"""Does a change keep the answers? Save every case's groups, out-of-bag probabilities and flags, then compare.
+
+    python -m benchmarks.same_answers save before/          # at the old commit (a git worktree)
+    python -m benchmarks.same_answers save after/           # at the new one
+    python -m benchmarks.same_answers compare before/ after/
+
+The cases are the bundled sample and `--seeds` planted cases of every small family (benchmarks.cases), run
+in one process with the default parameters and no deadline, so a run is reproducible. `compare` prints one
+line per case that moved (groups, probabilities or flags) and a count per family.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.cases import SMALL, spec
+from pipeline.plant import load_source, plant
+from pipeline.runner import find_suspects
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+
+
+def cases(seeds: int, first_seed: int):
+    """(name, images, labels) of the bundled sample, then of each small family's planted cases."""
+    from stages.decode_idx import read_images, read_labels  # where it lived before the stages/ split
+
+    yield "sample", read_images(SAMPLE / "images-idx3-ubyte.gz"), read_labels(SAMPLE / "labels-idx1-ubyte.gz")
+    for family in SMALL:
+        for seed in range(first_seed, first_seed + seeds):
+            case = plant(*load_source(spec(family, seed)[0]), spec(family, seed)[1])
+            yield f"{family}-{seed}", case.images, case.labels
+
+
+def save(folder: Path, seeds: int, first_seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, images, labels in cases(seeds, first_seed):
+        if (folder / f"{name}.npz").exists():
+            continue
+        run = find_suspects(images, labels)
+        np.savez(folder / f"{name}.npz", group=run.groups.group, threshold=run.groups.threshold,
+                 prob_sum=run.oob.prob_sum, n_scored=run.oob.n_scored, flagged=run.decisions.flagged)
+        print(f"{name}: {int(run.decisions.flagged.sum())} flagged", file=sys.stderr, flush=True)
+
+
+def compare(before: Path, after: Path) -> None:
+    moved: dict[str, list[str]] = {}
+    for path in sorted(before.glob("*.npz")):
+        family = path.stem.rsplit("-", 1)[0] if path.stem != "sample" else "sample"
+        moved.setdefault(family, [])
+        a, b = np.load(path), np.load(after / path.name)
+        changes = []
+        if a["threshold"] != b["threshold"]:
+            changes.append(f"threshold {float(a['threshold']):.4f} -> {float(b['threshold']):.4f}")
+        if not np.array_equal(a["group"], b["group"]):
+            changes.append(f"{int((a['group'] != b['group']).sum())} group ids")
+        if not np.allclose(a["prob_sum"], b["prob_sum"], atol=1e-6) or not np.array_equal(a["n_scored"], b["n_scored"]):
+            changes.append(f"probabilities (largest change {np.abs(a['prob_sum'] - b['prob_sum']).max():.3g})")
+        if not np.array_equal(a["flagged"], b["flagged"]):
+            gone, new = np.flatnonzero(a["flagged"] & ~b["flagged"]), np.flatnonzero(b["flagged"] & ~a["flagged"])
+            changes.append(f"flags: lost {gone.tolist()}, gained {new.tolist()}")
+        if changes:
+            moved[family].append(path.stem)
+            print(f"{path.stem}: {'; '.join(changes)}")
+    print("| family | cases | moved |")
+    print("|---|---|---|")
+    for family, names in moved.items():
+        count = sum(1 for p in before.glob("*.npz") if (p.stem.rsplit("-", 1)[0] if p.stem != "sample" else p.stem)
+                    == family)
+        print(f"| {family} | {count} | {len(names)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    saving = sub.add_parser("save")
+    saving.add_argument("folder", type=Path)
+    saving.add_argument("--seeds", type=int, default=20, help="planted cases per family")
+    saving.add_argument("--first-seed", type=int, default=100)
+    comparing = sub.add_parser("compare")
+    comparing.add_argument("before", type=Path)
+    comparing.add_argument("after", type=Path)
+    args = parser.parse_args()
+    if args.command == "save":
+        save(args.folder, args.seeds, args.first_seed)
+    else:
+        compare(args.before, args.after)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Where the pipeline's files live: written once here for the `twins` commands, and once in dvc.yaml's vars
+(a test keeps the two equal)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    decoded: str = "artifacts/decoded.npz"  # decode's Dataset
+    groups: str = "artifacts/groups.npz"  # group's GroupResult
+    groups_summary: str = "artifacts/groups.json"  # group sizes and conflicts, for people
+    oob: str = "artifacts/oob.npz"  # train's TrainResult
+    decisions: str = "artifacts/decisions.npz"  # aggregate's Decisions
+    results: str = "results"  # suspects.txt, samples.csv, issues.csv, skipped.txt; the report's figures and tables
+    metrics: str = "metrics.json"  # aggregate's counts and threshold (a DVC metric)
+    timings: str = "metrics"  # <stage>.json: each stage's wall-clock figures (DVC metrics, kept out of artifacts)
+
+    def timing(self, stage: str) -> str:
+        return str(Path(self.timings) / f"{stage}.json")
+
+    def under(self, root: str | Path) -> "Paths":
+        """The same layout below another folder (tests, benchmarks)."""
+        return replace(self, **{f.name: str(Path(root) / getattr(self, f.name)) for f in fields(self)})
+
+
+PATHS = Paths()

@@ -1,0 +1,50 @@
+"""The group stage's blank images: one grey level plus noise, with no shape to compare (README, "How it works:
+twin groups"). They are grouped by level instead."""
+from __future__ import annotations
+
+import numpy as np
+
+from stages.group_pairs import clipped_model, local_excess, normal_cdf
+
+
+def blank_scores(images: np.ndarray, max_z: float) -> tuple[np.ndarray, np.ndarray]:
+    """(z, sigma): how far each image is from 'one grey level plus white noise' (z, in the units of
+    noise_z: a constant image scores 0, a glyph tens) and the noise level that takes (grey levels). A cheap
+    screen, noise read from neighbouring-pixel differences, clears most images; the few it cannot clear are
+    scored against a constant under the clipped-noise model of noise_z."""
+    x = images.astype(np.float32)
+    dev = x - x.mean(axis=(1, 2, 3), keepdims=True)
+    # the difference of two neighbouring noisy pixels has variance 2 sigma^2
+    squares = [(np.diff(x, axis=a) ** 2).sum(axis=(1, 2, 3)) for a in (1, 2) if x.shape[a] > 1]
+    count = sum(x[0].size - x[0].size // x.shape[a] for a in (1, 2) if x.shape[a] > 1)
+    sigma = np.sqrt(sum(squares) / max(count, 1) / 2) if squares else np.zeros(len(x), np.float32)
+    scores = local_excess(dev, sigma)
+    # thin strokes and fine textures also have large differences, so a low screen score proves nothing yet
+    maybe = np.flatnonzero(scores <= max_z)
+    for s0 in range(0, len(maybe), 1024):
+        part = maybe[s0:s0 + 1024]
+        q = x[part].reshape(len(part), -1).astype(np.float64)
+        level, sigma[part] = _clipped_level(q)
+        mean, _ = clipped_model(level[:, None], sigma[part][:, None])
+        scores[part] = local_excess((q - mean).reshape((len(part),) + x.shape[1:]), sigma[part])
+    return scores, sigma
+
+
+def _clipped_level(q: np.ndarray, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Level and noise (grey levels) of each row seen as clip(level + noise, 0, 255), by EM: pixels stuck at
+    0 or 255 count with the moments a Gaussian has beyond the clip. A blank copy pushed towards white is
+    mostly 255 with a few dips; those dips alone would understate its noise."""
+    level = q.mean(axis=1)
+    sigma = np.maximum(q.std(axis=1), 0.5)
+    top, bottom = q >= 255, q <= 0
+    for _ in range(iterations):
+        mu, s = level[:, None], sigma[:, None]
+        hi, lo = (255 - mu) / s, (0 - mu) / s
+        tail_hi = np.exp(-0.5 * hi * hi) / np.sqrt(2 * np.pi) / np.maximum(1 - normal_cdf(hi), 1e-12)
+        tail_lo = np.exp(-0.5 * lo * lo) / np.sqrt(2 * np.pi) / np.maximum(normal_cdf(lo), 1e-12)
+        first = np.where(top, mu + s * tail_hi, np.where(bottom, mu - s * tail_lo, q))
+        second = np.where(top, mu ** 2 + s ** 2 + s * (mu + 255) * tail_hi,
+                          np.where(bottom, mu ** 2 + s ** 2 - s * mu * tail_lo, q * q))
+        level = first.mean(axis=1)
+        sigma = np.sqrt(np.maximum(second.mean(axis=1) - level ** 2, 0.25))
+    return level, sigma

@@ -1,0 +1,104 @@
+"""The group stage's clusters: join accepted pairs into groups whose every member stays near its representative,
+so a chain of near matches does not merge distinct images (README, "How it works: twin groups")."""
+from __future__ import annotations
+
+import numpy as np
+
+from stages.group_pairs import shift_distances
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of the pairs (a, b): each image's smallest member index."""
+    label = np.arange(n)
+    while True:  # min-label propagation; converges in a few rounds on these short chains
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def bounded_clusters(images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray, radius: float,
+                     max_shift: int) -> np.ndarray:
+    """Cluster id of each image, joining images along accepted pairs (a, b) at distance d.
+
+    Two copies of one original can be 2 * max_shift pixels and about twice the threshold apart, so a cluster
+    is accepted when every member lies within `radius` of its representative at shifts up to 2 * max_shift.
+    A connected component that fails (a chain A~B~C~D through distinct images) is rebuilt closest pair
+    first, each merge checked the same way against the larger side's first image."""
+    n = len(images)
+    cluster = _components(n, a, b)
+    centre = representatives(cluster, a, b, d)
+    member = np.flatnonzero(centre != np.arange(n))
+    far, _ = shift_distances(images, member, centre[member], 2 * max_shift)
+    broken = np.unique(cluster[member[far > radius]])
+    if broken.size == 0:
+        return cluster
+    # distances between all members of each broken component, looked up during the rebuild; a component too
+    # large for a table (never seen in practice) has its distances computed merge by merge instead
+    inside = np.isin(cluster, broken)
+    position = np.zeros(n, np.int64)
+    table: dict[int, np.ndarray] = {}
+    pairs = []
+    for comp in broken.tolist():
+        nodes = np.flatnonzero(cluster == comp)
+        if len(nodes) <= 400:
+            position[nodes] = np.arange(len(nodes))
+            table[comp] = np.zeros((len(nodes), len(nodes)), np.float32)
+            p, q = np.triu_indices(len(nodes), 1)
+            pairs.append((comp, p, q, nodes))
+    if pairs:
+        gaps, _ = shift_distances(images, np.concatenate([nodes[p] for _, p, _, nodes in pairs]),
+                                  np.concatenate([nodes[q] for _, _, q, nodes in pairs]), 2 * max_shift)
+        start = 0
+        for comp, p, q, _ in pairs:
+            table[comp][p, q] = table[comp][q, p] = gaps[start:start + len(p)]
+            start += len(p)
+
+    def gap(comp: int, joining: list[int], big: int) -> float:
+        if comp in table:
+            return float(table[comp][position[joining], position[big]].max())
+        far, _ = shift_distances(images, np.array(joining), np.full(len(joining), big), 2 * max_shift)
+        return float(far.max())
+
+    parent = np.arange(n)
+    members: dict[int, list[int]] = {}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    redo = np.isin(cluster[a], broken)
+    for k in np.flatnonzero(redo)[np.argsort(d[redo], kind="stable")]:
+        ra, rb = find(int(a[k])), find(int(b[k]))
+        if ra == rb:
+            continue
+        big, small = (ra, rb) if len(members.get(ra, [ra])) >= len(members.get(rb, [rb])) else (rb, ra)
+        joining = members.get(small, [small])
+        if gap(int(cluster[big]), joining, big) <= radius:
+            parent[small] = big
+            members[big] = members.get(big, [big]) + joining
+            members.pop(small, None)
+    rebuilt = np.array([find(x) for x in range(n)])
+    cluster[inside] = rebuilt[inside]
+    return cluster
+
+
+def representatives(cluster: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The representative of each image's cluster: the member with most accepted pairs inside its cluster,
+    then the smallest total distance over them, then the lowest index (an original has its copies as
+    neighbours; two copies of it are further apart)."""
+    n = len(cluster)
+    inside = cluster[a] == cluster[b]
+    ends = np.r_[a[inside], b[inside]]
+    degree = np.bincount(ends, minlength=n)
+    total = np.bincount(ends, weights=np.r_[d[inside], d[inside]], minlength=n)
+    order = np.lexsort((np.arange(n), total, -degree, cluster))
+    first = np.r_[True, cluster[order][1:] != cluster[order][:-1]]
+    best = dict(zip(cluster[order][first].tolist(), order[first].tolist()))
+    return np.array([best[c] for c in cluster.tolist()], dtype=np.int64)

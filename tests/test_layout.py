@@ -1,0 +1,45 @@
+"""The layout keeps its promises: stages/ never imports pipeline/, dvc.yaml names each stage's function and every
+module it runs, and the paths in dvc.yaml are the ones the `twins` commands use."""
+import dataclasses
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+import yaml
+
+from pipeline.paths import PATHS
+
+ROOT = Path(__file__).resolve().parent.parent
+DVC_YAML = (ROOT / "dvc.yaml").read_text()
+STAGES = yaml.safe_load(DVC_YAML)["stages"]
+
+
+def test_the_import_contract_holds():
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_names_the_function_that_computes_it(stage):
+    comment = re.search(rf"^  {stage}:  # stages/(\w+)\.py: (\w+)", DVC_YAML, re.M)
+    assert comment, f"dvc.yaml's {stage} stage names no function"
+    module, function = comment.groups()
+    assert module == stage and callable(getattr(importlib.import_module(f"stages.{module}"), function))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_depends_on_every_module_its_code_imports(stage):
+    graph = grimp.build_graph("stages", exclude_type_checking_imports=True)
+    needed = {f"stages.{stage}"} | graph.find_upstream_modules(f"stages.{stage}")
+    listed = {dep[:-3].replace("/", ".") for dep in STAGES[stage]["deps"] if dep.startswith("stages/")}
+    assert listed == needed
+
+
+def test_dvc_yaml_uses_the_paths_the_commands_use():
+    assert yaml.safe_load(DVC_YAML)["vars"][0]["paths"] == dataclasses.asdict(PATHS)
