@@ -23,7 +23,7 @@ PY
 
 plant "1-based output" stages/aggregate.py 'str(int(i)) for i in sorted(indices)' 'str(int(i) + 1) for i in sorted(indices)'
 plant "descending output" stages/aggregate.py 'for i in sorted(indices))' 'for i in sorted(indices, reverse=True))'
-plant "labels reader accepts 2051" pipeline/idx.py 'read_idx(path, (LABELS_MAGIC,))' 'read_idx(path, (LABELS_MAGIC, GREY_MAGIC))'
+plant "labels reader accepts 2051" stages/decode_idx.py 'read_idx(path, (LABELS_MAGIC,))' 'read_idx(path, (LABELS_MAGIC, GREY_MAGIC))'
 plant "balancing ignored" stages/train.py 'weights = class_weights(labels, train_idx, n_classes, balance)' \
   'weights = class_weights(labels, train_idx, n_classes, False)'
 plant "fixed threshold ignored" stages/aggregate.py \
