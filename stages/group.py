@@ -21,10 +21,12 @@ import numpy as np
 
 from stages.artifact import Artifact, Field
 from stages.group_blanks import blank_scores
-from stages.group_candidates import forest_neighbours, shifted_descriptors, unique_images
+from stages.group_candidates import exhaustive_neighbours, forest_neighbours, shifted_descriptors, unique_images
 from stages.group_clusters import bounded_clusters, representatives
 from stages.group_pairs import noise_z, shift_distances
 from stages.labels import conflicting_groups
+
+SAMPLE_MATCHES = 32  # best descriptor matches of each sampled image whose exact distances are measured
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,9 @@ class GroupParams:
     n_trees, leaf_size: the random-projection forest that proposes candidates (more trees: fewer misses).
     grid: descriptor resolution (grid x grid box averages of the grey image).
     max_shift: largest shift in pixels (each axis) tried between a copy and its original.
-    seed: seeds the forest's random projections, so a run is reproducible."""
+    threshold_sample: the threshold is read from this many images (all, when there are fewer), each compared with
+        every image: exact distances to its best matches, so the threshold does not move with the forest's misses.
+    seed: seeds the forest's random projections and the threshold's sample, so a run is reproducible."""
 
     threshold_fraction: float = 0.35
     threshold_quantile: float = 0.75
@@ -58,6 +62,7 @@ class GroupParams:
     leaf_size: int = 16
     grid: int = 8
     max_shift: int = 1
+    threshold_sample: int = 1000
     seed: int = 0
 
     def __post_init__(self):
@@ -81,6 +86,8 @@ class GroupParams:
             raise ValueError(f"grid must lie in 2..32, got {self.grid}")
         if not 0 <= self.max_shift <= 3:
             raise ValueError(f"max_shift must lie in 0..3, got {self.max_shift}")
+        if not 10 <= self.threshold_sample <= 100_000:
+            raise ValueError(f"threshold_sample must lie in 10..100000, got {self.threshold_sample}")
         if not 0 <= self.seed <= 2**32 - 1:
             raise ValueError(f"seed must lie in 0..{2**32 - 1}, got {self.seed}")
 
@@ -109,16 +116,13 @@ def _threshold(nearest: np.ndarray, params: GroupParams) -> float:
     return float(params.threshold_fraction * np.quantile(nearest, params.threshold_quantile))
 
 
-def _nearest(n: int, a: np.ndarray, b: np.ndarray, d: np.ndarray, rank: int = 0) -> np.ndarray:
-    """Each image's rank-th smallest distance (0: nearest) over the given pairs (inf when it has fewer)."""
-    node, dist = np.r_[a, b], np.r_[d, d]
-    order = np.lexsort((dist, node))
-    node, dist = node[order], dist[order]
-    starts = np.searchsorted(node, np.arange(n))
-    counts = np.bincount(node, minlength=n)
-    out = np.full(n, np.inf)
-    has = counts > rank
-    out[has] = dist[starts[has] + rank]
+def _ranked(query: np.ndarray, d: np.ndarray, rank: int = 0) -> np.ndarray:
+    """Each query's rank-th smallest distance (0: nearest) over its rows of (query, d) (inf with fewer rows)."""
+    queries, start, count = np.unique(query, return_index=True, return_counts=True)
+    order = np.lexsort((d, query))
+    out = np.full(len(queries), np.inf)
+    has = count > rank
+    out[has] = d[order][start[has] + rank]
     return out
 
 
@@ -130,10 +134,13 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
         return np.arange(n), np.zeros(n, np.float32), 0.0
     descriptors = shifted_descriptors(images, params.grid, params.max_shift)
     i, j = forest_neighbours(descriptors, params.neighbours, params.n_trees, params.leaf_size, params.seed)
+    sample = np.random.default_rng(params.seed).permutation(n)[:params.threshold_sample]
+    q, m = exhaustive_neighbours(descriptors, np.sort(sample), SAMPLE_MATCHES)
     del descriptors
     pairs = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
     a, b = pairs // n, pairs % n
-    d, shift = shift_distances(images, a, b, params.max_shift)
+    d, shift = shift_distances(images, np.r_[a, q], np.r_[b, m], params.max_shift)  # one pass for both
+    d, shift, qd = d[:len(a)], shift[:len(a)], d[len(a):]  # qd: exact distances of the sample's best matches
     checked, noise_like = np.zeros(len(a), bool), np.zeros(len(a), bool)
 
     def accepted(threshold: float) -> np.ndarray:
@@ -150,11 +157,10 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
         cluster = bounded_clusters(images, a[ok], b[ok], d[ok], 2 * threshold, params.max_shift)
         return cluster, representatives(cluster, a[ok], b[ok], d[ok])
 
-    # Pass 1 finds the copies, with a threshold from each image's second-nearest distance (its nearest may be
-    # its twin); pass 2 reads it from the nearest distances between images that pass 1 left in different groups.
-    cluster, _ = clusters(_threshold(_nearest(n, a, b, d, rank=1), params))
-    between = cluster[a] != cluster[b]
-    threshold = _threshold(_nearest(n, a[between], b[between], d[between]), params)
+    # The threshold comes from the sample's exact nearest distances, in two passes (README, "How it works").
+    cluster, _ = clusters(_threshold(_ranked(q, qd, rank=1), params))
+    between = cluster[q] != cluster[m]
+    threshold = _threshold(_ranked(q[between], qd[between]), params)
     cluster, centre = clusters(threshold)
     dist = np.zeros(n, np.float32)
     member = np.flatnonzero(centre != np.arange(n))

@@ -122,3 +122,25 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
     starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
     rank = np.arange(len(i)) - np.repeat(starts, np.diff(np.r_[starts, len(i)]))
     return i[rank < k], j[rank < k]
+
+
+def exhaustive_neighbours(descriptors: np.ndarray, queries: np.ndarray, k: int,
+                          chunk: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """The k best matches of each query image among all images, by best-shift descriptor similarity, searched
+    exhaustively (no forest, so no misses): (query index repeated, match index), best first per query."""
+    n_shifts, n, _ = descriptors.shape
+    base = descriptors[n_shifts // 2]
+    k = min(k, n - 1)
+    best_sim = np.full((len(queries), 0), -np.inf, np.float32)
+    best_idx = np.zeros((len(queries), 0), np.int64)
+    for s0 in range(0, n, chunk):
+        columns = np.arange(s0, min(n, s0 + chunk))
+        sim = descriptors[0, queries] @ base[columns].T
+        for s in range(1, n_shifts):
+            np.maximum(sim, descriptors[s, queries] @ base[columns].T, out=sim)
+        sim[queries[:, None] == columns[None, :]] = -np.inf  # never itself
+        sim, idx = np.c_[best_sim, sim], np.c_[best_idx, np.broadcast_to(columns, sim.shape)]
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if sim.shape[1] > k else np.argsort(-sim, axis=1)
+        best_sim, best_idx = np.take_along_axis(sim, top, 1), np.take_along_axis(idx, top, 1)
+    order = np.argsort(-best_sim, axis=1, kind="stable")
+    return np.repeat(queries, k), np.take_along_axis(best_idx, order, 1).ravel()

@@ -7,18 +7,23 @@ import numpy as np
 from stages.group_pairs import shift_distances
 
 
-def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Connected components of the pairs (a, b): each image's smallest member index."""
-    label = np.arange(n)
-    while True:  # min-label propagation; converges in a few rounds on these short chains
-        low = np.minimum(label[a], label[b])
-        new = label.copy()
-        np.minimum.at(new, a, low)
-        np.minimum.at(new, b, low)
-        new = new[new]
-        if np.array_equal(new, label):
-            return label
-        label = new
+def find(parent: list[int], x: int) -> int:
+    """The root of x in a union-find forest (halving the path on the way): the one way images are joined."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of the pairs (a, b): each image's smallest member index (a root is always the smaller
+    of the two it joins, so each root is its component's smallest index)."""
+    parent = list(range(n))
+    for i, j in zip(a.tolist(), b.tolist()):
+        ri, rj = find(parent, i), find(parent, j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    return np.array([find(parent, x) for x in range(n)], np.int64)
 
 
 def bounded_clusters(images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray, radius: float,
@@ -30,7 +35,7 @@ def bounded_clusters(images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.nda
     A connected component that fails (a chain A~B~C~D through distinct images) is rebuilt closest pair
     first, each merge checked the same way against the larger side's first image."""
     n = len(images)
-    cluster = _components(n, a, b)
+    cluster = components(n, a, b)
     centre = representatives(cluster, a, b, d)
     member = np.flatnonzero(centre != np.arange(n))
     far, _ = shift_distances(images, member, centre[member], 2 * max_shift)
@@ -64,18 +69,12 @@ def bounded_clusters(images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.nda
         far, _ = shift_distances(images, np.array(joining), np.full(len(joining), big), 2 * max_shift)
         return float(far.max())
 
-    parent = np.arange(n)
+    parent = list(range(n))
     members: dict[int, list[int]] = {}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
     redo = np.isin(cluster[a], broken)
     for k in np.flatnonzero(redo)[np.argsort(d[redo], kind="stable")]:
-        ra, rb = find(int(a[k])), find(int(b[k]))
+        ra, rb = find(parent, int(a[k])), find(parent, int(b[k]))
         if ra == rb:
             continue
         big, small = (ra, rb) if len(members.get(ra, [ra])) >= len(members.get(rb, [rb])) else (rb, ra)
@@ -84,7 +83,7 @@ def bounded_clusters(images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.nda
             parent[small] = big
             members[big] = members.get(big, [big]) + joining
             members.pop(small, None)
-    rebuilt = np.array([find(x) for x in range(n)])
+    rebuilt = np.array([find(parent, x) for x in range(n)])
     cluster[inside] = rebuilt[inside]
     return cluster
 
