@@ -1,19 +1,10 @@
-"""Stage 4, aggregate: out-of-bag evidence in, a decision for every sample out.
+"""Stage 4, aggregate: out-of-bag evidence in, a decision for every sample out (README, "How it works: 4.
+aggregate").
 
-Two rules, one per kind of suspect:
-- A twin group whose members carry different labels is an open question with an answer: the label with the
-  strongest evidence wins, and every member with another label is flagged. The evidence for a label is its
-  calibrated log out-of-bag probability, averaged over the group's members (every member is the same picture, so
-  each is one more look at it), plus the log of how many members carry it (each member is as likely as any other
-  to be the original). Groups whose members agree are never flagged for being duplicates.
-- Any other sample is flagged only on strong evidence: every member that scored it predicted another label, and
-  the calibrated probability of its own label is below a threshold picked from the data: the point where the
-  sample is more likely mislabelled than not, given the share of wrong labels the data itself shows (see
-  estimate_noise_rate and pick_threshold).
-When the members are right less often than nearest neighbours on the clean samples both scored (a time budget cut
-them short), the neighbours' evidence decides the twin groups instead, and nothing is flagged on evidence alone:
-weak evidence is trusted with no more flags than the conflicting twin groups call for (choose_evidence).
-"""
+choose_evidence picks the members' or the nearest neighbours' evidence; decide settles every conflicting twin
+group by it and flags other samples only below a threshold read from the data (fit_noise_model, pick_threshold)
+or by the per-class counts (wrong_label_counts). result_tables and summary_metrics are what the results folder
+and metrics.json hold."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,16 +23,14 @@ TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for unde
 class AggregateParams:
     """min_posterior: flag a sample without a conflicting twin when its estimated probability of carrying a wrong
     label exceeds this (see pick_threshold). 0.5 would make the fewest errors in expectation were the noise model
-    exact; 0.7 leaves room for its mistakes (on 8 planted notMNIST cases: 5.62 -> 5.25 errors a case, MNIST
-    unchanged). Higher is more cautious.
+    exact; 0.7 leaves room for its mistakes (BENCHMARKS.md, "Aggregate rule"). Higher is more cautious.
     threshold: a fixed threshold on the calibrated probability instead (null: picked from the data).
     max_threshold: the most the data-picked threshold may be.
     min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all).
     flag_without_twin: flag samples without a conflicting twin at all (false: only the losers of twin groups, as
     hw02.py does by default, since in the graded setting every mislabelled sample has a twin).
     per_class_counts: also flag, per given class, as many of its lowest-scoring samples as wrong_label_counts
-    counts wrong labels in it (noise that flows into one class), below max_threshold. On 165 digits they find
-    more mislabelled samples without a twin and flag a few more odd clean digits (BENCHMARKS.md)."""
+    counts wrong labels in it (noise that flows into one class), below max_threshold."""
 
     min_posterior: float = 0.7
     threshold: float | None = None

@@ -1,17 +1,8 @@
-"""Stage 2, group: put every image in a group with its exact and near-identical copies.
+"""Stage 2, group: every image in a group with its exact and near-identical copies (README, "How it works: 2. group").
 
-A copy may carry pixel noise (sigma up to 8 grey levels), a brightness/contrast change (up to +-12%) and a
-one-pixel shift. Exact copies are found by their bytes. Near copies (see pipeline/near_duplicates.py):
-candidate pairs from a random-projection forest over shifted 8 x 8 descriptors, then two checks per pair,
-  shape:  Pearson distance over the overlap, minimised over shifts, at most the threshold;
-  noise:  what is left after fitting brightness/contrast looks like white noise of a copy's strength,
-          not a missing stroke (notMNIST's E and F of one font are close in shape, but not this).
-The threshold comes from the data: a fraction of a quantile of the nearest-neighbour distances between
-images that are not copies of each other (found in a first pass, so a set full of twins does not drag the
-threshold down). Clusters grow closest pair first but every member must stay near the representative, so
-a chain of near matches does not merge distinct images. Blank images (one grey level plus noise) have no
-shape to compare; they are grouped by level instead.
-"""
+group_images runs the steps in order: exact copies (group_candidates.unique_images), blanks (group_blanks),
+candidate pairs (group_candidates), pair checks (group_pairs), the threshold (_shape_groups) and clusters
+(group_clusters)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -33,14 +24,13 @@ SAMPLE_MATCHES = 32  # best descriptor matches of each sampled image whose exact
 class GroupParams:
     """threshold_fraction, threshold_quantile: the shape threshold is threshold_fraction times the
         threshold_quantile quantile of the nearest-neighbour distances between distinct images. A high
-        quantile stays put when many images have twins. (MNIST: copies sit below 0.2; the nearest other
-        digit is 0.5 away at the median, 0.58 at the 75th percentile, so the threshold is 0.21.)
+        quantile stays put when many images have twins; the fraction keeps copies (a few tenths of the
+        distance between distinct images) inside and distinct images out.
     max_noise_z: a pair only matches when its residual's largest local mean is at most this many standard
         errors (white noise reaches about 3.5; a missing bar tens). Also decides which images are blank.
-    max_noise_sigma: ...and when the residual's noise level is at most this many grey levels. Our test copies
-        carry noise of sigma up to 8; 24 still groups copies with sigma up to 20 (16 let 40% of those through
-        ungrouped), while two renderings of one glyph, or two writers' digits, mostly differ by more along
-        every stroke (on the 10,000 MNIST test digits 24 merges 3 pairs of distinct digits, each pair of one class).
+    max_noise_sigma: ...and when the residual's noise level is at most this many grey levels: room for copies
+        noisier than our test copies (sigma up to 8), while two renderings of one glyph, or two writers' digits,
+        mostly differ by more along every stroke (BENCHMARKS.md, "Group stage").
     blank_tolerance: blank images (one grey level plus noise) have no shape, only a level; two blanks are
         copies when their channel means differ by at most this fraction of 255 (a +-12% brightness and
         contrast change moves a level by up to 24% of the range).

@@ -1,13 +1,10 @@
-"""Stage 3, train: an ensemble of subset models whose every prediction is out of bag, twins included.
+"""Stage 3, train: an ensemble of subset models whose every prediction is out of bag, twins included (README,
+"How it works: 3. train").
 
-Members come in rounds. Each round splits the groups whose labels agree into `folds` parts at random (whole groups,
-so a sample and its copies are always on the same side); each member of the round trains on all parts but one and
-scores the part it left out. Groups whose members disagree on the label (the open questions) never train anyone,
-so every member scores them. After one round every sample has at least one out-of-bag prediction; further rounds
-add evidence while the member count and the time budget allow. Before any member trains, nearest neighbours give
-evidence that needs no training (see nearest_neighbour_probs): the aggregate stage falls back on it when the time
-budget left the members too weak to trust.
-"""
+Members come in rounds. Each round splits the groups into folds at random (whole groups, so a sample and its copies
+are always on the same side); each member trains on all folds but one and scores the one it left out. Groups whose
+members disagree on the label never train anyone (unless they are the rule: trains_through_conflicts), so every
+member scores them. Nearest neighbours give evidence before any member trains (nearest_neighbour_probs)."""
 from __future__ import annotations
 
 import contextlib
@@ -44,8 +41,8 @@ class TrainParams:
     n_models: the most members to train (a time budget may stop earlier, never before every sample is scored).
     train_fraction: the share of groups each member trains on; members come in rounds of round(1 / (1 - f)).
     epochs: passes over a member's training set; min_steps: the fewest optimiser steps, so tiny sets train enough.
-    batch_size, learning_rate, weight_decay: AdamW on a one-cycle schedule that peaks at learning_rate (0.006: on
-    ~100 training images 0.002 decided more twin groups wrongly, 0.78% against 0.61%; BENCHMARKS.md).
+    batch_size, learning_rate, weight_decay: AdamW on a one-cycle schedule that peaks at learning_rate
+    (BENCHMARKS.md, "Twin decisions by training recipe").
     max_shift: random shift of up to this many pixels per training image (conv models; 0 for none).
     augment: "shift" (random shifts only) or "affine" (shifts plus rotations and scalings).
     max_rotation, max_scale: with "affine", the largest rotation (degrees) and scaling (+- fraction) drawn.
