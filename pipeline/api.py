@@ -31,7 +31,11 @@ class Issues:
     """Per sample (N rows each), and what decided. Labels are ids; class_names names them where given."""
 
     flagged: np.ndarray  # bool (N,): suspected of carrying a wrong label
-    reason: np.ndarray  # str (N,): "twin" (lost its conflicting twin group), "evidence" (no twin), or ""
+    reason: np.ndarray  # str (N,): "twin" (lost its conflicting twin group), "evidence" (no twin), "outlier",
+    #                     "odd", or ""
+    outlier: np.ndarray  # bool (N,): belongs to no class (not a wrong label: remove it rather than relabel it)
+    outlier_score: np.ndarray  # float (N,): how unlike every class it looks (nan where nobody scored)
+    odd: np.ndarray  # str (N,): broken images: "blank", "noise", "saturated", or ""
     given: np.ndarray  # int64 (N,)
     suggested: np.ndarray  # int64 (N,): the label the evidence favours
     score: np.ndarray  # float (N,): mean out-of-bag probability of the given label (nan where nobody scored)
@@ -58,8 +62,8 @@ def find_issues(images, labels, *, params: dict[str, dict[str, Any]] | None = No
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], deadline=deadline)
     d = run.decisions
-    return Issues(d.flagged, d.reason, label_ids, d.suggested, d.score, run.groups.group, class_names, d.evidence,
-                  d.note)
+    return Issues(d.flagged, d.reason, d.outlier, d.outlier_score, d.odd, label_ids, d.suggested, d.score,
+                  run.groups.group, class_names, d.evidence, d.note)
 
 
 __all__ = ["Issues", "find_issues"]

@@ -46,17 +46,18 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
         f"threshold {groups.threshold:.4g}, {seconds['group']:.2f} s")
 
     start = time.monotonic()
-    oob = train_ensemble(images, labels, groups.group, train_params, deadline=deadline)
+    oob = train_ensemble(images, labels, groups.group, train_params, deadline=deadline, keep_out=groups.odd != "")
     seconds["train"] = time.monotonic() - start
     log(f"train: {describe_training(oob, train_params.model)}, {seconds['train']:.2f} s")
 
     start = time.monotonic()
     decisions = decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, aggregate_params,
-                       oob.nn_prob, oob.nn_scored, oob.through_conflicts)
+                       oob.nn_prob, oob.nn_scored, oob.through_conflicts, oob.strange_sum, groups.odd)
     seconds["aggregate"] = time.monotonic() - start
     log(f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
         f"{int((decisions.reason == 'evidence').sum())} on strong evidence (estimated share of wrong labels "
-        f"{decisions.noise_rate:.3g}, threshold {decisions.threshold:.4g})")
+        f"{decisions.noise_rate:.3g}, threshold {decisions.threshold:.4g}); {int(decisions.outlier.sum())} "
+        f"outliers, {int((decisions.odd != '').sum())} odd images")
     if decisions.note:
         log(f"note: {decisions.note}")
     return RunResult(groups, oob, decisions, seconds)

@@ -46,7 +46,8 @@ def train(params: TrainParams, paths: Paths = PATHS) -> TrainResult:
     data = load(paths.decoded, Dataset)
     groups = load(paths.groups, GroupResult, len(data.labels))
     start = time.monotonic()
-    result = train_ensemble(data.images, data.labels, groups.group, params, progress_lines=True)
+    result = train_ensemble(data.images, data.labels, groups.group, params, progress_lines=True,
+                            keep_out=groups.odd != "")
     save(paths.oob, result)
     seconds = result.member_seconds
     write_timing(paths.timing("train"), seconds=time.monotonic() - start, members=len(seconds),
@@ -73,7 +74,7 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
         raise InputError(paths.oob, f"holds {oob.prob_sum.shape[1]} classes, the labels {data.labels.max() + 1} "
                                     f"(run 'twins train' again)")
     decisions = decide(data.labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, params, oob.nn_prob,
-                       oob.nn_scored, oob.through_conflicts)
+                       oob.nn_scored, oob.through_conflicts, oob.strange_sum, groups.odd)
     save(paths.decisions, decisions)
     seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
     write_results(decisions, data, groups.group, seconds, paths.results, paths.metrics)

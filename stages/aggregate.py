@@ -15,6 +15,7 @@ from stages.artifact import Artifact, Field
 from stages.labels import class_name, conflicting_groups
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
+FENCE = 1.5  # outliers lie this many interquartile ranges above the upper quartile of the outlier scores (Tukey's rule)
 MAX_NOISE_RATE = 0.5  # past this estimated share of wrong labels, flags without a twin stop (see decide)
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
@@ -62,12 +63,18 @@ class Decisions(Artifact):
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
     evidence: str  # what decided: "members" (the trained ensemble) or "neighbours"
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
+    outlier_score: np.ndarray  # float (N,): how unlike every class a sample looks (outlier_scores; nan: unscored)
+    outlier_threshold: float  # above it a sample is an outlier (inf: none looked for)
+    outlier: np.ndarray  # bool (N,): belongs to no class: not a wrong label, decides no twin group
+    odd: np.ndarray  # str (N,): the group stage's broken images ("blank", "noise", "saturated"), else ""
 
     STAGE = "aggregate"
     FIELDS = {"score": Field("f", 1, True), "calibrated": Field("f", 1, True), "disagreement": Field("f", 1, True),
               "suggested": Field("iu", 1, True), "flagged": Field("b", 1, True), "reason": Field("U", 1, True),
               "threshold": Field("f", 0), "noise_rate": Field("f", 0), "temperature": Field("f", 0),
-              "note": Field("U", 0), "evidence": Field("U", 0), "wrong_by_class": Field("f", 1)}
+              "note": Field("U", 0), "evidence": Field("U", 0), "wrong_by_class": Field("f", 1),
+              "outlier_score": Field("f", 1, True), "outlier_threshold": Field("f", 0),
+              "outlier": Field("b", 1, True), "odd": Field("U", 1, True)}
 
 
 def group_members(group: np.ndarray) -> list[np.ndarray]:
@@ -188,13 +195,43 @@ def pick_threshold(noise_rate: float, n_classes: int, params: AggregateParams) -
     return min(params.max_threshold, a / (a + b))
 
 
+def outlier_scores(mean_prob: np.ndarray, strangeness: np.ndarray) -> np.ndarray:
+    """How unlike every class each sample looks (README, "How it works": outliers and odd images): the log-odds of
+    the members' spread over the classes (entropy of the mean out-of-bag probabilities over its largest, log K)
+    plus the log of its strangeness (train.feature_distances, averaged over the members that scored it). nan where
+    unscored."""
+    k = mean_prob.shape[1]
+    if k < 2:
+        return np.full(len(mean_prob), np.nan)
+    p = np.clip(mean_prob, 1e-12, 1)
+    spread = np.clip(-(p * np.log(p)).sum(1) / np.log(k), 1e-6, 1 - 1e-6)
+    return np.log(spread / (1 - spread)) + np.log(np.maximum(strangeness, 1e-6))
+
+
+def outlier_fence(scores: np.ndarray) -> float:
+    """Tukey's far fence read from the data: the upper quartile plus FENCE interquartile ranges (inf for no data)."""
+    scores = scores[np.isfinite(scores)]
+    if scores.size < 8:
+        return np.inf
+    q1, q3 = np.quantile(scores, [0.25, 0.75])
+    return float(q3 + FENCE * (q3 - q1))
+
+
 def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray, votes: np.ndarray,
            params: AggregateParams, nn_prob: np.ndarray | None = None, nn_scored: np.ndarray | None = None,
-           through_conflicts: bool = False) -> Decisions:
+           through_conflicts: bool = False, strange_sum: np.ndarray | None = None,
+           odd: np.ndarray | None = None) -> Decisions:
     """Flag the suspects. Inputs are the group stage's ids and the train stage's out-of-bag sums: prob_sum
     float (N, K), n_scored int (N,), votes int (N, K), and its nearest-neighbour evidence nn_prob float (N, K)
     with nn_scored bool (N,) (optional: without them the members decide whatever their strength);
-    through_conflicts: whether the members trained on the conflicting groups too."""
+    through_conflicts: whether the members trained on the conflicting groups too; strange_sum float (N,): the train
+    stage's feature distances (without them no outliers are looked for); odd str (N,): the group stage's broken
+    images. Outliers and odd images are set apart first: they are no wrong labels and decide no twin group."""
+    # Outliers are read from the members whichever evidence decides the labels: what they learnt is what a
+    # stranger is unlike.
+    by_members = n_scored > 0
+    members_prob = prob_sum[by_members] / n_scored[by_members, None]
+    members_strangeness = None if strange_sum is None else strange_sum[by_members] / n_scored[by_members]
     prob_sum, n_scored, votes, decided_by, weak_note = choose_evidence(labels, group, prob_sum, n_scored, votes,
                                                                      nn_prob, nn_scored)
     n = len(labels)
@@ -207,6 +244,15 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
                          labels)
     flagged = np.zeros(n, bool)
     reason = np.full(n, "", dtype="<U8")
+    odd = np.full(n, "") if odd is None else np.asarray(odd)
+    outlier_score, fence = np.full(n, np.nan), np.inf
+    if members_strangeness is not None and by_members.any():
+        outlier_score[by_members] = outlier_scores(members_prob, members_strangeness)
+        fence = outlier_fence(outlier_score[by_members & (odd == "")])
+    outlier = (np.nan_to_num(outlier_score, nan=-np.inf) > fence) & (odd == "")
+    reason[outlier] = "outlier"
+    reason[odd != ""] = "odd"
+    apart = outlier | (odd != "")
 
     note = ""
     if len(np.unique(labels)) < 2:
@@ -218,7 +264,7 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
 
     # Open questions: groups whose members disagree (and that some member scored).
     log_prob = np.log(np.nan_to_num(mean_prob, nan=1.0) + EPS)
-    open_questions = [members for members in group_members(group)
+    open_questions = [members for members in (m[~apart[m]] for m in group_members(group))
                       if scored[members].any() and len(np.unique(labels[members])) > 1]
     conflicted = np.zeros(n, bool)
     for members in open_questions:
@@ -226,8 +272,8 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
 
     # The calibration is fitted on everyone else, whose labels no twin contradicts; where the members trained
     # through the conflicts (evil twins en masse), on everyone, whose copies' labels the noise model then explains.
-    alone = scored & ~conflicted
-    fitted = scored if through_conflicts else alone
+    alone = scored & ~conflicted & ~apart
+    fitted = scored & ~apart if through_conflicts else alone
     n_classes = len(np.unique(labels))
     temperature, noise_rate = fit_noise_model(log_prob[fitted], labels[fitted], n_classes)
 
@@ -276,15 +322,17 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     flagged |= strong
     reason[strong] = "evidence"
     return Decisions(score, calibrated, disagreement, suggested.astype(np.int64), flagged, reason, float(threshold),
-                     noise_rate, temperature, note, decided_by, wrong_by_class)
+                     noise_rate, temperature, note, decided_by, wrong_by_class, outlier_score, fence, outlier,
+                     odd.astype(str))
 
 
 def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, class_names: list[str] | None = None,
                   paths: list[str] | None = None, skipped: list[str] | None = None) -> dict[str, str]:
-    """The texts of the results folder, by file name: suspects.txt (the graded line), samples.csv (one row per
-    sample), issues.csv (the flagged samples, most certain first: lowest out-of-bag probability of their label)
-    and skipped.txt (the unreadable files decode left out, one per line). With class names, labels are written
-    as names; with source paths, each row names its file."""
+    """The texts of the results folder, by file name: suspects.txt (the graded line: wrong labels only),
+    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: lowest out-of-bag
+    probability of their label; then the outliers, strangest first; then the odd images) and skipped.txt (the
+    unreadable files decode left out, one per line). With class names, labels are written as names; with source
+    paths, each row names its file."""
     import csv
     import io
 
@@ -302,14 +350,17 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
     texts = {"suspects.txt": format_indices(np.flatnonzero(decisions.flagged)) + "\n",
              "skipped.txt": "".join(f"{path}\n" for path in skipped or [])}
     header = ["index", "path", "given", "suggested", "score", "calibrated", "disagreement", "group", "twins",
-              "flagged", "reason"]
-    rows = [[i, paths[i] if paths else "", name(int(labels[i])), name(int(decisions.suggested[i])),
+              "flagged", "reason", "outlier_score", "odd"]
+    apart = decisions.outlier | (decisions.odd != "")  # no suggested label: they belong to no class
+    rows = [[i, paths[i] if paths else "", name(int(labels[i])), "" if apart[i] else name(int(decisions.suggested[i])),
              number(decisions.score[i]), number(decisions.calibrated[i]), number(decisions.disagreement[i]),
-             int(group[i]), twins.get(i, ""), int(decisions.flagged[i]), decisions.reason[i]]
+             int(group[i]), twins.get(i, ""), int(decisions.flagged[i]), decisions.reason[i],
+             number(decisions.outlier_score[i]), decisions.odd[i]]
             for i in range(len(labels))]
-    for file, chosen in (("samples.csv", range(len(labels))),
-                         ("issues.csv", sorted(np.flatnonzero(decisions.flagged),
-                                               key=lambda i: np.nan_to_num(decisions.score[i], nan=1.0)))):
+    issues = (sorted(np.flatnonzero(decisions.flagged), key=lambda i: np.nan_to_num(decisions.score[i], nan=1.0))
+              + sorted(np.flatnonzero(decisions.outlier), key=lambda i: -decisions.outlier_score[i])
+              + np.flatnonzero(decisions.odd != "").tolist())
+    for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", issues)):
         table = io.StringIO()
         writer = csv.writer(table, lineterminator="\n")
         writer.writerow(header)
@@ -339,6 +390,9 @@ def summary_metrics(decisions: Decisions, labels: np.ndarray, group: np.ndarray,
         "flagged_by_class": {name(c): int((decisions.flagged & (labels == c)).sum()) for c in range(n_classes)},
         "estimated_wrong_by_class": {name(c): round(float(count), 1)
                                      for c, count in enumerate(decisions.wrong_by_class)},
+        "outliers": int(decisions.outlier.sum()),
+        "outlier_threshold": decisions.outlier_threshold if np.isfinite(decisions.outlier_threshold) else None,
+        "odd": {kind: int((decisions.odd == kind).sum()) for kind in ("blank", "noise", "saturated")},
         "threshold": decisions.threshold,
         "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,

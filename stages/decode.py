@@ -70,7 +70,8 @@ def decode(params: DecodeParams) -> Dataset:
     """The stage: the checked data set, with its sources' checksums (what the artifact records)."""
     dataset = read_dataset(params)
     dataset.images_sha256 = fingerprint(params.images)
-    dataset.labels_sha256 = fingerprint(params.labels) if kind_of(params.images) in ("idx", "npy") and params.labels else ""
+    separate_labels = kind_of(params.images) in ("idx", "npy") and params.labels
+    dataset.labels_sha256 = fingerprint(params.labels) if separate_labels else ""
     return dataset
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stages.artifact import Artifact, Field
-from stages.group_blanks import blank_scores
+from stages.group_blanks import blank_scores, odd_kinds
 from stages.group_candidates import exhaustive_neighbours, forest_neighbours, shifted_descriptors, unique_images
 from stages.group_clusters import bounded_clusters, representatives
 from stages.group_pairs import noise_z, shift_distances
@@ -93,10 +93,12 @@ class GroupResult(Artifact):
     representative: np.ndarray  # int64 (G,): sample index of each group's representative
     exact: np.ndarray  # int64 (N,): exact-copy class (identical bytes), numbered by first appearance
     blank: np.ndarray  # bool (N,): image is one grey level plus noise
+    odd: np.ndarray  # str (N,): "blank", "noise", "saturated" (broken: kept out of training), or ""
 
     STAGE = "group"
     FIELDS = {"group": Field("iu", 1, True), "distance": Field("f", 1, True), "threshold": Field("f", 0),
-              "representative": Field("iu", 1), "exact": Field("iu", 1, True), "blank": Field("b", 1, True)}
+              "representative": Field("iu", 1), "exact": Field("iu", 1, True), "blank": Field("b", 1, True),
+              "odd": Field("U", 1, True)}
 
 
 def _threshold(nearest: np.ndarray, params: GroupParams) -> float:
@@ -200,7 +202,7 @@ def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
     representative = np.empty(group.max() + 1, np.int64)
     representative[group] = first[centre[exact]]
     return GroupResult(group=group, distance=dist[exact], threshold=threshold, representative=representative,
-                       exact=exact, blank=blank[exact])
+                       exact=exact, blank=blank[exact], odd=odd_kinds(unique, blank)[exact])
 
 
 def summarize(group: np.ndarray, labels: np.ndarray) -> dict:

@@ -1,10 +1,15 @@
-"""The group stage's blank images: one grey level plus noise, with no shape to compare (README, "How it works:
-twin groups"). They are grouped by level instead."""
+"""The group stage's blank and broken images (README, "How it works": 2. group, and outliers and odd images).
+
+Blanks (one grey level plus noise) have no shape to compare and are grouped by level instead; blanks, pure noise and
+washed-out images are also reported as odd and kept out of training."""
 from __future__ import annotations
 
 import numpy as np
 
 from stages.group_pairs import clipped_model, local_excess, normal_cdf
+
+MAX_NOISE_CORRELATION = 0.15  # below this, neighbouring pixels do not correlate as a picture's do: noise
+SATURATED_SHARE = 0.98  # an image with at least this share of its pixels at 250 or above is washed out
 
 
 def blank_scores(images: np.ndarray, max_z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -48,3 +53,19 @@ def _clipped_level(q: np.ndarray, iterations: int = 50) -> tuple[np.ndarray, np.
         level = first.mean(axis=1)
         sigma = np.sqrt(np.maximum(second.mean(axis=1) - level ** 2, 0.25))
     return level, sigma
+
+
+def odd_kinds(images: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """What is broken about each image, from its pixels alone: "blank" (given: one grey level plus noise), "noise"
+    (neighbouring pixels do not correlate), "saturated" (washed out to white), or "" (a picture)."""
+    x = images.astype(np.float32)
+    x -= x.mean(axis=(1, 2, 3), keepdims=True)
+    pairs = [(x[:, 1:] * x[:, :-1], x[:, 1:] ** 2), (x[:, :, 1:] * x[:, :, :-1], x[:, :, 1:] ** 2)]
+    together = sum(p.sum(axis=(1, 2, 3)) for p, _ in pairs)
+    spread = sum(q.sum(axis=(1, 2, 3)) for _, q in pairs)
+    correlation = np.where(spread > 0, together / np.maximum(spread, 1e-6), 1.0)
+    kind = np.full(len(images), "", dtype="<U9")
+    kind[(images >= 250).mean(axis=(1, 2, 3)) >= SATURATED_SHARE] = "saturated"
+    kind[correlation < MAX_NOISE_CORRELATION] = "noise"
+    kind[blank] = "blank"
+    return kind

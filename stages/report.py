@@ -6,6 +6,8 @@
 - confusion.png and confusion.csv: given against suggested label over the whole data set (the estimated noise).
 - classes.csv: per given class, its samples, how many were flagged and how many wrong labels the aggregate stage
   estimated in it, drawn by `dvc plots` as bars: noise that flows into one class stands out.
+- outliers.png: the outliers, strangest first, then the odd images (blank, noise, saturated).
+- map.png: every sample on a 2-D map of what the members make of it, wrong labels, twins and outliers marked.
 - loss.csv and loss.png: the ensemble members' training loss, mean and spread.
 
 Figures are built as matplotlib Figure objects without pyplot, so no backend (let alone a GUI) is ever chosen:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # the result types draw() reads; the report needs none of the
     from stages.train import TrainResult
 
 FLAG_COLOUR = "#d62728"
+OUTLIER_COLOUR = "#ff7f0e"
 TWIN_COLOUR = "#7f7f7f"
 BAND_COLOUR = "#e8e8e8"
 TILE_INCHES = (1.1, 1.45)  # width, height: the image plus a two-line caption
@@ -183,6 +186,64 @@ def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray,
             spine.set_linewidth(3 if t.flagged else 1)
         if t.hidden:
             ax.set_xlabel(f"+{t.hidden} more", fontsize=7, labelpad=1, color="#444444")
+    return fig
+
+
+def strangers_figure(images: np.ndarray, given: np.ndarray, decisions: Decisions, columns: int, most: int,
+                     class_names: list[str] | None = None):
+    """The outliers, strangest first, then the odd images: each captioned with its index, given label and outlier
+    score (or what is broken about it). None when there are neither."""
+    from matplotlib.figure import Figure
+
+    outliers = np.flatnonzero(decisions.outlier)
+    shown = (outliers[np.argsort(-decisions.outlier_score[outliers], kind="stable")].tolist()
+             + np.flatnonzero(decisions.odd != "").tolist())[:most]
+    if not shown:
+        return None
+    columns = min(columns, len(shown))
+    rows = math.ceil(len(shown) / columns)
+    fig = Figure(figsize=(columns * TILE_INCHES[0], rows * TILE_INCHES[1] + HEADER_INCHES))
+    fig.suptitle(f"{len(outliers)} outliers (belong to no class), {int((decisions.odd != '').sum())} odd images"
+                 + (f"; the first {most}" if len(shown) == most else ""), fontsize=10)
+    for k, index in enumerate(shown):
+        ax = fig.add_subplot(rows, columns, k + 1)
+        _show(ax, images[index])
+        note = decisions.odd[index] or f"score {decisions.outlier_score[index]:.2f}"
+        ax.set_title(f"#{index} {label_name(given[index], class_names)}\n{note}", fontsize=8, pad=2,
+                     color=OUTLIER_COLOUR)
+    fig.subplots_adjust(top=1 - HEADER_INCHES / fig.get_figheight(), hspace=0.6)
+    return fig
+
+
+def map_figure(mean_prob: np.ndarray, group: np.ndarray, decisions: Decisions):
+    """Every scored sample on a 2-D map: the first two principal components of its log mean out-of-bag class
+    probabilities (the members' last layer, the one space every sample is scored in). Wrong labels, samples with
+    twins, outliers and odd images are marked, so a person sees where each flag sits."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 6))
+    ax = fig.add_subplot()
+    scored = np.flatnonzero(np.isfinite(mean_prob).all(1))
+    if scored.size < 3:
+        ax.set_title("too few scored samples for a map")
+        return fig
+    x = np.log(np.clip(mean_prob[scored], 1e-6, 1))
+    x -= x.mean(0)
+    _, _, axes = np.linalg.svd(x, full_matrices=False)
+    xy = x @ axes[:2].T
+    twins = np.bincount(group)[group[scored]] > 1
+    marks = [(np.ones(len(scored), bool), dict(s=8, c="#c8c8c8", label="sample")),
+             (twins, dict(s=18, facecolors="none", edgecolors=TWIN_COLOUR, label="has a twin")),
+             (decisions.flagged[scored], dict(s=30, c=FLAG_COLOUR, marker="x", label="wrong label")),
+             (decisions.outlier[scored], dict(s=30, c=OUTLIER_COLOUR, marker="^", label="outlier")),
+             (decisions.odd[scored] != "", dict(s=30, c="black", marker="s", label="odd image"))]
+    for chosen, style in marks:
+        if chosen.any():
+            ax.scatter(xy[chosen, 0], xy[chosen, 1], **style)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("The samples by what the members make of them (first two principal components)", fontsize=10)
     return fig
 
 
@@ -379,6 +440,11 @@ def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisi
                                        params.dpi)
     files["confusion.csv"] = confusion_csv(given, suggested, names)
     files["classes.csv"] = class_csv(given, flagged, decisions.wrong_by_class, names)
+    strangers = strangers_figure(images, given, decisions, params.columns, params.tiles_per_page, names)
+    files["outliers.png"] = png_bytes(strangers if strangers is not None else
+                                      message_figure("no outliers and no odd images", "Outliers"), params.dpi)
+    mean_prob = oob.prob_sum / np.where(oob.n_scored > 0, oob.n_scored, np.nan)[:, None]
+    files["map.png"] = png_bytes(map_figure(mean_prob, group, decisions), params.dpi)
     files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
     files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)
     return files

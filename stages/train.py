@@ -33,6 +33,8 @@ NEIGHBOURS = 3  # a class's evidence is the mean similarity to its NEIGHBOURS mo
 NEIGHBOUR_REFS = 2000  # at most this many training images to compare with (a random subset beyond)
 DOMINANT_RATIO = 3.0  # balance_classes "auto": balance where the largest class outnumbers the median class this much
 NEIGHBOUR_CHECKS = 1000  # at most this many clean samples scored, to measure how often neighbours are right
+STRANGER_K = 10  # a scored image's strangeness: mean feature distance to this many nearest training images ...
+STRANGER_REFS = 5000  # ... among at most this many of the member's training images (a random subset beyond)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class TrainParams:
     train_fraction: the share of groups each member trains on; members come in rounds of round(1 / (1 - f)).
     epochs: passes over a member's training set; min_steps: the fewest optimiser steps, so tiny sets train enough.
     batch_size, learning_rate, weight_decay: AdamW on a one-cycle schedule that peaks at learning_rate
-    (BENCHMARKS.md, "Twin decisions by training recipe").
+    (BENCHMARKS.md, "Twin decisions by recipe").
     max_shift: random shift of up to this many pixels per training image (conv models; 0 for none).
     augment: "shift" (random shifts only) or "affine" (shifts plus rotations and scalings).
     max_rotation, max_scale: with "affine", the largest rotation (degrees) and scaling (+- fraction) drawn.
@@ -130,12 +132,13 @@ class TrainResult(Artifact):
     member_steps: np.ndarray  # int64 (M,): optimiser steps each member took (fewer than planned when time ran short)
     nn_prob: np.ndarray  # float64 (N, K): nearest-neighbour class probabilities (zero rows where not computed)
     nn_scored: np.ndarray  # bool (N,): rows of nn_prob computed (every open question, some clean samples)
+    strange_sum: np.ndarray  # float64 (N,): feature_distances summed over the members that scored each sample
     through_conflicts: bool = False  # did members train on the conflicting groups too (trains_through_conflicts)?
 
     STAGE = "train"
     FIELDS = {"prob_sum": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
               "loss_curves": Field("f", 2), "member_steps": Field("iu", 1), "nn_prob": Field("f", 2, True),
-              "nn_scored": Field("b", 1, True), "through_conflicts": Field("b", 0)}
+              "nn_scored": Field("b", 1, True), "strange_sum": Field("f", 1, True), "through_conflicts": Field("b", 0)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "TrainResult":
@@ -156,10 +159,12 @@ def trains_through_conflicts(group: np.ndarray, labels: np.ndarray, params: Trai
     return bool(conflicting_groups(group, labels)[group].mean() > params.conflict_share)
 
 
-def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> list[tuple[np.ndarray, np.ndarray]]:
+def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams,
+                 keep_out: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train indices, scored indices) for every member, in the order they are trained. Whole groups go to one side
     of each split. Usually the open questions train nobody and every member scores them; when they are the rule
-    (trains_through_conflicts), every group is split alike and trains with each copy's own label."""
+    (trains_through_conflicts), every group is split alike and trains with each copy's own label. keep_out (bool
+    (N,), the odd images) marks samples that are scored like any other but train nobody."""
     conflicted = conflicting_groups(group, labels)
     if trains_through_conflicts(group, labels, params):
         conflicted[:] = False
@@ -171,7 +176,7 @@ def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> 
         parts = np.array_split(rng.permutation(clean_groups), params.folds)
         for held_out in parts:
             held = np.isin(group, held_out)
-            train = np.flatnonzero(~held & ~conflicted[group])
+            train = np.flatnonzero(~held & ~conflicted[group] & ~(False if keep_out is None else keep_out))
             scored = np.union1d(np.flatnonzero(held), open_questions)
             if train.size == 0 or len(np.unique(labels[train])) < 2 or scored.size == 0:
                 continue  # too few groups to learn from (it could only guess), or nothing left to score
@@ -323,8 +328,44 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
                                                                total_steps=steps - step)
     losses = losses[:steps]
     probs = predict(model, images, score_idx, device)
+    strangeness = feature_distances(model, images, train_idx, score_idx, seed, device)
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
-    return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps
+    return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps, strangeness
+
+
+def features(model, images: np.ndarray, idx: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Unit-length float32 (len(idx), D) outputs of the layer before the model's last (what it classifies by)."""
+    import torch
+
+    from stages.train_models import standardize
+
+    was_training = model.training
+    model.eval()
+    body = model[:-1]
+    with torch.no_grad():
+        x = standardize(images[idx])
+        out = torch.cat([body(chunk.to(device)).flatten(1).cpu() for chunk in x.split(SCORE_CHUNK)])
+    model.train(was_training)
+    return torch.nn.functional.normalize(out, dim=1).numpy()
+
+
+def feature_distances(model, images: np.ndarray, train_idx: np.ndarray, score_idx: np.ndarray, seed: int,
+                      device: str = "cpu") -> np.ndarray:
+    """How unlike anything the member trained on each scored image looks (README, "How it works": outliers and odd
+    images): the mean cosine distance of its features to its STRANGER_K nearest training images', over the median
+    of that distance among the scored images, so members of different scales average."""
+    if score_idx.size == 0:
+        return np.zeros(0)
+    refs = train_idx
+    if refs.size > STRANGER_REFS:
+        refs = np.sort(np.random.default_rng(seed).choice(refs, STRANGER_REFS, replace=False))
+    known, asked = features(model, images, refs, device), features(model, images, score_idx, device)
+    k = min(STRANGER_K, len(refs))
+    distance = np.empty(len(score_idx))
+    for s0 in range(0, len(score_idx), SCORE_CHUNK):
+        closest = -np.partition(-(asked[s0:s0 + SCORE_CHUNK] @ known.T), k - 1, axis=1)[:, :k]
+        distance[s0:s0 + SCORE_CHUNK] = 1 - closest.mean(axis=1)
+    return distance / max(float(np.median(distance)), 1e-6)
 
 
 def predict(model, images: np.ndarray, idx: np.ndarray, device: str = "cpu") -> np.ndarray:
@@ -478,8 +519,10 @@ def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
 
 
 def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, params: TrainParams,
-                   deadline: float | None = None, progress_lines: bool = False) -> TrainResult:
-    """Train the ensemble; `deadline` is a time.monotonic() value (time_budget_s, if set, counts from now).
+                   deadline: float | None = None, progress_lines: bool = False,
+                   keep_out: np.ndarray | None = None) -> TrainResult:
+    """Train the ensemble; `deadline` is a time.monotonic() value (time_budget_s, if set, counts from now);
+    keep_out (bool (N,)): samples that train nobody (the group stage's odd images).
     When the time left would give each member less than MIN_WAVE_SECONDS, none trains: the nearest-neighbour
     evidence is all there is."""
     n, n_classes = len(labels), int(labels.max()) + 1
@@ -487,12 +530,12 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
         own = time.monotonic() + params.time_budget_s
         deadline = own if deadline is None else min(deadline, own)
     nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed)
-    members = plan_members(group, labels, params)
+    members = plan_members(group, labels, params, keep_out)
     device = resolve_device(params.device) if members else "cpu"
     n_jobs, threads = worker_layout(params, device)
     result = TrainResult(np.zeros((n, n_classes)), np.zeros(n, np.int64), np.zeros((n, n_classes), np.int64),
                          np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0), np.zeros(0, np.int64),
-                         nn_prob, nn_scored, trains_through_conflicts(group, labels, params))
+                         nn_prob, nn_scored, np.zeros(n), trains_through_conflicts(group, labels, params))
     covering = members_to_cover(members, n)
     if deadline is not None and (deadline - time.monotonic()) / max(1, math.ceil(covering / n_jobs)) \
             < MIN_WAVE_SECONDS:
@@ -514,8 +557,9 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
                                                 params.seed * 1000 + first + k, threads, allowed, device))
                                 for k, (train, scored) in enumerate(wave)])
             wave_seconds = time.monotonic() - wave_start
-            for (train, scored), (probs, curve, secs, member_steps) in zip(wave, outputs):
+            for (train, scored), (probs, curve, secs, member_steps, strangeness) in zip(wave, outputs):
                 result.prob_sum[scored] += probs
+                result.strange_sum[scored] += strangeness
                 result.n_scored[scored] += 1
                 result.votes[scored, probs.argmax(1)] += 1
                 curves.append(curve)

@@ -2,6 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,3 +29,12 @@ def _env():
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def pictures(n: int, height: int, width: int, channels: int = 0, seed: int = 0) -> np.ndarray:
+    """n random uint8 pictures (N, H, W[, C]) made of 2 x 2 blocks, so neighbouring pixels correlate as in a photo:
+    pure pixel noise is what the group stage reports as an odd (broken) image."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (n, height // 2 + 1, width // 2 + 1) + ((channels,) if channels else ()),
+                          dtype=np.uint8)
+    return blocks.repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]

@@ -295,3 +295,45 @@ def test_members_that_contradict_most_labels_flag_nothing_without_a_twin_and_say
                        AggregateParams())
     assert decisions.noise_rate > 0.5 and not decisions.flagged.any()
     assert "learnt too little" in decisions.note
+
+
+def strangers_case():
+    """Forty clean samples the members know well, one stranger they spread over every class and find unlike all
+    they trained on (an evil twin of it included), and one broken image."""
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.arange(40) % 3, 1, 2, 0]
+    group = np.r_[np.arange(40), 40, 40, 41]
+    probs = [confident(c, p=rng.uniform(0.85, 0.95)) for c in labels[:40]] + [np.full(3, 1 / 3)] * 2 + \
+        [confident(1)]
+    strangeness = np.r_[rng.uniform(0.8, 1.2, 40), 8.0, 8.0, 1.0]
+    odd = np.array([""] * 42 + ["blank"])
+    return labels, group, evidence(probs), strangeness * 3, odd
+
+
+def test_a_stranger_is_an_outlier_not_a_wrong_label_and_decides_no_twin_group():
+    labels, group, oob, strange_sum, odd = strangers_case()
+    decisions = decide(labels, group, *oob, AggregateParams(), strange_sum=strange_sum, odd=odd)
+    assert np.flatnonzero(decisions.outlier).tolist() == [40, 41]  # both copies of the stranger
+    assert not decisions.flagged[40:].any()  # no wrong label among them, though the twins' labels disagree
+    assert decisions.reason[40] == decisions.reason[41] == "outlier" and decisions.reason[42] == "odd"
+    assert np.isfinite(decisions.outlier_threshold) and decisions.outlier_score[40] > decisions.outlier_threshold
+    assert not decisions.outlier[:40].any()
+
+
+def test_without_feature_distances_no_outliers_are_looked_for():
+    labels, group, oob, _, _ = strangers_case()
+    decisions = decide(labels, group, *oob, AggregateParams())
+    assert not decisions.outlier.any() and decisions.outlier_threshold == np.inf
+    assert decisions.flagged[40:42].sum() == 1  # then the stranger's twin group is an open question as before
+
+
+def test_outliers_and_odd_images_are_listed_apart_in_the_results():
+    labels, group, oob, strange_sum, odd = strangers_case()
+    decisions = decide(labels, group, *oob, AggregateParams(), strange_sum=strange_sum, odd=odd)
+    texts = result_tables(decisions, labels, group)
+    assert texts["suspects.txt"] == "\n"  # the graded line lists wrong labels only
+    issues = list(csv.DictReader(io.StringIO(texts["issues.csv"])))
+    assert [(r["index"], r["reason"], r["suggested"], r["odd"]) for r in issues] == \
+        [("40", "outlier", "", ""), ("41", "outlier", "", ""), ("42", "odd", "", "blank")]
+    metrics = summary_metrics(decisions, labels, group, {})
+    assert metrics["outliers"] == 2 and metrics["odd"] == {"blank": 1, "noise": 0, "saturated": 0}

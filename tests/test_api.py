@@ -21,6 +21,8 @@ def test_the_readme_example_runs_and_finds_the_evil_twins():
     result, truth = namespace["result"], namespace["case"].truth
     found = set(result.ranked().tolist())
     assert len(found ^ set(truth.tolist())) <= 4  # a few of 15 groups may go the wrong way on 150 digits
+    assert result.outlier.shape == result.outlier_score.shape == result.odd.shape == result.flagged.shape
+    assert not (result.flagged & result.outlier).any() and (result.odd == "").all()  # digits, none broken
 
 
 def test_overrides_are_checked_like_params_yaml():

@@ -253,3 +253,14 @@ def test_threshold_is_read_from_the_data(mnist):
 def test_out_of_range_parameters_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         GroupParams(**{field: value})
+
+
+def test_broken_images_are_told_from_pixels_and_pictures_are_not(mnist):
+    rng = np.random.default_rng(0)
+    digits = mnist[0][:300]
+    blank = np.clip(rng.normal(90, 3, (1, 28, 28, 1)), 0, 255).astype(np.uint8)
+    noise = rng.integers(0, 256, (1, 28, 28, 1), dtype=np.uint8)
+    washed_out = np.clip(digits[:1].astype(int) + 250, 0, 255).astype(np.uint8)
+    result = group_images(np.concatenate([digits, blank, noise, washed_out]), PARAMS)
+    assert result.odd[-3:].tolist() == ["blank", "noise", "saturated"]
+    assert (result.odd[:300] == "").all()

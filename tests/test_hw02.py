@@ -4,11 +4,11 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import run_script
+from conftest import pictures, run_script
 from pipeline.artifacts import write_idx, write_images
 from stages.decode_idx import encode_idx
 
-IMAGES = np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8)
+IMAGES = pictures(12, 28, 28)
 LABELS = np.arange(12, dtype=np.uint8) % 10
 
 
@@ -150,7 +150,7 @@ def test_an_interrupt_is_one_line_and_exit_130(repo):
 
 
 def test_colour_idx4_images_run_through_the_graded_command(tmp_path):
-    colour = np.random.default_rng(1).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    colour = pictures(12, 8, 8, channels=3, seed=1)
     images = np.concatenate([colour, colour[:2]])  # two twins, labelled differently
     write_images(tmp_path / "colour.gz", images)
     write_idx(tmp_path / "colour-labels.gz", np.r_[LABELS, (LABELS[:2] + 1) % 10].astype(np.uint8))

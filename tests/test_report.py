@@ -41,7 +41,7 @@ def finished_run(folder, images, labels, group, n_flag_twins):
     save(paths.decoded, Dataset(images, labels))
     save(paths.groups, grouped(group))
     save(paths.oob, TrainResult(probs * 3, np.full(n, 3), votes, np.linspace(2, 0.1, 20)[None].repeat(4, 0),
-                                np.ones(4), np.full(4, 300), np.zeros((n, k)), np.zeros(n, bool)))
+                                np.ones(4), np.full(4, 300), np.zeros((n, k)), np.zeros(n, bool), np.full(n, 3.0)))
     decisions = decide(labels, group, probs * 3, np.full(n, 3), votes, AggregateParams())
     save(paths.decisions, decisions)
     return decisions
@@ -51,7 +51,7 @@ def grouped(group):
     """A group artifact with these group ids (the rest as the group stage leaves singletons)."""
     n = len(group)
     return GroupResult(group, np.zeros(n, np.float32), 0.2, np.unique(group, return_index=True)[1], np.arange(n),
-                       np.zeros(n, bool))
+                       np.zeros(n, bool), np.full(n, ""))
 
 
 FAST = ReportParams(dpi=50)  # half the pixels: the same drawing code, rendered sooner
@@ -80,8 +80,8 @@ def reported(tmp_path_factory, case):
 def test_every_file_is_written_and_every_png_is_a_real_picture(reported):
     folder, _, written = reported
     assert {p.name for p in written} == {"flagged.png", "scores.png", "confusion.png", "confusion.csv", "loss.csv",
-                                         "loss.png", "classes.csv"}
-    for name in ("flagged.png", "scores.png", "confusion.png", "loss.png"):
+                                         "loss.png", "classes.csv", "outliers.png", "map.png"}
+    for name in ("flagged.png", "scores.png", "confusion.png", "loss.png", "outliers.png", "map.png"):
         width, height = png_size(folder / "results" / name)
         assert width > 100 and height > 100
 

@@ -156,7 +156,7 @@ def test_a_member_short_of_time_takes_fewer_steps_and_still_scores(case):
     c, group = case
     train, scored = plan_members(group, c.labels, FAST)[0]
     params = replace(FAST, model="cnn", min_steps=100_000)
-    probs, curve, seconds, steps = train_member(c.images, c.labels, train, scored, 10, params, 0, 1,
+    probs, curve, seconds, steps, _ = train_member(c.images, c.labels, train, scored, 10, params, 0, 1,
                                                 seconds_allowed=1.0)
     assert 10 < steps < 100_000 and probs.shape == (len(scored), 10) and np.isfinite(curve).all()
     assert seconds < 30  # generous: the point is that it stopped, not how fast this machine is
@@ -339,3 +339,13 @@ def test_on_a_gpu_members_learn_what_they_learn_on_the_cpu(case):
     on_gpu = train_ensemble(c.images, c.labels, group, replace(FAST, device="cuda"))
     on_cpu = train_ensemble(c.images, c.labels, group, replace(FAST, device="cpu"))
     assert np.abs(on_gpu.prob_sum - on_cpu.prob_sum).max() < 0.05  # float order differs, the learning does not
+
+
+def test_odd_images_are_scored_but_train_nobody():
+    group = np.arange(30)
+    labels = np.arange(30) % 3
+    keep_out = np.zeros(30, bool)
+    keep_out[[4, 17]] = True
+    members = plan_members(group, labels, TrainParams(n_models=6), keep_out)
+    assert all(not np.isin([4, 17], train).any() for train, _ in members)
+    assert all(any(i in scored for _, scored in members) for i in (4, 17))

@@ -1,0 +1,155 @@
+"""Strangers and broken images (issue 23): how well the outlier score and the odd-image check find what belongs to no
+class, beside cleanlab's OutOfDistribution, on real data from ../shared/data.
+
+    python -m benchmarks.outliers                  # the five cases below, one seed: about 10 minutes on 2 cores
+    python -m benchmarks.outliers --cases clean-digits --seeds 3
+
+Each case draws 2,000 base images at random and mixes in 5% strangers from another data set, carrying base labels
+drawn at random, and 2% broken images (blank, pure noise, washed out to white), then runs group, train and
+aggregate in one process with the default parameters. AUROC is that of the score over base images and strangers
+(the broken ones left out); precision and recall are those of the outlier flag at the threshold the data set chose.
+cleanlab's OutOfDistribution scores the very same out-of-bag probabilities (`pred_probs`, with the labels), and the
+images' standardised pixels as features (its kNN; our members each learn their own feature space, so there is no one
+feature matrix of theirs to hand it).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.machine import describe
+from pipeline.runner import find_suspects
+from stages.decode_idx import read_images, read_labels
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+CASES = {  # name: (base set, stranger set or None)
+    "letters-in-digits": ("mnist", "notmnist"),
+    "clothes-in-digits": ("mnist", "fashion"),
+    "digits-in-clothes": ("fashion", "mnist"),
+    "clean-digits": ("mnist", None),
+    "clean-clothes": ("fashion", None),
+}
+N_BASE, STRANGER_SHARE, BROKEN_SHARE = 2000, 0.05, 0.02
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    return (read_images(SHARED / f"{name}-t10k-images-idx3-ubyte.gz"),
+            read_labels(SHARED / f"{name}-t10k-labels-idx1-ubyte.gz"))
+
+
+def broken_images(n: int, like: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """n broken images of like's shape, in turn blank (a level plus slight noise), noise, and washed out."""
+    shape = like.shape[1:]
+    out = []
+    for k in range(n):
+        if k % 3 == 0:
+            out.append(np.clip(rng.normal(rng.uniform(0, 255), 2, shape), 0, 255))
+        elif k % 3 == 1:
+            out.append(rng.integers(0, 256, shape))
+        else:
+            out.append(np.clip(like[rng.integers(len(like))].astype(int) + 250, 0, 255))
+    return np.array(out, np.uint8)
+
+
+def make_case(name: str, seed: int):
+    """(images, labels, kind per sample: "base", "stranger" or "broken"), shuffled."""
+    base_name, stranger_name = CASES[name]
+    rng = np.random.default_rng(seed)
+    images, labels = load(base_name)
+    pick = rng.choice(len(images), N_BASE, replace=False)
+    parts, given, kind = [images[pick]], [labels[pick]], ["base"] * N_BASE
+    if stranger_name:
+        others = load(stranger_name)[0]
+        n = int(N_BASE * STRANGER_SHARE)
+        parts.append(others[rng.choice(len(others), n, replace=False)])
+        given.append(rng.integers(0, labels.max() + 1, n))
+        kind += ["stranger"] * n
+        n = int(N_BASE * BROKEN_SHARE)
+        parts.append(broken_images(n, images[pick], rng))
+        given.append(rng.integers(0, labels.max() + 1, n))
+        kind += ["broken"] * n
+    order = rng.permutation(sum(len(p) for p in parts))
+    return np.concatenate(parts)[order], np.concatenate(given)[order], np.array(kind)[order]
+
+
+def auroc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: the chance a random positive scores above a random negative (ties count half)."""
+    score = np.nan_to_num(score, nan=-np.inf)
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # average ranks over ties
+    p, n = positive.sum(), (~positive).sum()
+    return float((ranks[positive].sum() - p * (p + 1) / 2) / (p * n)) if p and n else float("nan")
+
+
+def cleanlab_scores(images: np.ndarray, labels: np.ndarray, mean_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cleanlab's OOD scores, turned so that higher is stranger: on the out-of-bag probabilities, and on pixels."""
+    from cleanlab.outlier import OutOfDistribution
+
+    probs = np.nan_to_num(mean_prob, nan=1 / mean_prob.shape[1])
+    probs /= probs.sum(1, keepdims=True)
+    on_probs = 1 - OutOfDistribution().fit_score(pred_probs=probs, labels=labels)
+    x = images.reshape(len(images), -1).astype(np.float32)
+    x = (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-6)
+    on_pixels = 1 - OutOfDistribution().fit_score(features=x)
+    return on_probs, on_pixels
+
+
+def run_case(name: str, seed: int, save: Path | None = None) -> dict:
+    images, labels, kind = make_case(name, seed)
+    start = time.monotonic()
+    run = find_suspects(images, labels)
+    seconds = time.monotonic() - start
+    d = run.decisions
+    if save:
+        save.mkdir(parents=True, exist_ok=True)
+        np.savez(save / f"{name}-{seed}.npz", kind=kind, outlier_score=d.outlier_score, odd=d.odd)
+    mean_prob = run.oob.prob_sum / np.maximum(run.oob.n_scored, 1)[:, None]
+    judged = kind != "broken"
+    stranger = kind[judged] == "stranger"
+    row = {"case": name, "seed": seed, "n": len(labels), "seconds": seconds,
+           "clean_flagged": float(d.outlier[kind == "base"].mean()),
+           "broken_found": int((d.odd[kind == "broken"] != "").sum()), "broken": int((kind == "broken").sum()),
+           "base_odd": int((d.odd[kind == "base"] != "").sum())}
+    if stranger.any():
+        on_probs, on_pixels = cleanlab_scores(images, labels, mean_prob)
+        flagged = d.outlier[judged]
+        row |= {"auroc": auroc(d.outlier_score[judged], stranger),
+                "precision": float(stranger[flagged].mean()) if flagged.any() else float("nan"),
+                "recall": float(flagged[stranger].mean()),
+                "cleanlab_probs": auroc(on_probs[judged], stranger),
+                "cleanlab_pixels": auroc(on_pixels[judged], stranger),
+                "strangers_as_wrong_label": int(d.flagged[kind == "stranger"].sum())}
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--save", type=Path, help="keep each case's kinds and scores here (an .npz per case)")
+    args = parser.parse_args()
+    print(describe())
+    print("| case | N | AUROC ours | cleanlab on OOB probabilities | cleanlab on pixels | precision | recall | "
+          "clean samples flagged | broken found (base called odd) | strangers flagged as wrong labels | s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def cell(row, key, form="{:.3f}"):
+        return form.format(row[key]) if key in row else "-"
+
+    for name in args.cases:
+        for seed in range(args.seeds):
+            r = run_case(name, seed, args.save)
+            print(f"  {r}", file=sys.stderr, flush=True)
+            print(f"| {name} (seed {seed}) | {r['n']} | {cell(r, 'auroc')} | {cell(r, 'cleanlab_probs')} | "
+                  f"{cell(r, 'cleanlab_pixels')} | {cell(r, 'precision', '{:.2f}')} | {cell(r, 'recall', '{:.2f}')} | "
+                  f"{100 * r['clean_flagged']:.2f}% | {r['broken_found']} of {r['broken']} ({r['base_odd']} base) | "
+                  f"{cell(r, 'strangers_as_wrong_label', '{}')} | {r['seconds']:.0f} |", flush=True)
+    print(describe().replace("# ", "# after: ", 1))
+
+
+if __name__ == "__main__":
+    main()
