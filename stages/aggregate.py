@@ -15,7 +15,7 @@ from stages.artifact import Artifact, Field
 from stages.labels import class_name, conflicting_groups
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
-FENCE = 1.5  # outliers lie this many interquartile ranges above the upper quartile of the outlier scores (Tukey's rule)
+FENCE = 2.0  # outliers lie this many interquartile ranges above the upper quartile of the outlier scores
 MAX_NOISE_RATE = 0.5  # past this estimated share of wrong labels, flags without a twin stop (see decide)
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
@@ -209,7 +209,8 @@ def outlier_scores(mean_prob: np.ndarray, strangeness: np.ndarray) -> np.ndarray
 
 
 def outlier_fence(scores: np.ndarray) -> float:
-    """Tukey's far fence read from the data: the upper quartile plus FENCE interquartile ranges (inf for no data)."""
+    """A fence read from the data, as in Tukey's rule: the upper quartile plus FENCE interquartile ranges (inf for
+    too few scores)."""
     scores = scores[np.isfinite(scores)]
     if scores.size < 8:
         return np.inf
