@@ -46,14 +46,15 @@ def save(folder: Path, seeds: int, first_seed: int) -> None:
 
 
 def compare(before: Path, after: Path) -> None:
-    moved: dict[str, list[str]] = {}
+    """One line per case whose groups, out-of-bag probabilities or flags moved; then per family the cases, how many
+    moved, and how the group threshold changed (it may move without moving a group)."""
+    rows: dict[str, list[tuple[bool, float]]] = {}
     for path in sorted(before.glob("*.npz")):
+        if not (after / path.name).exists():
+            continue
         family = path.stem.rsplit("-", 1)[0] if path.stem != "sample" else "sample"
-        moved.setdefault(family, [])
         a, b = np.load(path), np.load(after / path.name)
         changes = []
-        if a["threshold"] != b["threshold"]:
-            changes.append(f"threshold {float(a['threshold']):.4f} -> {float(b['threshold']):.4f}")
         if not np.array_equal(a["group"], b["group"]):
             changes.append(f"{int((a['group'] != b['group']).sum())} group ids")
         if not np.allclose(a["prob_sum"], b["prob_sum"], atol=1e-6) or not np.array_equal(a["n_scored"], b["n_scored"]):
@@ -62,14 +63,14 @@ def compare(before: Path, after: Path) -> None:
             gone, new = np.flatnonzero(a["flagged"] & ~b["flagged"]), np.flatnonzero(b["flagged"] & ~a["flagged"])
             changes.append(f"flags: lost {gone.tolist()}, gained {new.tolist()}")
         if changes:
-            moved[family].append(path.stem)
             print(f"{path.stem}: {'; '.join(changes)}")
-    print("| family | cases | moved |")
-    print("|---|---|---|")
-    for family, names in moved.items():
-        count = sum(1 for p in before.glob("*.npz") if (p.stem.rsplit("-", 1)[0] if p.stem != "sample" else p.stem)
-                    == family)
-        print(f"| {family} | {count} | {len(names)} |")
+        rows.setdefault(family, []).append((bool(changes), float(b["threshold"]) - float(a["threshold"])))
+    print("| family | cases | moved (groups, probabilities or flags) | threshold change: mean, largest |")
+    print("|---|---:|---:|---|")
+    for family, cases in rows.items():
+        change = np.array([c for _, c in cases])
+        print(f"| {family} | {len(cases)} | {sum(m for m, _ in cases)} | {change.mean():+.4f}, "
+              f"{change[np.argmax(np.abs(change))]:+.4f} |")
 
 
 def main() -> None:

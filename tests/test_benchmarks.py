@@ -74,3 +74,13 @@ def test_group_noise_prints_one_row_per_perturbation_and_cap(monkeypatch, capsys
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "of 15 |" in line]
     assert len(rows) == len(group_noise.PERTURBATIONS)
     assert rows[0].startswith("| 8 | 12% | 24 | 15 of 15 | 0 |")  # our own copies: every twin found, nothing merged
+
+
+def test_auroc_is_the_chance_a_positive_outscores_a_negative():
+    from benchmarks.outliers import auroc
+
+    positive = np.array([True, True, False, False])
+    assert auroc(np.array([0.9, 0.8, 0.1, 0.2]), positive) == 1.0
+    assert auroc(np.array([0.1, 0.2, 0.9, 0.8]), positive) == 0.0
+    assert auroc(np.array([0.5, 0.5, 0.5, 0.5]), positive) == 0.5  # ties count half
+    assert auroc(np.array([0.9, np.nan, 0.1, 0.2]), positive) == 0.5  # unscored counts as least strange
