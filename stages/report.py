@@ -233,8 +233,8 @@ def map_figure(mean_prob: np.ndarray, group: np.ndarray, decisions: Decisions):
     xy = x @ axes[:2].T
     twins = np.bincount(group)[group[scored]] > 1
     marks = [(np.ones(len(scored), bool), dict(s=8, c="#c8c8c8", label="sample")),
-             (twins, dict(s=18, facecolors="none", edgecolors=TWIN_COLOUR, label="has a twin")),
              (decisions.flagged[scored], dict(s=30, c=FLAG_COLOUR, marker="x", label="wrong label")),
+             (twins, dict(s=70, facecolors="none", edgecolors="#1f77b4", label="has a twin")),
              (decisions.outlier[scored], dict(s=30, c=OUTLIER_COLOUR, marker="^", label="outlier")),
              (decisions.odd[scored] != "", dict(s=30, c="black", marker="s", label="odd image"))]
     for chosen, style in marks:
