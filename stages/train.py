@@ -232,14 +232,14 @@ def nearest_neighbour_probs(images: np.ndarray, labels: np.ndarray, group: np.nd
 
 
 def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray, n_classes: int,
-                       seed: int) -> tuple[np.ndarray, np.ndarray]:
+                       seed: int, keep_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(nn_prob, nn_scored) for TrainResult: every open question, and up to NEIGHBOUR_CHECKS clean samples
     (so the aggregate stage can compare how often neighbours and members are right), against up to
-    NEIGHBOUR_REFS clean samples, as members never train on an open question either."""
+    NEIGHBOUR_REFS clean samples, as members never train on an open question either (nor on keep_out)."""
     n = len(labels)
     prob, scored = np.zeros((n, n_classes)), np.zeros(n, bool)
     conflicted = conflicting_groups(group, labels)[group]
-    clean = np.flatnonzero(~conflicted)
+    clean = np.flatnonzero(~conflicted & ~(False if keep_out is None else keep_out))
     if clean.size < 2:
         return prob, scored
     rng = np.random.default_rng(seed)
@@ -529,7 +529,7 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     if params.time_budget_s is not None:
         own = time.monotonic() + params.time_budget_s
         deadline = own if deadline is None else min(deadline, own)
-    nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed)
+    nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed, keep_out)
     members = plan_members(group, labels, params, keep_out)
     device = resolve_device(params.device) if members else "cpu"
     n_jobs, threads = worker_layout(params, device)

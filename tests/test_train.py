@@ -349,3 +349,18 @@ def test_odd_images_are_scored_but_train_nobody():
     members = plan_members(group, labels, TrainParams(n_models=6), keep_out)
     assert all(not np.isin([4, 17], train).any() for train, _ in members)
     assert all(any(i in scored for _, scored in members) for i in (4, 17))
+
+
+def test_odd_images_are_no_nearest_neighbour_references_either():
+    from conftest import pictures
+    from stages.train import neighbour_evidence
+
+    images = pictures(31, 12, 12, seed=3)[..., None]
+    images[30] = images[0]  # a picture identical to sample 0, labelled 2, in a group of its own ...
+    labels = np.r_[np.arange(30) % 2, 2]
+    group = np.r_[0, np.arange(30)]  # ... while sample 0 shares its group with sample 1, whose label differs
+    keep_out = np.zeros(31, bool)
+    keep_out[30] = True  # ... and it is odd: no reference
+    seen, _ = neighbour_evidence(images, labels, group, 3, 0)
+    unseen, _ = neighbour_evidence(images, labels, group, 3, 0, keep_out)
+    assert seen[0].argmax() == 2 and unseen[0, 2] < seen[0, 2]
