@@ -157,7 +157,8 @@ def report(paths, params_file, overrides):
     """Draw what a finished run found, into the results folder: flagged.png (every flagged sample beside its twins,
     captioned with index, given and suggested label; flagged-2.png... when there are many), scores.png (calibrated
     scores and the threshold), confusion.png and confusion.csv (given against suggested label), classes.csv (flags
-    and estimated wrong labels per class), loss.csv and loss.png (the members' training curves).
+    and estimated wrong labels per class), outliers.png (the outliers and odd images), map.png (every sample on a
+    2-D map, each kind of flag marked), loss.csv and loss.png (the members' training curves).
 
     Parameters (section report): tiles_per_page, columns, max_twins, dpi."""
     steps.report(stage_params(ReportParams, "report", params_file, overrides), paths)

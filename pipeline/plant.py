@@ -155,8 +155,7 @@ def random_label_copies(images: np.ndarray, labels: np.ndarray, alpha: int, rng:
 def write_case(case: PlantedCase, out_dir: str | Path) -> None:
     """images-idx3-ubyte.gz (colour: images-idx4-ubyte.gz), labels-idx1-ubyte.gz and truth.txt (the line a
     perfect run prints)."""
-    from pipeline.artifacts import atomic_write_text
-    from pipeline.artifacts import write_idx, write_images
+    from pipeline.artifacts import atomic_write_text, write_idx, write_images
     from stages.aggregate import format_indices
 
     out_dir = Path(out_dir)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stages.aggregate import AggregateParams, Decisions, decide
+from stages.aggregate import AggregateParams, Decisions, decide_on
 from stages.group import GroupParams, GroupResult, group_images
 from stages.train import TrainParams, TrainResult, train_ensemble
 
@@ -51,8 +51,7 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
     log(f"train: {describe_training(oob, train_params.model)}, {seconds['train']:.2f} s")
 
     start = time.monotonic()
-    decisions = decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, aggregate_params,
-                       oob.nn_prob, oob.nn_scored, oob.through_conflicts, oob.strange_sum, groups.odd)
+    decisions = decide_on(labels, groups, oob, aggregate_params)
     seconds["aggregate"] = time.monotonic() - start
     log(f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
         f"{int((decisions.reason == 'evidence').sum())} on strong evidence (estimated share of wrong labels "

@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.artifacts import atomic_write_bytes, atomic_write_text, load, save, write_timing
 from pipeline.paths import PATHS, Paths
-from stages.aggregate import AggregateParams, Decisions, decide, result_tables, summary_metrics
+from stages.aggregate import AggregateParams, Decisions, decide_on, result_tables, summary_metrics
 from stages.decode import DecodeParams, decode as decode_data
 from stages.decode_readers import Dataset
 from stages.errors import InputError
@@ -73,8 +73,7 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
     if oob.prob_sum.shape[1] <= data.labels.max() or oob.votes.shape != oob.prob_sum.shape:
         raise InputError(paths.oob, f"holds {oob.prob_sum.shape[1]} classes, the labels {data.labels.max() + 1} "
                                     f"(run 'twins train' again)")
-    decisions = decide(data.labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, params, oob.nn_prob,
-                       oob.nn_scored, oob.through_conflicts, oob.strange_sum, groups.odd)
+    decisions = decide_on(data.labels, groups, oob, params)
     save(paths.decisions, decisions)
     seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
     write_results(decisions, data, groups.group, seconds, paths.results, paths.metrics)

@@ -8,11 +8,16 @@ and metrics.json hold."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stages.artifact import Artifact, Field
 from stages.labels import class_name, conflicting_groups
+
+if TYPE_CHECKING:  # the results decide_on reads; none of their stages' code runs here
+    from stages.group import GroupResult
+    from stages.train import TrainResult
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
 FENCE = 2.0  # outliers lie this many interquartile ranges above the upper quartile of the outlier scores
@@ -325,6 +330,12 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     return Decisions(score, calibrated, disagreement, suggested.astype(np.int64), flagged, reason, float(threshold),
                      noise_rate, temperature, note, decided_by, wrong_by_class, outlier_score, fence, outlier,
                      odd.astype(str))
+
+
+def decide_on(labels: np.ndarray, groups: GroupResult, oob: TrainResult, params: AggregateParams) -> Decisions:
+    """decide() on the group and train stages' results, every piece of evidence they hold."""
+    return decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, params, oob.nn_prob, oob.nn_scored,
+                  oob.through_conflicts, oob.strange_sum, groups.odd)
 
 
 def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, class_names: list[str] | None = None,

@@ -327,61 +327,50 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
                 schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate,
                                                                total_steps=steps - step)
     losses = losses[:steps]
-    probs = predict(model, images, score_idx, device)
-    strangeness = feature_distances(model, images, train_idx, score_idx, seed, device)
+    probs, asked = predict(model, images, score_idx, device)
+    strangeness = feature_distances(model, images, train_idx, asked, seed, device)
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
     return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps, strangeness
 
 
-def features(model, images: np.ndarray, idx: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Unit-length float32 (len(idx), D) outputs of the layer before the model's last (what it classifies by)."""
-    import torch
-
-    from stages.train_models import standardize
-
-    was_training = model.training
-    model.eval()
-    body = model[:-1]
-    with torch.no_grad():
-        x = standardize(images[idx])
-        out = torch.cat([body(chunk.to(device)).flatten(1).cpu() for chunk in x.split(SCORE_CHUNK)])
-    model.train(was_training)
-    return torch.nn.functional.normalize(out, dim=1).numpy()
-
-
-def feature_distances(model, images: np.ndarray, train_idx: np.ndarray, score_idx: np.ndarray, seed: int,
+def feature_distances(model, images: np.ndarray, train_idx: np.ndarray, asked: np.ndarray, seed: int,
                       device: str = "cpu") -> np.ndarray:
     """How unlike anything the member trained on each scored image looks (README, "How it works": outliers and odd
-    images): the mean cosine distance of its features to its STRANGER_K nearest training images', over the median
-    of that distance among the scored images, so members of different scales average."""
-    if score_idx.size == 0:
+    images): the mean cosine distance of its features (`asked`, from predict) to its STRANGER_K nearest training
+    images', over the median of that distance among the scored images, so members of different scales average."""
+    if len(asked) == 0:
         return np.zeros(0)
     refs = train_idx
     if refs.size > STRANGER_REFS:
         refs = np.sort(np.random.default_rng(seed).choice(refs, STRANGER_REFS, replace=False))
-    known, asked = features(model, images, refs, device), features(model, images, score_idx, device)
+    _, known = predict(model, images, refs, device)
     k = min(STRANGER_K, len(refs))
-    distance = np.empty(len(score_idx))
-    for s0 in range(0, len(score_idx), SCORE_CHUNK):
+    distance = np.empty(len(asked))
+    for s0 in range(0, len(asked), SCORE_CHUNK):
         closest = -np.partition(-(asked[s0:s0 + SCORE_CHUNK] @ known.T), k - 1, axis=1)[:, :k]
         distance[s0:s0 + SCORE_CHUNK] = 1 - closest.mean(axis=1)
     return distance / max(float(np.median(distance)), 1e-6)
 
 
-def predict(model, images: np.ndarray, idx: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Class probabilities (float32 (len(idx), K)) of images[idx], in chunks of SCORE_CHUNK without gradients
-    on `device` (the model's); the model is left in the mode it was in."""
+def predict(model, images: np.ndarray, idx: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(class probabilities float32 (len(idx), K), features float32 (len(idx), D)) of images[idx], in one pass in
+    chunks of SCORE_CHUNK without gradients on `device` (the model's). The features are the unit-length outputs of
+    the layer before the last, what the model classifies by. The model is left in the mode it was in."""
     import torch
 
     from stages.train_models import standardize
 
     was_training = model.training
     model.eval()
+    body, head = model[:-1], model[-1]
+    probs, features = [], []
     with torch.no_grad():
-        x = standardize(images[idx])
-        probs = torch.cat([model(chunk.to(device)).softmax(1).cpu() for chunk in x.split(SCORE_CHUNK)]).numpy()
+        for chunk in standardize(images[idx]).split(SCORE_CHUNK):
+            hidden = body(chunk.to(device)).flatten(1)
+            probs.append(head(hidden).softmax(1).cpu())
+            features.append(torch.nn.functional.normalize(hidden, dim=1).cpu())
     model.train(was_training)
-    return probs
+    return torch.cat(probs).numpy(), torch.cat(features).numpy()
 
 
 def scoring_seconds(model, images: np.ndarray, score_idx: np.ndarray, device: str = "cpu") -> float:
