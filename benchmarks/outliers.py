@@ -8,9 +8,9 @@ Each case draws 2,000 base images at random and mixes in 5% strangers from anoth
 drawn at random, and 2% broken images (blank, pure noise, washed out to white), then runs group, train and
 aggregate in one process with the default parameters. AUROC is that of the score over base images and strangers
 (the broken ones left out); precision and recall are those of the outlier flag at the threshold the data set chose.
-cleanlab's OutOfDistribution scores the very same out-of-bag probabilities (`pred_probs`, with the labels), and the
-images' standardised pixels as features (its kNN; our members each learn their own feature space, so there is no one
-feature matrix of theirs to hand it).
+cleanlab's OutOfDistribution scores the very same out-of-bag probabilities (`pred_probs`, with the labels), the
+members' features in the coordinates they share (each sample's mean similarity to each class's features,
+train.feature_evidence: the map's coordinates; its kNN), and, as a floor, the images' standardised pixels.
 """
 from __future__ import annotations
 
@@ -85,17 +85,20 @@ def auroc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - p * (p + 1) / 2) / (p * n)) if p and n else float("nan")
 
 
-def cleanlab_scores(images: np.ndarray, labels: np.ndarray, mean_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cleanlab's OOD scores, turned so that higher is stranger: on the out-of-bag probabilities, and on pixels."""
+def cleanlab_scores(images: np.ndarray, labels: np.ndarray, mean_prob: np.ndarray,
+                    class_sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cleanlab's OOD scores, turned so that higher is stranger: on the out-of-bag probabilities, on the members'
+    shared feature coordinates, and on pixels."""
     from cleanlab.outlier import OutOfDistribution
 
     probs = np.nan_to_num(mean_prob, nan=1 / mean_prob.shape[1])
     probs /= probs.sum(1, keepdims=True)
     on_probs = 1 - OutOfDistribution().fit_score(pred_probs=probs, labels=labels)
+    on_features = 1 - OutOfDistribution().fit_score(features=np.nan_to_num(class_sim).astype(np.float32))
     x = images.reshape(len(images), -1).astype(np.float32)
     x = (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-6)
     on_pixels = 1 - OutOfDistribution().fit_score(features=x)
-    return on_probs, on_pixels
+    return on_probs, on_features, on_pixels
 
 
 def run_case(name: str, seed: int, save: Path | None = None) -> dict:
@@ -104,10 +107,13 @@ def run_case(name: str, seed: int, save: Path | None = None) -> dict:
     run = find_suspects(images, labels)
     seconds = time.monotonic() - start
     d = run.decisions
+    mean_prob = run.oob.prob_sum / np.maximum(run.oob.n_scored, 1)[:, None]
+    class_sim = run.oob.class_sim_sum / np.maximum(run.oob.n_scored, 1)[:, None]
     if save:
         save.mkdir(parents=True, exist_ok=True)
-        np.savez(save / f"{name}-{seed}.npz", kind=kind, outlier_score=d.outlier_score, odd=d.odd)
-    mean_prob = run.oob.prob_sum / np.maximum(run.oob.n_scored, 1)[:, None]
+        np.savez(save / f"{name}-{seed}.npz", kind=kind, labels=labels, outlier_score=d.outlier_score, odd=d.odd,
+                 mean_prob=mean_prob, class_sim=class_sim, n_scored=run.oob.n_scored,
+                 strangeness=run.oob.strange_sum / np.maximum(run.oob.n_scored, 1))
     judged = kind != "broken"
     stranger = kind[judged] == "stranger"
     row = {"case": name, "seed": seed, "n": len(labels), "seconds": seconds,
@@ -115,12 +121,13 @@ def run_case(name: str, seed: int, save: Path | None = None) -> dict:
            "broken_found": int((d.odd[kind == "broken"] != "").sum()), "broken": int((kind == "broken").sum()),
            "base_odd": int((d.odd[kind == "base"] != "").sum())}
     if stranger.any():
-        on_probs, on_pixels = cleanlab_scores(images, labels, mean_prob)
+        on_probs, on_features, on_pixels = cleanlab_scores(images, labels, mean_prob, class_sim)
         flagged = d.outlier[judged]
         row |= {"auroc": auroc(d.outlier_score[judged], stranger),
                 "precision": float(stranger[flagged].mean()) if flagged.any() else float("nan"),
                 "recall": float(flagged[stranger].mean()),
                 "cleanlab_probs": auroc(on_probs[judged], stranger),
+                "cleanlab_features": auroc(on_features[judged], stranger),
                 "cleanlab_pixels": auroc(on_pixels[judged], stranger),
                 "strangers_as_wrong_label": int(d.flagged[kind == "stranger"].sum())}
     return row
@@ -133,9 +140,10 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="keep each case's kinds and scores here (an .npz per case)")
     args = parser.parse_args()
     print(describe())
-    print("| case | N | AUROC ours | cleanlab on OOB probabilities | cleanlab on pixels | precision | recall | "
-          "clean samples flagged | broken found (base called odd) | strangers flagged as wrong labels | s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| case | N | AUROC ours | cleanlab on OOB probabilities | cleanlab on members' features | "
+          "cleanlab on pixels | precision | recall | clean samples flagged | broken found (base called odd) | "
+          "strangers flagged as wrong labels | s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def cell(row, key, form="{:.3f}"):
         return form.format(row[key]) if key in row else "-"
@@ -145,7 +153,7 @@ def main() -> None:
             r = run_case(name, seed, args.save)
             print(f"  {r}", file=sys.stderr, flush=True)
             print(f"| {name} (seed {seed}) | {r['n']} | {cell(r, 'auroc')} | {cell(r, 'cleanlab_probs')} | "
-                  f"{cell(r, 'cleanlab_pixels')} | {cell(r, 'precision', '{:.2f}')} | {cell(r, 'recall', '{:.2f}')} | "
+                  f"{cell(r, 'cleanlab_features')} | {cell(r, 'cleanlab_pixels')} | {cell(r, 'precision', '{:.2f}')} | {cell(r, 'recall', '{:.2f}')} | "
                   f"{100 * r['clean_flagged']:.2f}% | {r['broken_found']} of {r['broken']} ({r['base_odd']} base) | "
                   f"{cell(r, 'strangers_as_wrong_label', '{}')} | {r['seconds']:.0f} |", flush=True)
     print(describe().replace("# ", "# after: ", 1))

@@ -203,7 +203,7 @@ def pick_threshold(noise_rate: float, n_classes: int, params: AggregateParams) -
 def outlier_scores(mean_prob: np.ndarray, strangeness: np.ndarray) -> np.ndarray:
     """How unlike every class each sample looks (README, "How it works": outliers and odd images): the log-odds of
     the members' spread over the classes (entropy of the mean out-of-bag probabilities over its largest, log K)
-    plus the log of its strangeness (train.feature_distances, averaged over the members that scored it). nan where
+    plus the log of its strangeness (train.feature_evidence, averaged over the members that scored it). nan where
     unscored."""
     k = mean_prob.shape[1]
     if k < 2:

@@ -7,7 +7,7 @@
 - classes.csv: per given class, its samples, how many were flagged and how many wrong labels the aggregate stage
   estimated in it, drawn by `dvc plots` as bars: noise that flows into one class stands out.
 - outliers.png: the outliers, strangest first, then the odd images (blank, noise, saturated).
-- map.png: every sample on a 2-D map of what the members make of it, wrong labels, twins and outliers marked.
+- map.png: every sample on a 2-D map of the members' features, wrong labels, twins and outliers marked.
 - loss.csv and loss.png: the ensemble members' training loss, mean and spread.
 
 Figures are built as matplotlib Figure objects without pyplot, so no backend (let alone a GUI) is ever chosen:
@@ -215,20 +215,20 @@ def strangers_figure(images: np.ndarray, given: np.ndarray, decisions: Decisions
     return fig
 
 
-def map_figure(mean_prob: np.ndarray, group: np.ndarray, decisions: Decisions):
-    """Every scored sample on a 2-D map: the first two principal components of its log mean out-of-bag class
-    probabilities (the members' last layer, the one space every sample is scored in). Wrong labels, samples with
-    twins, outliers and odd images are marked, so a person sees where each flag sits."""
+def map_figure(class_sim: np.ndarray, group: np.ndarray, decisions: Decisions):
+    """Every scored sample on a 2-D map drawn from the members' features: the first two principal components of
+    class_sim float (N, K), its features' mean similarity to each class's (train.feature_evidence, averaged over the
+    members that scored it; rows of nan where unscored). Wrong labels, samples with twins, outliers and odd images
+    are marked, so a person sees where each flag sits."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 6))
     ax = fig.add_subplot()
-    scored = np.flatnonzero(np.isfinite(mean_prob).all(1))
+    scored = np.flatnonzero(np.isfinite(class_sim).all(1))
     if scored.size < 3:
         ax.set_title("too few scored samples for a map")
         return fig
-    x = np.log(np.clip(mean_prob[scored], 1e-6, 1))
-    x -= x.mean(0)
+    x = class_sim[scored] - class_sim[scored].mean(0)
     _, _, axes = np.linalg.svd(x, full_matrices=False)
     xy = x @ axes[:2].T
     twins = np.bincount(group)[group[scored]] > 1
@@ -243,7 +243,8 @@ def map_figure(mean_prob: np.ndarray, group: np.ndarray, decisions: Decisions):
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(loc="best", fontsize=8)
-    ax.set_title("The samples by what the members make of them (first two principal components)", fontsize=10)
+    ax.set_title("The samples in the members' feature space (first two principal components of\n"
+                 "their similarity to each class)", fontsize=10)
     return fig
 
 
@@ -443,8 +444,8 @@ def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisi
     strangers = strangers_figure(images, given, decisions, params.columns, params.tiles_per_page, names)
     files["outliers.png"] = png_bytes(strangers if strangers is not None else
                                       message_figure("no outliers and no odd images", "Outliers"), params.dpi)
-    mean_prob = oob.prob_sum / np.where(oob.n_scored > 0, oob.n_scored, np.nan)[:, None]
-    files["map.png"] = png_bytes(map_figure(mean_prob, group, decisions), params.dpi)
+    class_sim = oob.class_sim_sum / np.where(oob.n_scored > 0, oob.n_scored, np.nan)[:, None]
+    files["map.png"] = png_bytes(map_figure(class_sim, group, decisions), params.dpi)
     files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
     files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)
     return files

@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -132,13 +133,15 @@ class TrainResult(Artifact):
     member_steps: np.ndarray  # int64 (M,): optimiser steps each member took (fewer than planned when time ran short)
     nn_prob: np.ndarray  # float64 (N, K): nearest-neighbour class probabilities (zero rows where not computed)
     nn_scored: np.ndarray  # bool (N,): rows of nn_prob computed (every open question, some clean samples)
-    strange_sum: np.ndarray  # float64 (N,): feature_distances summed over the members that scored each sample
+    strange_sum: np.ndarray  # float64 (N,): feature_evidence's strangeness summed over the members that scored each
+    class_sim_sum: np.ndarray  # float64 (N, K): feature_evidence's class similarities, summed the same way
     through_conflicts: bool = False  # did members train on the conflicting groups too (trains_through_conflicts)?
 
     STAGE = "train"
     FIELDS = {"prob_sum": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
               "loss_curves": Field("f", 2), "member_steps": Field("iu", 1), "nn_prob": Field("f", 2, True),
-              "nn_scored": Field("b", 1, True), "strange_sum": Field("f", 1, True), "through_conflicts": Field("b", 0)}
+              "nn_scored": Field("b", 1, True), "strange_sum": Field("f", 1, True), "class_sim_sum": Field("f", 2, True),
+              "through_conflicts": Field("b", 0)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "TrainResult":
@@ -269,10 +272,21 @@ def class_weights(labels: np.ndarray, train_idx: np.ndarray, n_classes: int, bal
     return torch.as_tensor(per_class[labels[train_idx]])
 
 
+class MemberOutput(NamedTuple):
+    """What one member hands back about the samples it scored (score_idx), and about its training."""
+
+    probs: np.ndarray  # float64 (n, K): class probabilities
+    curve: np.ndarray  # float32 (<= LOSS_POINTS,): training loss, averaged over equal stretches of the steps
+    seconds: float
+    steps: int  # optimiser steps taken
+    strangeness: np.ndarray  # float64 (n,): feature_evidence's
+    class_sim: np.ndarray  # float64 (n, K): feature_evidence's
+
+
 def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, score_idx: np.ndarray,
                  n_classes: int, params: TrainParams, seed: int, threads: int, seconds_allowed: float | None = None,
-                 device: str = "cpu"):
-    """Train one model on train_idx; return (class probabilities for score_idx, loss curve, seconds, steps).
+                 device: str = "cpu") -> MemberOutput:
+    """Train one model on train_idx and score score_idx with it.
 
     With seconds_allowed, the member times its first PROBE_STEPS steps and a forward pass over some of the images
     it must score and, if the planned steps would not fit (scoring included), takes as many as do, on a
@@ -328,18 +342,22 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
                                                                total_steps=steps - step)
     losses = losses[:steps]
     probs, asked = predict(model, images, score_idx, device)
-    strangeness = feature_distances(model, images, train_idx, asked, seed, device)
+    strangeness, class_sim = feature_evidence(model, images, labels, train_idx, asked, n_classes, seed, device)
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
-    return probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps, strangeness
+    return MemberOutput(probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps,
+                        strangeness, class_sim)
 
 
-def feature_distances(model, images: np.ndarray, train_idx: np.ndarray, asked: np.ndarray, seed: int,
-                      device: str = "cpu") -> np.ndarray:
-    """How unlike anything the member trained on each scored image looks (README, "How it works": outliers and odd
-    images): the mean cosine distance of its features (`asked`, from predict) to its STRANGER_K nearest training
-    images', over the median of that distance among the scored images, so members of different scales average."""
+def feature_evidence(model, images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, asked: np.ndarray,
+                     n_classes: int, seed: int, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """What the member's feature space says of each scored image (README, "How it works": outliers and odd images),
+    from its features `asked` (predict's) and those of up to STRANGER_REFS of its training images:
+    strangeness float (n,): the mean cosine distance to its STRANGER_K nearest training images, over the median of
+    that distance among the scored images, so members of different scales average; class_sim float (n, K): the
+    cosine similarity to each class's mean training feature (0 for a class the member did not see), coordinates
+    every member shares, whatever its own feature space (the report's map)."""
     if len(asked) == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros((0, n_classes))
     refs = train_idx
     if refs.size > STRANGER_REFS:
         refs = np.sort(np.random.default_rng(seed).choice(refs, STRANGER_REFS, replace=False))
@@ -349,7 +367,10 @@ def feature_distances(model, images: np.ndarray, train_idx: np.ndarray, asked: n
     for s0 in range(0, len(asked), SCORE_CHUNK):
         closest = -np.partition(-(asked[s0:s0 + SCORE_CHUNK] @ known.T), k - 1, axis=1)[:, :k]
         distance[s0:s0 + SCORE_CHUNK] = 1 - closest.mean(axis=1)
-    return distance / max(float(np.median(distance)), 1e-6)
+    centres = np.zeros((n_classes, known.shape[1]), np.float32)
+    np.add.at(centres, labels[refs], known)
+    centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+    return distance / max(float(np.median(distance)), 1e-6), (asked @ centres.T).astype(np.float64)
 
 
 def predict(model, images: np.ndarray, idx: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -524,7 +545,8 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     n_jobs, threads = worker_layout(params, device)
     result = TrainResult(np.zeros((n, n_classes)), np.zeros(n, np.int64), np.zeros((n, n_classes), np.int64),
                          np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0), np.zeros(0, np.int64),
-                         nn_prob, nn_scored, np.zeros(n), trains_through_conflicts(group, labels, params))
+                         nn_prob, nn_scored, np.zeros(n), np.zeros((n, n_classes)),
+                         trains_through_conflicts(group, labels, params))
     covering = members_to_cover(members, n)
     if deadline is not None and (deadline - time.monotonic()) / max(1, math.ceil(covering / n_jobs)) \
             < MIN_WAVE_SECONDS:
@@ -546,14 +568,15 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
                                                 params.seed * 1000 + first + k, threads, allowed, device))
                                 for k, (train, scored) in enumerate(wave)])
             wave_seconds = time.monotonic() - wave_start
-            for (train, scored), (probs, curve, secs, member_steps, strangeness) in zip(wave, outputs):
-                result.prob_sum[scored] += probs
-                result.strange_sum[scored] += strangeness
+            for (train, scored), out in zip(wave, outputs):
+                result.prob_sum[scored] += out.probs
+                result.strange_sum[scored] += out.strangeness
+                result.class_sim_sum[scored] += out.class_sim
                 result.n_scored[scored] += 1
-                result.votes[scored, probs.argmax(1)] += 1
-                curves.append(curve)
-                seconds.append(secs)
-                steps.append(member_steps)
+                result.votes[scored, out.probs.argmax(1)] += 1
+                curves.append(out.curve)
+                seconds.append(out.seconds)
+                steps.append(out.steps)
             _progress(len(curves), len(members), sum(steps) * params.batch_size, time.monotonic() - start,
                       progress_lines)
     if curves:

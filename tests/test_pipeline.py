@@ -193,7 +193,7 @@ def test_the_training_log_line_reports_the_fewest_and_most_steps_a_member_took()
     def result(steps):
         return TrainResult(np.zeros((4, 2)), np.array([3, 2, 2, 5]), np.zeros((4, 2), np.int64),
                            np.zeros((len(steps), 8), np.float32), np.ones(len(steps)), np.array(steps, np.int64),
-                           np.zeros((4, 2)), np.zeros(4, bool), np.zeros(4))
+                           np.zeros((4, 2)), np.zeros(4, bool), np.zeros(4), np.zeros((4, 2)))
 
     assert describe_training(result([300, 120, 300]), "cnn") == \
         "3 cnn members of 120-300 steps, every sample scored 2+ times"

@@ -41,7 +41,8 @@ def finished_run(folder, images, labels, group, n_flag_twins):
     save(paths.decoded, Dataset(images, labels))
     save(paths.groups, grouped(group))
     save(paths.oob, TrainResult(probs * 3, np.full(n, 3), votes, np.linspace(2, 0.1, 20)[None].repeat(4, 0),
-                                np.ones(4), np.full(4, 300), np.zeros((n, k)), np.zeros(n, bool), np.full(n, 3.0)))
+                                np.ones(4), np.full(4, 300), np.zeros((n, k)), np.zeros(n, bool), np.full(n, 3.0),
+                                probs * 3))
     decisions = decide(labels, group, probs * 3, np.full(n, 3), votes, AggregateParams())
     save(paths.decisions, decisions)
     return decisions

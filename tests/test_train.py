@@ -11,7 +11,7 @@ from stages.train_models import build_model
 from pipeline.plant import PlantSpec, load_source, plant, random_label_copies
 from stages.errors import InputError
 from stages.labels import conflicting_groups
-from stages.train import (TrainParams, class_weights, dominated, nearest_neighbour_probs,
+from stages.train import (TrainParams, class_weights, dominated, feature_evidence, nearest_neighbour_probs, predict,
                           plan_members, resolve_device, scoring_seconds, train_ensemble, train_member,
                           trains_through_conflicts, usable_cores, worker_layout)
 
@@ -156,8 +156,8 @@ def test_a_member_short_of_time_takes_fewer_steps_and_still_scores(case):
     c, group = case
     train, scored = plan_members(group, c.labels, FAST)[0]
     params = replace(FAST, model="cnn", min_steps=100_000)
-    probs, curve, seconds, steps, _ = train_member(c.images, c.labels, train, scored, 10, params, 0, 1,
-                                                seconds_allowed=1.0)
+    probs, curve, seconds, steps, *_ = train_member(c.images, c.labels, train, scored, 10, params, 0, 1,
+                                                 seconds_allowed=1.0)
     assert 10 < steps < 100_000 and probs.shape == (len(scored), 10) and np.isfinite(curve).all()
     assert seconds < 30  # generous: the point is that it stopped, not how fast this machine is
 
@@ -180,7 +180,7 @@ def test_a_member_whose_scoring_would_not_fit_gives_up_training_steps_for_it(cas
     steps = {}
     for cost in (0.0, 1e6):  # scoring for free, and scoring that takes longer than any deadline
         monkeypatch.setattr(stages.train, "scoring_seconds", lambda *args, cost=cost: cost)
-        steps[cost] = train_member(c.images, c.labels, train, scored, 10, params, 0, 1, seconds_allowed=600.0)[3]
+        steps[cost] = train_member(c.images, c.labels, train, scored, 10, params, 0, 1, seconds_allowed=600.0).steps
     assert steps == {0.0: 200, 1e6: 11}  # the fewest a member takes: its probe steps and one more
 
 
@@ -364,3 +364,19 @@ def test_odd_images_are_no_nearest_neighbour_references_either():
     seen, _ = neighbour_evidence(images, labels, group, 3, 0)
     unseen, _ = neighbour_evidence(images, labels, group, 3, 0, keep_out)
     assert seen[0].argmax() == 2 and unseen[0, 2] < seen[0, 2]
+
+
+def test_a_member_measures_how_far_each_scored_image_lies_from_what_it_learnt_and_from_each_class():
+    # Features are the standardised pixels themselves (a body that only flattens): class 0 is bright on the top
+    # row, class 1 on the bottom row, and the stranger on the left column, which neither class resembles.
+    top, bottom, left = [[9, 9], [0, 0]], [[0, 0], [9, 9]], [[9, 0], [9, 0]]
+    images = np.array([top] * 12 + [bottom] * 12 + [top, bottom, left], np.uint8)[..., None] * 20
+    labels = np.array([0] * 12 + [1] * 12 + [0, 1, 0])
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    scored = np.array([24, 25, 26])
+    _, asked = predict(model, images, scored)
+    strangeness, class_sim = feature_evidence(model, images, labels, np.arange(24), asked, 2, seed=0)
+    assert class_sim.shape == (3, 2)
+    assert class_sim[0, 0] > 0.99 and class_sim[1, 1] > 0.99  # each known image sits on its class
+    assert np.abs(class_sim[2]).max() < 0.01  # the stranger is like neither class
+    assert strangeness[2] > 1 > 100 * strangeness[:2].max()  # its nearest training images are far, theirs are not
