@@ -137,6 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--save", type=Path, help="keep each case's kinds and scores here (an .npz per case)")
     args = parser.parse_args()
     print(describe())
@@ -149,7 +150,7 @@ def main() -> None:
         return form.format(row[key]) if key in row else "-"
 
     for name in args.cases:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             r = run_case(name, seed, args.save)
             print(f"  {r}", file=sys.stderr, flush=True)
             print(f"| {name} (seed {seed}) | {r['n']} | {cell(r, 'auroc')} | {cell(r, 'cleanlab_probs')} | "

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the results decide_on reads; none of their stages' code run
     from stages.train import TrainResult
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
-FENCE = 2.0  # outliers lie this many interquartile ranges above the upper quartile of the outlier scores
+FENCE = 3.25  # outliers lie this many upper half-spreads (upper quartile - median) above the upper quartile
 MAX_NOISE_RATE = 0.5  # past this estimated share of wrong labels, flags without a twin stop (see decide)
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
@@ -214,13 +214,15 @@ def outlier_scores(mean_prob: np.ndarray, strangeness: np.ndarray) -> np.ndarray
 
 
 def outlier_fence(scores: np.ndarray) -> float:
-    """A fence read from the data, as in Tukey's rule: the upper quartile plus FENCE interquartile ranges (inf for
-    too few scores)."""
+    """A fence read from the data, as in Tukey's rule but scaled by the upper half of the scores only: the upper
+    quartile plus FENCE times (upper quartile - median); inf for too few scores. The lower half (samples the
+    members are sure of) says nothing of how far clean samples reach upwards, and its long tail on data with
+    confident classes (clothes) made Tukey's interquartile range fence out most strangers."""
     scores = scores[np.isfinite(scores)]
     if scores.size < 8:
         return np.inf
-    q1, q3 = np.quantile(scores, [0.25, 0.75])
-    return float(q3 + FENCE * (q3 - q1))
+    median, q3 = np.quantile(scores, [0.5, 0.75])
+    return float(q3 + FENCE * (q3 - median))
 
 
 def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray, votes: np.ndarray,
