@@ -37,6 +37,15 @@ def box_sum(x: np.ndarray, kh: int, kw: int, table: np.ndarray | None = None) ->
     return c[:, kh:, kw:] - c[:, :-kh, kw:] - c[:, kh:, :-kw] + c[:, :-kh, :-kw]
 
 
+def corner_sums(x: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The summed-area table of x (n, h, w, c) read at rows ys and columns xs only (sorted, from 0): t[:, a, b] =
+    x[:, :ys[a], :xs[b]].sum((1, 2)), (n, len(ys), len(xs), c). One pass over x, where a full table takes two."""
+    bands = np.stack([x[:, y0:y1].sum(axis=1) for y0, y1 in zip(ys[:-1], ys[1:])], axis=1)
+    down = np.concatenate([np.zeros_like(bands[:, :1]), np.cumsum(bands, axis=1)], axis=1)  # (n, len(ys), w, c)
+    across = np.stack([down[:, :, x0:x1].sum(axis=2) for x0, x1 in zip(xs[:-1], xs[1:])], axis=2)
+    return np.concatenate([np.zeros_like(across[:, :, :1]), np.cumsum(across, axis=2)], axis=2)
+
+
 def local_excess(residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Largest |mean of the residual over a k x k box| in units of its white-noise standard error sigma / k
     (sigma floored by one grey level for rounding), over the box sizes that fit."""
@@ -91,28 +100,39 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
     involved, local = np.unique(np.r_[i, j], return_inverse=True)
     i, j = local[:len(i)], local[len(i):]
     n_img, h, w, c = len(involved), *images.shape[1:]
-    x = images[involved].astype(np.float32)
-    x -= x.mean(axis=(1, 2), keepdims=True)  # centred: float32 dot products stay accurate
     offsets = shifts(max_shift)
-    # per image and offset: sums per channel and sum of squares over the part of the image that takes part,
-    # read off summed-area tables made a chunk of images at a time (float64 tables of all would be large)
+
+    def centred(rows: np.ndarray) -> np.ndarray:  # float32 dot products of centred images stay accurate
+        x = images[rows].astype(np.float32)
+        return x - mean[rows]
+
+    # each involved image's channel means, then per image and offset: sums per channel and sum of squares over
+    # the part of the image that takes part, read off summed-area tables at the overlaps' corners, made a chunk of
+    # images at a time (float copies of them all would be large)
+    regions = [[(r[0].indices(h)[:2], r[1].indices(w)[:2]) for r in overlap_regions(h, w, dy, dx)]
+               for dy, dx in offsets]
+    ys = np.unique([y for o in regions for (y_span, _) in o for y in y_span])
+    xs = np.unique([x for o in regions for (_, x_span) in o for x in x_span])
+    mean = np.zeros((len(images), 1, 1, c), np.float32)
     sums = np.zeros((2, len(offsets), n_img, c))  # [image a's side / image b's side, offset, image, channel]
     squares = np.zeros((2, len(offsets), n_img))
     area = np.zeros(len(offsets), np.int64)
     for s0 in range(0, n_img, chunk):
-        part = x[s0:s0 + chunk].astype(np.float64)
-        t1, t2 = integral(part), integral(part ** 2).sum(axis=3)
-        for o, (dy, dx) in enumerate(offsets):
-            for side, region in enumerate(overlap_regions(h, w, dy, dx)):
-                (y0, y1, _), (x0, x1, _) = region[0].indices(h), region[1].indices(w)
-                sums[side, o, s0:s0 + chunk] = t1[:, y1, x1] - t1[:, y0, x1] - t1[:, y1, x0] + t1[:, y0, x0]
-                squares[side, o, s0:s0 + chunk] = t2[:, y1, x1] - t2[:, y0, x1] - t2[:, y1, x0] + t2[:, y0, x0]
+        rows = involved[s0:s0 + chunk]
+        mean[rows] = images[rows].astype(np.float32).mean(axis=(1, 2), keepdims=True)
+        part = centred(rows).astype(np.float64)
+        t1, t2 = corner_sums(part, ys, xs), corner_sums(part ** 2, ys, xs).sum(axis=3)
+        for o, sides in enumerate(regions):
+            for side, ((y0, y1), (x0, x1)) in enumerate(sides):
+                a0, a1, b0, b1 = np.searchsorted(ys, [y0, y1]).tolist() + np.searchsorted(xs, [x0, x1]).tolist()
+                sums[side, o, s0:s0 + chunk] = t1[:, a1, b1] - t1[:, a0, b1] - t1[:, a1, b0] + t1[:, a0, b0]
+                squares[side, o, s0:s0 + chunk] = t2[:, a1, b1] - t2[:, a0, b1] - t2[:, a1, b0] + t2[:, a0, b0]
                 area[o] = (y1 - y0) * (x1 - x0)
     best = np.full(len(i), np.sqrt(2.0), np.float32)
     arg = np.full(len(i), len(offsets) // 2, np.int64)
     for s0 in range(0, len(i), chunk):
         ii, jj = i[s0:s0 + chunk], j[s0:s0 + chunk]
-        xa, xb = x[ii], x[jj]
+        xa, xb = centred(involved[ii]), centred(involved[jj])
         for o, (dy, dx) in enumerate(offsets):
             ra, rb = overlap_regions(h, w, dy, dx)
             # float32 is exact enough: the images are centred, so the sums carry no large common offset
