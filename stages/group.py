@@ -185,7 +185,7 @@ def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
     if images.ndim != 4 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
     first, exact = unique_images(images)
-    unique = images[first]
+    unique = images if len(first) == len(images) else images[first]  # first is 0..N-1 when no two are alike
     scores, noise = blank_scores(unique, params.max_noise_z)
     blank = (scores <= params.max_noise_z) & (noise <= params.max_noise_sigma)
     centre = np.arange(len(unique))

@@ -9,16 +9,40 @@ from stages.group_pairs import shifts
 QUERY_BLOCK = 16  # a leaf's queries are compared with its images this many at a time, in one matrix product
 
 
-def unique_images(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unique_images(images: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """(first, inverse): first[u] is the first sample holding unique image u (u numbered by first appearance),
-    inverse[n] the unique image of sample n. Exact copies are told apart by their bytes alone."""
+    inverse[n] the unique image of sample n. Exact copies are told apart by their bytes alone: each image is
+    hashed to 64 bits and images of one hash are checked byte for byte (sorting the images' bytes themselves
+    takes several times the memory of the data)."""
     rows = np.ascontiguousarray(images.reshape(len(images), -1))
-    keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(row_hashes(rows, chunk), return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    same = np.ones(len(rows), bool)
+    for s0 in range(0, len(rows), chunk):
+        part = slice(s0, s0 + chunk)
+        same[part] = (rows[part] == rows[first[inverse[part]]]).all(axis=1)
+    if not same.all():  # two different images with one hash: sort the bytes after all
+        keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
     order = np.argsort(first, kind="stable")  # renumber unique images by first appearance
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    return first[order].astype(np.int64), rank[inverse.ravel()].astype(np.int64)
+    return first[order].astype(np.int64), rank[inverse].astype(np.int64)
+
+
+def row_hashes(rows: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """A 64-bit hash of each row of uint8 rows (N, B): its 8-byte words times odd random multipliers (modulo
+    2**64), mixed and combined by exclusive or."""
+    width = -(-rows.shape[1] // 8) * 8
+    odd = np.random.default_rng(0).integers(1, 2**62, width // 8, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    key = np.empty(len(rows), np.uint64)
+    for s0 in range(0, len(rows), chunk):
+        words = np.zeros((len(rows[s0:s0 + chunk]), width), np.uint8)
+        words[:, :rows.shape[1]] = rows[s0:s0 + chunk]
+        mixed = words.view(np.uint64) * odd  # wraps modulo 2**64, as a hash should
+        key[s0:s0 + chunk] = np.bitwise_xor.reduce(mixed ^ (mixed >> np.uint64(29)), axis=1)
+    return key
 
 
 def shifted_descriptors(images: np.ndarray, grid: int, max_shift: int, chunk: int = 8192) -> np.ndarray:
@@ -38,25 +62,36 @@ def shifted_descriptors(images: np.ndarray, grid: int, max_shift: int, chunk: in
 
     (kh, rows), (kw, cols) = axis(h), axis(w)
     offsets = shifts(max_shift)
-    # the box means are needed at these rows and columns only (every shift's sampling points)
+    # the box sums are needed at these rows and columns only (every shift's sampling points): a matrix product
+    # with a box of ones along each axis (a box reaching past the border repeats the edge pixels)
     need_rows = np.unique(np.concatenate([np.clip(rows - dy, 0, h - 1) for dy, _ in offsets]))
     need_cols = np.unique(np.concatenate([np.clip(cols - dx, 0, w - 1) for _, dx in offsets]))
+    box_rows, box_cols = _box_matrix(need_rows, kh, h), _box_matrix(need_cols, kw, w)
+    # each shift's sampling points, as positions in the flattened (need_rows, need_cols) grid
+    points = np.stack([(np.searchsorted(need_rows, np.clip(rows - dy, 0, h - 1))[:, None] * len(need_cols)
+                        + np.searchsorted(need_cols, np.clip(cols - dx, 0, w - 1))[None, :]).ravel()
+                       for dy, dx in offsets])
     out = np.empty((len(offsets), n, len(rows) * len(cols)), np.float32)
     for s0 in range(0, n, chunk):
         x = images[s0:s0 + chunk].astype(np.float32)
         x = x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)
         m = len(x)
-        # box sums one axis at a time; a box reaching past the border repeats the edge pixels
-        rows_summed = sum(x[:, np.clip(need_rows + a - kh // 2, 0, h - 1)] for a in range(kh))
-        boxed = sum(rows_summed[:, :, np.clip(need_cols + b - kw // 2, 0, w - 1)] for b in range(kw)) / (kh * kw)
-        for s, (dy, dx) in enumerate(offsets):
-            r = np.searchsorted(need_rows, np.clip(rows - dy, 0, h - 1))
-            c = np.searchsorted(need_cols, np.clip(cols - dx, 0, w - 1))
-            d = boxed[:, r][:, :, c].reshape(m, -1)
+        across = (x.reshape(m * h, w) @ box_cols.T).reshape(m, h, len(need_cols))
+        boxed = (box_rows @ across).reshape(m, -1) / (kh * kw)
+        for s, at in enumerate(points):
+            d = boxed[:, at]
             d = d - d.mean(axis=1, keepdims=True)
             norm = np.linalg.norm(d, axis=1, keepdims=True)
             out[s, s0:s0 + m] = np.where(norm > 1e-6, d / np.maximum(norm, 1e-6), 0)
     return out
+
+
+def _box_matrix(centres: np.ndarray, k: int, length: int) -> np.ndarray:
+    """(len(centres), length) float32: row r sums the k pixels around centres[r], clipped to the edge."""
+    box = np.zeros((len(centres), length), np.float32)
+    for t in range(k):
+        np.add.at(box, (np.arange(len(centres)), np.clip(centres + t - k // 2, 0, length - 1)), 1)
+    return box
 
 
 def _split(node: np.ndarray, values: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,15 +128,16 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
     depth = int(np.ceil(np.log2(max(n, 1) / leaf_size))) if n > leaf_size else 0
     rng = np.random.default_rng(seed)
     keep = min(2, max(n - 1, 1))  # best matches kept per query and tree, before the per-image top k
-    found_i, found_j, found_s = [], [], []
+    per_tree = []  # each tree's k best partners per image: the k best over all trees are among them
     for _ in range(n_trees):
         directions = rng.standard_normal((dim, max(depth, 1))).astype(np.float32)
         base_proj, query_proj = base @ directions, queries @ directions
         node = np.zeros(n, np.int64)
-        query_node = np.zeros(n_shifts * n, np.int64)
+        query_node = np.zeros(n_shifts * n, np.int32)
         for level in range(depth):
             node, threshold = _split(node, base_proj[:, level], 2 ** level)
             query_node = 2 * query_node + (query_proj[:, level] > threshold[query_node])
+        del base_proj, query_proj
         # leaf table: the members of every leaf, padded with -1, and their descriptors (zeros for the padding)
         order = np.argsort(node, kind="stable")
         leaves = np.arange(2 ** depth)
@@ -114,13 +150,16 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
             table[has, c] = order[starts[has] + c]
         leaf_base = np.where((table >= 0)[..., None], base[table], 0).transpose(0, 2, 1)  # (leaves, dim, width)
         # the queries of each leaf in blocks of QUERY_BLOCK (padded with -1): one small matrix product per block
-        by_leaf = np.argsort(query_node, kind="stable")
+        by_leaf = np.argsort(query_node.astype(np.uint16) if len(leaves) <= 2**16 else query_node, kind="stable")
         per_leaf = np.bincount(query_node, minlength=len(leaves))
         first_block = np.r_[0, np.cumsum(-(-per_leaf // QUERY_BLOCK))]
         rank = np.arange(len(by_leaf)) - np.r_[0, np.cumsum(per_leaf)][query_node[by_leaf]]
         blocks = np.full((first_block[-1], QUERY_BLOCK), -1, np.int64)
         blocks[first_block[query_node[by_leaf]] + rank // QUERY_BLOCK, rank % QUERY_BLOCK] = by_leaf
         block_leaf = np.repeat(leaves, np.diff(first_block))
+        # each image's queries' best matches in this tree: (image, shift * keep + rank), -1 / -inf where none
+        partner = np.full((n, n_shifts * keep), -1, np.int32)
+        score = np.full((n, n_shifts * keep), -np.inf, np.float32)
         for b0 in range(0, len(blocks), chunk // QUERY_BLOCK):
             q, leaf = blocks[b0:b0 + chunk // QUERY_BLOCK], block_leaf[b0:b0 + chunk // QUERY_BLOCK]
             sim = queries[np.maximum(q, 0)] @ leaf_base[leaf]  # (blocks, QUERY_BLOCK, width)
@@ -128,29 +167,36 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
             owner = q % n
             valid = (cand >= 0) & (cand != owner[..., None]) & (q >= 0)[..., None]
             sim = np.where(valid, sim, -np.inf).reshape(-1, width)
-            cand, owner = cand.reshape(-1, width), owner.ravel()
+            cand, q = cand.reshape(-1, width), q.ravel()
             top = np.argpartition(-sim, keep - 1, axis=1)[:, :keep] if width > keep else \
                 np.broadcast_to(np.arange(width), (len(sim), width))
-            i, j, best = np.repeat(owner, top.shape[1]), np.take_along_axis(cand, top, 1).ravel(), \
-                np.take_along_axis(sim, top, 1).ravel()
-            ok = np.isfinite(best)  # padding rows and leaves too small for `keep` matches
-            found_i.append(i[ok])
-            found_j.append(j[ok])
-            found_s.append(best[ok])
-    if not found_i:
+            real = q >= 0
+            rows, cols = q[real] % n, (q[real] // n)[:, None] * keep + np.arange(top.shape[1])
+            partner[rows[:, None], cols] = np.take_along_axis(cand[real], top[real], 1)
+            score[rows[:, None], cols] = np.take_along_axis(sim[real], top[real], 1)
+        per_tree.append(_best_distinct(partner, score, k))
+    if not per_tree:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # each pair once, at its best similarity; then each image's partners best first (ties by index), top k
-    pair, s = np.concatenate(found_i) * n + np.concatenate(found_j), np.concatenate(found_s)
-    order = np.argsort(pair)
-    pair, s = pair[order], s[order]
-    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-    pair, s = pair[starts], np.maximum.reduceat(s, starts)
-    i, j = pair // n, pair % n
-    order = np.argsort(i * 4.0 + (1.0 - s.astype(np.float64)), kind="stable")  # 1 - s lies in [0, 2]
-    i, j = i[order], j[order]
-    starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
-    rank = np.arange(len(i)) - np.repeat(starts, np.diff(np.r_[starts, len(i)]))
-    return i[rank < k], j[rank < k]
+    partner, _ = _best_distinct(*(np.concatenate(part, axis=1) for part in zip(*per_tree)), k)
+    found = partner >= 0
+    return np.nonzero(found)[0].astype(np.int64), partner[found].astype(np.int64)
+
+
+def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k best distinct partners (partner int (N, M), -1 for none; score float (N, M)), best first, ties by
+    partner index: (partner, score), each (N, <= k), -1 / -inf where a row has fewer. A partner met more than once
+    counts at its best score, so the k best of several trees' k best are the k best of them all."""
+    score = np.where(partner >= 0, score, -np.inf)
+    order = np.argsort(-score, axis=1, kind="stable")  # best first ...
+    partner, score = np.take_along_axis(partner, order, 1), np.take_along_axis(score, order, 1)
+    order = np.argsort(partner, axis=1, kind="stable")  # ... within each partner's run
+    partner, score = np.take_along_axis(partner, order, 1), np.take_along_axis(score, order, 1)
+    repeated = np.zeros(partner.shape, bool)
+    repeated[:, 1:] = partner[:, 1:] == partner[:, :-1]
+    score = np.where(repeated, -np.inf, score)
+    order = np.argsort(-score, axis=1, kind="stable")[:, :k]  # best first; ties stay in partner order
+    partner, score = np.take_along_axis(partner, order, 1), np.take_along_axis(score, order, 1)
+    return np.where(np.isfinite(score), partner, -1), score
 
 
 def exhaustive_neighbours(descriptors: np.ndarray, queries: np.ndarray, k: int,

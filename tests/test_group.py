@@ -45,6 +45,16 @@ def test_every_exact_copy_lands_with_its_original_at_the_same_distance(source, r
         assert np.array_equal(result.exact[copies], result.exact[originals])
 
 
+def test_exact_copies_are_told_by_their_bytes_even_when_their_hashes_collide(monkeypatch):
+    from stages import group_candidates
+
+    images = np.array([[1, 2], [3, 4], [1, 2], [1, 3]], np.uint8).reshape(4, 1, 2, 1)
+    first, inverse = group_candidates.unique_images(images)
+    assert first.tolist() == [0, 1, 3] and inverse.tolist() == [0, 1, 0, 2]
+    monkeypatch.setattr(group_candidates, "row_hashes", lambda rows, chunk: np.zeros(len(rows), np.uint64))
+    assert [a.tolist() for a in group_candidates.unique_images(images)] == [first.tolist(), inverse.tolist()]
+
+
 @pytest.mark.parametrize("source", ["mnist", "notmnist"])
 def test_at_least_99_percent_of_perturbed_copies_land_with_their_original(source, request):
     images, labels = request.getfixturevalue(source)
