@@ -154,7 +154,8 @@ def main() -> None:
             r = run_case(name, seed, args.save)
             print(f"  {r}", file=sys.stderr, flush=True)
             print(f"| {name} (seed {seed}) | {r['n']} | {cell(r, 'auroc')} | {cell(r, 'cleanlab_probs')} | "
-                  f"{cell(r, 'cleanlab_features')} | {cell(r, 'cleanlab_pixels')} | {cell(r, 'precision', '{:.2f}')} | {cell(r, 'recall', '{:.2f}')} | "
+                  f"{cell(r, 'cleanlab_features')} | {cell(r, 'cleanlab_pixels')} | {cell(r, 'precision', '{:.2f}')} | "
+                  f"{cell(r, 'recall', '{:.2f}')} | "
                   f"{100 * r['clean_flagged']:.2f}% | {r['broken_found']} of {r['broken']} ({r['base_odd']} base) | "
                   f"{cell(r, 'strangers_as_wrong_label', '{}')} | {r['seconds']:.0f} |", flush=True)
     print(describe().replace("# ", "# after: ", 1))

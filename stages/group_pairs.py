@@ -101,38 +101,38 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
     i, j = local[:len(i)], local[len(i):]
     n_img, h, w, c = len(involved), *images.shape[1:]
     offsets = shifts(max_shift)
+    mean = np.zeros((n_img, 1, 1, c), np.float32)  # each involved image's channel means
 
-    def centred(rows: np.ndarray) -> np.ndarray:  # float32 dot products of centred images stay accurate
-        x = images[rows].astype(np.float32)
-        return x - mean[rows]
+    def centred(x: np.ndarray, local: np.ndarray) -> np.ndarray:
+        """Images x of the involved images `local`, centred: float32 dot products of centred images stay accurate."""
+        return x.astype(np.float32, copy=False) - mean[local]
 
-    # each involved image's channel means, then per image and offset: sums per channel and sum of squares over
-    # the part of the image that takes part, read off summed-area tables at the overlaps' corners, made a chunk of
-    # images at a time (float copies of them all would be large)
-    regions = [[(r[0].indices(h)[:2], r[1].indices(w)[:2]) for r in overlap_regions(h, w, dy, dx)]
-               for dy, dx in offsets]
-    ys = np.unique([y for o in regions for (y_span, _) in o for y in y_span])
-    xs = np.unique([x for o in regions for (_, x_span) in o for x in x_span])
-    mean = np.zeros((len(images), 1, 1, c), np.float32)
+    # per image and offset: sums per channel and sum of squares over the part of the image that takes part, read
+    # off summed-area tables at the overlaps' corners, made a chunk of images at a time (float copies of them all
+    # would be large). corners[o][side]: the overlap's (top, bottom, left, right) positions among ys and xs.
+    spans = [[(r[0].indices(h)[:2], r[1].indices(w)[:2]) for r in overlap_regions(h, w, dy, dx)]
+             for dy, dx in offsets]
+    ys = np.unique([y for o in spans for (y_span, _) in o for y in y_span])
+    xs = np.unique([x for o in spans for (_, x_span) in o for x in x_span])
+    corners = [[tuple(np.searchsorted(ys, y_span).tolist() + np.searchsorted(xs, x_span).tolist())
+                for y_span, x_span in o] for o in spans]
+    area = np.array([(y1 - y0) * (x1 - x0) for ((y0, y1), (x0, x1)), _ in spans], np.int64)
     sums = np.zeros((2, len(offsets), n_img, c))  # [image a's side / image b's side, offset, image, channel]
     squares = np.zeros((2, len(offsets), n_img))
-    area = np.zeros(len(offsets), np.int64)
     for s0 in range(0, n_img, chunk):
-        rows = involved[s0:s0 + chunk]
-        mean[rows] = images[rows].astype(np.float32).mean(axis=(1, 2), keepdims=True)
-        part = centred(rows).astype(np.float64)
+        x = images[involved[s0:s0 + chunk]].astype(np.float32)
+        mean[s0:s0 + chunk] = x.mean(axis=(1, 2), keepdims=True)
+        part = centred(x, np.arange(s0, s0 + len(x))).astype(np.float64)
         t1, t2 = corner_sums(part, ys, xs), corner_sums(part ** 2, ys, xs).sum(axis=3)
-        for o, sides in enumerate(regions):
-            for side, ((y0, y1), (x0, x1)) in enumerate(sides):
-                a0, a1, b0, b1 = np.searchsorted(ys, [y0, y1]).tolist() + np.searchsorted(xs, [x0, x1]).tolist()
+        for o, sides in enumerate(corners):
+            for side, (a0, a1, b0, b1) in enumerate(sides):
                 sums[side, o, s0:s0 + chunk] = t1[:, a1, b1] - t1[:, a0, b1] - t1[:, a1, b0] + t1[:, a0, b0]
                 squares[side, o, s0:s0 + chunk] = t2[:, a1, b1] - t2[:, a0, b1] - t2[:, a1, b0] + t2[:, a0, b0]
-                area[o] = (y1 - y0) * (x1 - x0)
     best = np.full(len(i), np.sqrt(2.0), np.float32)
     arg = np.full(len(i), len(offsets) // 2, np.int64)
     for s0 in range(0, len(i), chunk):
         ii, jj = i[s0:s0 + chunk], j[s0:s0 + chunk]
-        xa, xb = centred(involved[ii]), centred(involved[jj])
+        xa, xb = centred(images[involved[ii]], ii), centred(images[involved[jj]], jj)
         for o, (dy, dx) in enumerate(offsets):
             ra, rb = overlap_regions(h, w, dy, dx)
             # float32 is exact enough: the images are centred, so the sums carry no large common offset

@@ -140,8 +140,8 @@ class TrainResult(Artifact):
     STAGE = "train"
     FIELDS = {"prob_sum": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
               "loss_curves": Field("f", 2), "member_steps": Field("iu", 1), "nn_prob": Field("f", 2, True),
-              "nn_scored": Field("b", 1, True), "strange_sum": Field("f", 1, True), "class_sim_sum": Field("f", 2, True),
-              "through_conflicts": Field("b", 0)}
+              "nn_scored": Field("b", 1, True), "strange_sum": Field("f", 1, True),
+              "class_sim_sum": Field("f", 2, True), "through_conflicts": Field("b", 0)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "TrainResult":
