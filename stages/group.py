@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stages.artifact import Artifact, Field
+from stages.cores import map_chunks
 from stages.group_blanks import blank_scores, odd_kinds
 from stages.group_candidates import exhaustive_neighbours, forest_neighbours, shifted_descriptors, unique_images
 from stages.group_clusters import bounded_clusters, representatives
@@ -18,6 +19,7 @@ from stages.group_pairs import noise_z, shift_distances
 from stages.labels import conflicting_groups
 
 SAMPLE_MATCHES = 32  # best descriptor matches of each sampled image whose exact distances are measured
+IMAGE_CHUNK = 8192  # images measured at a time: each one's figures are its own, and float copies of all are large
 
 
 @dataclass(frozen=True)
@@ -185,24 +187,37 @@ def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
     if images.ndim != 4 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
     first, exact = unique_images(images)
-    unique = images if len(first) == len(images) else images[first]  # first is 0..N-1 when no two are alike
-    scores, noise = blank_scores(unique, params.max_noise_z)
+    scores, noise = _per_image(lambda x: blank_scores(x, params.max_noise_z), images, first)
     blank = (scores <= params.max_noise_z) & (noise <= params.max_noise_sigma)
-    centre = np.arange(len(unique))
-    dist = np.zeros(len(unique), np.float32)
+    centre = np.arange(len(first))
+    dist = np.zeros(len(first), np.float32)
     shaped = np.flatnonzero(~blank)
-    shape_centre, shape_dist, threshold = _shape_groups(unique[shaped], params)
+    # the one copy of the images made here, and only when some repeat or are blank
+    shape_centre, shape_dist, threshold = _shape_groups(
+        images if len(shaped) == len(images) else images[first[shaped]], params)
     centre[shaped] = shaped[shape_centre]
     dist[shaped] = shape_dist
     blanks = np.flatnonzero(blank)
     if blanks.size:
-        centre[blanks] = blanks[_blank_groups(unique[blanks], scores[blanks], params.blank_tolerance)]
+        centre[blanks] = blanks[_blank_groups(images[first[blanks]], scores[blanks], params.blank_tolerance)]
 
     group = _by_first_appearance(centre[exact])
     representative = np.empty(group.max() + 1, np.int64)
     representative[group] = first[centre[exact]]
+    odd, = _per_image(odd_kinds, images, first, blank)
     return GroupResult(group=group, distance=dist[exact], threshold=threshold, representative=representative,
-                       exact=exact, blank=blank[exact], odd=odd_kinds(unique, blank)[exact])
+                       exact=exact, blank=blank[exact], odd=odd[exact])
+
+
+def _per_image(measure, images: np.ndarray, rows: np.ndarray, *more: np.ndarray) -> tuple[np.ndarray, ...]:
+    """measure(images[rows], *more), one array or a tuple of them, each one value per image, computed IMAGE_CHUNK
+    images at a time on every core: float copies of all the images, or even a copy of the rows, are large."""
+    def part_of(part: slice) -> tuple[np.ndarray, ...]:
+        out = measure(images[rows[part]], *(m[part] for m in more))
+        return out if isinstance(out, tuple) else (out,)
+
+    parts = map_chunks(part_of, len(rows), IMAGE_CHUNK) or [part_of(slice(0, 0))]
+    return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 def summarize(group: np.ndarray, labels: np.ndarray) -> dict:

@@ -10,7 +10,6 @@ from stages.group_pairs import BOXES, clipped_model, local_excess, normal_cdf
 
 MAX_NOISE_CORRELATION = 0.15  # below this, neighbouring pixels do not correlate as a picture's do: noise
 SATURATED_SHARE = 0.98  # an image with at least this share of its pixels at 250 or above is washed out
-IMAGE_CHUNK = 8192  # images measured at a time: each one's figures are its own, and float copies of all are large
 
 
 def blank_scores(images: np.ndarray, max_z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -18,9 +17,6 @@ def blank_scores(images: np.ndarray, max_z: float) -> tuple[np.ndarray, np.ndarr
     noise_z: a constant image scores 0, a glyph tens) and the noise level that takes (grey levels). A cheap
     screen, noise read from neighbouring-pixel differences, clears most images; the few it cannot clear are
     scored against a constant under the clipped-noise model of noise_z."""
-    if len(images) > IMAGE_CHUNK:
-        parts = [blank_scores(images[s0:s0 + IMAGE_CHUNK], max_z) for s0 in range(0, len(images), IMAGE_CHUNK)]
-        return np.concatenate([z for z, _ in parts]), np.concatenate([sigma for _, sigma in parts])
     x = images.astype(np.float32)
     dev = x - x.mean(axis=(1, 2, 3), keepdims=True)
     # the difference of two neighbouring noisy pixels has variance 2 sigma^2
@@ -77,9 +73,6 @@ def _clipped_level(q: np.ndarray, iterations: int = 50) -> tuple[np.ndarray, np.
 def odd_kinds(images: np.ndarray, blank: np.ndarray) -> np.ndarray:
     """What is broken about each image, from its pixels alone: "blank" (given: one grey level plus noise), "noise"
     (neighbouring pixels do not correlate), "saturated" (washed out to white), or "" (a picture)."""
-    if len(images) > IMAGE_CHUNK:
-        return np.concatenate([odd_kinds(images[s0:s0 + IMAGE_CHUNK], blank[s0:s0 + IMAGE_CHUNK])
-                               for s0 in range(0, len(images), IMAGE_CHUNK)])
     x = images.astype(np.float32)
     x -= x.mean(axis=(1, 2, 3), keepdims=True)
     pairs = [(x[:, 1:] * x[:, :-1], x[:, 1:] ** 2), (x[:, :, 1:] * x[:, :, :-1], x[:, :, 1:] ** 2)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stages.cores import map_chunks
 from stages.group_pairs import shifts
 
 QUERY_BLOCK = 16  # a leaf's queries are compared with its images this many at a time, in one matrix product
@@ -72,8 +73,9 @@ def shifted_descriptors(images: np.ndarray, grid: int, max_shift: int, chunk: in
                         + np.searchsorted(need_cols, np.clip(cols - dx, 0, w - 1))[None, :]).ravel()
                        for dy, dx in offsets])
     out = np.empty((len(offsets), n, len(rows) * len(cols)), np.float32)
-    for s0 in range(0, n, chunk):
-        x = images[s0:s0 + chunk].astype(np.float32)
+
+    def describe(part: slice) -> None:
+        x = images[part].astype(np.float32)
         x = x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)
         m = len(x)
         across = (x.reshape(m * h, w) @ box_cols.T).reshape(m, h, len(need_cols))
@@ -82,7 +84,9 @@ def shifted_descriptors(images: np.ndarray, grid: int, max_shift: int, chunk: in
             d = boxed[:, at]
             d = d - d.mean(axis=1, keepdims=True)
             norm = np.linalg.norm(d, axis=1, keepdims=True)
-            out[s, s0:s0 + m] = np.where(norm > 1e-6, d / np.maximum(norm, 1e-6), 0)
+            out[s, part] = np.where(norm > 1e-6, d / np.maximum(norm, 1e-6), 0)
+
+    map_chunks(describe, n, chunk)
     return out
 
 
@@ -127,17 +131,30 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
     queries = descriptors.reshape(n_shifts * n, dim)
     depth = int(np.ceil(np.log2(max(n, 1) / leaf_size))) if n > leaf_size else 0
     rng = np.random.default_rng(seed)
-    keep = min(2, max(n - 1, 1))  # best matches kept per query and tree, before the per-image top k
-    per_tree = []  # each tree's k best partners per image: the k best over all trees are among them
-    for _ in range(n_trees):
-        directions = rng.standard_normal((dim, max(depth, 1))).astype(np.float32)
-        base_proj, query_proj = base @ directions, queries @ directions
+    directions = [rng.standard_normal((dim, max(depth, 1))).astype(np.float32) for _ in range(n_trees)]
+
+    def grow(tree: slice) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(leaf of each image, each level's split thresholds) of one tree: the splits see the images only."""
         node = np.zeros(n, np.int64)
-        query_node = np.zeros(n_shifts * n, np.int32)
+        base_proj = base @ directions[tree.start]
+        thresholds = []
         for level in range(depth):
             node, threshold = _split(node, base_proj[:, level], 2 ** level)
-            query_node = 2 * query_node + (query_proj[:, level] > threshold[query_node])
-        del base_proj, query_proj
+            thresholds.append(threshold)
+        return node, thresholds
+
+    keep = min(2, max(n - 1, 1))  # best matches kept per query and tree, before the per-image top k
+    per_tree = []  # each tree's k best partners per image: the k best over all trees are among them
+    for tree, (node, thresholds) in enumerate(map_chunks(grow, n_trees, 1)):  # trees grow side by side
+        query_node = np.zeros(n_shifts * n, np.int32)
+
+        def route(part: slice) -> None:
+            proj, at = queries[part] @ directions[tree], np.zeros(part.stop - part.start, np.int32)
+            for level, threshold in enumerate(thresholds):
+                at = 2 * at + (proj[:, level] > threshold[at])
+            query_node[part] = at
+
+        map_chunks(route, len(queries), chunk)
         # leaf table: the members of every leaf, padded with -1, and their descriptors (zeros for the padding)
         order = np.argsort(node, kind="stable")
         leaves = np.arange(2 ** depth)
@@ -157,11 +174,13 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
         blocks = np.full((first_block[-1], QUERY_BLOCK), -1, np.int64)
         blocks[first_block[query_node[by_leaf]] + rank // QUERY_BLOCK, rank % QUERY_BLOCK] = by_leaf
         block_leaf = np.repeat(leaves, np.diff(first_block))
-        # each image's queries' best matches in this tree: (image, shift * keep + rank), -1 / -inf where none
-        partner = np.full((n, n_shifts * keep), -1, np.int32)
-        score = np.full((n, n_shifts * keep), -np.inf, np.float32)
-        for b0 in range(0, len(blocks), chunk // QUERY_BLOCK):
-            q, leaf = blocks[b0:b0 + chunk // QUERY_BLOCK], block_leaf[b0:b0 + chunk // QUERY_BLOCK]
+        del query_node, by_leaf, rank
+        # each query's best matches in this tree, -1 / -inf where none
+        partner = np.full((n_shifts * n, keep), -1, np.int32)
+        score = np.full((n_shifts * n, keep), -np.inf, np.float32)
+
+        def match(part: slice) -> None:
+            q, leaf = blocks[part], block_leaf[part]
             sim = queries[np.maximum(q, 0)] @ leaf_base[leaf]  # (blocks, QUERY_BLOCK, width)
             cand = np.broadcast_to(table[leaf][:, None, :], sim.shape)
             owner = q % n
@@ -171,9 +190,13 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
             top = np.argpartition(-sim, keep - 1, axis=1)[:, :keep] if width > keep else \
                 np.broadcast_to(np.arange(width), (len(sim), width))
             real = q >= 0
-            rows, cols = q[real] % n, (q[real] // n)[:, None] * keep + np.arange(top.shape[1])
-            partner[rows[:, None], cols] = np.take_along_axis(cand[real], top[real], 1)
-            score[rows[:, None], cols] = np.take_along_axis(sim[real], top[real], 1)
+            partner[q[real], :top.shape[1]] = np.take_along_axis(cand[real], top[real], 1)  # a query sits in one block
+            score[q[real], :top.shape[1]] = np.take_along_axis(sim[real], top[real], 1)
+
+        map_chunks(match, len(blocks), chunk // QUERY_BLOCK)
+        # (image, shift * keep + rank): each image's matches over all its shifted queries
+        partner = partner.reshape(n_shifts, n, keep).transpose(1, 0, 2).reshape(n, n_shifts * keep)
+        score = score.reshape(n_shifts, n, keep).transpose(1, 0, 2).reshape(n, n_shifts * keep)
         per_tree.append(_best_distinct(partner, score, k))
     if not per_tree:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -182,21 +205,29 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
     return np.nonzero(found)[0].astype(np.int64), partner[found].astype(np.int64)
 
 
-def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's k best distinct partners (partner int (N, M), -1 for none; score float (N, M)), best first, ties by
-    partner index: (partner, score), each (N, <= k), -1 / -inf where a row has fewer. A partner met more than once
-    counts at its best score, so the k best of several trees' k best are the k best of them all."""
-    score = np.where(partner >= 0, score, -np.inf)
-    order = np.argsort(-score, axis=1, kind="stable")  # best first ...
-    partner, score = np.take_along_axis(partner, order, 1), np.take_along_axis(score, order, 1)
-    order = np.argsort(partner, axis=1, kind="stable")  # ... within each partner's run
-    partner, score = np.take_along_axis(partner, order, 1), np.take_along_axis(score, order, 1)
-    repeated = np.zeros(partner.shape, bool)
-    repeated[:, 1:] = partner[:, 1:] == partner[:, :-1]
-    score = np.where(repeated, -np.inf, score)
-    order = np.argsort(-score, axis=1, kind="stable")[:, :k]  # best first; ties stay in partner order
-    partner, score = np.take_along_axis(partner, order, 1), np.take_along_axis(score, order, 1)
-    return np.where(np.isfinite(score), partner, -1), score
+def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int,
+                   chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k best distinct partners (partner int (N, M), -1 for none; score float32 (N, M)), best first, ties
+    by partner index: (partner, score), each (N, <= k), -1 / -inf where a row has fewer. A partner met more than once
+    counts at its best score, so the k best of several trees' k best are the k best of them all. Each pair is one
+    int64 sort key (partner, then score, or the other way round), so two sorts of plain numbers do it."""
+    if len(partner) > chunk:
+        parts = map_chunks(lambda rows: _best_distinct(partner[rows], score[rows], k), len(partner), chunk)
+        return np.concatenate([p for p, _ in parts]), np.concatenate([s for _, s in parts])
+    none = (partner < 0) | ~np.isfinite(score)
+    bits = (-score.astype(np.float32) + np.float32(0)).view(np.int32).astype(np.int64)  # + 0: -0.0 becomes 0.0
+    worse = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # the float order of -score, as integers
+    who = partner.astype(np.int64)
+    by_partner = np.sort(np.where(none, np.iinfo(np.int64).max, (who << 32) | (worse + 2**31)), axis=1)
+    repeated = np.zeros(partner.shape, bool)  # a partner's later entries: its worse scores
+    repeated[:, 1:] = (by_partner[:, 1:] >> 32) == (by_partner[:, :-1] >> 32)
+    who, worse = by_partner >> 32, (by_partner & 0xFFFFFFFF) - 2**31
+    gone = repeated | (by_partner == np.iinfo(np.int64).max)
+    best = np.sort(np.where(gone, np.iinfo(np.int64).max, (worse << 32) | who), axis=1)[:, :k]
+    found = best != np.iinfo(np.int64).max
+    worse = best >> 32
+    bits = (worse ^ ((worse >> 31) & 0x7FFFFFFF)).astype(np.int32)
+    return np.where(found, best & 0xFFFFFFFF, -1), np.where(found, -bits.view(np.float32), -np.inf).astype(np.float32)
 
 
 def exhaustive_neighbours(descriptors: np.ndarray, queries: np.ndarray, k: int,
@@ -208,18 +239,19 @@ def exhaustive_neighbours(descriptors: np.ndarray, queries: np.ndarray, k: int,
     base = descriptors[n_shifts // 2]
     k = min(k, n - 1)
     shifted = descriptors[:, queries]  # (S, Q, D)
-    found_sim, found_idx = [], []
-    for s0 in range(0, n, chunk):
-        block = base[s0:s0 + chunk].T.copy()
+
+    def search(part: slice) -> tuple[np.ndarray, np.ndarray]:
+        block = base[part].T.copy()
         sim = shifted[0] @ block
         for s in range(1, n_shifts):
             np.maximum(sim, shifted[s] @ block, out=sim)
-        inside = np.flatnonzero((queries >= s0) & (queries < s0 + block.shape[1]))
-        sim[inside, queries[inside] - s0] = -np.inf  # never itself
+        inside = np.flatnonzero((queries >= part.start) & (queries < part.stop))
+        sim[inside, queries[inside] - part.start] = -np.inf  # never itself
         top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if sim.shape[1] > k else \
             np.broadcast_to(np.arange(sim.shape[1]), sim.shape)
-        found_sim.append(np.take_along_axis(sim, top, 1))
-        found_idx.append(top + s0)
+        return np.take_along_axis(sim, top, 1), top + part.start
+
+    found_sim, found_idx = zip(*map_chunks(search, n, chunk, threads=1))  # the matrix products use every core
     sim, idx = np.concatenate(found_sim, axis=1), np.concatenate(found_idx, axis=1)
     top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if sim.shape[1] > k else np.argsort(-sim, axis=1)
     best_sim, best_idx = np.take_along_axis(sim, top, 1), np.take_along_axis(idx, top, 1)

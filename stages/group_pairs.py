@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stages.cores import map_chunks
+
 # Residual local means are tested over these box sizes (pixels): noise averages out, a stroke does not.
 BOXES = (3, 5)
 
@@ -119,19 +121,23 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
     area = np.array([(y1 - y0) * (x1 - x0) for ((y0, y1), (x0, x1)), _ in spans], np.int64)
     sums = np.zeros((2, len(offsets), n_img, c))  # [image a's side / image b's side, offset, image, channel]
     squares = np.zeros((2, len(offsets), n_img))
-    for s0 in range(0, n_img, chunk):
-        x = images[involved[s0:s0 + chunk]].astype(np.float32)
-        mean[s0:s0 + chunk] = x.mean(axis=(1, 2), keepdims=True)
-        part = centred(x, np.arange(s0, s0 + len(x))).astype(np.float64)
-        t1, t2 = corner_sums(part, ys, xs), corner_sums(part ** 2, ys, xs).sum(axis=3)
+
+    def measure(part: slice) -> None:
+        x = images[involved[part]].astype(np.float32)
+        mean[part] = x.mean(axis=(1, 2), keepdims=True)
+        centred_part = centred(x, np.arange(part.start, part.stop)).astype(np.float64)
+        t1, t2 = corner_sums(centred_part, ys, xs), corner_sums(centred_part ** 2, ys, xs).sum(axis=3)
         for o, sides in enumerate(corners):
             for side, (a0, a1, b0, b1) in enumerate(sides):
-                sums[side, o, s0:s0 + chunk] = t1[:, a1, b1] - t1[:, a0, b1] - t1[:, a1, b0] + t1[:, a0, b0]
-                squares[side, o, s0:s0 + chunk] = t2[:, a1, b1] - t2[:, a0, b1] - t2[:, a1, b0] + t2[:, a0, b0]
+                sums[side, o, part] = t1[:, a1, b1] - t1[:, a0, b1] - t1[:, a1, b0] + t1[:, a0, b0]
+                squares[side, o, part] = t2[:, a1, b1] - t2[:, a0, b1] - t2[:, a1, b0] + t2[:, a0, b0]
+
+    map_chunks(measure, n_img, chunk)
     best = np.full(len(i), np.sqrt(2.0), np.float32)
     arg = np.full(len(i), len(offsets) // 2, np.int64)
-    for s0 in range(0, len(i), chunk):
-        ii, jj = i[s0:s0 + chunk], j[s0:s0 + chunk]
+
+    def compare(part: slice) -> None:
+        ii, jj = i[part], j[part]
         xa, xb = centred(images[involved[ii]], ii), centred(images[involved[jj]], jj)
         for o, (dy, dx) in enumerate(offsets):
             ra, rb = overlap_regions(h, w, dy, dx)
@@ -146,9 +152,11 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
             ok = (va > 1e-6 * m * c) & (vb > 1e-6 * m * c)
             r = np.where(ok, cov / np.sqrt(np.where(ok, va * vb, 1.0)), 0.0)
             d = np.sqrt(np.maximum(0.0, 2 - 2 * r)).astype(np.float32)
-            better = d < best[s0:s0 + chunk]
-            best[s0:s0 + chunk] = np.where(better, d, best[s0:s0 + chunk])
-            arg[s0:s0 + chunk] = np.where(better, o, arg[s0:s0 + chunk])
+            better = d < best[part]
+            best[part] = np.where(better, d, best[part])
+            arg[part] = np.where(better, o, arg[part])
+
+    map_chunks(compare, len(i), chunk)
     return best, arg
 
 
@@ -198,11 +206,13 @@ def noise_z(images: np.ndarray, i: np.ndarray, j: np.ndarray, shift_index: np.nd
     different renderings of a glyph leave tens of grey levels along every stroke)."""
     _, h, w, c = images.shape
     z, sigma = np.zeros((len(i), 2)), np.zeros((len(i), 2))
-    for o, (dy, dx) in enumerate(shifts(max_shift)):
-        sel = np.flatnonzero(shift_index == o)
-        ra, rb = overlap_regions(h, w, dy, dx)
-        for s0 in range(0, len(sel), chunk):
-            part = sel[s0:s0 + chunk]
+    offsets = shifts(max_shift)
+    by_shift = [np.flatnonzero(shift_index == o) for o in range(len(offsets))]
+    tasks = [(o, sel[s0:s0 + chunk]) for o, sel in enumerate(by_shift) for s0 in range(0, len(sel), chunk)]
+
+    def explain(task: slice) -> None:
+        for o, part in tasks[task]:
+            ra, rb = overlap_regions(h, w, *offsets[o])
             pa = images[i[part]][:, ra[0], ra[1]].astype(np.float32)
             if pa.size == 0:  # no overlap at this shift: nothing to explain, nothing to accept
                 z[part], sigma[part] = np.inf, np.inf
@@ -212,4 +222,6 @@ def noise_z(images: np.ndarray, i: np.ndarray, j: np.ndarray, shift_index: np.nd
             pa, pb = pa.reshape(len(part), -1), pb.reshape(len(part), -1)
             z[part, 0], sigma[part, 0] = _noise_z_one_way(pa, pb, shape)
             z[part, 1], sigma[part, 1] = _noise_z_one_way(pb, pa, shape)
+
+    map_chunks(explain, len(tasks), 1)
     return z, sigma

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stages.artifact import Artifact, Field, check_arrays
+from stages.cores import usable_cores
 from stages.group_pairs import overlap_regions
 from stages.labels import conflicting_groups
 
@@ -437,16 +438,6 @@ def resolve_device(name: str) -> str:
     if name == "mps" and not mps:
         raise InputError("train.device", "mps: no Apple GPU here")
     return name
-
-
-def usable_cores() -> int:
-    """The cores this process may use, not the machine's count: joblib's count knows CPU affinity (`taskset -c 0,1`
-    means 2) and a container's CPU quota; without joblib, the affinity alone."""
-    try:
-        from joblib import cpu_count
-    except ImportError:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cpu_count())
 
 
 def worker_layout(params: TrainParams, device: str = "cpu") -> tuple[int, int]:

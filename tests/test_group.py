@@ -12,6 +12,7 @@ from pipeline.plant import PERTURBED, PlantSpec, copies_and_originals, load_sour
 from stages import group_pairs
 from stages.decode_readers import Dataset
 from stages.group import GroupParams, GroupResult, group_images, summarize
+from stages.group_candidates import _best_distinct
 
 PARAMS = GroupParams()
 
@@ -174,6 +175,33 @@ def test_grouping_is_deterministic(mnist):
     assert np.array_equal(first.distance, second.distance)
     assert np.array_equal(first.representative, second.representative)
     assert first.threshold == second.threshold
+
+
+def test_one_thread_and_several_give_the_same_groups(mnist, monkeypatch):
+    case = plant(*mnist, PlantSpec(n_clean=4000, n_evil=200, n_two_evil=50, **PERTURBED, seed=5))
+    monkeypatch.setattr("stages.group.IMAGE_CHUNK", 1000)  # several chunks of every kind, so threads share work
+    monkeypatch.setattr("stages.cores.usable_cores", lambda: 1)
+    alone = group_images(case.images, PARAMS)
+    monkeypatch.setattr("stages.cores.usable_cores", lambda: 3)
+    shared = group_images(case.images, PARAMS)
+    for field in ("group", "distance", "threshold", "representative", "exact", "blank", "odd"):
+        assert np.array_equal(getattr(alone, field), getattr(shared, field)), field
+
+
+def test_the_forest_keeps_each_images_best_distinct_partners_best_first_ties_by_partner_index():
+    rng = np.random.default_rng(0)
+    levels = np.array([-np.inf, -0.5, 0.0, 0.25, 0.5, 1.0], np.float32)  # few levels: many ties
+    partner, score = rng.integers(-1, 9, (500, 12)), rng.choice(levels, (500, 12))
+    got_partner, got_score = _best_distinct(partner, score, 4, chunk=64)
+    for row in range(len(partner)):
+        best = {}
+        for p, s in zip(partner[row], score[row]):
+            if p >= 0 and np.isfinite(s):
+                best[p] = max(best.get(p, -np.inf), s)
+        expected = sorted(best.items(), key=lambda ps: (-ps[1], ps[0]))[:4]
+        expected += [(-1, -np.inf)] * (4 - len(expected))
+        assert got_partner[row].tolist() == [p for p, _ in expected]
+        assert got_score[row].tolist() == [s for _, s in expected]
 
 
 def test_colour_images_of_another_size_are_grouped_too(mnist):

@@ -9,11 +9,12 @@ import torch
 
 from stages.train_models import build_model
 from pipeline.plant import PlantSpec, load_source, plant, random_label_copies
+from stages.cores import usable_cores
 from stages.errors import InputError
 from stages.labels import conflicting_groups
 from stages.train import (TrainParams, class_weights, dominated, feature_evidence, nearest_neighbour_probs, predict,
                           plan_members, resolve_device, scoring_seconds, train_ensemble, train_member,
-                          trains_through_conflicts, usable_cores, worker_layout)
+                          trains_through_conflicts, worker_layout)
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
 
