@@ -18,11 +18,8 @@ def unique_images(images: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, n
     rows = np.ascontiguousarray(images.reshape(len(images), -1))
     _, first, inverse = np.unique(row_hashes(rows, chunk), return_index=True, return_inverse=True)
     inverse = inverse.ravel()
-    same = np.ones(len(rows), bool)
-    for s0 in range(0, len(rows), chunk):
-        part = slice(s0, s0 + chunk)
-        same[part] = (rows[part] == rows[first[inverse[part]]]).all(axis=1)
-    if not same.all():  # two different images with one hash: sort the bytes after all
+    same = map_chunks(lambda part: bool((rows[part] == rows[first[inverse[part]]]).all()), len(rows), chunk)
+    if not all(same):  # two different images with one hash: sort the bytes after all
         keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         inverse = inverse.ravel()
@@ -38,11 +35,14 @@ def row_hashes(rows: np.ndarray, chunk: int = 65536) -> np.ndarray:
     width = -(-rows.shape[1] // 8) * 8
     odd = np.random.default_rng(0).integers(1, 2**62, width // 8, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     key = np.empty(len(rows), np.uint64)
-    for s0 in range(0, len(rows), chunk):
-        words = np.zeros((len(rows[s0:s0 + chunk]), width), np.uint8)
-        words[:, :rows.shape[1]] = rows[s0:s0 + chunk]
+
+    def hashed(part: slice) -> None:
+        words = np.zeros((part.stop - part.start, width), np.uint8)
+        words[:, :rows.shape[1]] = rows[part]
         mixed = words.view(np.uint64) * odd  # wraps modulo 2**64, as a hash should
-        key[s0:s0 + chunk] = np.bitwise_xor.reduce(mixed ^ (mixed >> np.uint64(29)), axis=1)
+        key[part] = np.bitwise_xor.reduce(mixed ^ (mixed >> np.uint64(29)), axis=1)
+
+    map_chunks(hashed, len(rows), chunk)
     return key
 
 
@@ -63,28 +63,28 @@ def shifted_descriptors(images: np.ndarray, grid: int, max_shift: int, chunk: in
 
     (kh, rows), (kw, cols) = axis(h), axis(w)
     offsets = shifts(max_shift)
-    # the box sums are needed at these rows and columns only (every shift's sampling points): a matrix product
-    # with a box of ones along each axis (a box reaching past the border repeats the edge pixels)
-    need_rows = np.unique(np.concatenate([np.clip(rows - dy, 0, h - 1) for dy, _ in offsets]))
-    need_cols = np.unique(np.concatenate([np.clip(cols - dx, 0, w - 1) for _, dx in offsets]))
-    box_rows, box_cols = _box_matrix(need_rows, kh, h), _box_matrix(need_cols, kw, w)
-    # each shift's sampling points, as positions in the flattened (need_rows, need_cols) grid
-    points = np.stack([(np.searchsorted(need_rows, np.clip(rows - dy, 0, h - 1))[:, None] * len(need_cols)
-                        + np.searchsorted(need_cols, np.clip(cols - dx, 0, w - 1))[None, :]).ravel()
-                       for dy, dx in offsets])
-    out = np.empty((len(offsets), n, len(rows) * len(cols)), np.float32)
+    # the box sums are needed at every shift's sampling points only: a matrix product with a box of ones along
+    # each axis (a box reaching past the border repeats the edge pixels), the sampling rows and columns of each
+    # vertical and horizontal shift side by side, so that each shift's grid is one block of the result
+    dys, dxs = sorted({dy for dy, _ in offsets}), sorted({dx for _, dx in offsets})
+    box_rows = _box_matrix(np.concatenate([np.clip(rows - dy, 0, h - 1) for dy in dys]), kh, h)
+    box_cols = _box_matrix(np.concatenate([np.clip(cols - dx, 0, w - 1) for dx in dxs]), kw, w)
+    gh, gw = len(rows), len(cols)
+    out = np.empty((len(offsets), n, gh * gw), np.float32)
 
     def describe(part: slice) -> None:
         x = images[part].astype(np.float32)
         x = x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)
         m = len(x)
-        across = (x.reshape(m * h, w) @ box_cols.T).reshape(m, h, len(need_cols))
-        boxed = (box_rows @ across).reshape(m, -1) / (kh * kw)
-        for s, at in enumerate(points):
-            d = boxed[:, at]
-            d = d - d.mean(axis=1, keepdims=True)
+        across = (x.reshape(m * h, w) @ box_cols.T).reshape(m, h, len(box_cols))
+        boxed = (box_rows @ across) / (kh * kw)  # (m, shifts down x rows, shifts across x columns)
+        for s, (dy, dx) in enumerate(offsets):
+            y0, x0 = dys.index(dy) * gh, dxs.index(dx) * gw
+            d = np.ascontiguousarray(boxed[:, y0:y0 + gh, x0:x0 + gw]).reshape(m, gh * gw)
+            d -= d.mean(axis=1, keepdims=True)
             norm = np.linalg.norm(d, axis=1, keepdims=True)
-            out[s, part] = np.where(norm > 1e-6, d / np.maximum(norm, 1e-6), 0)
+            np.divide(d, np.maximum(norm, 1e-6), out=out[s, part])
+            out[s, part][norm[:, 0] <= 1e-6] = 0
 
     map_chunks(describe, n, chunk)
     return out

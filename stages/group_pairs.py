@@ -132,7 +132,7 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
                 sums[side, o, part] = t1[:, a1, b1] - t1[:, a0, b1] - t1[:, a1, b0] + t1[:, a0, b0]
                 squares[side, o, part] = t2[:, a1, b1] - t2[:, a0, b1] - t2[:, a1, b0] + t2[:, a0, b0]
 
-    map_chunks(measure, n_img, chunk)
+    map_chunks(measure, n_img, max(1, chunk // 4))  # float64 copies: a quarter of the chunk keeps them in cache
     best = np.full(len(i), np.sqrt(2.0), np.float32)
     arg = np.full(len(i), len(offsets) // 2, np.int64)
 

@@ -12,7 +12,7 @@ from pipeline.plant import PERTURBED, PlantSpec, copies_and_originals, load_sour
 from stages import group_pairs
 from stages.decode_readers import Dataset
 from stages.group import GroupParams, GroupResult, group_images, summarize
-from stages.group_candidates import _best_distinct
+from stages.group_candidates import _best_distinct, shifted_descriptors
 
 PARAMS = GroupParams()
 
@@ -186,6 +186,14 @@ def test_one_thread_and_several_give_the_same_groups(mnist, monkeypatch):
     shared = group_images(case.images, PARAMS)
     for field in ("group", "distance", "threshold", "representative", "exact", "blank", "odd"):
         assert np.array_equal(getattr(alone, field), getattr(shared, field)), field
+
+
+def test_an_images_descriptors_do_not_depend_on_the_images_described_beside_it(mnist):
+    images = mnist[0][:300]
+    together = shifted_descriptors(images, PARAMS.grid, PARAMS.max_shift, chunk=128)
+    alone = np.concatenate([shifted_descriptors(images[i:i + 1], PARAMS.grid, PARAMS.max_shift)
+                            for i in range(0, 300, 37)], axis=1)
+    assert np.array_equal(together[:, ::37], alone)
 
 
 def test_the_forest_keeps_each_images_best_distinct_partners_best_first_ties_by_partner_index():
