@@ -197,7 +197,7 @@ def _noise_z_one_way(p: np.ndarray, q: np.ndarray, shape: tuple[int, ...],
 
 
 def noise_z(images: np.ndarray, i: np.ndarray, j: np.ndarray, shift_index: np.ndarray, max_shift: int,
-            chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+            chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """How unlike a copy's white noise the difference between images i and j is, at their best shift.
     Brightness and contrast are fitted both ways, column 0 taking image i as the original and column 1
     image j; a copy fits well one way (original -> copy), the other way its noise sits in the regressor.
