@@ -108,15 +108,15 @@ def _split(node: np.ndarray, values: np.ndarray, n_nodes: int) -> tuple[np.ndarr
     if np.any(key[order[1:]] == key[order[:-1]]):
         order = np.argsort(key, kind="stable")
     sorted_node = node[order]
-    starts = np.flatnonzero(np.r_[True, sorted_node[1:] != sorted_node[:-1]])
-    sizes = np.diff(np.r_[starts, len(node)])
-    segment = np.repeat(np.arange(len(starts)), sizes)
+    sizes = np.bincount(node, minlength=n_nodes)
+    starts = np.cumsum(sizes) - sizes
     half = sizes // 2
-    right = (np.arange(len(node)) - starts[segment]) >= half[segment]
-    below = values[order[starts + np.maximum(half - 1, 0)]]
-    above = values[order[np.minimum(starts + half, len(node) - 1)]]
+    right = (np.arange(len(node)) - starts[sorted_node]) >= half[sorted_node]
+    full = np.flatnonzero(sizes)  # nodes with members
+    below = values[order[starts[full] + np.maximum(half[full] - 1, 0)]]
+    above = values[order[np.minimum(starts[full] + half[full], len(node) - 1)]]
     threshold = np.full(n_nodes, np.inf, np.float32)
-    threshold[sorted_node[starts]] = (below + above) / 2
+    threshold[full] = (below + above) / 2
     child = np.empty_like(node)
     child[order] = 2 * sorted_node + right
     return child, threshold
@@ -173,11 +173,12 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
         by_leaf = np.argsort(query_node.astype(np.uint16) if len(leaves) <= 2**16 else query_node, kind="stable")
         per_leaf = np.bincount(query_node, minlength=len(leaves))
         first_block = np.r_[0, np.cumsum(-(-per_leaf // QUERY_BLOCK))]
-        rank = np.arange(len(by_leaf)) - np.r_[0, np.cumsum(per_leaf)][query_node[by_leaf]]
+        leaf_of = query_node[by_leaf]
+        rank = np.arange(len(by_leaf)) - np.r_[0, np.cumsum(per_leaf)][leaf_of]
         blocks = np.full((first_block[-1], QUERY_BLOCK), -1, np.int64)
-        blocks[first_block[query_node[by_leaf]] + rank // QUERY_BLOCK, rank % QUERY_BLOCK] = by_leaf
+        blocks[first_block[leaf_of] + rank // QUERY_BLOCK, rank % QUERY_BLOCK] = by_leaf
         block_leaf = np.repeat(leaves, np.diff(first_block))
-        del query_node, by_leaf, rank
+        del query_node, by_leaf, leaf_of, rank
         # each query's best matches in this tree, -1 / -inf where none
         partner = np.full((n_shifts * n, keep), -1, np.int32)
         score = np.full((n_shifts * n, keep), -np.inf, np.float32)
