@@ -234,7 +234,8 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     with nn_scored bool (N,) (optional: without them the members decide whatever their strength);
     through_conflicts: whether the members trained on the conflicting groups too; strange_sum float (N,): the train
     stage's feature distances (without them no outliers are looked for); odd str (N,): the group stage's broken
-    images. Outliers and odd images are set apart first: they are no wrong labels and decide no twin group."""
+    images. Odd images are set apart first: they are no wrong labels and decide no twin group. Outliers are no wrong
+    labels either, but a twin group whose labels disagree is decided with them, and its losers are wrong labels."""
     # Outliers are read from the members whichever evidence decides the labels: what they learnt is what a
     # stranger is unlike.
     by_members = n_scored > 0
@@ -258,9 +259,6 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
         outlier_score[by_members] = outlier_scores(members_prob, members_strangeness)
         fence = outlier_fence(outlier_score[by_members & (odd == "")])
     outlier = (np.nan_to_num(outlier_score, nan=-np.inf) > fence) & (odd == "")
-    reason[outlier] = "outlier"
-    reason[odd != ""] = "odd"
-    apart = outlier | (odd != "")
 
     note = ""
     if len(np.unique(labels)) < 2:
@@ -270,9 +268,13 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
     elif weak_note:
         note = weak_note
 
-    # Open questions: groups whose members disagree (and that some member scored).
+    apart = outlier | (odd != "")
+
+    # Open questions: groups whose members disagree (and that some member scored). Outliers take part: a twin
+    # conflict is surer evidence of a wrong label than the outlier fence is of a stranger (README, "outliers and
+    # odd images"), so the group is decided and only its members left unflagged stay outliers.
     log_prob = np.log(np.nan_to_num(mean_prob, nan=1.0) + EPS)
-    open_questions = [members for members in (m[~apart[m]] for m in group_members(group))
+    open_questions = [members for members in (m[odd[m] == ""] for m in group_members(group))
                       if scored[members].any() and len(np.unique(labels[members])) > 1]
     conflicted = np.zeros(n, bool)
     for members in open_questions:
@@ -302,6 +304,9 @@ def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored
         flagged[losers] = True
         reason[losers] = "twin"
         suggested[members] = winner
+    outlier &= ~flagged
+    reason[outlier] = "outlier"
+    reason[odd != ""] = "odd"
 
     # Everyone else: strong evidence only.
     calibrated_prob = np.full(log_prob.shape, np.nan)  # (N, K), each scored sample's calibrated class probabilities

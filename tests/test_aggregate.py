@@ -297,12 +297,12 @@ def test_members_that_contradict_most_labels_flag_nothing_without_a_twin_and_say
     assert "learnt too little" in decisions.note
 
 
-def strangers_case():
-    """Forty clean samples the members know well, one stranger they spread over every class and find unlike all
-    they trained on (an evil twin of it included), and one broken image."""
+def strangers_case(twins: bool = True):
+    """Forty clean samples the members know well, a stranger they spread over every class and find unlike all they
+    trained on, with an evil twin of it (or, with twins=False, a second stranger alone), and one broken image."""
     rng = np.random.default_rng(0)
     labels = np.r_[np.arange(40) % 3, 1, 2, 0]
-    group = np.r_[np.arange(40), 40, 40, 41]
+    group = np.r_[np.arange(40), 40, 40, 41] if twins else np.arange(43)
     probs = [confident(c, p=rng.uniform(0.85, 0.95)) for c in labels[:40]] + [np.full(3, 1 / 3)] * 2 + \
         [confident(1)]
     strangeness = np.r_[rng.uniform(0.8, 1.2, 40), 8.0, 8.0, 1.0]
@@ -310,14 +310,24 @@ def strangers_case():
     return labels, group, evidence(probs), strangeness * 3, odd
 
 
-def test_a_stranger_is_an_outlier_not_a_wrong_label_and_decides_no_twin_group():
-    labels, group, oob, strange_sum, odd = strangers_case()
+def test_a_stranger_is_an_outlier_not_a_wrong_label():
+    labels, group, oob, strange_sum, odd = strangers_case(twins=False)
     decisions = decide(labels, group, *oob, AggregateParams(), strange_sum=strange_sum, odd=odd)
-    assert np.flatnonzero(decisions.outlier).tolist() == [40, 41]  # both copies of the stranger
-    assert not decisions.flagged[40:].any()  # no wrong label among them, though the twins' labels disagree
+    assert np.flatnonzero(decisions.outlier).tolist() == [40, 41]  # both strangers
+    assert not decisions.flagged[40:].any()  # no wrong label among them
     assert decisions.reason[40] == decisions.reason[41] == "outlier" and decisions.reason[42] == "odd"
     assert np.isfinite(decisions.outlier_threshold) and decisions.outlier_score[40] > decisions.outlier_threshold
     assert not decisions.outlier[:40].any()
+
+
+def test_a_twin_conflict_is_decided_even_where_its_pictures_lie_past_the_outlier_fence():
+    # at scale the fence also passes ordinary but ambiguous pictures; an evil twin among them must still be found
+    labels, group, oob, strange_sum, odd = strangers_case(twins=True)
+    decisions = decide(labels, group, *oob, AggregateParams(), strange_sum=strange_sum, odd=odd)
+    assert decisions.flagged[40:42].sum() == 1 and not decisions.flagged[42]
+    loser, other = (40, 41) if decisions.flagged[40] else (41, 40)
+    assert decisions.reason[loser] == "twin" and not decisions.outlier[loser]
+    assert decisions.reason[other] == "outlier" and decisions.outlier[other]  # still listed as belonging nowhere
 
 
 def test_without_feature_distances_no_outliers_are_looked_for():
@@ -328,7 +338,7 @@ def test_without_feature_distances_no_outliers_are_looked_for():
 
 
 def test_outliers_and_odd_images_are_listed_apart_in_the_results():
-    labels, group, oob, strange_sum, odd = strangers_case()
+    labels, group, oob, strange_sum, odd = strangers_case(twins=False)
     decisions = decide(labels, group, *oob, AggregateParams(), strange_sum=strange_sum, odd=odd)
     texts = result_tables(decisions, labels, group)
     assert texts["suspects.txt"] == "\n"  # the graded line lists wrong labels only
