@@ -335,7 +335,7 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
             loop_start = time.perf_counter()  # the first step pays for warming up: leave it out of the rate
         if step == PROBE_STEPS and seconds_allowed is not None and step < steps:
             per_step = (time.perf_counter() - loop_start) / (step - 1)
-            scoring = scoring_seconds(model, images, score_idx, device)
+            scoring = scoring_seconds(model, images, score_idx, min(STRANGER_REFS, len(train_idx)), device)
             affordable = step + int((seconds_allowed - (time.perf_counter() - start) - scoring) / per_step)
             if affordable < steps:
                 steps = max(step + 1, affordable)
@@ -395,18 +395,25 @@ def predict(model, images: np.ndarray, idx: np.ndarray, device: str = "cpu") -> 
     return torch.cat(probs).numpy(), torch.cat(features).numpy()
 
 
-def scoring_seconds(model, images: np.ndarray, score_idx: np.ndarray, device: str = "cpu") -> float:
+def scoring_seconds(model, images: np.ndarray, score_idx: np.ndarray, n_refs: int = 0, device: str = "cpu") -> float:
     """How long scoring score_idx will take, timed on one chunk of them (after an untimed warm-up pass, whose
     one-off cost would otherwise be multiplied by the number of chunks). Scoring runs in large chunks without
     gradients, far cheaper per image than a training step: guessing it from the step time made members on large
-    data give up nearly all their steps to a scoring cost ten times too high."""
+    data give up nearly all their steps to a scoring cost ten times too high. With n_refs, feature_evidence's pass
+    is counted too: n_refs training images more to run through the model, and each scored image's nearest among
+    them (timed on the chunk against itself, scaled by n_refs)."""
     sample = score_idx[:SCORE_CHUNK]
     if sample.size == 0:
         return 0.0
     predict(model, images, sample[:8], device)
     began = time.perf_counter()
-    predict(model, images, sample, device)
-    return (time.perf_counter() - began) * len(score_idx) / len(sample)
+    _, features = predict(model, images, sample, device)
+    seconds = (time.perf_counter() - began) * (len(score_idx) + n_refs) / len(sample)
+    if n_refs:
+        began = time.perf_counter()
+        np.partition(-(features @ features.T), min(STRANGER_K, len(sample)) - 1, axis=1)
+        seconds += (time.perf_counter() - began) * len(score_idx) / len(sample) * n_refs / len(sample)
+    return seconds
 
 
 def members_to_cover(members: list[tuple[np.ndarray, np.ndarray]], n: int) -> int:
