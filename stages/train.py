@@ -29,6 +29,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:1" and so on pick one of sever
 MAX_SEED = 2**32 - 1  # numpy and torch take any seed up to here (members add up to 1000x + their number)
 LOSS_POINTS = 20  # each member's loss curve is averaged into this many points, so curves of any length line up
 PROBE_STEPS = 10  # steps a member times (the first, warming up, left out) before it sets its step count; >= 2
+REPLAN_STEPS = 200  # ... and times again, more surely, to set it anew (the first 10 steps' rate is +-30%)
 SCORE_CHUNK = 1024  # images scored per forward pass
 MIN_WAVE_SECONDS = 4.0  # below this much time per wave, a member (process start, ~100 steps) loses to neighbours
 NEIGHBOURS = 3  # a class's evidence is the mean similarity to its NEIGHBOURS most similar training images
@@ -292,7 +293,8 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     With seconds_allowed, the member times its first PROBE_STEPS steps and a forward pass over some of the images
     it must score and, if the planned steps would not fit (scoring included), takes as many as do, on a
     learning-rate schedule remade for them: a large data set on a slow machine gets shorter training rather than
-    no answer before the deadline. Batches are drawn and augmented on the CPU (the same random numbers whatever
+    no answer before the deadline. At REPLAN_STEPS it times its steps again and sets their number anew (never above
+    the plan), and where they still run slower than timed it stops when its time is up, late in the schedule. Batches are drawn and augmented on the CPU (the same random numbers whatever
     the device) and trained on `device`."""
     import torch
 
@@ -318,6 +320,7 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     else:
         def augment(batch):
             return random_shift(batch, shift, generator)
+    full_steps, scoring = steps, 0.0
     losses = torch.empty(steps)
     model.train()
     step = 0
@@ -333,12 +336,18 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
         step += 1
         if step == 1:
             loop_start = time.perf_counter()  # the first step pays for warming up: leave it out of the rate
-        if step == PROBE_STEPS and seconds_allowed is not None and step < steps:
+        if step > REPLAN_STEPS and seconds_allowed is not None and \
+                time.perf_counter() - start + scoring > seconds_allowed:
+            steps = step  # slower than timed: stop where the time ends, late in the schedule (a small learning rate)
+            break
+        if step in (PROBE_STEPS, REPLAN_STEPS) and seconds_allowed is not None and step < steps:
             per_step = (time.perf_counter() - loop_start) / (step - 1)
-            scoring = scoring_seconds(model, images, score_idx, min(STRANGER_REFS, len(train_idx)), device)
+            if step == PROBE_STEPS:
+                scoring = scoring_seconds(model, images, score_idx, min(STRANGER_REFS, len(train_idx)), device)
             affordable = step + int((seconds_allowed - (time.perf_counter() - start) - scoring) / per_step)
-            if affordable < steps:
-                steps = max(step + 1, affordable)
+            planned = min(full_steps, max(step + 1, affordable))
+            if planned != steps:
+                steps = planned
                 schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate,
                                                                total_steps=steps - step)
     losses = losses[:steps]
