@@ -70,7 +70,7 @@ class Decisions(Artifact):
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
     outlier_score: np.ndarray  # float (N,): how unlike every class a sample looks (outlier_scores; nan: unscored)
     outlier_threshold: float  # above it a sample is an outlier (inf: none looked for)
-    outlier: np.ndarray  # bool (N,): belongs to no class: not a wrong label, decides no twin group
+    outlier: np.ndarray  # bool (N,): belongs to no class: not a wrong label (its twin conflicts are decided even so)
     odd: np.ndarray  # str (N,): the group stage's broken images ("blank", "noise", "saturated"), else ""
 
     STAGE = "aggregate"

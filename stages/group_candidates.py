@@ -104,8 +104,9 @@ def _split(node: np.ndarray, values: np.ndarray, n_nodes: int) -> tuple[np.ndarr
     span = float(v.max() - v.min()) if len(v) else 0.0
     # one sort by node, then value: each value squeezed into [0, 1) beside its node number
     key = node + (v - v.min()) / (span * 1.000001 if span > 0 else 1.0)
-    order = np.argsort(key)  # a quick sort, four times faster than a stable one; the same order unless keys tie
-    if np.any(key[order[1:]] == key[order[:-1]]):
+    order = np.argsort(key)  # a quick sort, much faster than a stable one, and the same order unless keys tie
+    sorted_key = key[order]
+    if np.any(sorted_key[1:] == sorted_key[:-1]):
         order = np.argsort(key, kind="stable")
     sorted_node = node[order]
     sizes = np.bincount(node, minlength=n_nodes)
@@ -160,8 +161,8 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
 
         map_chunks(route, len(queries), chunk, threads=1)  # steps too small for threads to gain
         # leaf table: the members of every leaf, padded with -1
-        order = np.argsort(node.astype(np.uint16) if depth <= 16 else node, kind="stable")
         leaves = np.arange(2 ** depth)
+        order = _by_leaf(node, len(leaves))
         starts = np.searchsorted(node[order], leaves)
         ends = np.searchsorted(node[order], leaves, side="right")
         width = int((ends - starts).max())
@@ -170,7 +171,7 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
             has = starts + c < ends
             table[has, c] = order[starts[has] + c]
         # the queries of each leaf in blocks of QUERY_BLOCK (padded with -1): one small matrix product per block
-        by_leaf = np.argsort(query_node.astype(np.uint16) if len(leaves) <= 2**16 else query_node, kind="stable")
+        by_leaf = _by_leaf(query_node, len(leaves))
         per_leaf = np.bincount(query_node, minlength=len(leaves))
         first_block = np.r_[0, np.cumsum(-(-per_leaf // QUERY_BLOCK))]
         leaf_of = query_node[by_leaf]
@@ -191,10 +192,11 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
             sim = sim.reshape(-1, width)
             top = np.argpartition(-sim, keep - 1, axis=1)[:, :keep] if width > keep else \
                 np.broadcast_to(np.arange(width), (len(sim), width))
-            real = np.flatnonzero(q.ravel() >= 0)  # rows of real queries, not padding
+            q = q.ravel()
+            real = np.flatnonzero(q >= 0)  # rows of real queries, not padding
             top = top[real]
-            partner[q.ravel()[real], :top.shape[1]] = table[leaf[real // QUERY_BLOCK][:, None], top]  # one block each
-            score[q.ravel()[real], :top.shape[1]] = np.take_along_axis(sim[real], top, 1)
+            partner[q[real], :top.shape[1]] = table[leaf[real // QUERY_BLOCK][:, None], top]  # one block each
+            score[q[real], :top.shape[1]] = np.take_along_axis(sim[real], top, 1)
 
         map_chunks(match, len(blocks), chunk // QUERY_BLOCK)
         # (image, shift * keep + rank): each image's matches over all its shifted queries
@@ -208,6 +210,16 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
     return np.nonzero(found)[0].astype(np.int64), partner[found].astype(np.int64)
 
 
+def _by_leaf(leaf: np.ndarray, n_leaves: int) -> np.ndarray:
+    """The positions sorted by their leaf, stably (a radix sort where leaf numbers fit 16 bits)."""
+    return np.argsort(leaf.astype(np.uint16) if n_leaves <= 2**16 else leaf, kind="stable")
+
+
+def _float_order(bits: np.ndarray) -> np.ndarray:
+    """float32 bit patterns (as int64) to integers in the floats' order, and back: it is its own inverse."""
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
 def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int,
                    chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """Each row's k best distinct partners (partner int (N, M), -1 for none; score float32 (N, M)), best first, ties
@@ -219,7 +231,7 @@ def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int,
         return np.concatenate([p for p, _ in parts]), np.concatenate([s for _, s in parts])
     none = (partner < 0) | ~np.isfinite(score)
     bits = (-score.astype(np.float32) + np.float32(0)).view(np.int32).astype(np.int64)  # + 0: -0.0 becomes 0.0
-    worse = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # the float order of -score, as integers
+    worse = _float_order(bits)  # the float order of -score, as integers
     who = partner.astype(np.int64)
     by_partner = np.sort(np.where(none, np.iinfo(np.int64).max, (who << 32) | (worse + 2**31)), axis=1)
     repeated = np.zeros(partner.shape, bool)  # a partner's later entries: its worse scores
@@ -229,7 +241,7 @@ def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int,
     best = np.sort(np.where(gone, np.iinfo(np.int64).max, (worse << 32) | who), axis=1)[:, :k]
     found = best != np.iinfo(np.int64).max
     worse = best >> 32
-    bits = (worse ^ ((worse >> 31) & 0x7FFFFFFF)).astype(np.int32)
+    bits = _float_order(worse).astype(np.int32)
     return np.where(found, best & 0xFFFFFFFF, -1), np.where(found, -bits.view(np.float32), -np.inf).astype(np.float32)
 
 

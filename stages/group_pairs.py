@@ -125,7 +125,7 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
     def measure(part: slice) -> None:
         x = images[involved[part]].astype(np.float32)
         mean[part] = x.mean(axis=(1, 2), keepdims=True)
-        centred_part = centred(x, np.arange(part.start, part.stop)).astype(np.float64)
+        centred_part = (x - mean[part]).astype(np.float64)
         t1, t2 = corner_sums(centred_part, ys, xs), corner_sums(centred_part ** 2, ys, xs).sum(axis=3)
         for o, sides in enumerate(corners):
             for side, (a0, a1, b0, b1) in enumerate(sides):

@@ -29,7 +29,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:1" and so on pick one of sever
 MAX_SEED = 2**32 - 1  # numpy and torch take any seed up to here (members add up to 1000x + their number)
 LOSS_POINTS = 20  # each member's loss curve is averaged into this many points, so curves of any length line up
 PROBE_STEPS = 10  # steps a member times (the first, warming up, left out) before it sets its step count; >= 2
-REPLAN_STEPS = 200  # ... and times again, more surely, to set it anew (the first 10 steps' rate is +-30%)
+REPLAN_STEPS = 200  # ... and times again, over enough steps to be sure, to set it anew
 SCORE_CHUNK = 1024  # images scored per forward pass
 MIN_WAVE_SECONDS = 4.0  # below this much time per wave, a member (process start, ~100 steps) loses to neighbours
 NEIGHBOURS = 3  # a class's evidence is the mean similarity to its NEIGHBOURS most similar training images
@@ -294,8 +294,9 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     it must score and, if the planned steps would not fit (scoring included), takes as many as do, on a
     learning-rate schedule remade for them: a large data set on a slow machine gets shorter training rather than
     no answer before the deadline. At REPLAN_STEPS it times its steps again and sets their number anew (never above
-    the plan), and where they still run slower than timed it stops when its time is up, late in the schedule. Batches are drawn and augmented on the CPU (the same random numbers whatever
-    the device) and trained on `device`."""
+    the plan), and where they still run slower than timed it stops when its time is up, late in the schedule.
+    Batches are drawn and augmented on the CPU (the same random numbers whatever the device) and trained on
+    `device`."""
     import torch
 
     from stages.train_models import build_model, random_affine, random_shift, standardize
