@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test repro hw02 clean
+.PHONY: demo test test-fast repro hw02 clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The edit loop: every test not marked slow (the slow ones run DVC, the bundle or real training), under 2 minutes.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # The DVC pipeline; dvc.yaml's stages call the `twins` command that .venv/bin holds.
 repro: $(STAMP)

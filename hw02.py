@@ -21,6 +21,7 @@ from dataclasses import replace  # noqa: E402
 from stages.errors import InputError  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
 from stages.aggregate import AggregateParams, format_indices  # noqa: E402
+from stages.budget import Budget  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
 from stages.train import DEVICES, MAX_SEED, TrainParams, known_device  # noqa: E402
 
@@ -98,11 +99,9 @@ def main(argv: list[str]) -> int:
     try:
         images, labels = decode_files(DecodeParams(args.data, args.labels, args.num_classes))
         log(f"decode: {len(labels)} images of {images.shape[1]}x{images.shape[2]}x{images.shape[3]}")
-        # Aggregating and shutting down the workers take a moment (2 s on a loaded machine): keep them inside too.
-        deadline = START + args.time_budget - min(5.0, 1.0 + 0.1 * args.time_budget)
         result = find_suspects(images, labels, train_params=replace(TrainParams(), seed=args.seed, device=args.device),
                                aggregate_params=AggregateParams(flag_without_twin=args.flag_without_twin),
-                               deadline=deadline, log=log)
+                               budget=Budget.of_run(args.time_budget, START), log=log)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -30,7 +30,6 @@ Errors = missed + wrongly flagged. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import time
 from functools import partial
 
 import numpy as np
@@ -41,6 +40,7 @@ from benchmarks.peers import plant_case
 from pipeline.plant import load_source, plant
 from stages.aggregate import (TEMPERATURES, AggregateParams, decide, estimate_noise_rate, group_members, pick_threshold,
                               softmax)
+from stages.budget import Budget
 from stages.group import GroupParams, group_images
 from stages.train import TrainParams, train_ensemble
 
@@ -69,15 +69,14 @@ def twin_flags_without_count_prior(labels: np.ndarray, group: np.ndarray, log_pr
 def errors_by_rule(case, posteriors: tuple[float, ...] = (), train_seconds: float | None = None
                    ) -> dict[str, tuple[int, int]]:
     group = group_images(case.images, GroupParams()).group
-    deadline = None if train_seconds is None else time.monotonic() + train_seconds
-    oob = train_ensemble(case.images, case.labels, group, TrainParams(), deadline=deadline)
+    oob = train_ensemble(case.images, case.labels, group, TrainParams(), Budget().within(train_seconds))
     truth = np.zeros(len(case.labels), bool)
     truth[case.truth] = True
-    joint = decide(case.labels, group, oob.prob_sum, oob.n_scored, oob.votes, AggregateParams())
+    joint = decide(case.labels, group, oob, AggregateParams())
     twins = joint.reason == "twin"
     every = (oob.n_scored > 0) & ~np.isin(group, group[twins])
     alone = np.flatnonzero(every & (joint.disagreement >= 1))
-    log_prob = np.log(oob.prob_sum / np.maximum(oob.n_scored, 1)[:, None] + 1e-6)
+    log_prob = np.log(np.nan_to_num(oob.prob, nan=0.0) + 1e-6)
     calibrated = np.full(len(truth), np.nan)
     calibrated[every] = separately_calibrated(log_prob[every], case.labels[every])
     n_classes = len(np.unique(case.labels))
@@ -85,13 +84,12 @@ def errors_by_rule(case, posteriors: tuple[float, ...] = (), train_seconds: floa
                                              AggregateParams(min_posterior=0.5)),
                   "budget": min(0.01, 0.1 / max(every.sum(), 1))}
     flagged = {"joint": joint.flagged,
-               "global-rate": decide(case.labels, group, oob.prob_sum, oob.n_scored, oob.votes,
-                                     AggregateParams(per_class_counts=False)).flagged,
+               "global-rate": decide(case.labels, group, oob, AggregateParams(per_class_counts=False)).flagged,
                "twins-only": twins,
                "no-count-prior": (joint.reason == "evidence") |
                twin_flags_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0)}
     for posterior in posteriors:
-        flagged[f"joint-{posterior:g}"] = decide(case.labels, group, oob.prob_sum, oob.n_scored, oob.votes,
+        flagged[f"joint-{posterior:g}"] = decide(case.labels, group, oob,
                                                  AggregateParams(min_posterior=posterior)).flagged
     for rule, threshold in thresholds.items():
         flagged[rule] = twins.copy()

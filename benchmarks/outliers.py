@@ -107,13 +107,12 @@ def run_case(name: str, seed: int, save: Path | None = None) -> dict:
     run = find_suspects(images, labels)
     seconds = time.monotonic() - start
     d = run.decisions
-    mean_prob = run.oob.prob_sum / np.maximum(run.oob.n_scored, 1)[:, None]
-    class_sim = run.oob.class_sim_sum / np.maximum(run.oob.n_scored, 1)[:, None]
+    mean_prob, class_sim = run.oob.prob, run.oob.class_sim
     if save:
         save.mkdir(parents=True, exist_ok=True)
         np.savez(save / f"{name}-{seed}.npz", kind=kind, labels=labels, outlier_score=d.outlier_score, odd=d.odd,
                  mean_prob=mean_prob, class_sim=class_sim, n_scored=run.oob.n_scored,
-                 strangeness=run.oob.strange_sum / np.maximum(run.oob.n_scored, 1))
+                 strangeness=run.oob.strangeness)
     judged = kind != "broken"
     stranger = kind[judged] == "stranger"
     row = {"case": name, "seed": seed, "n": len(labels), "seconds": seconds,

@@ -41,8 +41,16 @@ def save(folder: Path, seeds: int, first_seed: int) -> None:
             continue
         run = find_suspects(images, labels)
         np.savez(folder / f"{name}.npz", group=run.groups.group, threshold=run.groups.threshold,
-                 prob_sum=run.oob.prob_sum, n_scored=run.oob.n_scored, flagged=run.decisions.flagged)
+                 prob=run.oob.prob, n_scored=run.oob.n_scored, flagged=run.decisions.flagged)
         print(f"{name}: {int(run.decisions.flagged.sum())} flagged", file=sys.stderr, flush=True)
+
+
+def mean_prob(saved) -> np.ndarray:
+    """The mean out-of-bag probabilities of a saved case (nan rows: unscored), from either format: the mean itself
+    or, as saved before 2026-12-05, the sums over the members."""
+    if "prob" in saved:
+        return saved["prob"]
+    return saved["prob_sum"] / np.where(saved["n_scored"] > 0, saved["n_scored"], np.nan)[:, None]
 
 
 def compare(before: Path, after: Path) -> None:
@@ -57,8 +65,9 @@ def compare(before: Path, after: Path) -> None:
         changes = []
         if not np.array_equal(a["group"], b["group"]):
             changes.append(f"{int((a['group'] != b['group']).sum())} group ids")
-        if not np.allclose(a["prob_sum"], b["prob_sum"], atol=1e-6) or not np.array_equal(a["n_scored"], b["n_scored"]):
-            changes.append(f"probabilities (largest change {np.abs(a['prob_sum'] - b['prob_sum']).max():.3g})")
+        pa, pb = mean_prob(a), mean_prob(b)
+        if not np.allclose(pa, pb, atol=1e-6, equal_nan=True) or not np.array_equal(a["n_scored"], b["n_scored"]):
+            changes.append(f"probabilities (largest change {np.nanmax(np.abs(pa - pb)):.3g})")
         if not np.array_equal(a["flagged"], b["flagged"]):
             gone, new = np.flatnonzero(a["flagged"] & ~b["flagged"]), np.flatnonzero(b["flagged"] & ~a["flagged"])
             changes.append(f"flags: lost {gone.tolist()}, gained {new.tolist()}")

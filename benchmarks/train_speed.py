@@ -26,7 +26,7 @@ def measure(images, labels, params: TrainParams) -> dict:
     result = train_ensemble(images, labels, group, params)
     seconds = time.monotonic() - start
     steps = int(result.member_steps.sum())
-    predicted = result.prob_sum.argmax(1)
+    predicted = np.nan_to_num(result.prob, nan=0).argmax(1)
     return {"members": len(result.member_seconds), "seconds": seconds,
             "samples_per_s": steps * params.batch_size / seconds,
             "oob_accuracy": float((predicted == labels)[result.n_scored > 0].mean())}

@@ -9,7 +9,6 @@ mirrors; `params` overrides any of them by section, as params.yaml would. No fil
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from pipeline.params import build_sections
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams
+from stages.budget import Budget
 from stages.decode import check_dataset
 from stages.decode_readers import as_images, as_labels
 from stages.group import GroupParams
@@ -59,8 +59,8 @@ def find_issues(images, labels, *, params: dict[str, dict[str, Any]] | None = No
     label_ids, class_names = as_labels(labels, "labels")
     check_dataset(pictures, label_ids, None, "images", "labels")
     built = build_sections(params or {}, SECTIONS, "params")
-    deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
-    run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], deadline=deadline)
+    budget = Budget().within(time_budget_s)
+    run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], budget)
     d = run.decisions
     return Issues(d.flagged, d.reason, d.outlier, d.outlier_score, d.odd, label_ids, d.suggested, d.score,
                   run.groups.group, class_names, d.evidence, d.note)

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stages.aggregate import AggregateParams, Decisions, decide_on
+from stages.aggregate import AggregateParams, Decisions, decide
 from stages.group import GroupParams, GroupResult, group_images
+from stages.budget import Budget
 from stages.train import TrainParams, TrainResult, train_ensemble
 
 
@@ -34,8 +35,8 @@ def describe_training(oob: TrainResult, model: str) -> str:
 
 def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupParams = GroupParams(),
                   train_params: TrainParams = TrainParams(), aggregate_params: AggregateParams = AggregateParams(),
-                  deadline: float | None = None, log=lambda message: None) -> RunResult:
-    """Group, train, decide. `deadline` (a time.monotonic() value) bounds the training; `log` gets progress."""
+                  budget: Budget = Budget(), log=lambda message: None) -> RunResult:
+    """Group, train, decide. `budget` bounds the training; `log` gets progress."""
     seconds = {}
 
     start = time.monotonic()
@@ -46,12 +47,12 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
         f"threshold {groups.threshold:.4g}, {seconds['group']:.2f} s")
 
     start = time.monotonic()
-    oob = train_ensemble(images, labels, groups.group, train_params, deadline=deadline, keep_out=groups.odd != "")
+    oob = train_ensemble(images, labels, groups.group, train_params, budget, keep_out=groups.odd != "")
     seconds["train"] = time.monotonic() - start
     log(f"train: {describe_training(oob, train_params.model)}, {seconds['train']:.2f} s")
 
     start = time.monotonic()
-    decisions = decide_on(labels, groups, oob, aggregate_params)
+    decisions = decide(labels, groups.group, oob, aggregate_params, odd=groups.odd)
     seconds["aggregate"] = time.monotonic() - start
     log(f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
         f"{int((decisions.reason == 'evidence').sum())} on strong evidence (estimated share of wrong labels "

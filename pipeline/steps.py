@@ -12,9 +12,9 @@ import numpy as np
 
 from pipeline.artifacts import atomic_write_bytes, atomic_write_text, load, save, write_timing
 from pipeline.paths import PATHS, Paths
-from stages.aggregate import AggregateParams, Decisions, decide_on, result_tables, summary_metrics
+from stages.aggregate import AggregateParams, Decisions, decide, result_tables, summary_metrics
 from stages.decode import DecodeParams, decode as decode_data
-from stages.decode_readers import Dataset
+from stages.decode import Dataset
 from stages.errors import InputError
 from stages.group import GroupParams, GroupResult, group_images, summarize
 from stages.report import ReportParams, draw
@@ -36,7 +36,7 @@ def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
     start = time.monotonic()
     result = group_images(data.images, params)
     save(paths.groups, result)
-    summary = summarize(result.group, data.labels) | {"threshold": round(result.threshold, 6)}
+    summary = summarize(result.group, data.labels, result.odd) | {"threshold": round(result.threshold, 6)}
     atomic_write_text(paths.groups_summary, json.dumps(summary, indent=2) + "\n")
     write_timing(paths.timing("group"), seconds=time.monotonic() - start)
     return result
@@ -70,10 +70,10 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
     data = load(paths.decoded, Dataset)
     groups = load(paths.groups, GroupResult, len(data.labels))
     oob = load(paths.oob, TrainResult, len(data.labels))
-    if oob.prob_sum.shape[1] <= data.labels.max() or oob.votes.shape != oob.prob_sum.shape:
-        raise InputError(paths.oob, f"holds {oob.prob_sum.shape[1]} classes, the labels {data.labels.max() + 1} "
+    if oob.prob.shape[1] <= data.labels.max() or oob.votes.shape != oob.prob.shape:
+        raise InputError(paths.oob, f"holds {oob.prob.shape[1]} classes, the labels {data.labels.max() + 1} "
                                     f"(run 'twins train' again)")
-    decisions = decide_on(data.labels, groups, oob, params)
+    decisions = decide(data.labels, groups.group, oob, params, odd=groups.odd)
     save(paths.decisions, decisions)
     seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
     write_results(decisions, data, groups.group, seconds, paths.results, paths.metrics)

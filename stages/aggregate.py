@@ -8,15 +8,14 @@ and metrics.json hold."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from stages.artifact import Artifact, Field
-from stages.labels import class_name, conflicting_groups
+from stages.labels import class_count, class_name, conflicting_groups
 
-if TYPE_CHECKING:  # the results decide_on reads; none of their stages' code runs here
-    from stages.group import GroupResult
+if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
     from stages.train import TrainResult
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
@@ -81,6 +80,12 @@ class Decisions(Artifact):
               "outlier_score": Field("f", 1, True), "outlier_threshold": Field("f", 0),
               "outlier": Field("b", 1, True), "odd": Field("U", 1, True)}
 
+    def ranking(self) -> np.ndarray:
+        """Every sample, the most likely wrong labels first: the flagged ones, most certain first (lowest
+        out-of-bag probability of their label), then the rest the same way; unscored samples last."""
+        key = np.nan_to_num(self.score, nan=np.inf)
+        return np.lexsort((key, ~self.flagged))
+
 
 def group_members(group: np.ndarray) -> list[np.ndarray]:
     """The sample indices of each group, ascending within each, groups in id order."""
@@ -98,26 +103,41 @@ def share_right(prob: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> float
     return float((prob[rows].argmax(1) == labels[rows]).mean()) if rows.size else 0.0
 
 
-def choose_evidence(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray,
-                    votes: np.ndarray, nn_prob: np.ndarray | None, nn_scored: np.ndarray | None):
-    """(prob_sum, n_scored, votes, evidence, note): the members' evidence, or the nearest neighbours' where the
-    members are right less often on the clean samples both scored (whose labels no twin contradicts; their few
-    wrong labels cost both alike). A time budget that cut the members short is what makes them lose."""
-    if nn_prob is None or nn_scored is None or not nn_scored.any():
-        return prob_sum, n_scored, votes, "members", ""
-    agree = ~conflicting_groups(group, labels)[group]
-    both = np.flatnonzero(agree & nn_scored & (n_scored > 0))
-    members_right = share_right(prob_sum, labels, both) if both.size else 0.0
-    neighbours_right = share_right(nn_prob, labels, np.flatnonzero(agree & nn_scored))
-    if (n_scored > 0).all() and members_right >= neighbours_right:
-        return prob_sum, n_scored, votes, "members", ""
-    nn_votes = np.zeros_like(votes)
-    nn_votes[np.flatnonzero(nn_scored), nn_prob[nn_scored].argmax(1)] = 1
+class Evidence(NamedTuple):
+    """The evidence the labels are decided by (choose_evidence): per sample (N rows)."""
+
+    prob: np.ndarray  # float (N, K): class probabilities (nan rows: nobody scored the sample)
+    votes: np.ndarray  # int (N, K): how many of the scorers predicted each class
+    n_scored: np.ndarray  # int (N,): how many scored it
+    source: str  # "members" or "neighbours"
+    note: str  # why the neighbours decide, where they do
+
+    @property
+    def scored(self) -> np.ndarray:
+        return self.n_scored > 0
+
+
+def choose_evidence(labels: np.ndarray, oob: TrainResult) -> Evidence:
+    """The members' evidence, or the nearest neighbours' where the members are right less often on the clean
+    samples both scored (those no twin contradicts; their few wrong labels cost both alike). A time budget that cut
+    the members short is what makes them lose."""
+    members = Evidence(oob.prob, oob.votes, oob.n_scored, "members", "")
+    if not oob.nn_scored.any():
+        return members
+    agree = ~oob.open_question
+    both = np.flatnonzero(agree & oob.nn_scored & oob.scored)
+    members_right = share_right(oob.prob, labels, both) if both.size else 0.0
+    neighbours_right = share_right(oob.nn_prob, labels, np.flatnonzero(agree & oob.nn_scored))
+    if oob.scored.all() and members_right >= neighbours_right:
+        return members
+    nn_votes = np.zeros_like(oob.votes)
+    nn_votes[np.flatnonzero(oob.nn_scored), oob.nn_prob[oob.nn_scored].argmax(1)] = 1
     trained = (f"the members were right on {members_right:.0%} of clean samples, nearest neighbours on "
-               f"{neighbours_right:.0%}" if (n_scored > 0).any() else
+               f"{neighbours_right:.0%}" if oob.scored.any() else
                "no member trained (too few agreeing groups to learn from, or too little time)")
     note = f"{trained}: twin groups decided by nearest neighbours, no flags without a twin"
-    return nn_prob, nn_scored.astype(np.int64), nn_votes, "neighbours", note
+    prob = np.where(oob.nn_scored[:, None], oob.nn_prob, np.nan)
+    return Evidence(prob, nn_votes, oob.nn_scored.astype(np.int64), "neighbours", note)
 
 
 def fit_noise_model(log_prob: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[float, float]:
@@ -225,124 +245,142 @@ def outlier_fence(scores: np.ndarray) -> float:
     return float(q3 + FENCE * (q3 - median))
 
 
-def decide(labels: np.ndarray, group: np.ndarray, prob_sum: np.ndarray, n_scored: np.ndarray, votes: np.ndarray,
-           params: AggregateParams, nn_prob: np.ndarray | None = None, nn_scored: np.ndarray | None = None,
-           through_conflicts: bool = False, strange_sum: np.ndarray | None = None,
-           odd: np.ndarray | None = None) -> Decisions:
-    """Flag the suspects. Inputs are the group stage's ids and the train stage's out-of-bag sums: prob_sum
-    float (N, K), n_scored int (N,), votes int (N, K), and its nearest-neighbour evidence nn_prob float (N, K)
-    with nn_scored bool (N,) (optional: without them the members decide whatever their strength);
-    through_conflicts: whether the members trained on the conflicting groups too; strange_sum float (N,): the train
-    stage's feature distances (without them no outliers are looked for); odd str (N,): the group stage's broken
-    images. Odd images are set apart first: they are no wrong labels and decide no twin group. Outliers are no wrong
-    labels either, but a twin group whose labels disagree is decided with them, and its losers are wrong labels."""
-    # Outliers are read from the members whichever evidence decides the labels: what they learnt is what a
-    # stranger is unlike.
-    by_members = n_scored > 0
-    members_prob = prob_sum[by_members] / n_scored[by_members, None]
-    members_strangeness = None if strange_sum is None else strange_sum[by_members] / n_scored[by_members]
-    prob_sum, n_scored, votes, decided_by, weak_note = choose_evidence(labels, group, prob_sum, n_scored, votes,
-                                                                     nn_prob, nn_scored)
-    n = len(labels)
-    scored = n_scored > 0
-    mean_prob = np.where(scored[:, None], prob_sum / np.maximum(n_scored, 1)[:, None], np.nan)
-    rows = np.arange(n)
-    score = mean_prob[rows, labels] if mean_prob.shape[1] else np.full(n, np.nan)
-    disagreement = np.where(scored, 1 - votes[rows, labels] / np.maximum(n_scored, 1), np.nan)
-    suggested = np.where(scored, np.nan_to_num(mean_prob, nan=-1).argmax(1) if mean_prob.shape[1] else labels,
-                         labels)
-    flagged = np.zeros(n, bool)
-    reason = np.full(n, "", dtype="<U8")
-    odd = np.full(n, "") if odd is None else np.asarray(odd)
-    outlier_score, fence = np.full(n, np.nan), np.inf
-    if members_strangeness is not None and by_members.any():
-        outlier_score[by_members] = outlier_scores(members_prob, members_strangeness)
-        fence = outlier_fence(outlier_score[by_members & (odd == "")])
-    outlier = (np.nan_to_num(outlier_score, nan=-np.inf) > fence) & (odd == "")
+def outlier_rule(oob: TrainResult, *, odd: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """(outlier_score float (N,), fence, outlier bool (N,)): samples unlike every class, read from the members
+    whichever evidence decides the labels, since what they learnt is what a stranger is unlike. Odd images are
+    neither scored against the fence nor outliers."""
+    n = len(odd)
+    score, fence = np.full(n, np.nan), np.inf
+    by_members = oob.scored
+    if by_members.any():
+        score[by_members] = outlier_scores(oob.prob[by_members], oob.strangeness[by_members])
+        fence = outlier_fence(score[by_members & (odd == "")])
+    return score, fence, (np.nan_to_num(score, nan=-np.inf) > fence) & (odd == "")
 
-    note = ""
-    if len(np.unique(labels)) < 2:
-        note = "every sample carries the same label: nothing can contradict it"
-    elif not scored.any():
-        note = "no model could be trained (too few groups whose labels agree)"
-    elif weak_note:
-        note = weak_note
 
-    apart = outlier | (odd != "")
-
-    # Open questions: groups whose members disagree (and that some member scored). Outliers take part: a twin
-    # conflict is surer evidence of a wrong label than the outlier fence is of a stranger (README, "outliers and
-    # odd images"), so the group is decided and only its members left unflagged stay outliers.
-    log_prob = np.log(np.nan_to_num(mean_prob, nan=1.0) + EPS)
-    open_questions = [members for members in (m[odd[m] == ""] for m in group_members(group))
-                      if scored[members].any() and len(np.unique(labels[members])) > 1]
-    conflicted = np.zeros(n, bool)
-    for members in open_questions:
-        conflicted[members] = True
-
-    # The calibration is fitted on everyone else, whose labels no twin contradicts; where the members trained
-    # through the conflicts (evil twins en masse), on everyone, whose copies' labels the noise model then explains.
-    alone = scored & ~conflicted & ~apart
-    fitted = scored & ~apart if through_conflicts else alone
-    n_classes = len(np.unique(labels))
-    temperature, noise_rate = fit_noise_model(log_prob[fitted], labels[fitted], n_classes)
-
-    for members in open_questions:
+def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked: np.ndarray, *,
+              temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(losers bool (N,), winner int (N,), -1 outside the open questions): each conflicting twin group (asked,
+    the scored open questions) goes to the label with the strongest evidence, its calibrated log mean out-of-bag
+    probability averaged over the group's members plus the log of how many members carry it; every member with
+    another label loses (README, "How it works: 4. aggregate")."""
+    losers, winner = np.zeros(len(labels), bool), np.full(len(labels), -1)
+    for members in group_members(group[asked]) if asked.any() else []:
+        members = np.flatnonzero(asked)[members]
         present, counts = np.unique(labels[members], return_counts=True)
         # Calibrated log-probabilities of the labels present (softmax's normaliser is the same for every label
-        # of one member, so it cancels), one row per look at the picture.
-        calibrated_logits = log_prob[members[scored[members]]][:, present] / temperature
-        # Each copy is as likely as any other to be the original, whose label is right: the prior of a label is
-        # its count in the group. Two evil copies against one original barely move it (log 2), so a clear
-        # picture still overrules them; hundreds of identical blanks against a few odd labels outweigh a
-        # model that never learnt what a blank is (no open question trains any member). Being weighed against
-        # calibrated evidence, the count counts for more where the members were overconfident (temperature
-        # above 1) and for less where they were timid.
-        evidence = calibrated_logits.mean(0) + np.log(counts)
-        winner = present[np.argmax(evidence)]
-        losers = members[labels[members] != winner]
-        flagged[losers] = True
-        reason[losers] = "twin"
-        suggested[members] = winner
-    outlier &= ~flagged
-    reason[outlier] = "outlier"
-    reason[odd != ""] = "odd"
+        # of one member, so it cancels), one row per look at the picture. Each copy is as likely as any other to
+        # be the original, whose label is right: the prior of a label is its count in the group. Two evil copies
+        # against one original barely move it (log 2), so a clear picture still overrules them; hundreds of
+        # identical blanks against a few odd labels outweigh a model that never learnt what a blank is. Being
+        # weighed against calibrated evidence, the count counts for more where the members were overconfident
+        # (temperature above 1) and for less where they were timid.
+        evidence = (log_prob[members][:, present] / temperature).mean(0) + np.log(counts)
+        winner[members] = present[np.argmax(evidence)]
+        losers[members[labels[members] != winner[members]]] = True
+    return losers, winner
 
-    # Everyone else: strong evidence only.
+
+def twinless_threshold(noise_rate: float, n_classes: int, params: AggregateParams, *, source: str,
+                       through_conflicts: bool) -> tuple[float, str]:
+    """(threshold on the calibrated probability, note): pick_threshold's, or params.threshold; zero (no flags
+    without a twin) where weak evidence decides, where they are not asked for, or where the fit says more than
+    MAX_NOISE_RATE of the labels are wrong (the members more likely learnt too little)."""
+    threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
+    if source == "neighbours" or not params.flag_without_twin:
+        return 0.0, ""
+    if noise_rate > MAX_NOISE_RATE and not through_conflicts and params.threshold is None:
+        return 0.0, (f"the members contradict {noise_rate:.0%} of the labels: more likely they learnt too little "
+                     f"than that most labels are wrong, so nothing is flagged without a twin")
+    return threshold, ""
+
+
+def twinless_rule(labels: np.ndarray, calibrated: np.ndarray, disagreement: np.ndarray, alone: np.ndarray, *,
+                  threshold: float, min_disagreement: float) -> np.ndarray:
+    """bool (N,): samples without a conflicting twin (alone) flagged on strong evidence: at least min_disagreement
+    of their scorers predicted another label and the calibrated probability of their label is below threshold."""
+    against = alone & (np.nan_to_num(disagreement) >= min_disagreement)
+    return against & (np.nan_to_num(calibrated, nan=1.0) < threshold)
+
+
+def per_class_rule(labels: np.ndarray, calibrated_prob: np.ndarray, disagreement: np.ndarray, alone: np.ndarray,
+                   *, max_threshold: float, min_disagreement: float) -> tuple[np.ndarray, np.ndarray]:
+    """(flagged bool (N,), wrong_by_class float (K,)): noise that flows into one class, which one global rate
+    spreads over all: per given class, as many of its lowest-scoring samples as wrong_label_counts counts wrong
+    labels in it, where min_disagreement of their scorers predicted another label and their calibrated
+    probability is below max_threshold."""
+    n = len(labels)
+    calibrated = calibrated_prob[np.arange(n), labels]
+    against = alone & (np.nan_to_num(disagreement) >= min_disagreement)
+    rows = np.flatnonzero(alone)
+    wrong_by_class = wrong_label_counts(calibrated_prob[rows], labels[rows])
+    flagged = np.zeros(n, bool)
+    for c in np.flatnonzero(wrong_by_class >= 0.5):
+        of_class = rows[labels[rows] == c]
+        lowest = of_class[np.argsort(calibrated[of_class], kind="stable")[: round(wrong_by_class[c])]]
+        flagged[lowest[against[lowest] & (calibrated[lowest] < max_threshold)]] = True
+    return flagged, wrong_by_class
+
+
+def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: AggregateParams, *,
+           odd: np.ndarray | None = None) -> Decisions:
+    """A decision for every sample from the group stage's ids (group int (N,), odd str (N,): its broken images)
+    and the train stage's evidence: the rules of README's "How it works: 4. aggregate", in its order."""
+    n = len(labels)
+    odd = np.full(n, "") if odd is None else np.asarray(odd).astype(str)
+    evidence = choose_evidence(labels, oob)
+    outlier_score, fence, outlier = outlier_rule(oob, odd=odd)
+    scored = evidence.scored
+    prob = np.where(scored[:, None], evidence.prob, np.nan)
+    rows = np.arange(n)
+    score = prob[rows, labels] if prob.shape[1] else np.full(n, np.nan)
+    disagreement = np.where(scored, 1 - evidence.votes[rows, labels] / np.maximum(evidence.n_scored, 1), np.nan)
+    suggested = np.where(scored, np.nan_to_num(prob, nan=-1).argmax(1) if prob.shape[1] else labels, labels)
+    note = ("every sample carries the same label: nothing can contradict it" if len(np.unique(labels)) < 2 else
+            "no model could be trained (too few groups whose labels agree)" if not scored.any() else evidence.note)
+
+    # Open questions: the conflicting twin groups someone scored. Outliers take part: a twin conflict is surer
+    # evidence of a wrong label than the outlier fence is of a stranger (README, "outliers and odd images").
+    asked = oob.open_question & scored & (odd == "")
+    apart = outlier | (odd != "")
+    # The calibration is fitted on everyone else, whose labels no twin contradicts; where the members trained
+    # through the conflicts (evil twins en masse), on everyone, whose copies' labels the noise model then explains.
+    alone = scored & ~asked & ~apart
+    fitted = scored & ~apart if oob.through_conflicts else alone
+    log_prob = np.log(np.nan_to_num(prob, nan=1.0) + EPS)
+    labelled_classes = len(np.unique(labels))  # the classes a wrong label can be: those some sample carries
+    temperature, noise_rate = fit_noise_model(log_prob[fitted], labels[fitted], labelled_classes)
+
+    losers, winner = twin_rule(labels, group, log_prob, asked, temperature=temperature)
+    suggested = np.where(asked, winner, suggested)
+    outlier &= ~losers
+
     calibrated_prob = np.full(log_prob.shape, np.nan)  # (N, K), each scored sample's calibrated class probabilities
     if scored.any():
         calibrated_prob[scored] = softmax(log_prob[scored] / temperature)
-    calibrated = calibrated_prob[np.arange(n), labels] if log_prob.shape[1] else np.full(n, np.nan)
-    threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
-    if decided_by == "neighbours" or not params.flag_without_twin:
-        threshold = 0.0
-    elif noise_rate > MAX_NOISE_RATE and not through_conflicts and params.threshold is None:
-        threshold = 0.0
-        note = note or (f"the members contradict {noise_rate:.0%} of the labels: more likely they learnt too little "
-                        f"than that most labels are wrong, so nothing is flagged without a twin")
-    against_all = alone & (np.nan_to_num(disagreement) >= params.min_disagreement)
-    strong = against_all & (np.nan_to_num(calibrated, nan=1.0) < threshold)
-    # Noise that flows into one class (the global rate above spreads it over all): per given class, as many of
-    # its lowest-scoring samples as the confident joint counts wrong labels in it, below max_threshold.
-    wrong_by_class = np.zeros(prob_sum.shape[1])
+    calibrated = calibrated_prob[rows, labels] if log_prob.shape[1] else np.full(n, np.nan)
+    threshold, refusal = twinless_threshold(noise_rate, labelled_classes, params, source=evidence.source,
+                                            through_conflicts=oob.through_conflicts)
+    note = note or refusal
+    strong = twinless_rule(labels, calibrated, disagreement, alone, threshold=threshold,
+                           min_disagreement=params.min_disagreement)
+    wrong_by_class = np.zeros(prob.shape[1])
     if threshold > 0 and params.threshold is None and params.per_class_counts:
-        rows = np.flatnonzero(alone)
-        wrong_by_class = wrong_label_counts(calibrated_prob[rows], labels[rows])
-        for c in np.flatnonzero(wrong_by_class >= 0.5):
-            of_class = rows[labels[rows] == c]
-            lowest = of_class[np.argsort(calibrated[of_class], kind="stable")[: round(wrong_by_class[c])]]
-            strong[lowest[against_all[lowest] & (calibrated[lowest] < params.max_threshold)]] = True
-    flagged |= strong
+        by_class, wrong_by_class = per_class_rule(labels, calibrated_prob, disagreement, alone,
+                                                  max_threshold=params.max_threshold,
+                                                  min_disagreement=params.min_disagreement)
+        strong |= by_class
+
+    reason = np.full(n, "", dtype="<U8")
+    reason[outlier] = "outlier"
+    reason[odd != ""] = "odd"
+    reason[losers] = "twin"
     reason[strong] = "evidence"
-    return Decisions(score, calibrated, disagreement, suggested.astype(np.int64), flagged, reason, float(threshold),
-                     noise_rate, temperature, note, decided_by, wrong_by_class, outlier_score, fence, outlier,
-                     odd.astype(str))
-
-
-def decide_on(labels: np.ndarray, groups: GroupResult, oob: TrainResult, params: AggregateParams) -> Decisions:
-    """decide() on the group and train stages' results, every piece of evidence they hold."""
-    return decide(labels, groups.group, oob.prob_sum, oob.n_scored, oob.votes, params, oob.nn_prob, oob.nn_scored,
-                  oob.through_conflicts, oob.strange_sum, groups.odd)
+    return Decisions(score=score, calibrated=calibrated, disagreement=disagreement,
+                     suggested=suggested.astype(np.int64), flagged=losers | strong, reason=reason,
+                     threshold=float(threshold), noise_rate=noise_rate, temperature=temperature, note=note,
+                     evidence=evidence.source, wrong_by_class=wrong_by_class, outlier_score=outlier_score,
+                     outlier_threshold=fence, outlier=outlier, odd=odd)
 
 
 def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, class_names: list[str] | None = None,
@@ -396,13 +434,13 @@ def summary_metrics(decisions: Decisions, labels: np.ndarray, group: np.ndarray,
         return class_name(label, class_names)
 
     group_sizes = np.bincount(group)
-    n_classes = max(int(labels.max()) + 1, len(class_names or []))
+    n_classes = class_count(labels, class_names)
     return {
         "samples": len(labels),
         "skipped_files": len(skipped or []),
         "groups": len(group_sizes),
         "copies": int(len(labels) - len(group_sizes)),
-        "conflicting_groups": len(np.unique(group[decisions.reason == "twin"])),
+        "conflicting_groups": int(conflicting_groups(group, labels, decisions.odd != "").sum()),
         "flagged": int(decisions.flagged.sum()),
         "flagged_twin": int((decisions.reason == "twin").sum()),
         "flagged_evidence": int((decisions.reason == "evidence").sum()),

@@ -3,14 +3,15 @@ labels, class names and source paths where the data have them, and the sources' 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from stages.artifact import Artifact, Field
 from stages.decode_idx import read_images, read_labels
 from stages.errors import InputError
-from stages.decode_readers import Dataset, kind_of, read_arrays, read_image_folder, read_manifest
+from stages.decode_readers import Read, kind_of, read_arrays, read_image_folder, read_manifest
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,37 @@ class DecodeParams:
             raise ValueError(f"max_side must lie in 4..1024, got {self.max_side}")
 
 
+@dataclass
+class Dataset(Artifact):
+    """The decode stage's result and artifact."""
+
+    images: np.ndarray  # uint8 (N, H, W, C)
+    labels: np.ndarray  # int64 (N,)
+    class_names: list[str] | None = None  # name of each label id, where the data name their classes
+    paths: list[str] | None = None  # source file of each sample, where there is one
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (with skip_unreadable)
+    images_sha256: str = ""  # checksums of the source files (a folder: of its file names and bytes)
+    labels_sha256: str = ""  # "" where the images carry their own labels
+
+    STAGE = "decode"
+    FIELDS = {"images": Field("u", 4, True), "labels": Field("iu", 1, True), "class_names": Field("U", 1),
+              "paths": Field("U", 1), "skipped": Field("U", 1), "images_sha256": Field("U", 0),
+              "labels_sha256": Field("U", 0)}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        texts = {name: np.array(getattr(self, name) or [], dtype=str) for name in ("class_names", "paths", "skipped")}
+        return super().to_arrays() | texts
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "Dataset":
+        data = super().from_arrays(arrays, source, n)
+        data.labels = data.labels.astype(np.int64)
+        data.class_names = [str(name) for name in data.class_names] or None
+        data.paths = [str(path) for path in data.paths] or None
+        data.skipped = [str(path) for path in data.skipped]
+        return data
+
+
 def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | None,
                   images_name: str = "images", labels_name: str = "labels") -> None:
     """Raise InputError unless images and labels describe one data set."""
@@ -53,13 +85,14 @@ def read_dataset(params: DecodeParams) -> Dataset:
     """Read and check the data in whatever form params.images names (decode_readers.kind_of)."""
     kind = kind_of(params.images)
     if kind == "folder":
-        dataset = read_image_folder(Path(params.images), params.max_side, params.skip_unreadable)
+        read = read_image_folder(Path(params.images), params.max_side, params.skip_unreadable)
     elif kind == "manifest":
-        dataset = read_manifest(Path(params.images), params.max_side, params.skip_unreadable)
+        read = read_manifest(Path(params.images), params.max_side, params.skip_unreadable)
     elif kind in ("npz", "npy"):
-        dataset = read_arrays(Path(params.images), Path(params.labels) if params.labels else None)
+        read = read_arrays(Path(params.images), Path(params.labels) if params.labels else None)
     else:
-        dataset = Dataset(read_images(params.images), read_labels(params.labels))
+        read = Read(read_images(params.images), read_labels(params.labels))
+    dataset = Dataset(read.images, read.labels, read.class_names, read.paths, list(read.skipped))
     self_labelled = kind in ("folder", "manifest", "npz")
     check_dataset(dataset.images, dataset.labels, None if dataset.class_names else params.num_classes,
                   params.images, params.images if self_labelled else params.labels)

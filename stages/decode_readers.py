@@ -1,6 +1,6 @@
 """Data sets as people keep them, for the decode stage: image folders, manifests and numpy arrays.
 
-Each reader returns a Dataset of uint8 images (N, H, W, C), int64 labels, and where the data have them the class
+Each reader returns a Read of uint8 images (N, H, W, C), int64 labels, and where the data have them the class
 names and each sample's source path. The rules for mixed sizes and colour modes are in the README ("Your data").
 Every problem is an InputError naming the file, so the edges print one line and exit 2.
 """
@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
 
-from stages.artifact import Artifact, Field
 from stages.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}  # what Pillow reads here
@@ -22,35 +21,15 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # Pillow modes without colour
 SHOWN = 3  # unreadable files named in the error, before the count
 
 
-@dataclass
-class Dataset(Artifact):
-    """The decode stage's result and artifact."""
+class Read(NamedTuple):
+    """What a reader found: uint8 images (N, H, W, C), int64 labels (N,), and where the data have them the class
+    names, each sample's source path and the files left out as unreadable."""
 
-    images: np.ndarray  # uint8 (N, H, W, C)
-    labels: np.ndarray  # int64 (N,)
-    class_names: list[str] | None = None  # name of each label id, where the data name their classes
-    paths: list[str] | None = None  # source file of each sample, where there is one
-    skipped: list[str] = field(default_factory=list)  # unreadable files left out (with skip_unreadable)
-    images_sha256: str = ""  # checksums of the source files (a folder: of its file names and bytes)
-    labels_sha256: str = ""  # "" where the images carry their own labels
-
-    STAGE = "decode"
-    FIELDS = {"images": Field("u", 4, True), "labels": Field("iu", 1, True), "class_names": Field("U", 1),
-              "paths": Field("U", 1), "skipped": Field("U", 1), "images_sha256": Field("U", 0),
-              "labels_sha256": Field("U", 0)}
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        texts = {name: np.array(getattr(self, name) or [], dtype=str) for name in ("class_names", "paths", "skipped")}
-        return super().to_arrays() | texts
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "Dataset":
-        data = super().from_arrays(arrays, source, n)
-        data.labels = data.labels.astype(np.int64)
-        data.class_names = [str(name) for name in data.class_names] or None
-        data.paths = [str(path) for path in data.paths] or None
-        data.skipped = [str(path) for path in data.skipped]
-        return data
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str] | None = None
+    paths: list[str] | None = None
+    skipped: tuple[str, ...] | list[str] = ()
 
 
 def kind_of(path: str | os.PathLike) -> str:
@@ -74,7 +53,7 @@ def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list
     return np.array([index[v] for v in values], np.int64), names
 
 
-def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Dataset:
+def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
     """root/<class name>/<image file>: classes in sorted order, files sorted within each."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     paths, values = [], []
@@ -90,7 +69,7 @@ def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Datas
     return load_images(paths, labels, names, root, max_side, skip_unreadable)
 
 
-def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Dataset:
+def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Read:
     """A CSV (or TSV) of path,label rows; paths relative to the manifest; a header row is recognised."""
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -113,7 +92,7 @@ def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Dataset:
 
 
 def load_images(files: list[Path], labels: np.ndarray, names: list[str] | None, source: Path, max_side: int,
-                skip_unreadable: bool) -> Dataset:
+                skip_unreadable: bool) -> Read:
     """Decode every file with Pillow (EXIF rotation honoured), then bring them to one colour mode and one size."""
     from PIL import Image, ImageOps
 
@@ -140,7 +119,7 @@ def load_images(files: list[Path], labels: np.ndarray, names: list[str] | None, 
     if images.ndim == 3:
         images = images[..., None]
     keep = np.array(kept, np.int64)
-    return Dataset(images, labels[keep], names, [str(files[i]) for i in kept], broken)
+    return Read(images, labels[keep], names, [str(files[i]) for i in kept], broken)
 
 
 def common_size(sizes: Counter, max_side: int) -> tuple[int, int]:
@@ -209,7 +188,7 @@ def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | N
     return array.astype(np.int64), None
 
 
-def read_arrays(images_path: Path, labels_path: Path | None) -> Dataset:
+def read_arrays(images_path: Path, labels_path: Path | None) -> Read:
     """An .npz holding an images array and a labels array (named images/labels or x/y, or the only two), or a
     pair of .npy files."""
     def load(path: Path):
@@ -234,4 +213,4 @@ def read_arrays(images_path: Path, labels_path: Path | None) -> Dataset:
         images, labels = load(images_path), load(labels_path)
     source = str(images_path)
     label_ids, class_names = as_labels(labels, str(labels_path or images_path))
-    return Dataset(as_images(images, source), label_ids, class_names)
+    return Read(as_images(images, source), label_ids, class_names)

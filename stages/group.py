@@ -220,10 +220,12 @@ def _per_image(measure, images: np.ndarray, rows: np.ndarray, *more: np.ndarray)
     return tuple(np.concatenate(column) for column in zip(*parts))
 
 
-def summarize(group: np.ndarray, labels: np.ndarray) -> dict:
-    """Counts for the JSON summary: groups of each size, and groups whose members carry different labels."""
+def summarize(group: np.ndarray, labels: np.ndarray, odd: np.ndarray | None = None) -> dict:
+    """Counts for the JSON summary: groups of each size, and groups whose members (odd images aside, as everywhere)
+    carry different labels (labels.conflicting_groups)."""
     sizes = np.bincount(group)
-    conflicting = np.flatnonzero(conflicting_groups(group, np.asarray(labels)))
+    keep_out = None if odd is None else np.asarray(odd) != ""
+    conflicting = np.flatnonzero(conflicting_groups(group, np.asarray(labels), keep_out))
     return {
         "images": int(len(group)),
         "groups": int(len(sizes)),

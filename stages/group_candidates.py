@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stages.cores import map_chunks
-from stages.group_pairs import shifts
+from stages.shifts import shifts
 
 QUERY_BLOCK = 16  # a leaf's queries are compared with its images this many at a time, in one matrix product
 

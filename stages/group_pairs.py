@@ -8,20 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from stages.cores import map_chunks
+from stages.shifts import overlap_regions, shifts
 
 # Residual local means are tested over these box sizes (pixels): noise averages out, a stroke does not.
 BOXES = (3, 5)
-
-
-def shifts(max_shift: int) -> list[tuple[int, int]]:
-    return [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
-
-
-def overlap_regions(h: int, w: int, dy: int, dx: int):
-    """Slices of image a and image b that overlap when b is compared at offset (dy, dx): a[y, x] ~ b[y+dy, x+dx]."""
-    a = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
-    b = (slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
-    return a, b
 
 
 def integral(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,14 @@
-"""What the labels say, shared by the stages: a label's name, and which twin groups disagree on their label."""
+"""What the labels say, shared by the stages: how many classes there are, a label's name, and which twin groups
+disagree on their label (the open questions no member trains on)."""
 from __future__ import annotations
 
 import numpy as np
+
+
+def class_count(labels: np.ndarray, class_names: list[str] | None = None) -> int:
+    """The number of classes K: labels are 0..K-1, and a data set that names its classes may name some no sample
+    carries. Every per-class array of the stages (probabilities, votes, counts) has K columns."""
+    return max(int(labels.max()) + 1 if len(labels) else 0, len(class_names or []))
 
 
 def class_name(label: int, class_names: list[str] | None) -> str:
@@ -10,10 +17,19 @@ def class_name(label: int, class_names: list[str] | None) -> str:
     return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
 
 
-def conflicting_groups(group: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Boolean per group id: do its members carry more than one label?"""
-    n_groups = int(group.max()) + 1
+def conflicting_groups(group: np.ndarray, labels: np.ndarray, keep_out: np.ndarray | None = None) -> np.ndarray:
+    """Boolean per group id: do its members (those not kept out, bool (N,)) carry more than one label?"""
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    counted = np.ones(len(group), bool) if keep_out is None else ~np.asarray(keep_out, bool)
     first = np.full(n_groups, -1)
-    first[group[::-1]] = labels[::-1]  # any one member's label per group
-    disagree = labels != first[group]
+    first[group[counted][::-1]] = labels[counted][::-1]  # any one counted member's label per group
+    disagree = counted & (labels != first[group])
     return np.bincount(group, weights=disagree, minlength=n_groups) > 0
+
+
+def open_questions(group: np.ndarray, labels: np.ndarray, keep_out: np.ndarray | None = None) -> np.ndarray:
+    """bool (N,): the samples of conflicting twin groups (conflicting_groups), those kept out (the group stage's
+    odd images) excepted. They never train a member (unless conflicts are the rule: train.trains_through_conflicts),
+    every member scores them, and the aggregate stage's twin rule decides them."""
+    out = conflicting_groups(group, labels, keep_out)[group]
+    return out if keep_out is None else out & ~np.asarray(keep_out, bool)

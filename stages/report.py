@@ -27,7 +27,7 @@ from stages.labels import class_name
 
 if TYPE_CHECKING:  # the result types draw() reads; the report needs none of their stages' code
     from stages.aggregate import Decisions
-    from stages.decode_readers import Dataset
+    from stages.decode import Dataset
     from stages.group import GroupResult
     from stages.train import TrainResult
 
@@ -444,8 +444,7 @@ def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisi
     strangers = strangers_figure(images, given, decisions, params.columns, params.tiles_per_page, names)
     files["outliers.png"] = png_bytes(strangers if strangers is not None else
                                       message_figure("no outliers and no odd images", "Outliers"), params.dpi)
-    class_sim = oob.class_sim_sum / np.where(oob.n_scored > 0, oob.n_scored, np.nan)[:, None]
-    files["map.png"] = png_bytes(map_figure(class_sim, group, decisions), params.dpi)
+    files["map.png"] = png_bytes(map_figure(oob.class_sim, group, decisions), params.dpi)
     files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
     files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)
     return files

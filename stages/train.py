@@ -13,15 +13,16 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from stages.artifact import Artifact, Field, check_arrays
+from stages.budget import Budget, StepClock
 from stages.cores import usable_cores
-from stages.group_pairs import overlap_regions
-from stages.labels import conflicting_groups
+from stages.shifts import overlap_regions
+from stages.labels import class_count, open_questions
 
 MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # stages/train_models.py builds each
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask")  # joblib's, and dask's through joblib
@@ -125,25 +126,33 @@ class TrainParams:
 
 @dataclass
 class TrainResult(Artifact):
-    """The train stage's result and artifact (member_seconds, different on every run, stays out of it)."""
+    """The train stage's result and artifact: the evidence it hands the aggregate stage, per sample (N rows), as
+    means over the members that scored each sample, and how the members trained (member_seconds, different on
+    every run, stays out of the artifact). Built by keyword."""
 
-    prob_sum: np.ndarray  # float64 (N, K): out-of-bag class probabilities summed over the members that scored
+    prob: np.ndarray  # float64 (N, K): mean out-of-bag class probabilities (nan rows: no member scored it)
     n_scored: np.ndarray  # int64 (N,): how many members scored each sample
     votes: np.ndarray  # int64 (N, K): how many of them predicted each class
-    loss_curves: np.ndarray  # float32 (M, LOSS_POINTS): each member's training loss from first step to last
-    member_seconds: np.ndarray  # float64 (M,)
-    member_steps: np.ndarray  # int64 (M,): optimiser steps each member took (fewer than planned when time ran short)
+    strangeness: np.ndarray  # float64 (N,): feature_evidence's, mean over the members that scored it (nan: none)
+    class_sim: np.ndarray  # float64 (N, K): feature_evidence's class similarities, the same mean
     nn_prob: np.ndarray  # float64 (N, K): nearest-neighbour class probabilities (zero rows where not computed)
     nn_scored: np.ndarray  # bool (N,): rows of nn_prob computed (every open question, some clean samples)
-    strange_sum: np.ndarray  # float64 (N,): feature_evidence's strangeness summed over the members that scored each
-    class_sim_sum: np.ndarray  # float64 (N, K): feature_evidence's class similarities, summed the same way
-    through_conflicts: bool = False  # did members train on the conflicting groups too (trains_through_conflicts)?
+    open_question: np.ndarray  # bool (N,): labels.open_questions, the twin conflicts no member trained on
+    through_conflicts: bool  # did members train on the conflicting groups too (trains_through_conflicts)?
+    loss_curves: np.ndarray  # float32 (M, LOSS_POINTS): each member's training loss from first step to last
+    member_steps: np.ndarray  # int64 (M,): optimiser steps each member took (fewer when time ran short)
+    member_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 (M,)
 
     STAGE = "train"
-    FIELDS = {"prob_sum": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
-              "loss_curves": Field("f", 2), "member_steps": Field("iu", 1), "nn_prob": Field("f", 2, True),
-              "nn_scored": Field("b", 1, True), "strange_sum": Field("f", 1, True),
-              "class_sim_sum": Field("f", 2, True), "through_conflicts": Field("b", 0)}
+    FIELDS = {"prob": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
+              "strangeness": Field("f", 1, True), "class_sim": Field("f", 2, True), "nn_prob": Field("f", 2, True),
+              "nn_scored": Field("b", 1, True), "open_question": Field("b", 1, True),
+              "through_conflicts": Field("b", 0), "loss_curves": Field("f", 2), "member_steps": Field("iu", 1)}
+
+    @property
+    def scored(self) -> np.ndarray:
+        """bool (N,): scored by at least one member."""
+        return self.n_scored > 0
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "TrainResult":
@@ -158,31 +167,34 @@ def known_device(name: str) -> bool:
     return name in DEVICES or re.fullmatch(r"cuda:\d+", name) is not None
 
 
-def trains_through_conflicts(group: np.ndarray, labels: np.ndarray, params: TrainParams) -> bool:
-    """Do conflicting groups hold more than params.conflict_share of the samples? Then members train on them too
+def trains_through_conflicts(group: np.ndarray, labels: np.ndarray, params: TrainParams,
+                             keep_out: np.ndarray | None = None) -> bool:
+    """Do the open questions hold more than params.conflict_share of the samples? Then members train on them too
     (README, "How it works": when every image has evil twins, the rest is too little to learn from)."""
-    return bool(conflicting_groups(group, labels)[group].mean() > params.conflict_share)
+    return bool(open_questions(group, labels, keep_out).mean() > params.conflict_share)
 
 
 def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams,
                  keep_out: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train indices, scored indices) for every member, in the order they are trained. Whole groups go to one side
-    of each split. Usually the open questions train nobody and every member scores them; when they are the rule
-    (trains_through_conflicts), every group is split alike and trains with each copy's own label. keep_out (bool
-    (N,), the odd images) marks samples that are scored like any other but train nobody."""
-    conflicted = conflicting_groups(group, labels)
-    if trains_through_conflicts(group, labels, params):
-        conflicted[:] = False
-    open_questions = np.flatnonzero(conflicted[group])
-    clean_groups = np.flatnonzero(~conflicted)
+    of each split. Usually the open questions (labels.open_questions) train nobody and every member scores them;
+    when they are the rule (trains_through_conflicts), every group is split alike and trains with each copy's own
+    label. keep_out (bool (N,), the odd images) marks samples that are scored like any other but train nobody."""
+    asked = open_questions(group, labels, keep_out)
+    if trains_through_conflicts(group, labels, params, keep_out):
+        asked[:] = False
+    in_question = np.zeros(int(group.max()) + 1, bool)
+    in_question[group[asked]] = True
+    open_idx = np.flatnonzero(asked)
+    clean_groups = np.flatnonzero(~in_question)
     rng = np.random.default_rng(params.seed)
     members = []
     for _ in range(math.ceil(params.n_models / params.folds)):
         parts = np.array_split(rng.permutation(clean_groups), params.folds)
         for held_out in parts:
             held = np.isin(group, held_out)
-            train = np.flatnonzero(~held & ~conflicted[group] & ~(False if keep_out is None else keep_out))
-            scored = np.union1d(np.flatnonzero(held), open_questions)
+            train = np.flatnonzero(~held & ~in_question[group] & ~(False if keep_out is None else keep_out))
+            scored = np.union1d(np.flatnonzero(held), open_idx)
             if train.size == 0 or len(np.unique(labels[train])) < 2 or scored.size == 0:
                 continue  # too few groups to learn from (it could only guess), or nothing left to score
             members.append((train, scored))
@@ -243,7 +255,7 @@ def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray
     NEIGHBOUR_REFS clean samples, as members never train on an open question either (nor on keep_out)."""
     n = len(labels)
     prob, scored = np.zeros((n, n_classes)), np.zeros(n, bool)
-    conflicted = conflicting_groups(group, labels)[group]
+    conflicted = open_questions(group, labels, keep_out)
     clean = np.flatnonzero(~conflicted & ~(False if keep_out is None else keep_out))
     if clean.size < 2:
         return prob, scored
@@ -301,14 +313,14 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
 
     from stages.train_models import build_model, random_affine, random_shift, standardize
 
-    start = time.perf_counter()
+    clock = StepClock(0, seconds_allowed)
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x = standardize(images[train_idx])
     y = torch.as_tensor(labels[train_idx])
     model = build_model(params.model, x.shape[1], x.shape[2], x.shape[3], n_classes).to(device)
-    steps = max(params.min_steps, math.ceil(params.epochs * len(train_idx) / params.batch_size))
+    steps = clock.planned = max(params.min_steps, math.ceil(params.epochs * len(train_idx) / params.batch_size))
     optimiser = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate, total_steps=steps)
     balance = dominated(labels) if params.balance_classes == "auto" else params.balance_classes
@@ -321,7 +333,6 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     else:
         def augment(batch):
             return random_shift(batch, shift, generator)
-    full_steps, scoring = steps, 0.0
     losses = torch.empty(steps)
     model.train()
     step = 0
@@ -336,17 +347,15 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
         losses[step] = loss.detach().cpu()
         step += 1
         if step == 1:
-            loop_start = time.perf_counter()  # the first step pays for warming up: leave it out of the rate
-        if step > REPLAN_STEPS and seconds_allowed is not None and \
-                time.perf_counter() - start + scoring > seconds_allowed:
+            clock.warmed_up()
+        if step > REPLAN_STEPS and clock.out_of_time():
             steps = step  # slower than timed: stop where the time ends, late in the schedule (a small learning rate)
             break
-        if step in (PROBE_STEPS, REPLAN_STEPS) and seconds_allowed is not None and step < steps:
-            per_step = (time.perf_counter() - loop_start) / (step - 1)
+        if step in (PROBE_STEPS, REPLAN_STEPS) and clock.timed and step < steps:
+            per_step = clock.per_step(step)
             if step == PROBE_STEPS:
-                scoring = scoring_seconds(model, images, score_idx, min(STRANGER_REFS, len(train_idx)), device)
-            affordable = step + int((seconds_allowed - (time.perf_counter() - start) - scoring) / per_step)
-            planned = min(full_steps, max(step + 1, affordable))
+                clock.scoring = scoring_seconds(model, images, score_idx, min(STRANGER_REFS, len(train_idx)), device)
+            planned = clock.affordable(step, per_step)
             if planned != steps:
                 steps = planned
                 schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate,
@@ -355,7 +364,7 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     probs, asked = predict(model, images, score_idx, device)
     strangeness, class_sim = feature_evidence(model, images, labels, train_idx, asked, n_classes, seed, device)
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
-    return MemberOutput(probs.astype(np.float64), curve.astype(np.float32), time.perf_counter() - start, steps,
+    return MemberOutput(probs.astype(np.float64), curve.astype(np.float32), clock.seconds(), steps,
                         strangeness, class_sim)
 
 
@@ -537,59 +546,57 @@ def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
 
 
 def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, params: TrainParams,
-                   deadline: float | None = None, progress_lines: bool = False,
+                   budget: Budget = Budget(), progress_lines: bool = False,
                    keep_out: np.ndarray | None = None) -> TrainResult:
-    """Train the ensemble; `deadline` is a time.monotonic() value (time_budget_s, if set, counts from now);
-    keep_out (bool (N,)): samples that train nobody (the group stage's odd images).
+    """Train the ensemble within `budget` (and params.time_budget_s from now, where that is sooner); keep_out
+    (bool (N,)): samples that train nobody (the group stage's odd images).
     When the time left would give each member less than MIN_WAVE_SECONDS, none trains: the nearest-neighbour
     evidence is all there is."""
-    n, n_classes = len(labels), int(labels.max()) + 1
-    if params.time_budget_s is not None:
-        own = time.monotonic() + params.time_budget_s
-        deadline = own if deadline is None else min(deadline, own)
+    n, n_classes = len(labels), class_count(labels)
+    budget = budget.within(params.time_budget_s)
     nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed, keep_out)
     members = plan_members(group, labels, params, keep_out)
     device = resolve_device(params.device) if members else "cpu"
     n_jobs, threads = worker_layout(params, device)
-    result = TrainResult(np.zeros((n, n_classes)), np.zeros(n, np.int64), np.zeros((n, n_classes), np.int64),
-                         np.zeros((0, LOSS_POINTS), np.float32), np.zeros(0), np.zeros(0, np.int64),
-                         nn_prob, nn_scored, np.zeros(n), np.zeros((n, n_classes)),
-                         trains_through_conflicts(group, labels, params))
     covering = members_to_cover(members, n)
-    if deadline is not None and (deadline - time.monotonic()) / max(1, math.ceil(covering / n_jobs)) \
-            < MIN_WAVE_SECONDS:
+    if budget.limited and budget.per_wave(math.ceil(covering / n_jobs)) < MIN_WAVE_SECONDS:
         members = []
+    prob_sum, strange_sum, class_sim_sum = np.zeros((n, n_classes)), np.zeros(n), np.zeros((n, n_classes))
+    n_scored, votes = np.zeros(n, np.int64), np.zeros((n, n_classes), np.int64)
     curves, seconds, steps = [], [], []
     start = time.monotonic()
     wave_seconds = 0.0
     with member_pool(params.backend, n_jobs, params.scheduler) if members else contextlib.nullcontext() as run_wave:
         for first in range(0, len(members), n_jobs):
-            covered = bool(result.n_scored.min() > 0)
-            if covered and deadline is not None and time.monotonic() + wave_seconds > deadline:
+            if n_scored.min() > 0 and budget.would_pass(wave_seconds):
                 break
             wave = members[first: first + n_jobs]
             wave_start = time.monotonic()
-            allowed = None
-            if deadline is not None:  # the waves still needed to score every sample share the time left
-                allowed = (deadline - wave_start) / max(1, math.ceil((covering - first) / n_jobs))
+            # the waves still needed to score every sample share the time left
+            allowed = budget.per_wave(math.ceil((covering - first) / n_jobs))
             outputs = run_wave([(train_member, (images, labels, train, scored, n_classes, params,
                                                 params.seed * 1000 + first + k, threads, allowed, device))
                                 for k, (train, scored) in enumerate(wave)])
             wave_seconds = time.monotonic() - wave_start
             for (train, scored), out in zip(wave, outputs):
-                result.prob_sum[scored] += out.probs
-                result.strange_sum[scored] += out.strangeness
-                result.class_sim_sum[scored] += out.class_sim
-                result.n_scored[scored] += 1
-                result.votes[scored, out.probs.argmax(1)] += 1
+                prob_sum[scored] += out.probs
+                strange_sum[scored] += out.strangeness
+                class_sim_sum[scored] += out.class_sim
+                n_scored[scored] += 1
+                votes[scored, out.probs.argmax(1)] += 1
                 curves.append(out.curve)
                 seconds.append(out.seconds)
                 steps.append(out.steps)
             _progress(len(curves), len(members), sum(steps) * params.batch_size, time.monotonic() - start,
                       progress_lines)
+    per_member = np.where(n_scored > 0, n_scored, np.nan)
+    loss_curves = np.zeros((0, LOSS_POINTS), np.float32)
     if curves:
-        result.loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
-                                       for c in curves]).astype(np.float32)
-    result.member_seconds = np.array(seconds)
-    result.member_steps = np.array(steps, np.int64)
-    return result
+        loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
+                                for c in curves]).astype(np.float32)
+    return TrainResult(prob=prob_sum / per_member[:, None], n_scored=n_scored, votes=votes,
+                       strangeness=strange_sum / per_member, class_sim=class_sim_sum / per_member[:, None],
+                       nn_prob=nn_prob, nn_scored=nn_scored, open_question=open_questions(group, labels, keep_out),
+                       through_conflicts=trains_through_conflicts(group, labels, params, keep_out),
+                       loss_curves=loss_curves, member_steps=np.array(steps, np.int64),
+                       member_seconds=np.array(seconds))

@@ -7,15 +7,33 @@ import pytest
 
 from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_noise_model, format_indices,
                               pick_threshold, result_tables, softmax, summary_metrics, wrong_label_counts)
+from stages.labels import open_questions
+from stages.train import TrainResult
 
 
-def evidence(probabilities, n_members=3):
-    """Out-of-bag sums as the train stage writes them, from each sample's mean class probabilities."""
+def evidence(labels, group, probabilities, n_members=3, votes=None, neighbours=None, strangeness=None, odd=None,
+             through_conflicts=False):
+    """The train stage's result, from each sample's mean class probabilities: every member votes for the most
+    probable class (unless votes are given), no nearest neighbours (unless given as (nn_prob, nn_scored)), and no
+    feature distances (unless strangeness is given, float (N,)), so no outliers are looked for."""
     p = np.asarray(probabilities, float)
-    n_scored = np.full(len(p), n_members)
-    votes = np.zeros_like(p, dtype=np.int64)
-    votes[np.arange(len(p)), p.argmax(1)] = n_members
-    return p * n_members, n_scored, votes
+    n = len(p)
+    if votes is None:
+        votes = np.zeros_like(p, dtype=np.int64)
+        votes[np.arange(n), p.argmax(1)] = n_members
+    nn_prob, nn_scored = neighbours if neighbours is not None else (np.zeros_like(p), np.zeros(n, bool))
+    return TrainResult(prob=p, n_scored=np.full(n, n_members), votes=votes,
+                       strangeness=np.full(n, np.nan) if strangeness is None else np.asarray(strangeness, float),
+                       class_sim=np.zeros_like(p), nn_prob=nn_prob, nn_scored=nn_scored,
+                       open_question=open_questions(group, labels, None if odd is None else odd != ""),
+                       through_conflicts=through_conflicts, loss_curves=np.zeros((0, 20), np.float32),
+                       member_steps=np.zeros(0, np.int64))
+
+
+def decided(labels, group, probabilities, params=AggregateParams(), odd=None, **given):
+    """decide() on evidence(...) of these probabilities."""
+    labels, group = np.asarray(labels), np.asarray(group)
+    return decide(labels, group, evidence(labels, group, probabilities, odd=odd, **given), params, odd=odd)
 
 
 def confident(label, k=3, p=0.9):
@@ -28,7 +46,7 @@ def test_the_label_with_the_strongest_evidence_wins_even_against_the_majority():
     # one group of three copies: labels 0, 1, 1; the pictures look like a 0
     labels = np.array([0, 1, 1])
     group = np.array([0, 0, 0])
-    decisions = decide(labels, group, *evidence([confident(0)] * 3), AggregateParams())
+    decisions = decided(labels, group, [confident(0)] * 3)
     assert decisions.flagged.tolist() == [False, True, True]
     assert decisions.reason.tolist() == ["", "twin", "twin"]
     assert decisions.suggested.tolist() == [0, 0, 0]
@@ -38,10 +56,10 @@ def test_a_label_counts_for_the_log_of_its_copies_next_to_what_the_pictures_look
     lean = [0.15, 0.75, 0.1]  # the members think 1, five times likelier than 0 (as for a picture none of them learnt)
     # twenty copies labelled 0 and one labelled 1: log 20 outweighs log 5, so the odd one out is flagged
     labels = np.array([0] * 20 + [1])
-    decisions = decide(labels, np.zeros(21, int), *evidence([lean] * 21), AggregateParams())
+    decisions = decided(labels, np.zeros(21, int), [lean] * 21)
     assert np.flatnonzero(decisions.flagged).tolist() == [20]
     # two against one: log 2 does not, so the two are flagged
-    decisions = decide(np.array([0, 0, 1]), np.zeros(3, int), *evidence([lean] * 3), AggregateParams())
+    decisions = decided(np.array([0, 0, 1]), np.zeros(3, int), [lean] * 3)
     assert np.flatnonzero(decisions.flagged).tolist() == [0, 1]
 
 
@@ -52,7 +70,7 @@ def test_the_pictures_evidence_in_a_group_is_read_after_calibration():
     # a group of two 0s and one 1 that the members mildly read as a 1: uncalibrated, log 2 would keep the 0s
     labels = np.concatenate([clean, [0, 0, 1]])
     group = np.concatenate([np.arange(30), [30, 30, 30]])
-    decisions = decide(labels, group, *evidence(probs + [[0.3, 0.48, 0.22]] * 3), AggregateParams())
+    decisions = decided(labels, group, probs + [[0.3, 0.48, 0.22]] * 3)
     assert decisions.temperature < 1
     assert np.flatnonzero(decisions.flagged).tolist() == [30, 31]
 
@@ -69,8 +87,8 @@ def test_where_every_image_has_evil_twins_the_calibration_learns_how_far_to_trus
     labels[copies] = rng.integers(0, 10, copies.sum())
     lean = np.full((240, 10), 0.8 / 9)
     lean[np.arange(240), np.repeat(truth, 6)] = 0.2
-    through = decide(labels, group, *evidence(lean), AggregateParams(), through_conflicts=True)
-    apart = decide(labels, group, *evidence(lean), AggregateParams())
+    through = decided(labels, group, lean, AggregateParams(), through_conflicts=True)
+    apart = decided(labels, group, lean)
     assert through.temperature < 0.5 and 0.6 < through.noise_rate < 0.9
     assert (through.suggested[::6] == truth).all()
     assert (apart.suggested[::6] != truth).sum() >= 3
@@ -97,16 +115,16 @@ def test_a_class_that_swallows_others_has_its_strangers_flagged():
     labels, prob, strangers = a_class_that_swallows_others()
     counts = wrong_label_counts(prob, labels)  # scaled up from the confidently predicted samples to all
     assert counts[0] >= 10 and counts[1:].tolist() == [0, 0]
-    decisions = decide(labels, np.arange(3600), *evidence(prob), AggregateParams())
+    decisions = decided(labels, np.arange(3600), prob)
     assert np.flatnonzero(decisions.flagged).tolist() == strangers
     assert (decisions.calibrated[strangers] > decisions.threshold).all()  # the global rule alone flags none
-    assert not decide(labels, np.arange(3600), *evidence(prob), AggregateParams(max_threshold=0.001)).flagged.any()
+    assert not decided(labels, np.arange(3600), prob, AggregateParams(max_threshold=0.001)).flagged.any()
 
 
 def test_groups_that_agree_are_never_flagged_for_being_copies():
     labels = np.array([2, 2, 2, 1])
     group = np.array([0, 0, 0, 1])
-    decisions = decide(labels, group, *evidence([confident(2)] * 3 + [confident(1)]), AggregateParams())
+    decisions = decided(labels, group, [confident(2)] * 3 + [confident(1)])
     assert not decisions.flagged.any()
 
 
@@ -123,7 +141,7 @@ def test_a_sample_alone_is_flagged_only_on_strong_evidence():
     labels[5] = 0  # ... but it says 0
     probs[6] = [0.3, 0.7, 0.0]  # a doubtful one: not enough
     labels[6] = 0
-    decisions = decide(labels, np.arange(len(labels)), *evidence(probs), AggregateParams())
+    decisions = decided(labels, np.arange(len(labels)), probs)
     assert np.flatnonzero(decisions.flagged).tolist() == [5]
     assert decisions.reason[5] == "evidence" and decisions.suggested[5] == 1
 
@@ -131,9 +149,9 @@ def test_a_sample_alone_is_flagged_only_on_strong_evidence():
 def test_a_split_vote_is_not_strong_evidence():
     labels, probs = many_clean_samples()
     labels[5], probs[5] = 0, [1e-7, 1 - 2e-7, 1e-7]
-    prob_sum, n_scored, votes = evidence(probs)
+    votes = evidence(labels, np.arange(len(labels)), probs).votes
     votes[5] = [1, 2, 0]  # one member of three agreed with the label
-    decisions = decide(labels, np.arange(len(labels)), prob_sum, n_scored, votes, AggregateParams())
+    decisions = decided(labels, np.arange(len(labels)), probs, votes=votes)
     assert not decisions.flagged[5]
 
 
@@ -172,26 +190,26 @@ def test_a_higher_min_posterior_is_more_cautious_and_max_threshold_caps():
 
 def test_a_fixed_threshold_overrides_the_data():
     labels, probs = many_clean_samples()
-    decisions = decide(labels, np.arange(len(labels)), *evidence(probs), AggregateParams(threshold=0.0))
+    decisions = decided(labels, np.arange(len(labels)), probs, AggregateParams(threshold=0.0))
     assert decisions.threshold == 0.0 and not decisions.flagged.any()
 
 
 def test_a_fixed_positive_threshold_flags_what_lies_below_it_where_the_data_would_flag_nothing():
     labels, probs = many_clean_samples()
     probs[7], labels[7] = [0.2, 0.8, 0.0], 0  # every member says 1, but only moderately
-    assert not decide(labels, np.arange(len(labels)), *evidence(probs), AggregateParams()).flagged[7]
-    fixed = decide(labels, np.arange(len(labels)), *evidence(probs), AggregateParams(threshold=0.5))
+    assert not decided(labels, np.arange(len(labels)), probs).flagged[7]
+    fixed = decided(labels, np.arange(len(labels)), probs, AggregateParams(threshold=0.5))
     assert fixed.threshold == 0.5 and fixed.flagged[7] and fixed.reason[7] == "evidence"
 
 
 def test_min_disagreement_below_one_flags_a_sample_most_members_doubt():
     labels, probs = many_clean_samples()
     probs[9], labels[9] = [1e-7, 1 - 2e-7, 1e-7], 0
-    prob_sum, n_scored, votes = evidence(probs)
+    votes = evidence(labels, np.arange(len(labels)), probs).votes
     votes[9] = [1, 2, 0]  # one of the three members voted for the given label
-    assert not decide(labels, np.arange(len(labels)), prob_sum, n_scored, votes, AggregateParams()).flagged[9]
-    doubted = decide(labels, np.arange(len(labels)), prob_sum, n_scored, votes,
-                     AggregateParams(threshold=0.01, min_disagreement=0.6))
+    assert not decided(labels, np.arange(len(labels)), probs, votes=votes).flagged[9]
+    doubted = decided(labels, np.arange(len(labels)), probs, AggregateParams(threshold=0.01, min_disagreement=0.6),
+                      votes=votes)
     assert doubted.flagged[9]
 
 
@@ -214,15 +232,14 @@ def test_nothing_to_fit_means_no_calibration_and_no_noise():
 
 def test_single_class_data_flags_nothing_and_says_why():
     labels = np.zeros(5, np.int64)
-    decisions = decide(labels, np.arange(5), np.zeros((5, 1)), np.zeros(5, np.int64), np.zeros((5, 1), np.int64),
-                       AggregateParams())
+    decisions = decided(labels, np.arange(5), np.full((5, 1), np.nan), n_members=0)
     assert not decisions.flagged.any() and "same label" in decisions.note
 
 
 def test_results_files():
     labels = np.array([0, 1, 1, 2])
     group = np.array([0, 0, 0, 1])
-    decisions = decide(labels, group, *evidence([confident(0)] * 3 + [confident(2)]), AggregateParams())
+    decisions = decided(labels, group, [confident(0)] * 3 + [confident(2)])
     texts = result_tables(decisions, labels, group)
     assert texts["suspects.txt"] == "1, 2\n"
     rows = list(csv.DictReader(io.StringIO(texts["samples.csv"])))
@@ -234,7 +251,7 @@ def test_results_files():
 
 def test_files_decode_left_out_are_listed_in_the_results():
     labels, group = np.array([0, 1]), np.array([0, 1])
-    decisions = decide(labels, group, *evidence([confident(0), confident(1)]), AggregateParams())
+    decisions = decided(labels, group, [confident(0), confident(1)])
     skipped = ["cats/broken.png", "dogs/empty.jpg"]
     assert result_tables(decisions, labels, group, skipped=skipped)["skipped.txt"] == \
         "cats/broken.png\ndogs/empty.jpg\n"
@@ -252,7 +269,7 @@ def test_members_right_less_often_than_neighbours_leave_the_twin_groups_to_the_n
     group = np.array([0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     weak = [confident((label + 1) % 3, p=0.99) for label in labels]
     nn_prob, nn_scored = neighbours_saying([1, 1, 2, 2, 0, 1, 2, 0, 1, 2, 0, 1])
-    decisions = decide(labels, group, *evidence(weak), AggregateParams(), nn_prob, nn_scored)
+    decisions = decided(labels, group, weak, neighbours=(nn_prob, nn_scored))
     assert decisions.evidence == "neighbours" and "nearest neighbours" in decisions.note
     assert np.flatnonzero(decisions.flagged).tolist() == [0, 3]  # the twin groups' losers, nothing on evidence
     assert set(decisions.reason[decisions.flagged]) == {"twin"}
@@ -263,8 +280,8 @@ def test_members_right_at_least_as_often_as_neighbours_decide_as_before():
     group = np.array([0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     strong = [confident(c) for c in [0, 0, 1, 1, 0, 1, 2, 0, 1, 2, 0, 1]]
     nn_prob, nn_scored = neighbours_saying([1, 1, 2, 2, 0, 1, 2, 0, 1, 2, 0, 1])
-    with_neighbours = decide(labels, group, *evidence(strong), AggregateParams(), nn_prob, nn_scored)
-    without = decide(labels, group, *evidence(strong), AggregateParams())
+    with_neighbours = decided(labels, group, strong, neighbours=(nn_prob, nn_scored))
+    without = decided(labels, group, strong)
     assert with_neighbours.evidence == "members" and with_neighbours.note == ""
     assert with_neighbours.flagged.tolist() == without.flagged.tolist()
     assert np.flatnonzero(without.flagged).tolist() == [1, 2]
@@ -280,8 +297,8 @@ def test_without_flags_for_twinless_samples_only_the_twin_groups_losers_are_flag
     probs[5], labels[5] = [1e-7, 1 - 2e-7, 1e-7], 0  # strong evidence, no twin
     labels, probs = np.r_[labels, 1, 2], np.r_[probs, [confident(1)] * 2]  # one more twin group: 1 against 2
     group = np.r_[np.arange(len(labels) - 2), len(labels) - 2, len(labels) - 2]
-    every = decide(labels, group, *evidence(probs), AggregateParams())
-    twins_only = decide(labels, group, *evidence(probs), AggregateParams(flag_without_twin=False))
+    every = decided(labels, group, probs)
+    twins_only = decided(labels, group, probs, AggregateParams(flag_without_twin=False))
     assert every.flagged[5] and not twins_only.flagged[5]
     assert np.flatnonzero(twins_only.flagged).tolist() == [len(labels) - 1] and twins_only.reason[-1] == "twin"
 
@@ -291,8 +308,7 @@ def test_members_that_contradict_most_labels_flag_nothing_without_a_twin_and_say
     labels = np.arange(20) % 10
     read_as = labels.copy()
     read_as[:12] = (labels[:12] + 3) % 10
-    decisions = decide(labels, np.arange(20), *evidence([confident(c, k=10, p=0.6) for c in read_as]),
-                       AggregateParams())
+    decisions = decided(labels, np.arange(20), [confident(c, k=10, p=0.6) for c in read_as])
     assert decisions.noise_rate > 0.5 and not decisions.flagged.any()
     assert "learnt too little" in decisions.note
 
@@ -307,12 +323,12 @@ def strangers_case(twins: bool = True):
         [confident(1)]
     strangeness = np.r_[rng.uniform(0.8, 1.2, 40), 8.0, 8.0, 1.0]
     odd = np.array([""] * 42 + ["blank"])
-    return labels, group, evidence(probs), strangeness * 3, odd
+    return labels, group, probs, strangeness, odd
 
 
 def test_a_stranger_is_an_outlier_not_a_wrong_label():
-    labels, group, oob, strange_sum, odd = strangers_case(twins=False)
-    decisions = decide(labels, group, *oob, AggregateParams(), strange_sum=strange_sum, odd=odd)
+    labels, group, probs, strangeness, odd = strangers_case(twins=False)
+    decisions = decided(labels, group, probs, odd=odd, strangeness=strangeness)
     assert np.flatnonzero(decisions.outlier).tolist() == [40, 41]  # both strangers
     assert not decisions.flagged[40:].any()  # no wrong label among them
     assert decisions.reason[40] == decisions.reason[41] == "outlier" and decisions.reason[42] == "odd"
@@ -322,8 +338,8 @@ def test_a_stranger_is_an_outlier_not_a_wrong_label():
 
 def test_a_twin_conflict_is_decided_even_where_its_pictures_lie_past_the_outlier_fence():
     # at scale the fence also passes ordinary but ambiguous pictures; an evil twin among them must still be found
-    labels, group, oob, strange_sum, odd = strangers_case(twins=True)
-    decisions = decide(labels, group, *oob, AggregateParams(), strange_sum=strange_sum, odd=odd)
+    labels, group, probs, strangeness, odd = strangers_case(twins=True)
+    decisions = decided(labels, group, probs, odd=odd, strangeness=strangeness)
     assert decisions.flagged[40:42].sum() == 1 and not decisions.flagged[42]
     loser, other = (40, 41) if decisions.flagged[40] else (41, 40)
     assert decisions.reason[loser] == "twin" and not decisions.outlier[loser]
@@ -331,15 +347,15 @@ def test_a_twin_conflict_is_decided_even_where_its_pictures_lie_past_the_outlier
 
 
 def test_without_feature_distances_no_outliers_are_looked_for():
-    labels, group, oob, _, _ = strangers_case()
-    decisions = decide(labels, group, *oob, AggregateParams())
+    labels, group, probs, _, _ = strangers_case()
+    decisions = decided(labels, group, probs)
     assert not decisions.outlier.any() and decisions.outlier_threshold == np.inf
     assert decisions.flagged[40:42].sum() == 1  # then the stranger's twin group is an open question as before
 
 
 def test_outliers_and_odd_images_are_listed_apart_in_the_results():
-    labels, group, oob, strange_sum, odd = strangers_case(twins=False)
-    decisions = decide(labels, group, *oob, AggregateParams(), strange_sum=strange_sum, odd=odd)
+    labels, group, probs, strangeness, odd = strangers_case(twins=False)
+    decisions = decided(labels, group, probs, odd=odd, strangeness=strangeness)
     texts = result_tables(decisions, labels, group)
     assert texts["suspects.txt"] == "\n"  # the graded line lists wrong labels only
     issues = list(csv.DictReader(io.StringIO(texts["issues.csv"])))

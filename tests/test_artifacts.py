@@ -17,7 +17,7 @@ DAMAGE = {
     "empty": lambda data: b"",
     "random bytes": lambda data: bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
     "a bare .npy renamed": lambda data: npy_bytes(np.zeros(3)),
-    "an array missing": lambda data: without(data, "prob_sum"),
+    "an array missing": lambda data: without(data, "prob"),
     "an array of the wrong shape": lambda data: replaced(data, "n_scored", np.zeros((2, 2), np.int64)),
     "an array of the wrong length": lambda data: replaced(data, "n_scored", np.zeros(7, np.int64)),
 }

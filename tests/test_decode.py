@@ -10,7 +10,7 @@ from pipeline.artifacts import write_idx, write_images
 from stages.decode_idx import encode_idx, read_images, read_labels
 from pipeline.artifacts import load
 from stages.decode import DecodeParams, decode_files
-from stages.decode_readers import Dataset
+from stages.decode import Dataset
 
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, (7, 28, 28), dtype=np.uint8)

@@ -10,7 +10,7 @@ from pipeline.artifacts import load, save
 from pipeline.paths import PATHS
 from pipeline.plant import PERTURBED, PlantSpec, copies_and_originals, load_source, perturb, plant
 from stages import group_pairs
-from stages.decode_readers import Dataset
+from stages.decode import Dataset
 from stages.group import GroupParams, GroupResult, group_images, summarize
 from stages.group_candidates import _best_distinct, shifted_descriptors
 

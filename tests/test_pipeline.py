@@ -191,9 +191,11 @@ def test_the_training_log_line_reports_the_fewest_and_most_steps_a_member_took()
     from stages.train import TrainResult
 
     def result(steps):
-        return TrainResult(np.zeros((4, 2)), np.array([3, 2, 2, 5]), np.zeros((4, 2), np.int64),
-                           np.zeros((len(steps), 8), np.float32), np.ones(len(steps)), np.array(steps, np.int64),
-                           np.zeros((4, 2)), np.zeros(4, bool), np.zeros(4), np.zeros((4, 2)))
+        return TrainResult(prob=np.zeros((4, 2)), n_scored=np.array([3, 2, 2, 5]), votes=np.zeros((4, 2), np.int64),
+                           strangeness=np.zeros(4), class_sim=np.zeros((4, 2)), nn_prob=np.zeros((4, 2)),
+                           nn_scored=np.zeros(4, bool), open_question=np.zeros(4, bool), through_conflicts=False,
+                           loss_curves=np.zeros((len(steps), 8), np.float32), member_steps=np.array(steps, np.int64),
+                           member_seconds=np.ones(len(steps)))
 
     assert describe_training(result([300, 120, 300]), "cnn") == \
         "3 cnn members of 120-300 steps, every sample scored 2+ times"

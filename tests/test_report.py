@@ -11,9 +11,10 @@ from pipeline.artifacts import save
 from pipeline.paths import PATHS
 from pipeline.plant import PlantSpec, load_source, plant
 from stages.aggregate import AggregateParams, decide
-from stages.decode_readers import Dataset
+from stages.decode import Dataset
 from stages.errors import InputError
 from stages.group import GroupResult
+from stages.labels import open_questions
 from stages.report import ReportParams, layout_pages, loss_table, montage_runs, scores_figure
 from stages.train import TrainResult
 
@@ -40,10 +41,12 @@ def finished_run(folder, images, labels, group, n_flag_twins):
     paths = PATHS.under(folder)
     save(paths.decoded, Dataset(images, labels))
     save(paths.groups, grouped(group))
-    save(paths.oob, TrainResult(probs * 3, np.full(n, 3), votes, np.linspace(2, 0.1, 20)[None].repeat(4, 0),
-                                np.ones(4), np.full(4, 300), np.zeros((n, k)), np.zeros(n, bool), np.full(n, 3.0),
-                                probs * 3))
-    decisions = decide(labels, group, probs * 3, np.full(n, 3), votes, AggregateParams())
+    oob = TrainResult(prob=probs, n_scored=np.full(n, 3), votes=votes, strangeness=np.ones(n), class_sim=probs,
+                      nn_prob=np.zeros((n, k)), nn_scored=np.zeros(n, bool), open_question=open_questions(group, labels),
+                      through_conflicts=False, loss_curves=np.linspace(2, 0.1, 20)[None].repeat(4, 0),
+                      member_steps=np.full(4, 300), member_seconds=np.ones(4))
+    save(paths.oob, oob)
+    decisions = decide(labels, group, oob, AggregateParams())
     save(paths.decisions, decisions)
     return decisions
 

@@ -11,7 +11,8 @@ from stages.train_models import build_model
 from pipeline.plant import PlantSpec, load_source, plant, random_label_copies
 from stages.cores import usable_cores
 from stages.errors import InputError
-from stages.labels import conflicting_groups
+from stages.budget import Budget
+from stages.labels import conflicting_groups, open_questions
 from stages.train import (TrainParams, class_weights, dominated, feature_evidence, nearest_neighbour_probs, predict,
                           plan_members, resolve_device, scoring_seconds, train_ensemble, train_member,
                           trains_through_conflicts, worker_layout)
@@ -95,11 +96,12 @@ def test_one_round_scores_every_sample(case):
     assert set(scored.tolist()) == set(range(len(c.labels)))
 
 
-def test_out_of_bag_sums_and_votes_are_consistent(case):
+def test_out_of_bag_means_and_votes_are_consistent(case):
     c, group = case
     result = train_ensemble(c.images, c.labels, group, FAST)
     assert result.n_scored.min() >= 1
-    assert np.allclose(result.prob_sum.sum(1), result.n_scored)
+    assert np.allclose(result.prob.sum(1), 1)
+    assert np.array_equal(result.open_question, open_questions(group, c.labels))
     assert (result.votes.sum(1) == result.n_scored).all()
     assert result.loss_curves.shape == (3, 20)
 
@@ -108,9 +110,9 @@ def test_same_seed_same_predictions(case):
     c, group = case
     a = train_ensemble(c.images, c.labels, group, FAST)
     b = train_ensemble(c.images, c.labels, group, FAST)
-    assert np.array_equal(a.prob_sum, b.prob_sum)
+    assert np.array_equal(a.prob, b.prob)
     other = train_ensemble(c.images, c.labels, group, replace(FAST, seed=1))
-    assert not np.array_equal(a.prob_sum, other.prob_sum)
+    assert not np.array_equal(a.prob, other.prob)
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp", "cnn", "conv4"])
@@ -119,12 +121,12 @@ def test_every_model_kind_trains_on_colour_images_of_any_size(model):
     images = rng.integers(0, 256, (30, 20, 24, 3), dtype=np.uint8)
     labels = np.arange(30) % 3
     result = train_ensemble(images, labels, np.arange(30), replace(FAST, model=model, min_steps=5))
-    assert result.prob_sum.shape == (30, 3) and result.n_scored.min() >= 1
+    assert result.prob.shape == (30, 3) and result.n_scored.min() >= 1
 
 
 def test_a_deadline_too_close_for_members_trains_none_but_neighbours_score_every_open_question(case):
     c, group = case
-    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), deadline=time.monotonic())
+    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), Budget(time.monotonic()))
     assert len(result.member_seconds) == 0 and result.n_scored.max() == 0
     conflicted = conflicting_groups(group, c.labels)[group]
     assert result.nn_scored[conflicted].all() and result.nn_scored[~conflicted].any()
@@ -134,7 +136,7 @@ def test_a_deadline_too_close_for_members_trains_none_but_neighbours_score_every
 def test_once_members_start_a_past_deadline_still_scores_every_sample_once_then_stops(case, monkeypatch):
     monkeypatch.setattr("stages.train.MIN_WAVE_SECONDS", float("-inf"))
     c, group = case
-    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), deadline=time.monotonic())
+    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), Budget(time.monotonic()))
     assert result.n_scored.min() >= 1
     assert len(result.member_seconds) <= 4  # one round of 3 (plus at most one already under way)
 
@@ -189,7 +191,7 @@ def test_a_near_deadline_shortens_the_members_needed_to_score_every_sample(case,
     monkeypatch.setattr("stages.train.MIN_WAVE_SECONDS", 0.0)
     c, group = case
     params = replace(FAST, model="cnn", min_steps=100_000, n_models=9)
-    result = train_ensemble(c.images, c.labels, group, params, deadline=time.monotonic() + 3)
+    result = train_ensemble(c.images, c.labels, group, params, Budget(time.monotonic() + 3))
     assert result.n_scored.min() >= 1
     assert (result.member_steps < 100_000).all()
 
@@ -200,7 +202,7 @@ def test_balanced_sampling_keeps_a_rare_class_alive():
     x, y = images[keep], labels[keep]
     params = replace(FAST, model="mlp", n_models=3, min_steps=200, balance_classes=True)
     result = train_ensemble(x, y, np.arange(len(y)), params)
-    predicted = result.prob_sum.argmax(1)
+    predicted = result.prob.argmax(1)
     assert (predicted[y == 7] == 7).mean() > 0.8
 
 
@@ -263,7 +265,7 @@ def test_the_dask_backend_gives_the_same_ensemble_on_a_local_cluster(case, on_lo
     c, group = case
     with two_worker_cluster() as cluster, distributed.Client(cluster):
         remote = train_ensemble(c.images, c.labels, group, DASK_PARAMS)
-    assert np.allclose(on_loky.prob_sum, remote.prob_sum, atol=1e-5)
+    assert np.allclose(on_loky.prob, remote.prob, atol=1e-5)
     assert np.array_equal(on_loky.n_scored, remote.n_scored)
 
 
@@ -273,7 +275,7 @@ def test_the_dask_backend_trains_on_a_scheduler_given_by_address(case, on_loky):
     with two_worker_cluster() as cluster:  # a cluster this process holds no client of, as one started elsewhere
         remote = train_ensemble(c.images, c.labels, group, replace(DASK_PARAMS, scheduler=cluster.scheduler_address))
         assert cluster.scheduler.transition_counter > 0  # the members ran there
-    assert np.allclose(on_loky.prob_sum, remote.prob_sum, atol=1e-5)
+    assert np.allclose(on_loky.prob, remote.prob, atol=1e-5)
 
 
 def test_a_scheduler_that_does_not_answer_is_one_error_naming_it(case):
@@ -312,7 +314,7 @@ def test_no_member_scores_what_it_trained_on_random_labels_stay_at_chance():
     labels = rng.integers(0, 3, 90)
     params = TrainParams(model="linear", n_models=3, min_steps=400, epochs=1, n_jobs=1, learning_rate=0.05)
     result = train_ensemble(images, labels, np.arange(90), params)
-    assert (result.prob_sum.argmax(1) == labels).mean() < 0.6  # chance is 1/3; recall would be near 1
+    assert (result.prob.argmax(1) == labels).mean() < 0.6  # chance is 1/3; recall would be near 1
 
 
 def test_auto_picks_a_gpu_where_there_is_one_and_the_cpu_elsewhere():
@@ -339,7 +341,7 @@ def test_on_a_gpu_members_learn_what_they_learn_on_the_cpu(case):
     c, group = case
     on_gpu = train_ensemble(c.images, c.labels, group, replace(FAST, device="cuda"))
     on_cpu = train_ensemble(c.images, c.labels, group, replace(FAST, device="cpu"))
-    assert np.abs(on_gpu.prob_sum - on_cpu.prob_sum).max() < 0.05  # float order differs, the learning does not
+    assert np.abs(on_gpu.prob - on_cpu.prob).max() < 0.05  # float order differs, the learning does not
 
 
 def test_odd_images_are_scored_but_train_nobody():
