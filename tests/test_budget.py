@@ -29,15 +29,15 @@ def test_the_waves_still_to_run_share_the_time_left():
 
 
 def test_a_member_affords_the_steps_its_time_allows_never_more_than_planned(monkeypatch):
-    clock = StepClock(1000, seconds_allowed=10.0)
-    now = [clock.start]
+    now = [0.0]  # times in eighths of a second: exact in binary, so the arithmetic below has no rounding to hide
     monkeypatch.setattr("stages.budget.time.perf_counter", lambda: now[0])
+    clock = StepClock(1000, seconds_allowed=10.0)
     clock.warmed_up()
-    now[0] += 0.9  # nine more steps at 0.1 s each
-    assert clock.per_step(10) == pytest.approx(0.1)
+    now[0] += 1.0  # eight more steps at 0.125 s each
+    assert clock.per_step(9) == 0.125
     clock.scoring = 1.0
-    assert clock.affordable(10, 0.1) == 10 + int((10 - 0.9 - 1.0) / 0.1)
+    assert clock.affordable(9, 0.125) == 9 + 64  # (10 s - 1 s spent - 1 s scoring) / 0.125 s
     assert StepClock(50, 10.0).affordable(10, 0.001) == 50  # never above the plan
     now[0] += 100
-    assert clock.affordable(10, 0.1) == 11 and clock.out_of_time()  # at least one more step, then stop
+    assert clock.affordable(9, 0.125) == 10 and clock.out_of_time()  # at least one more step, then stop
     assert not StepClock(50, None).out_of_time()
