@@ -69,9 +69,9 @@ def run_dvc(args) -> None:
         with tempfile.TemporaryDirectory() as folder:
             repo = Path(folder) / "repo"
             write_case(case, repo / "data")
-            # every wrong label here has a twin: flag twin groups only, as hw02.py does
+            # the aggregate parameters hw02.py takes
             pipeline_repo(repo, decode={"images": "data/images-idx3-ubyte.gz", "labels": "data/labels-idx1-ubyte.gz"},
-                          train={"time_budget_s": budget}, aggregate={"flag_without_twin": False})
+                          train={"time_budget_s": budget}, aggregate={"count_z": 2.0, "min_expected_wrong": 2.0})
             _, _, seconds, peak = measured_run([sys.executable, "-m", "dvc", "repro"], cwd=repo)
             result = score((repo / "results" / "suspects.txt").read_text(), case.truth)
             missed, false = result["missed"], result["false"]

@@ -39,15 +39,16 @@ class Issues:
     given: np.ndarray  # int64 (N,)
     suggested: np.ndarray  # int64 (N,): the label the evidence favours
     score: np.ndarray  # float (N,): mean out-of-bag probability of the given label (nan where nobody scored)
+    confidence: np.ndarray  # float (N,): calibrated probability that the given label is wrong (nan: unscored)
     group: np.ndarray  # int64 (N,): twin group id (samples that are copies of each other share one)
     class_names: list[str] | None
     evidence: str  # "members" (the trained ensemble) or "neighbours" (members too weak)
     note: str  # why nothing, or only weaker evidence, could decide (empty when all is well)
 
     def ranked(self) -> np.ndarray:
-        """Indices of the flagged samples, most certain first (lowest probability of their own label)."""
+        """Indices of the flagged samples, most certain first (highest confidence)."""
         flagged = np.flatnonzero(self.flagged)
-        return flagged[np.argsort(np.nan_to_num(self.score[flagged], nan=1.0), kind="stable")]
+        return flagged[np.argsort(-np.nan_to_num(self.confidence[flagged]), kind="stable")]
 
 
 def find_issues(images, labels, *, params: dict[str, dict[str, Any]] | None = None,
@@ -62,8 +63,9 @@ def find_issues(images, labels, *, params: dict[str, dict[str, Any]] | None = No
     budget = Budget().within(time_budget_s)
     run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], budget)
     d = run.decisions
-    return Issues(d.flagged, d.reason, d.outlier, d.outlier_score, d.odd, label_ids, d.suggested, d.score,
-                  run.groups.group, class_names, d.evidence, d.note)
+    return Issues(flagged=d.flagged, reason=d.reason, outlier=d.outlier, outlier_score=d.outlier_score, odd=d.odd,
+                  given=label_ids, suggested=d.suggested, score=d.score, confidence=d.confidence,
+                  group=run.groups.group, class_names=class_names, evidence=d.evidence, note=d.note)
 
 
 __all__ = ["Issues", "find_issues"]

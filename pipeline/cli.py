@@ -145,7 +145,7 @@ def aggregate(paths, params_file, overrides):
     """Decide every conflicting twin group and flag other samples on strong evidence.
 
     Parameters (section aggregate): min_posterior, threshold (null: picked from the data), max_threshold,
-    min_disagreement, flag_without_twin, per_class_counts."""
+    min_disagreement, flag_without_twin, per_class_counts, count_z, min_expected_wrong."""
     steps.aggregate(stage_params(AggregateParams, "aggregate", params_file, overrides), paths)
 
 
@@ -180,6 +180,8 @@ def run_all(images, labels, results_dir, params_file, verbose):
     result = find_suspects(data.images, data.labels, load_params(GroupParams, "group", params_file),
                            load_params(TrainParams, "train", params_file),
                            load_params(AggregateParams, "aggregate", params_file), log=log)
+    if result.decisions.note and not verbose:
+        click.echo(f"note: {result.decisions.note}", err=True)
     if results_dir:
         steps.write_results(result.decisions, data, result.groups.group, result.seconds, results_dir,
                             Path(results_dir) / "metrics.json")

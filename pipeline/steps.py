@@ -74,6 +74,8 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
         raise InputError(paths.oob, f"holds {oob.prob.shape[1]} classes, the labels {data.labels.max() + 1} "
                                     f"(run 'twins train' again)")
     decisions = decide(data.labels, groups.group, oob, params, odd=groups.odd)
+    if decisions.note:
+        print(f"aggregate: note: {decisions.note}", file=sys.stderr)
     save(paths.decisions, decisions)
     seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
     write_results(decisions, data, groups.group, seconds, paths.results, paths.metrics)

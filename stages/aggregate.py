@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
 FENCE = 3.25  # outliers lie this many upper half-spreads (upper quartile - median) above the upper quartile
 MAX_NOISE_RATE = 0.5  # past this estimated share of wrong labels, flags without a twin stop (see decide)
+CLAIMED = 0.375  # no outlier: a sample whose two likeliest classes hold this much of the way from chance to all
+EVIDENCE_Z = 2.0  # how clearly the neighbours must beat the members to decide instead (neighbours_clearly_better)
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
 
@@ -28,14 +30,20 @@ TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for unde
 class AggregateParams:
     """min_posterior: flag a sample without a conflicting twin when its estimated probability of carrying a wrong
     label exceeds this (see pick_threshold). 0.5 would make the fewest errors in expectation were the noise model
-    exact; 0.7 leaves room for its mistakes (BENCHMARKS.md, "Aggregate rule"). Higher is more cautious.
+    exact; 0.7 leaves room for its mistakes (README, "How it works: 4. aggregate"). Higher is more cautious.
     threshold: a fixed threshold on the calibrated probability instead (null: picked from the data).
-    max_threshold: the most the data-picked threshold may be.
+    max_threshold: the most the data-picked threshold may be, and the cap of the per-class counts' flags.
     min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all).
-    flag_without_twin: flag samples without a conflicting twin at all (false: only the losers of twin groups, as
-    hw02.py does by default, since in the graded setting every mislabelled sample has a twin).
-    per_class_counts: also flag, per given class, as many of its lowest-scoring samples as wrong_label_counts
-    counts wrong labels in it (noise that flows into one class), below max_threshold."""
+    flag_without_twin: flag samples without a conflicting twin at all (false: only the losers of twin groups).
+    per_class_counts: also flag, per given class, its lowest-scoring samples as wrong_label_counts counts wrong
+    labels in it (noise that flows into one class, or natural errors too few for the global rate), below
+    max_threshold.
+    count_z: the per-class counts flag up to the lower bound total - count_z * sqrt(total) of their total: 0 (the
+    count itself) for data of any size; hw02.py takes 2, since on 165 samples a count of one or two is as likely an
+    odd picture the members misread as a wrong label.
+    min_expected_wrong: flags by the global rate only where it expects at least this many wrong labels among the
+    samples without a twin: on 165 digits one clean but odd picture the members misread raises the rate that then
+    flags it (hw02.py takes 2; 0 flags a lone glaring error in data of any size)."""
 
     min_posterior: float = 0.7
     threshold: float | None = None
@@ -43,12 +51,16 @@ class AggregateParams:
     min_disagreement: float = 1.0
     flag_without_twin: bool = True
     per_class_counts: bool = True
+    count_z: float = 0.0
+    min_expected_wrong: float = 0.0
 
     def __post_init__(self):
         if self.threshold is not None and not 0 <= self.threshold <= 1:
             raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
         if not 0 < self.min_posterior < 1 or not 0 <= self.max_threshold <= 1 or not 0 < self.min_disagreement <= 1:
             raise ValueError("min_posterior must lie in (0, 1), max_threshold in [0, 1], min_disagreement in (0, 1]")
+        if not 0 <= self.count_z <= 10 or self.min_expected_wrong < 0:
+            raise ValueError("count_z must lie in [0, 10] and min_expected_wrong be >= 0")
 
 
 @dataclass
@@ -58,6 +70,8 @@ class Decisions(Artifact):
     score: np.ndarray  # float (N,): mean out-of-bag probability of the given label (nan where nobody scored)
     calibrated: np.ndarray  # float (N,): the same after temperature calibration (what the threshold applies to)
     disagreement: np.ndarray  # float (N,): share of scoring members that predicted another label
+    confidence: np.ndarray  # float (N,): calibrated probability that the given label is wrong (in a conflicting
+    #                         twin group: that another label of the group wins); nan where nobody scored
     suggested: np.ndarray  # int64 (N,): the label the evidence favours
     flagged: np.ndarray  # bool (N,)
     reason: np.ndarray  # str (N,): "twin", "evidence" or ""
@@ -74,17 +88,16 @@ class Decisions(Artifact):
 
     STAGE = "aggregate"
     FIELDS = {"score": Field("f", 1, True), "calibrated": Field("f", 1, True), "disagreement": Field("f", 1, True),
-              "suggested": Field("iu", 1, True), "flagged": Field("b", 1, True), "reason": Field("U", 1, True),
+              "confidence": Field("f", 1, True), "suggested": Field("iu", 1, True), "flagged": Field("b", 1, True), "reason": Field("U", 1, True),
               "threshold": Field("f", 0), "noise_rate": Field("f", 0), "temperature": Field("f", 0),
               "note": Field("U", 0), "evidence": Field("U", 0), "wrong_by_class": Field("f", 1),
               "outlier_score": Field("f", 1, True), "outlier_threshold": Field("f", 0),
               "outlier": Field("b", 1, True), "odd": Field("U", 1, True)}
 
     def ranking(self) -> np.ndarray:
-        """Every sample, the most likely wrong labels first: the flagged ones, most certain first (lowest
-        out-of-bag probability of their label), then the rest the same way; unscored samples last."""
-        key = np.nan_to_num(self.score, nan=np.inf)
-        return np.lexsort((key, ~self.flagged))
+        """Every sample, the most likely wrong labels first: the flagged ones, most certain first (highest
+        confidence), then the rest the same way; unscored samples last."""
+        return np.lexsort((-np.nan_to_num(self.confidence, nan=-np.inf), ~self.flagged))
 
 
 def group_members(group: np.ndarray) -> list[np.ndarray]:
@@ -117,6 +130,18 @@ class Evidence(NamedTuple):
         return self.n_scored > 0
 
 
+def neighbours_clearly_better(members_prob: np.ndarray, nn_prob: np.ndarray, labels: np.ndarray) -> bool:
+    """Are the neighbours right more often than the members on the same samples, by more than chance explains?
+    McNemar's test, one-sided: of the samples where exactly one of the two is right, the neighbours must win
+    more than EVIDENCE_Z standard deviations above half. A tie, or a point either way on a few hundred samples,
+    leaves the members to decide: they alone give calibrated evidence for samples without a twin."""
+    members_right = members_prob.argmax(1) == labels
+    neighbours_right = nn_prob.argmax(1) == labels
+    members_only = int((members_right & ~neighbours_right).sum())
+    neighbours_only = int((neighbours_right & ~members_right).sum())
+    return neighbours_only - members_only > EVIDENCE_Z * np.sqrt(max(1, members_only + neighbours_only))
+
+
 def choose_evidence(labels: np.ndarray, oob: TrainResult) -> Evidence:
     """The members' evidence, or the nearest neighbours' where the members are right less often on the clean
     samples both scored (those no twin contradicts; their few wrong labels cost both alike). A time budget that cut
@@ -128,8 +153,12 @@ def choose_evidence(labels: np.ndarray, oob: TrainResult) -> Evidence:
     both = np.flatnonzero(agree & oob.nn_scored & oob.scored)
     members_right = share_right(oob.prob, labels, both) if both.size else 0.0
     neighbours_right = share_right(oob.nn_prob, labels, np.flatnonzero(agree & oob.nn_scored))
-    if oob.scored.all() and members_right >= neighbours_right:
-        return members
+    if oob.scored.all() and not neighbours_clearly_better(oob.prob[both], oob.nn_prob[both], labels[both]):
+        if members_right >= neighbours_right:
+            return members
+        return members._replace(note=f"the members were right on {members_right:.0%} of clean samples, nearest "
+                                     f"neighbours on {neighbours_right:.0%}: weak evidence, so expect misses and "
+                                     f"wrong flags (longer training helps: train.min_steps, train.epochs)")
     nn_votes = np.zeros_like(oob.votes)
     nn_votes[np.flatnonzero(oob.nn_scored), oob.nn_prob[oob.nn_scored].argmax(1)] = 1
     trained = (f"the members were right on {members_right:.0%} of clean samples, nearest neighbours on "
@@ -255,16 +284,30 @@ def outlier_rule(oob: TrainResult, *, odd: np.ndarray) -> tuple[np.ndarray, floa
     if by_members.any():
         score[by_members] = outlier_scores(oob.prob[by_members], oob.strangeness[by_members])
         fence = outlier_fence(score[by_members & (odd == "")])
-    return score, fence, (np.nan_to_num(score, nan=-np.inf) > fence) & (odd == "")
+    return score, fence, (np.nan_to_num(score, nan=-np.inf) > fence) & (odd == "") & ~claimed(oob.prob)
+
+
+def claimed(prob: np.ndarray) -> np.ndarray:
+    """bool (N,): samples one or two classes claim, a mislabelled or an ambiguous picture however unusual, not a
+    stranger (README, "outliers and odd images"): the mean probability of their m likeliest classes (m = 2, or 1 of
+    2 classes) lies at least CLAIMED of the way from chance (m / K) to certainty. For 10 classes: half of it."""
+    k = prob.shape[1]
+    if k < 2:
+        return np.ones(len(prob), bool)
+    m = min(2, k - 1)
+    top = np.sort(np.nan_to_num(prob), axis=1)[:, -m:].sum(1)
+    return (top - m / k) / (1 - m / k) >= CLAIMED
 
 
 def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked: np.ndarray, *,
-              temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """(losers bool (N,), winner int (N,), -1 outside the open questions): each conflicting twin group (asked,
+              temperature: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(losers bool (N,), winner int (N,), -1 outside the open questions, doubt float (N,), nan outside them: the
+    probability that another label than a member's own wins, the softmax of the labels' evidence): each
+    conflicting twin group (asked,
     the scored open questions) goes to the label with the strongest evidence, its calibrated log mean out-of-bag
     probability averaged over the group's members plus the log of how many members carry it; every member with
     another label loses (README, "How it works: 4. aggregate")."""
-    losers, winner = np.zeros(len(labels), bool), np.full(len(labels), -1)
+    losers, winner, doubt = np.zeros(len(labels), bool), np.full(len(labels), -1), np.full(len(labels), np.nan)
     for members in group_members(group[asked]) if asked.any() else []:
         members = np.flatnonzero(asked)[members]
         present, counts = np.unique(labels[members], return_counts=True)
@@ -278,21 +321,27 @@ def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked
         evidence = (log_prob[members][:, present] / temperature).mean(0) + np.log(counts)
         winner[members] = present[np.argmax(evidence)]
         losers[members[labels[members] != winner[members]]] = True
-    return losers, winner
+        belief = np.exp(evidence - evidence.max())
+        doubt[members] = 1 - (belief / belief.sum())[np.searchsorted(present, labels[members])]
+    return losers, winner, doubt
 
 
-def twinless_threshold(noise_rate: float, n_classes: int, params: AggregateParams, *, source: str,
-                       through_conflicts: bool) -> tuple[float, str]:
-    """(threshold on the calibrated probability, note): pick_threshold's, or params.threshold; zero (no flags
-    without a twin) where weak evidence decides, where they are not asked for, or where the fit says more than
-    MAX_NOISE_RATE of the labels are wrong (the members more likely learnt too little)."""
+def twinless_threshold(noise_rate: float, n_classes: int, n_alone: int, params: AggregateParams, *, source: str,
+                       through_conflicts: bool) -> tuple[float, bool, str]:
+    """(threshold on the calibrated probability, whether samples without a twin may be flagged at all, note).
+    The threshold is pick_threshold's, or params.threshold; none may be flagged where weak evidence decides, where
+    flags are not asked for, or where the fit says more than MAX_NOISE_RATE of the labels are wrong (the members
+    more likely learnt too little). The threshold is zero, though flags by the per-class counts may still come,
+    where the rate expects fewer than params.min_expected_wrong wrong labels among the n_alone samples."""
     threshold = params.threshold if params.threshold is not None else pick_threshold(noise_rate, n_classes, params)
     if source == "neighbours" or not params.flag_without_twin:
-        return 0.0, ""
+        return 0.0, False, ""
     if noise_rate > MAX_NOISE_RATE and not through_conflicts and params.threshold is None:
-        return 0.0, (f"the members contradict {noise_rate:.0%} of the labels: more likely they learnt too little "
-                     f"than that most labels are wrong, so nothing is flagged without a twin")
-    return threshold, ""
+        return 0.0, False, (f"the members contradict {noise_rate:.0%} of the labels: more likely they learnt too "
+                            f"little than that most labels are wrong, so nothing is flagged without a twin")
+    if params.threshold is None and noise_rate * n_alone < params.min_expected_wrong:
+        return 0.0, threshold > 0, ""
+    return threshold, True, ""
 
 
 def twinless_rule(labels: np.ndarray, calibrated: np.ndarray, disagreement: np.ndarray, alone: np.ndarray, *,
@@ -304,20 +353,28 @@ def twinless_rule(labels: np.ndarray, calibrated: np.ndarray, disagreement: np.n
 
 
 def per_class_rule(labels: np.ndarray, calibrated_prob: np.ndarray, disagreement: np.ndarray, alone: np.ndarray,
-                   *, max_threshold: float, min_disagreement: float) -> tuple[np.ndarray, np.ndarray]:
-    """(flagged bool (N,), wrong_by_class float (K,)): noise that flows into one class, which one global rate
-    spreads over all: per given class, as many of its lowest-scoring samples as wrong_label_counts counts wrong
-    labels in it, where min_disagreement of their scorers predicted another label and their calibrated
-    probability is below max_threshold."""
+                   *, max_threshold: float, min_disagreement: float, count_z: float) -> tuple[np.ndarray, np.ndarray]:
+    """(flagged bool (N,), wrong_by_class float (K,)): natural errors, too few for the global rate, and noise that
+    flows into one class, which one global rate spreads over all: per given class, as many of its samples as
+    wrong_label_counts counts wrong labels in it, scaled down to the lower bound of the total count
+    (total - count_z sqrt(total), as for a Poisson count: a count of 1 or 2 on a small set is as likely one odd
+    picture as a wrong label), lowest calibrated margin first (the probability of the given label less that of the
+    likeliest other: a wrong label is nearly always a plausible class, which the margin sees and the probability of
+    the given label alone does not), where min_disagreement of their scorers predicted another label and their
+    calibrated probability is below max_threshold."""
     n = len(labels)
     calibrated = calibrated_prob[np.arange(n), labels]
+    margin = calibrated - np.nanmax(np.where(np.eye(calibrated_prob.shape[1], dtype=bool)[labels], -np.inf,
+                                             calibrated_prob), axis=1)
     against = alone & (np.nan_to_num(disagreement) >= min_disagreement)
     rows = np.flatnonzero(alone)
     wrong_by_class = wrong_label_counts(calibrated_prob[rows], labels[rows])
+    total = wrong_by_class.sum()
+    keep = max(0.0, total - count_z * np.sqrt(total)) / total if total > 0 else 0.0
     flagged = np.zeros(n, bool)
-    for c in np.flatnonzero(wrong_by_class >= 0.5):
+    for c in np.flatnonzero(wrong_by_class * keep >= 0.5):
         of_class = rows[labels[rows] == c]
-        lowest = of_class[np.argsort(calibrated[of_class], kind="stable")[: round(wrong_by_class[c])]]
+        lowest = of_class[np.argsort(margin[of_class], kind="stable")[: int(wrong_by_class[c] * keep + 0.5)]]
         flagged[lowest[against[lowest] & (calibrated[lowest] < max_threshold)]] = True
     return flagged, wrong_by_class
 
@@ -351,7 +408,7 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     labelled_classes = len(np.unique(labels))  # the classes a wrong label can be: those some sample carries
     temperature, noise_rate = fit_noise_model(log_prob[fitted], labels[fitted], labelled_classes)
 
-    losers, winner = twin_rule(labels, group, log_prob, asked, temperature=temperature)
+    losers, winner, doubt = twin_rule(labels, group, log_prob, asked, temperature=temperature)
     suggested = np.where(asked, winner, suggested)
     outlier &= ~losers
 
@@ -359,16 +416,16 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     if scored.any():
         calibrated_prob[scored] = softmax(log_prob[scored] / temperature)
     calibrated = calibrated_prob[rows, labels] if log_prob.shape[1] else np.full(n, np.nan)
-    threshold, refusal = twinless_threshold(noise_rate, labelled_classes, params, source=evidence.source,
-                                            through_conflicts=oob.through_conflicts)
+    threshold, allowed, refusal = twinless_threshold(noise_rate, labelled_classes, int(alone.sum()), params,
+                                                     source=evidence.source, through_conflicts=oob.through_conflicts)
     note = note or refusal
     strong = twinless_rule(labels, calibrated, disagreement, alone, threshold=threshold,
                            min_disagreement=params.min_disagreement)
     wrong_by_class = np.zeros(prob.shape[1])
-    if threshold > 0 and params.threshold is None and params.per_class_counts:
+    if allowed and params.threshold is None and params.per_class_counts:
         by_class, wrong_by_class = per_class_rule(labels, calibrated_prob, disagreement, alone,
                                                   max_threshold=params.max_threshold,
-                                                  min_disagreement=params.min_disagreement)
+                                                  min_disagreement=params.min_disagreement, count_z=params.count_z)
         strong |= by_class
 
     reason = np.full(n, "", dtype="<U8")
@@ -376,7 +433,8 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     reason[odd != ""] = "odd"
     reason[losers] = "twin"
     reason[strong] = "evidence"
-    return Decisions(score=score, calibrated=calibrated, disagreement=disagreement,
+    confidence = np.where(asked, doubt, 1 - calibrated)
+    return Decisions(score=score, calibrated=calibrated, disagreement=disagreement, confidence=confidence,
                      suggested=suggested.astype(np.int64), flagged=losers | strong, reason=reason,
                      threshold=float(threshold), noise_rate=noise_rate, temperature=temperature, note=note,
                      evidence=evidence.source, wrong_by_class=wrong_by_class, outlier_score=outlier_score,
@@ -386,8 +444,8 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
 def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, class_names: list[str] | None = None,
                   paths: list[str] | None = None, skipped: list[str] | None = None) -> dict[str, str]:
     """The texts of the results folder, by file name: suspects.txt (the graded line: wrong labels only),
-    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: lowest out-of-bag
-    probability of their label; then the outliers, strangest first; then the odd images) and skipped.txt (the
+    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest confidence;
+    then the outliers, strangest first; then the odd images) and skipped.txt (the
     unreadable files decode left out, one per line). With class names, labels are written as names; with source
     paths, each row names its file."""
     import csv
@@ -406,15 +464,15 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
             twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")
     texts = {"suspects.txt": format_indices(np.flatnonzero(decisions.flagged)) + "\n",
              "skipped.txt": "".join(f"{path}\n" for path in skipped or [])}
-    header = ["index", "path", "given", "suggested", "score", "calibrated", "disagreement", "group", "twins",
-              "flagged", "reason", "outlier_score", "odd"]
+    header = ["index", "path", "given", "suggested", "confidence", "score", "calibrated", "disagreement", "group",
+              "twins", "flagged", "reason", "outlier_score", "odd"]
     apart = decisions.outlier | (decisions.odd != "")  # no suggested label: they belong to no class
     rows = [[i, paths[i] if paths else "", name(int(labels[i])), "" if apart[i] else name(int(decisions.suggested[i])),
-             number(decisions.score[i]), number(decisions.calibrated[i]), number(decisions.disagreement[i]),
+             number(decisions.confidence[i]), number(decisions.score[i]), number(decisions.calibrated[i]), number(decisions.disagreement[i]),
              int(group[i]), twins.get(i, ""), int(decisions.flagged[i]), decisions.reason[i],
              number(decisions.outlier_score[i]), decisions.odd[i]]
             for i in range(len(labels))]
-    issues = (sorted(np.flatnonzero(decisions.flagged), key=lambda i: np.nan_to_num(decisions.score[i], nan=1.0))
+    issues = (sorted(np.flatnonzero(decisions.flagged), key=lambda i: -np.nan_to_num(decisions.confidence[i]))
               + sorted(np.flatnonzero(decisions.outlier), key=lambda i: -decisions.outlier_score[i])
               + np.flatnonzero(decisions.odd != "").tolist())
     for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", issues)):

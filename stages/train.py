@@ -39,6 +39,7 @@ DOMINANT_RATIO = 3.0  # balance_classes "auto": balance where the largest class 
 NEIGHBOUR_CHECKS = 1000  # at most this many clean samples scored, to measure how often neighbours are right
 STRANGER_K = 10  # a scored image's strangeness: mean feature distance to this many nearest training images ...
 STRANGER_REFS = 5000  # ... among at most this many of the member's training images (a random subset beyond)
+AFFINE_BELOW = 1000  # augment "auto": rotations and scalings for members that train on fewer images, shifts beyond
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ class TrainParams:
     batch_size, learning_rate, weight_decay: AdamW on a one-cycle schedule that peaks at learning_rate
     (BENCHMARKS.md, "Twin decisions by recipe").
     max_shift: random shift of up to this many pixels per training image (conv models; 0 for none).
-    augment: "shift" (random shifts only) or "affine" (shifts plus rotations and scalings).
+    augment: "shift" (random shifts only), "affine" (shifts plus rotations and scalings), or "auto": affine where a
+    member trains on fewer than AFFINE_BELOW images (rotations are what let ~100 digits generalise), shifts beyond
+    (at 2,000 images they learn clothes and letters better, and each step costs less: BENCHMARKS.md).
     max_rotation, max_scale: with "affine", the largest rotation (degrees) and scaling (+- fraction) drawn.
     label_smoothing: the share of each target spread over the other classes; on ~100 training images it keeps
     members from staking everything on one class (fewer wrong twin decisions: benchmarks/twin_decisions.py).
@@ -71,13 +74,13 @@ class TrainParams:
     model: str = "cnn"
     n_models: int = 9
     train_fraction: float = 0.667
-    epochs: int = 6
+    epochs: int = 15
     min_steps: int = 300
     batch_size: int = 32
     learning_rate: float = 0.006
     weight_decay: float = 0.0001
     max_shift: int = 2
-    augment: str = "affine"
+    augment: str = "auto"
     max_rotation: float = 20.0
     max_scale: float = 0.15
     label_smoothing: float = 0.1
@@ -106,8 +109,8 @@ class TrainParams:
             raise ValueError("max_rotation must be >= 0, max_scale and label_smoothing in [0, 1)")
         if self.balance_classes not in (True, False, "auto"):
             raise ValueError(f"balance_classes must be true, false or auto, got {self.balance_classes!r}")
-        if self.augment not in ("shift", "affine"):
-            raise ValueError(f"augment must be shift or affine, got {self.augment!r}")
+        if self.augment not in ("shift", "affine", "auto"):
+            raise ValueError(f"augment must be shift, affine or auto, got {self.augment!r}")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ValueError(f"n_jobs must be -1 or at least 1, got {self.n_jobs}")
         if not known_device(self.device):
@@ -327,7 +330,8 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     weights = class_weights(labels, train_idx, n_classes, balance)
     conv = params.model in ("cnn", "conv4")
     shift = params.max_shift if conv else 0
-    if conv and params.augment == "affine":
+    kind = params.augment if params.augment != "auto" else "affine" if len(train_idx) < AFFINE_BELOW else "shift"
+    if conv and kind == "affine":
         def augment(batch):
             return random_affine(batch, shift, generator, params.max_rotation, params.max_scale)
     else:

@@ -150,8 +150,8 @@ def test_experiments_run_and_compare_with_the_committed_workspace(fast_repo):
 
 @pytest.mark.slow
 def test_twins_run_and_hw02_agree_with_dvc_repro_on_the_default_parameters(tmp_path):
-    folder = make_copy(tmp_path)  # default parameters: the ones hw02.py uses, but for flag_without_twin
-    set_params(folder, "aggregate", flag_without_twin=False)
+    folder = make_copy(tmp_path)  # default parameters: the ones hw02.py uses, but for count_z (hw02.py's own)
+    set_params(folder, "aggregate", count_z=2.0, min_expected_wrong=2.0)
     dvc("repro", cwd=folder)
     from_dvc = (folder / "results" / "suspects.txt").read_text().strip()
     from_run = sh("twins", "run", cwd=folder).stdout.strip()
