@@ -88,7 +88,8 @@ class Decisions(Artifact):
 
     STAGE = "aggregate"
     FIELDS = {"score": Field("f", 1, True), "calibrated": Field("f", 1, True), "disagreement": Field("f", 1, True),
-              "confidence": Field("f", 1, True), "suggested": Field("iu", 1, True), "flagged": Field("b", 1, True), "reason": Field("U", 1, True),
+              "confidence": Field("f", 1, True), "suggested": Field("iu", 1, True), "flagged": Field("b", 1, True),
+              "reason": Field("U", 1, True),
               "threshold": Field("f", 0), "noise_rate": Field("f", 0), "temperature": Field("f", 0),
               "note": Field("U", 0), "evidence": Field("U", 0), "wrong_by_class": Field("f", 1),
               "outlier_score": Field("f", 1, True), "outlier_threshold": Field("f", 0),
@@ -468,7 +469,8 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
               "twins", "flagged", "reason", "outlier_score", "odd"]
     apart = decisions.outlier | (decisions.odd != "")  # no suggested label: they belong to no class
     rows = [[i, paths[i] if paths else "", name(int(labels[i])), "" if apart[i] else name(int(decisions.suggested[i])),
-             number(decisions.confidence[i]), number(decisions.score[i]), number(decisions.calibrated[i]), number(decisions.disagreement[i]),
+             number(decisions.confidence[i]), number(decisions.score[i]), number(decisions.calibrated[i]),
+             number(decisions.disagreement[i]),
              int(group[i]), twins.get(i, ""), int(decisions.flagged[i]), decisions.reason[i],
              number(decisions.outlier_score[i]), decisions.odd[i]]
             for i in range(len(labels))]
