@@ -17,10 +17,10 @@ import yaml
 from pipeline import plant as planting, steps
 from pipeline.params import load_params
 from pipeline.paths import PATHS
-from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams, format_indices
-from stages.decode import DecodeParams, read_dataset
+from stages.decode import DecodeParams
 from stages.errors import InputError
+from stages.export import ExportOptions
 from stages.group import GroupParams
 from stages.report import ReportParams
 from stages.train import TrainParams
@@ -164,28 +164,71 @@ def report(paths, params_file, overrides):
     steps.report(stage_params(ReportParams, "report", params_file, overrides), paths)
 
 
+def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """-S section.key=value pairs of `twins run`, as -S key=value pairs per section."""
+    by_section: dict[str, list[str]] = {}
+    for pair in pairs:
+        section, dot, rest = pair.partition(".")
+        if not dot or section not in RUN_SECTIONS:
+            raise InputError("-S", f"{pair!r} is not section.key=value with a section of "
+                                   f"{', '.join(RUN_SECTIONS)}")
+        by_section.setdefault(section, []).append(rest)
+    return {section: tuple(by_section.get(section, ())) for section in RUN_SECTIONS}
+
+
+RUN_SECTIONS = ("decode", "group", "train", "aggregate", "report")
+
+
 @main.command("run")
-@click.option("--images", help="idx3/idx4 image file [params: decode.images].")
-@click.option("--labels", help="idx1 label file [params: decode.labels].")
-@click.option("--results", "results_dir", default=None,
-              help="Also write suspects.txt and samples.csv here (and metrics.json beside them).")
+@click.option("--images", help="The data: idx images, a folder of class folders, a manifest, .npz or .npy "
+                               "[params: decode.images].")
+@click.option("--labels", help="idx1 (or .npy) labels beside idx (or .npy) images [params: decode.labels].")
+@path_options("decoded", "groups", "oob", "decisions", "results", "metrics")
 @params_option
+@click.option("-S", "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one parameter, e.g. -S train.n_models=5 (repeatable; values are YAML).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each stage on stderr.")
-def run_all(images, labels, results_dir, params_file, verbose):
-    """Run decode, group, train and aggregate in one process (no DVC, no cache) and print the suspects' indices,
-    as hw02.py does, but with params.yaml's parameters."""
-    decode_params = stage_params(DecodeParams, "decode", params_file, (), images=images, labels=labels)
-    log = (lambda message: click.echo(message, err=True)) if verbose else (lambda message: None)
-    data = read_dataset(decode_params)
-    result = find_suspects(data.images, data.labels, load_params(GroupParams, "group", params_file),
-                           load_params(TrainParams, "train", params_file),
-                           load_params(AggregateParams, "aggregate", params_file), log=log)
+def run_all(images, labels, paths, params_file, overrides, verbose):
+    """Run every stage in one process (no DVC, no cache) and print the suspects' indices, as hw02.py does, but with
+    params.yaml's parameters. Writes what the stages would: the artifacts, the results (suspects.txt, samples.csv,
+    issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
+    sets = section_overrides(overrides)
+    decode_params = stage_params(DecodeParams, "decode", params_file, sets["decode"], images=images, labels=labels)
+    params = {cls: stage_params(cls, section, params_file, sets[section]) for cls, section in
+              ((GroupParams, "group"), (TrainParams, "train"), (AggregateParams, "aggregate"),
+               (ReportParams, "report"))}
+    log = (lambda message: click.echo(message, err=True)) if verbose else \
+        (lambda message: click.echo(message, err=True) if message.startswith(("group:", "train:")) else None)
+    result = steps.run_all(decode_params, params[GroupParams], params[TrainParams], params[AggregateParams],
+                           params[ReportParams], paths, log=log)
     if result.decisions.note and not verbose:
         click.echo(f"note: {result.decisions.note}", err=True)
-    if results_dir:
-        steps.write_results(result.decisions, data, result.groups.group, result.seconds, results_dir,
-                            Path(results_dir) / "metrics.json")
+    click.echo(f"results in {paths.results}/ (open review.html to act on them)", err=True)
     click.echo(format_indices(result.decisions.flagged.nonzero()[0]))
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(),
+              help="A new (or empty) folder for the cleaned copy and changes.csv; the original is never written.")
+@click.option("--choices", type=click.Path(dir_okay=False),
+              help="Apply a person's choices instead: the CSV the review page (results/review.html) downloads.")
+@click.option("--relabel/--no-relabel", default=True, show_default=True,
+              help="Give wrong labels the suggested label.")
+@click.option("--drop-outliers/--keep-outliers", default=True, show_default=True, help="Leave outliers out.")
+@click.option("--drop-odd/--keep-odd", default=True, show_default=True, help="Leave odd (broken) images out.")
+@click.option("--format", "form", type=click.Choice(["auto", "manifest", "npz", "idx"]), default="auto",
+              show_default=True, help="auto: a manifest of the source files where there are files, an .npz for "
+                                      "numpy data, else idx files.")
+@click.option("--copy", is_flag=True, help="With a manifest: copy the kept files into OUT/files/<class>/.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@path_options("decoded", "decisions")
+@params_option
+def export(out, choices, relabel, drop_outliers, drop_odd, form, copy, dry_run, paths, params_file):
+    """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
+    out (each switchable), or the review page's choices applied; changes.csv lists every change."""
+    decode_params = stage_params(DecodeParams, "decode", params_file, ())
+    steps.export(out, ExportOptions(relabel, drop_outliers, drop_odd), choices=choices, form=form,
+                 source=decode_params.images, copy=copy, dry_run=dry_run, paths=paths)
 
 
 @main.command()
@@ -196,7 +239,7 @@ def run_all(images, labels, results_dir, params_file, verbose):
 @click.option("--n-two-evil", default=0, show_default=True, help="Groups with two evil copies sharing a wrong label.")
 @click.option("--n-benign", default=0, show_default=True, help="Copies with the same label.")
 @click.option("--n-orphans", default=0, show_default=True, help="Mislabelled samples with no twin.")
-@click.option("--perturbed", is_flag=True, help="Copies get noise (sigma <= 8), brightness/contrast (+-12%%) "
+@click.option("--perturbed", is_flag=True, help="Copies get noise (sigma <= 8), brightness/contrast (+-12%) "
                                                 "and a one-pixel shift.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),

@@ -10,13 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import atomic_write_bytes, atomic_write_text, load, save, write_timing
+from pipeline.artifacts import (atomic_write_bytes, atomic_write_text, load, save, write_idx, write_images,
+                                write_timing)
 from pipeline.paths import PATHS, Paths
+from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams, Decisions, decide, result_tables, summary_metrics
 from stages.decode import DecodeParams, decode as decode_data
 from stages.decode import Dataset
 from stages.errors import InputError
+from stages.export import CHANGES_HEADER, Changes, ExportOptions, apply_choices, plan_changes
 from stages.group import GroupParams, GroupResult, group_images, summarize
+from stages.labels import class_name
 from stages.report import ReportParams, draw
 from stages.train import TrainParams, TrainResult, train_ensemble
 
@@ -86,9 +90,14 @@ def report(params: ReportParams, paths: Paths = PATHS) -> list[Path]:
     """Every figure and table into the results folder; returns their paths."""
     data = load(paths.decoded, Dataset)
     n = len(data.labels)
-    files = draw(data, load(paths.groups, GroupResult, n), load(paths.oob, TrainResult, n),
-                 load(paths.decisions, Decisions, n), params)
-    out = Path(paths.results)
+    return write_report(data, load(paths.groups, GroupResult, n), load(paths.oob, TrainResult, n),
+                        load(paths.decisions, Decisions, n), params, paths.results)
+
+
+def write_report(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisions, params: ReportParams,
+                 results: str | Path) -> list[Path]:
+    files = draw(data, groups, oob, decisions, params)
+    out = Path(results)
     for name, content in files.items():
         (atomic_write_text if isinstance(content, str) else atomic_write_bytes)(out / name, content)
     # Pages left over from an earlier, longer report would pass for current ones.
@@ -96,3 +105,110 @@ def report(params: ReportParams, paths: Paths = PATHS) -> list[Path]:
         if re.fullmatch(r"flagged-\d+\.png", stale.name) and stale.name not in files:
             stale.unlink()
     return [out / name for name in files]
+
+
+def run_all(decode_params: DecodeParams, group_params: GroupParams, train_params: TrainParams,
+            aggregate_params: AggregateParams, report_params: ReportParams, paths: Paths = PATHS, log=None):
+    """Every stage in one process (pipeline.runner.find_suspects), writing what the stages would: the artifacts,
+    the results tables, metrics.json and the report, so `twins report` and `twins export` work after it."""
+    data = decode(decode_params, paths)
+    result = find_suspects(data.images, data.labels, group_params, train_params, aggregate_params,
+                           log=log or (lambda message: None))
+    save(paths.groups, result.groups)
+    save(paths.oob, result.oob)
+    save(paths.decisions, result.decisions)
+    write_results(result.decisions, data, result.groups.group, result.seconds, paths.results, paths.metrics)
+    write_report(data, result.groups, result.oob, result.decisions, report_params, paths.results)
+    return result
+
+
+def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices: str | None = None,
+           form: str = "auto", source: str = "", copy: bool = False, dry_run: bool = False,
+           paths: Paths = PATHS) -> Changes:
+    """A cleaned copy of the data set in `out` (README, "Acting on the results"): the decisions applied (or a
+    person's choices from the review page's CSV), as a manifest of the source files (copied on `copy`), an .npz,
+    or idx files (form "auto": a manifest where the samples came from files, an .npz where `source`, decode's
+    images, is numpy, else idx), and changes.csv beside it. The original is never written to; `out` must be new or
+    empty, and is filled through a temporary folder beside it, so it is complete or absent. dry_run: write
+    nothing, print what would change."""
+    import csv
+    import io
+    import os
+    import shutil
+    import tempfile
+
+    from stages.decode_readers import kind_of
+
+    data = load(paths.decoded, Dataset)
+    decisions = load(paths.decisions, Decisions, len(data.labels))
+    if choices is not None:
+        try:
+            with open(choices, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(choices, f"cannot be read as the review page's CSV ({exc})") from None
+        changes = apply_choices(data.labels, rows, data.class_names, choices)
+    else:
+        changes = plan_changes(data.labels, decisions, options)
+    if form == "auto":
+        form = "manifest" if data.paths else "npz" if source and kind_of(source) in ("npz", "npy") else "idx"
+    if form == "manifest" and not data.paths:
+        raise InputError("--format", "manifest needs samples read from files (these came from arrays or idx)")
+
+    def name(label: int) -> str:
+        return class_name(label, data.class_names)
+
+    def path_of(i: int) -> str:
+        return str(Path(data.paths[i]).resolve()) if data.paths else ""
+
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(CHANGES_HEADER)
+    for i in changes.changed():
+        writer.writerow([i, path_of(i), name(data.labels[i]), name(changes.new_label[i]) if changes.keep[i] else "",
+                         changes.action[i], changes.reason[i], f"{decisions.confidence[i]:.6g}"])
+    kept = np.flatnonzero(changes.keep)
+    summary = (f"{int((changes.action == 'relabel').sum())} relabelled, {int((~changes.keep).sum())} removed, "
+               f"{len(kept)} of {len(data.labels)} samples kept")
+    if dry_run:
+        print(f"export (dry run, nothing written): {summary}")
+        print(table.getvalue(), end="")
+        return changes
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(str(out), "exists and is not an empty folder: export writes a new copy, never over data")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        labels = changes.new_label[kept]
+        if form == "manifest":
+            lines = ["path,label"]
+            for i, label in zip(kept, labels):
+                target = path_of(i)
+                if copy:
+                    relative = Path("files") / name(label) / f"{i}-{Path(data.paths[i]).name}"
+                    (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(data.paths[i], staging / relative)
+                    target = relative.as_posix()
+                lines.append(",".join(f'"{v}"' if "," in v or '"' in v else v
+                                      for v in (target.replace('"', '""'), name(label))))
+            atomic_write_text(staging / "manifest.csv", "\n".join(lines) + "\n")
+        elif form == "npz":
+            with open(staging / "data.npz", "wb") as f:
+                np.savez(f, images=data.images[kept], labels=labels,
+                         **({"class_names": np.array(data.class_names)} if data.class_names else {}))
+        else:
+            if len(labels) and labels.max() > 255:
+                raise InputError("--format", "idx labels are bytes: more than 256 classes need --format npz")
+            write_images(staging / f"images-idx{3 if data.images.shape[-1] == 1 else 4}-ubyte.gz",
+                         data.images[kept])
+            write_idx(staging / "labels-idx1-ubyte.gz", labels.astype(np.uint8))
+        atomic_write_text(staging / "changes.csv", table.getvalue())
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"export: {summary} -> {out}", file=sys.stderr)
+    return changes

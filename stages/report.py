@@ -9,6 +9,7 @@
 - outliers.png: the outliers, strangest first, then the odd images (blank, noise, saturated).
 - map.png: every sample on a 2-D map of the members' features, wrong labels, twins and outliers marked.
 - loss.csv and loss.png: the ensemble members' training loss, mean and spread.
+- review.html: the review page (stages/review.py), a card per issue to accept, keep, relabel or remove.
 
 Figures are built as matplotlib Figure objects without pyplot, so no backend (let alone a GUI) is ever chosen:
 savefig renders PNG with Agg. draw() returns every file's contents; pipeline/steps.py writes them.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from stages.labels import class_name
+from stages.review import review_page
 
 if TYPE_CHECKING:  # the result types draw() reads; the report needs none of their stages' code
     from stages.aggregate import Decisions
@@ -46,16 +48,20 @@ class ReportParams:
     columns: tiles per row of the montage (at most tiles_per_page).
     max_twins: the most unflagged members of a group shown beside its flagged ones (the rest are counted,
     "+N more"); flagged samples are always all shown.
-    dpi: resolution of every PNG (pixels per inch; a tile is 1.1 x 1.45 inches)."""
+    dpi: resolution of every PNG (pixels per inch; a tile is 1.1 x 1.45 inches).
+    review_cards: the most cards on review.html (the rest are in issues.csv, and the page says so)."""
 
     tiles_per_page: int = 48
     columns: int = 8
     max_twins: int = 5
     dpi: int = 100
+    review_cards: int = 1000
 
     def __post_init__(self):
         if self.tiles_per_page < 1 or self.columns < 1 or self.max_twins < 0:
             raise ValueError("tiles_per_page and columns must be at least 1, max_twins at least 0")
+        if self.review_cards < 0:
+            raise ValueError(f"review_cards must be at least 0, got {self.review_cards}")
         if not 20 <= self.dpi <= 600:
             raise ValueError(f"dpi must lie in 20..600, got {self.dpi}")
 
@@ -447,4 +453,5 @@ def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisi
     files["map.png"] = png_bytes(map_figure(oob.class_sim, group, decisions), params.dpi)
     files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
     files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)
+    files["review.html"] = review_page(data, group, decisions, max_cards=params.review_cards)
     return files

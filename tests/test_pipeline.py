@@ -163,7 +163,7 @@ def test_twins_run_and_hw02_agree_with_dvc_repro_on_the_default_parameters(tmp_p
     assert {int(i) for i in from_dvc.split(", ")} ^ truth <= {15, 82}
 
 
-COMMANDS = ["decode", "group", "train", "aggregate", "report", "run", "plant"]
+COMMANDS = ["decode", "group", "train", "aggregate", "report", "run", "export", "plant"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

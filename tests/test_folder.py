@@ -1,0 +1,69 @@
+"""A folder of one's own, as README's "Your own data in three commands" has it: run, review, export; and the
+export read back in."""
+import csv
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.plant import load_source
+from tests.test_pipeline import sh
+
+MOVED = 6  # digits filed under another class
+
+
+def a_folder_of_digits(root, n=240, seed=0):
+    """root/<digit name>/<file>.png: n MNIST test digits, MOVED of them in a wrong class folder; their file names."""
+    images, labels = load_source("mnist")
+    rng = np.random.default_rng(seed)
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    moved = []
+    for k, i in enumerate(rng.choice(len(labels), n, replace=False)):
+        label = labels[i] if k >= MOVED else (labels[i] + 1 + rng.integers(9)) % 10
+        folder = root / names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i, :, :, 0]).save(folder / f"digit{k:04d}.png")
+        if k < MOVED:
+            moved.append(f"digit{k:04d}.png")
+    return moved
+
+
+def flagged_files(folder):
+    rows = csv.DictReader(open(folder / "results" / "issues.csv"))
+    return {row["path"].rsplit("/", 1)[-1] for row in rows if row["flagged"] == "1"}
+
+
+@pytest.mark.slow
+def test_the_readmes_three_commands_run_review_and_export_a_folder(tmp_path):
+    moved = a_folder_of_digits(tmp_path / "my_photos")
+    twins = [sys.executable, "-m", "pipeline.cli"]
+    done = sh(*twins, "run", "--images", "my_photos/", cwd=tmp_path)
+    assert "results in results/" in done.stderr
+    found = flagged_files(tmp_path)
+    assert len(found & set(moved)) >= MOVED // 2, (found, moved)
+    page = (tmp_path / "results" / "review.html").read_text()
+    assert page.count('<article class="card"') >= len(found)
+    before = {p.relative_to(tmp_path) for p in (tmp_path / "my_photos").rglob("*")}
+    # the page's download, as a person who accepted every suggestion would have it
+    rows = list(csv.DictReader(open(tmp_path / "results" / "issues.csv")))
+    with open(tmp_path / "review-choices.csv", "w") as f:
+        f.write("index,path,given,suggested,kind,choice,new_label\n")
+        for row in rows:
+            if row["flagged"] == "1":
+                f.write(f"{row['index']},{row['path']},{row['given']},{row['suggested']},evidence,accept,"
+                        f"{row['suggested']}\n")
+    dry = sh(*twins, "export", "--out", "clean", "--choices", "review-choices.csv", "--dry-run", cwd=tmp_path)
+    assert f"{len(found)} relabelled" in dry.stdout and not (tmp_path / "clean").exists()
+    sh(*twins, "export", "--out", "clean", "--choices", "review-choices.csv", "--copy", cwd=tmp_path)
+    assert {p.relative_to(tmp_path) for p in (tmp_path / "my_photos").rglob("*")} == before  # untouched
+    changes = list(csv.DictReader(open(tmp_path / "clean" / "changes.csv")))
+    assert len(changes) == len(found) and all(c["action"] == "relabel" for c in changes)
+    # read back: the manifest of the cleaned copy runs as any data set, the applied flags gone
+    again = sh(*twins, "run", "--images", "clean/manifest.csv", "--results", "again", cwd=tmp_path)
+    assert again.returncode == 0
+    refound = {row["path"].rsplit("/", 1)[-1].split("-", 1)[-1] for row in
+               csv.DictReader(open(tmp_path / "again" / "issues.csv")) if row["flagged"] == "1"}
+    assert not refound & found
+    refused = sh(*twins, "export", "--out", "my_photos", cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "not an empty folder" in refused.stderr

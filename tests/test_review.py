@@ -1,0 +1,138 @@
+"""The review page: a card per issue, most certain first; filters; choices saved as a CSV that export applies.
+
+The browser tests open the page in headless Chromium (Debian's chromium and chromium-driver, which .ci/run installs
+where they are missing) through selenium; they skip, saying why, only where no browser can be had."""
+import csv
+import io
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from stages.decode import Dataset
+from stages.export import ExportOptions, apply_choices, plan_changes
+from stages.review import CHOICES_HEADER, card_order, png_bytes, review_page
+from tests.test_aggregate import decided, graded_case
+
+
+def reviewed():
+    """165 digits' decisions (graded_case: 10 twins and 5 wrong labels without a twin) plus an outlier and an odd
+    image, with class names and file paths."""
+    labels, group, prob, wrong = graded_case(5)
+    decisions = decided(labels, group, prob)
+    decisions.outlier[3], decisions.odd[4] = True, "blank"
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (len(labels), 8, 8, 1), dtype=np.uint8)
+    names = [f"class {c}" for c in range(10)]
+    data = Dataset(images=images, labels=labels, class_names=names, paths=[f"d/{i}.png" for i in range(len(labels))])
+    return data, group, decisions, wrong
+
+
+def test_images_are_inlined_as_real_pngs():
+    from PIL import Image
+
+    image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    assert (np.asarray(Image.open(io.BytesIO(png_bytes(image)))) == image).all()
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4, 1)
+    assert (np.asarray(Image.open(io.BytesIO(png_bytes(grey)))) == grey[..., 0]).all()
+
+
+def test_cards_come_most_certain_first_then_outliers_then_odd_images():
+    data, group, decisions, wrong = reviewed()
+    order = card_order(decisions)
+    assert sorted(order[:15]) == sorted(wrong) and order[15:] == [3, 4]
+    assert (np.diff(decisions.confidence[order[:15]]) <= 0).all()
+    page = review_page(data, group, decisions)
+    assert page.count('<article class="card"') == 17 and "d/150.png" in page
+    assert page.count("data:image/png;base64,") >= 17  # self-contained: no file beside it
+    few = review_page(data, group, decisions, max_cards=5)
+    assert few.count('<article class="card"') == 5 and "12 more issues" in few
+
+
+def test_a_persons_choices_become_the_changes_export_makes():
+    data, group, decisions, wrong = reviewed()
+    rows = [{"index": str(wrong[0]), "choice": "accept", "new_label": f"class {decisions.suggested[wrong[0]]}"},
+            {"index": str(wrong[1]), "choice": "keep", "new_label": f"class {data.labels[wrong[1]]}"},
+            {"index": "3", "choice": "remove", "new_label": ""},
+            {"index": "7", "choice": "relabel", "new_label": "class 9" if data.labels[7] != 9 else "class 8"}]
+    changes = apply_choices(data.labels, rows, data.class_names, "choices.csv")
+    assert changes.changed().tolist() == sorted([wrong[0], 3, 7])
+    assert changes.new_label[wrong[0]] == decisions.suggested[wrong[0]] and not changes.keep[3]
+    from stages.errors import InputError
+
+    for bad in ({"index": "999", "choice": "keep"}, {"index": "1", "choice": "burn"},
+                {"index": "1", "choice": "relabel", "new_label": "class 77"}, {"index": "x", "choice": "keep"}):
+        with pytest.raises(InputError):
+            apply_choices(data.labels, [bad], data.class_names, "choices.csv")
+
+
+def test_without_choices_the_decisions_are_applied_each_part_switchable():
+    data, group, decisions, wrong = reviewed()
+    changes = plan_changes(data.labels, decisions)
+    assert set(np.flatnonzero(changes.action == "relabel")) == set(wrong)
+    assert not changes.keep[3] and not changes.keep[4]
+    kept_all = plan_changes(data.labels, decisions, ExportOptions(relabel=False, drop_outliers=False, drop_odd=False))
+    assert kept_all.changed().size == 0
+
+
+def browser(download_dir):
+    """Headless Chromium through selenium, downloads going to download_dir; skips where there is none."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.skip("no chromium and chromedriver here (Debian: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
+                                              "download.prompt_for_download": False})
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def test_in_a_browser_the_page_filters_records_choices_and_downloads_them(tmp_path):
+    data, group, decisions, wrong = reviewed()
+    page = tmp_path / "review.html"
+    page.write_text(review_page(data, group, decisions))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver = browser(downloads)
+    try:
+        from selenium.webdriver.common.by import By
+
+        driver.get(page.as_uri())
+        cards = driver.find_elements(By.CSS_SELECTOR, "article.card")
+        assert len(cards) == 17 and all(c.is_displayed() for c in cards)
+        assert cards[0].get_attribute("data-index") == str(card_order(decisions)[0])
+        # filter: wrong labels without a twin only
+        for box in driver.find_elements(By.CSS_SELECTOR, ".kind-filter"):
+            if box.get_attribute("value") != "evidence":
+                box.click()
+        shown = [c for c in cards if c.is_displayed()]
+        assert sorted(int(c.get_attribute("data-index")) for c in shown) == sorted(wrong[10:])
+        # accept the first shown card's suggestion, remove the second
+        first, second = shown[0], shown[1]
+        chosen = {int(first.get_attribute("data-index")): "accept", int(second.get_attribute("data-index")): "remove"}
+        first.find_element(By.CSS_SELECTOR, "input[value=accept]").click()
+        second.find_element(By.CSS_SELECTOR, "input[value=remove]").click()
+        assert "2 decided" in driver.find_element(By.ID, "decided").text
+        driver.find_element(By.ID, "download").click()
+        target = downloads / "review-choices.csv"
+        for _ in range(100):
+            if target.exists() and target.stat().st_size:
+                break
+            time.sleep(0.1)
+        rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    finally:
+        driver.quit()
+    assert list(rows[0]) == CHOICES_HEADER
+    assert {int(r["index"]): r["choice"] for r in rows} == chosen
+    accepted = next(r for r in rows if r["choice"] == "accept")
+    assert accepted["new_label"] == f"class {decisions.suggested[int(accepted['index'])]}"
+    changes = apply_choices(data.labels, rows, data.class_names, str(target))
+    assert changes.changed().size == 2
