@@ -201,3 +201,19 @@ def test_the_training_log_line_reports_the_fewest_and_most_steps_a_member_took()
         "3 cnn members of 120-300 steps, every sample scored 2+ times"
     assert describe_training(result([300, 300]), "cnn").startswith("2 cnn members of 300 steps")
     assert describe_training(result([]), "cnn") == "no cnn members trained"
+
+
+@pytest.mark.slow
+def test_a_folder_without_a_labels_file_runs_under_dvc(tmp_path):
+    from tests.test_folder import a_folder_of_digits
+
+    folder = make_copy(tmp_path, **FAST_TRAIN)
+    a_folder_of_digits(folder / "data" / "mine", n=60)
+    # README, "Your data": data that carry their own labels name themselves as decode.labels too (DVC needs a path)
+    set_params(folder, "decode", images="data/mine", labels="data/mine")
+    dvc("repro", cwd=folder)
+    assert (folder / "results" / "review.html").exists()
+    assert "up to date" in dvc("status", cwd=folder)
+    some_image = next((folder / "data" / "mine").rglob("*.png"))
+    (folder / "data" / "mine" / "one" / "digit9999.png").write_bytes(some_image.read_bytes())
+    assert "changed" in dvc("status", cwd=folder)  # a new image is new input
