@@ -2,13 +2,16 @@
 
     from pipeline.api import find_issues
     result = find_issues(images, labels)          # images (N, H, W) or (N, H, W, C), uint8 or float in [0, 1]
+    result = find_issues("my_photos/")            # or what decode.images takes: a folder, manifest, .npz, idx
     result.flagged.nonzero()[0]                   # the suspected samples
+    result.to_frame()                             # one row per sample, with pandas where it is installed
 
 It runs the pipeline's stages in memory, in order (group -> train -> aggregate), with the defaults params.yaml
-mirrors; `params` overrides any of them by section, as params.yaml would. No files are read or written.
+mirrors; `params` overrides any of them by section, as params.yaml would. Nothing is written.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +21,9 @@ from pipeline.params import build_sections
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams
 from stages.budget import Budget
-from stages.decode import check_dataset
-from stages.decode_readers import as_images, as_labels
+from stages.decode import DecodeParams, check_dataset, read_dataset
+from stages.errors import InputError
+from stages.decode_readers import as_images, as_labels, kind_of
 from stages.group import GroupParams
 from stages.train import TrainParams
 
@@ -42,6 +46,8 @@ class Issues:
     confidence: np.ndarray  # float (N,): calibrated probability that the given label is wrong (nan: unscored)
     group: np.ndarray  # int64 (N,): twin group id (samples that are copies of each other share one)
     class_names: list[str] | None
+    prob: np.ndarray  # float (N, K): the out-of-bag class probabilities (nan rows where nobody scored)
+    paths: list[str] | None  # each sample's source file, where the data came from files
     evidence: str  # "members" (the trained ensemble) or "neighbours" (members too weak)
     note: str  # why nothing, or only weaker evidence, could decide (empty when all is well)
 
@@ -50,22 +56,48 @@ class Issues:
         flagged = np.flatnonzero(self.flagged)
         return flagged[np.argsort(-np.nan_to_num(self.confidence[flagged]), kind="stable")]
 
+    def to_frame(self):
+        """A pandas DataFrame, one row per sample (labels as names where the data name them); needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Issues.to_frame needs pandas (pip install pandas)") from None
 
-def find_issues(images, labels, *, params: dict[str, dict[str, Any]] | None = None,
+        def names(ids):
+            return [self.class_names[i] if self.class_names else int(i) for i in ids]
+
+        return pd.DataFrame({"path": self.paths or [""] * len(self.given), "given": names(self.given),
+                             "suggested": names(self.suggested), "flagged": self.flagged, "reason": self.reason,
+                             "confidence": self.confidence, "score": self.score, "outlier": self.outlier,
+                             "outlier_score": self.outlier_score, "odd": self.odd, "group": self.group})
+
+
+def find_issues(images, labels=None, *, params: dict[str, dict[str, Any]] | None = None,
                 time_budget_s: float | None = None) -> Issues:
-    """Group, train and decide on arrays. images: (N, H, W), (N, H, W, C) or channels-first (N, C, H, W),
-    uint8 or float in [0, 1]; labels: (N,) integers or class names. params: {"train": {"n_models": 5}, ...}
-    for the group, train and aggregate sections. Raises InputError for bad input or parameters."""
-    pictures = as_images(images, "images")
-    label_ids, class_names = as_labels(labels, "labels")
-    check_dataset(pictures, label_ids, None, "images", "labels")
+    """Group, train and decide. images: (N, H, W), (N, H, W, C) or channels-first (N, C, H, W), uint8 or float
+    in [0, 1], with labels (N,) integers or class names; or a path, as decode.images takes it (a folder of class
+    folders, a manifest, an .npz; idx or .npy images with the labels' path). params: {"train": {"n_models": 5},
+    ...} for the group, train and aggregate sections. Raises InputError for bad input or parameters."""
+    paths = None
+    if isinstance(images, (str, os.PathLike)):
+        if labels is None and kind_of(images) in ("idx", "npy"):
+            raise InputError(str(images), "idx and .npy images need their labels' path as labels")
+        data = read_dataset(DecodeParams(str(images), None if labels is None else str(labels), num_classes=None))
+        pictures, label_ids, class_names, paths = data.images, data.labels, data.class_names, data.paths
+    else:
+        if labels is None:
+            raise InputError("labels", "arrays of images need their labels")
+        pictures = as_images(images, "images")
+        label_ids, class_names = as_labels(labels, "labels")
+        check_dataset(pictures, label_ids, None, "images", "labels")
     built = build_sections(params or {}, SECTIONS, "params")
     budget = Budget().within(time_budget_s)
     run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], budget)
     d = run.decisions
     return Issues(flagged=d.flagged, reason=d.reason, outlier=d.outlier, outlier_score=d.outlier_score, odd=d.odd,
                   given=label_ids, suggested=d.suggested, score=d.score, confidence=d.confidence,
-                  group=run.groups.group, class_names=class_names, evidence=d.evidence, note=d.note)
+                  group=run.groups.group, class_names=class_names, prob=run.oob.prob, paths=paths,
+                  evidence=d.evidence, note=d.note)
 
 
 __all__ = ["Issues", "find_issues"]

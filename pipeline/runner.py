@@ -35,8 +35,9 @@ def describe_training(oob: TrainResult, model: str) -> str:
 
 def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupParams = GroupParams(),
                   train_params: TrainParams = TrainParams(), aggregate_params: AggregateParams = AggregateParams(),
-                  budget: Budget = Budget(), log=lambda message: None) -> RunResult:
-    """Group, train, decide. `budget` bounds the training; `log` gets progress."""
+                  budget: Budget = Budget(), log=lambda message: None, progress_lines: bool = False) -> RunResult:
+    """Group, train, decide. `budget` bounds the training; `log` gets progress (and with progress_lines the train
+    stage prints a line per wave of members on stderr even where it is no terminal)."""
     seconds = {}
 
     start = time.monotonic()
@@ -47,7 +48,7 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
         f"threshold {groups.threshold:.4g}, {seconds['group']:.2f} s")
 
     start = time.monotonic()
-    oob = train_ensemble(images, labels, groups.group, train_params, budget, keep_out=groups.odd != "")
+    oob = train_ensemble(images, labels, groups.group, train_params, budget, progress_lines, keep_out=groups.odd != "")
     seconds["train"] = time.monotonic() - start
     log(f"train: {describe_training(oob, train_params.model)}, {seconds['train']:.2f} s")
 

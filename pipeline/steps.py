@@ -113,7 +113,7 @@ def run_all(decode_params: DecodeParams, group_params: GroupParams, train_params
     the results tables, metrics.json and the report, so `twins report` and `twins export` work after it."""
     data = decode(decode_params, paths)
     result = find_suspects(data.images, data.labels, group_params, train_params, aggregate_params,
-                           log=log or (lambda message: None))
+                           log=log or (lambda message: None), progress_lines=True)
     save(paths.groups, result.groups)
     save(paths.oob, result.oob)
     save(paths.decisions, result.decisions)

@@ -33,3 +33,16 @@ def test_overrides_are_checked_like_params_yaml():
         find_issues(images, [0, 1, 0, 1], params={"train": {"n_models": 0}})
     with pytest.raises(InputError, match="holds 3 labels"):
         find_issues(images, [0, 1, 0])
+
+
+def test_a_path_works_as_decode_takes_it_and_results_carry_paths_and_probabilities(tmp_path):
+    from tests.test_folder import a_folder_of_digits
+
+    a_folder_of_digits(tmp_path / "digits", n=60)
+    result = find_issues(tmp_path / "digits", params={"train": {"model": "linear", "n_models": 3, "min_steps": 30}})
+    assert len(result.paths) == 60 and result.paths[0].endswith(".png") and result.prob.shape == (60, 10)
+    frame = result.to_frame()
+    assert len(frame) == 60 and frame["given"].iloc[0] in ("zero", "one", "two", "three", "four", "five", "six",
+                                                           "seven", "eight", "nine")
+    with pytest.raises(InputError, match="labels' path"):
+        find_issues(REPO / "data" / "sample" / "images-idx3-ubyte.gz")
