@@ -156,7 +156,7 @@ def message_figure(text: str, title: str):
 
 
 def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray, tiles: list[Tile],
-                   columns: int, title: str, class_names: list[str] | None = None):
+                   columns: int, title: str, class_names: list[str] | None = None, paths: list[str] | None = None):
     """One page of the montage: tiles on a grid, each group's tiles on a grey band, flagged ones framed in red."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -184,8 +184,8 @@ def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray,
                            image_h / height))
         _show(ax, images[t.index])
         colour = FLAG_COLOUR if t.flagged else "black"
-        ax.set_title(f"#{t.index}\n{label_name(given[t.index], class_names)} \u2192 "
-                     f"{label_name(suggested[t.index], class_names)}", fontsize=8, color=colour,
+        ax.set_title(f"{tile_name(t.index, paths)}\n{label_name(given[t.index], class_names, 9)} \u2192 "
+                     f"{label_name(suggested[t.index], class_names, 9)}", fontsize=7, color=colour,
                      fontweight="bold" if t.flagged else "normal", pad=2, linespacing=1.1)
         for spine in ax.spines.values():
             spine.set_color(FLAG_COLOUR if t.flagged else TWIN_COLOUR)
@@ -221,14 +221,15 @@ def strangers_figure(images: np.ndarray, given: np.ndarray, decisions: Decisions
     return fig
 
 
-def map_figure(class_sim: np.ndarray, group: np.ndarray, decisions: Decisions):
+def map_figure(class_sim: np.ndarray, group: np.ndarray, decisions: Decisions, labels: np.ndarray | None = None,
+               class_names: list[str] | None = None):
     """Every scored sample on a 2-D map drawn from the members' features: the first two principal components of
     class_sim float (N, K), its features' mean similarity to each class's (train.feature_evidence, averaged over the
     members that scored it; rows of nan where unscored). Wrong labels, samples with twins, outliers and odd images
     are marked, so a person sees where each flag sits."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 6))
+    fig = Figure(figsize=(9, 6))
     ax = fig.add_subplot()
     scored = np.flatnonzero(np.isfinite(class_sim).all(1))
     if scored.size < 3:
@@ -238,9 +239,20 @@ def map_figure(class_sim: np.ndarray, group: np.ndarray, decisions: Decisions):
     _, _, axes = np.linalg.svd(x, full_matrices=False)
     xy = x @ axes[:2].T
     twins = np.bincount(group)[group[scored]] > 1
-    marks = [(np.ones(len(scored), bool), dict(s=8, c="#c8c8c8", label="sample")),
+    classes = np.unique(labels[scored]) if labels is not None else np.zeros(0, int)
+    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8",
+               "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79", "#637939", "#8c6d31",
+               "#843c39", "#7b4173"]  # no red or orange: those mark flags
+    if 0 < len(classes) <= len(palette):
+        for k, c in enumerate(classes):
+            mine = labels[scored] == c
+            ax.scatter(xy[mine, 0], xy[mine, 1], s=6, c=palette[k], alpha=0.6,
+                       label=f"given {label_name(c, class_names)}")
+    else:
+        ax.scatter(xy[:, 0], xy[:, 1], s=6, c="#c8c8c8", label="sample")
+    marks = [
              (decisions.flagged[scored], dict(s=30, c=FLAG_COLOUR, marker="x", label="wrong label")),
-             (twins, dict(s=70, facecolors="none", edgecolors="#1f77b4", label="has a twin")),
+             (twins, dict(s=70, facecolors="none", edgecolors="black", linewidths=0.6, label="has a twin")),
              (decisions.outlier[scored], dict(s=30, c=OUTLIER_COLOUR, marker="^", label="outlier")),
              (decisions.odd[scored] != "", dict(s=30, c="black", marker="s", label="odd image"))]
     for chosen, style in marks:
@@ -248,21 +260,33 @@ def map_figure(class_sim: np.ndarray, group: np.ndarray, decisions: Decisions):
             ax.scatter(xy[chosen, 0], xy[chosen, 1], **style)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(loc="best", fontsize=8)
+    ax.set_xlabel("first component")
+    ax.set_ylabel("second component")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, markerscale=1.5, frameon=False)
+    fig.subplots_adjust(right=0.72)
     ax.set_title("The samples in the members' feature space (first two principal components of\n"
                  "their similarity to each class)", fontsize=10)
     return fig
 
 
-def label_name(label: int, class_names: list[str] | None) -> str:
-    """A label as its class name where the data name their classes, cut to 12 characters for a caption."""
-    return class_name(label, class_names)[:12]
+def label_name(label: int, class_names: list[str] | None, width: int = 12) -> str:
+    """A label as its class name where the data name their classes, cut to `width` characters for a caption."""
+    name = class_name(label, class_names)
+    return name if len(name) <= width else name[:width - 1] + "\u2026"
+
+
+def tile_name(index: int, paths: list[str] | None) -> str:
+    """A tile's first caption line: its file's name where there are files (cut to fit), else #index."""
+    if not paths:
+        return f"#{index}"
+    name = paths[index].replace("\\", "/").rsplit("/", 1)[-1]
+    return name if len(name) <= 16 else name[:7] + "\u2026" + name[-8:]
 
 
 def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str:
     pages = f" (page {page} of {n_pages})" if n_pages > 1 else ""
     return (f"{n_flagged} flagged sample{'s' * (n_flagged != 1)} in {n_groups} group{'s' * (n_groups != 1)}, "
-            f"beside their twins{pages}\ncaption: #index, given \u2192 suggested label; red frame: flagged")
+            f"beside their twins{pages}\ncaption: file (or #index), given \u2192 suggested label; red frame: flagged")
 
 
 # ---- scores, confusion, loss --------------------------------------------------------------------------------------
@@ -342,7 +366,8 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str] | None = None):
     ax.set_xlabel("suggested label")
     ax.set_ylabel("given label")
     total, differ = int(matrix.sum()), int(matrix.sum() - np.trace(matrix))
-    ax.set_title(f"Given vs suggested label: {differ} of {total} differ", fontsize=11)
+    ax.set_title(f"Given label against the label the evidence favours, all {total} samples: they differ on "
+                 f"{differ}\n(the members' disagreement, not the flags: only strong evidence flags)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -437,7 +462,7 @@ def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisi
     for number, tiles in enumerate(pages, start=1):
         title = montage_title(int(flagged.sum()), len(runs), number, len(pages))
         files[page_name(number)] = png_bytes(montage_figure(images, given, suggested, tiles, params.columns, title,
-                                                            names), params.dpi)
+                                                            names, data.paths), params.dpi)
     if not pages:
         files[page_name(1)] = png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi)
     files["scores.png"] = png_bytes(scores_figure(decisions.calibrated, group, decisions.reason,
@@ -450,7 +475,7 @@ def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisi
     strangers = strangers_figure(images, given, decisions, params.columns, params.tiles_per_page, names)
     files["outliers.png"] = png_bytes(strangers if strangers is not None else
                                       message_figure("no outliers and no odd images", "Outliers"), params.dpi)
-    files["map.png"] = png_bytes(map_figure(oob.class_sim, group, decisions), params.dpi)
+    files["map.png"] = png_bytes(map_figure(oob.class_sim, group, decisions, given, names), params.dpi)
     files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
     files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)
     files["review.html"] = review_page(data, group, decisions, max_cards=params.review_cards)

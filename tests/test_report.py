@@ -84,7 +84,7 @@ def reported(tmp_path_factory, case):
 def test_every_file_is_written_and_every_png_is_a_real_picture(reported):
     folder, _, written = reported
     assert {p.name for p in written} == {"flagged.png", "scores.png", "confusion.png", "confusion.csv", "loss.csv",
-                                         "loss.png", "classes.csv", "outliers.png", "map.png"}
+                                         "loss.png", "classes.csv", "outliers.png", "map.png", "review.html"}
     for name in ("flagged.png", "scores.png", "confusion.png", "loss.png", "outliers.png", "map.png"):
         width, height = png_size(folder / "results" / name)
         assert width > 100 and height > 100
