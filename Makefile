@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast repro hw02 clean
+.PHONY: demo test test-fast repro exp hw02 clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-fast: $(STAMP)
 # The DVC pipeline; dvc.yaml's stages call the `twins` command that .venv/bin holds.
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+
+# Experiments side by side: the parameters that differ and the headline counts only (dvc exp show has 119 columns).
+exp: $(STAMP)
+	$(VENV)/bin/dvc exp show --no-pager --only-changed --drop 'seconds|by_class|odd\.|metrics/|deps|State|Executor|Created'
 
 # The graded deliverable: hw02.py and all it runs in one file (needs only numpy and torch where it runs).
 # make hw02 AUTHOR="Your Name" NETID="your netid"
