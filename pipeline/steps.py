@@ -182,7 +182,9 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
     try:
         labels = changes.new_label[kept]
         if form == "manifest":
-            lines = ["path,label"]
+            manifest = io.StringIO()
+            rows = csv.writer(manifest, lineterminator="\n")
+            rows.writerow(["path", "label"])
             for i, label in zip(kept, labels):
                 target = path_of(i)
                 if copy:
@@ -190,9 +192,8 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
                     (staging / relative).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(data.paths[i], staging / relative)
                     target = relative.as_posix()
-                lines.append(",".join(f'"{v}"' if "," in v or '"' in v else v
-                                      for v in (target.replace('"', '""'), name(label))))
-            atomic_write_text(staging / "manifest.csv", "\n".join(lines) + "\n")
+                rows.writerow([target, name(label)])
+            atomic_write_text(staging / "manifest.csv", manifest.getvalue())
         elif form == "npz":
             with open(staging / "data.npz", "wb") as f:
                 np.savez(f, images=data.images[kept], labels=labels,

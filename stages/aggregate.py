@@ -100,6 +100,16 @@ class Decisions(Artifact):
         confidence), then the rest the same way; unscored samples last."""
         return np.lexsort((-np.nan_to_num(self.confidence, nan=-np.inf), ~self.flagged))
 
+    def issues(self) -> list[int]:
+        """The samples issues.csv and the review page list, in their order: the wrong labels, most certain first
+        (highest confidence), then the outliers, strangest first, then the odd images."""
+        flagged = np.flatnonzero(self.flagged)
+        flagged = flagged[np.argsort(-np.nan_to_num(self.confidence[flagged]), kind="stable")]
+        outliers = np.flatnonzero(self.outlier & ~self.flagged)
+        outliers = outliers[np.argsort(-np.nan_to_num(self.outlier_score[outliers]), kind="stable")]
+        odd = np.flatnonzero((self.odd != "") & ~self.flagged)
+        return [*flagged.tolist(), *outliers.tolist(), *odd.tolist()]
+
 
 def group_members(group: np.ndarray) -> list[np.ndarray]:
     """The sample indices of each group, ascending within each, groups in id order."""
@@ -304,10 +314,9 @@ def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked
               temperature: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(losers bool (N,), winner int (N,), -1 outside the open questions, doubt float (N,), nan outside them: the
     probability that another label than a member's own wins, the softmax of the labels' evidence): each
-    conflicting twin group (asked,
-    the scored open questions) goes to the label with the strongest evidence, its calibrated log mean out-of-bag
-    probability averaged over the group's members plus the log of how many members carry it; every member with
-    another label loses (README, "How it works: 4. aggregate")."""
+    conflicting twin group (asked, the scored open questions) goes to the label with the strongest evidence, its
+    calibrated log mean out-of-bag probability averaged over the group's members plus the log of how many members
+    carry it; every member with another label loses (README, "How it works: 4. aggregate")."""
     losers, winner, doubt = np.zeros(len(labels), bool), np.full(len(labels), -1), np.full(len(labels), np.nan)
     for members in group_members(group[asked]) if asked.any() else []:
         members = np.flatnonzero(asked)[members]
@@ -474,10 +483,7 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
              int(group[i]), twins.get(i, ""), int(decisions.flagged[i]), decisions.reason[i],
              number(decisions.outlier_score[i]), decisions.odd[i]]
             for i in range(len(labels))]
-    issues = (sorted(np.flatnonzero(decisions.flagged), key=lambda i: -np.nan_to_num(decisions.confidence[i]))
-              + sorted(np.flatnonzero(decisions.outlier), key=lambda i: -decisions.outlier_score[i])
-              + np.flatnonzero(decisions.odd != "").tolist())
-    for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", issues)):
+    for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", decisions.issues())):
         table = io.StringIO()
         writer = csv.writer(table, lineterminator="\n")
         writer.writerow(header)

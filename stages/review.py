@@ -1,8 +1,8 @@
 """The review page: results/review.html, one self-contained file (images inline) a person works through to act on
 what was found (README, "Acting on the results").
 
-A card per issue, most certain first: the wrong labels (twin conflicts, then the rest, by confidence), then the
-outliers (strangest first), then the odd images. Each card shows the image with its twins beside it, the given and
+A card per issue, in issues.csv's order (Decisions.issues): the wrong labels, most certain first, then the
+outliers, strangest first, then the odd images. Each card shows the image with its twins beside it, the given and
 suggested label by name, the reason, the confidence and the file. The page filters cards by kind and class, and per
 card a person accepts the suggestion, keeps the label, relabels it as another class or removes the sample; the
 choices download as a CSV (a static page cannot write files) that `twins export --choices` applies.
@@ -48,17 +48,6 @@ def data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(np.ascontiguousarray(image))).decode()
 
 
-def card_order(decisions: Decisions) -> list[int]:
-    """The samples that get a card, in the page's order (issues.csv's): wrong labels by confidence, then outliers
-    by outlier score, then odd images."""
-    flagged = np.flatnonzero(decisions.flagged)
-    flagged = flagged[np.argsort(-np.nan_to_num(decisions.confidence[flagged]), kind="stable")]
-    outliers = np.flatnonzero(decisions.outlier & ~decisions.flagged)
-    outliers = outliers[np.argsort(-np.nan_to_num(decisions.outlier_score[outliers]), kind="stable")]
-    odd = np.flatnonzero((decisions.odd != "") & ~decisions.flagged)
-    return [*flagged.tolist(), *outliers.tolist(), *odd.tolist()]
-
-
 def card_kind(decisions: Decisions, i: int) -> str:
     if decisions.flagged[i]:
         return "twin" if decisions.reason[i] == "twin" else "evidence"
@@ -68,7 +57,7 @@ def card_kind(decisions: Decisions, i: int) -> str:
 def review_page(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_cards: int = 1000) -> str:
     """The page's HTML: up to max_cards cards (the rest are in issues.csv, and the page says so)."""
     names = [class_name(c, data.class_names) for c in range(class_count(data.labels, data.class_names))]
-    order = card_order(decisions)
+    order = decisions.issues()
     shown = order[:max_cards]
     members: dict[int, list[int]] = {}
     for i in shown:

@@ -12,7 +12,7 @@ import pytest
 
 from stages.decode import Dataset
 from stages.export import ExportOptions, apply_choices, plan_changes
-from stages.review import CHOICES_HEADER, card_order, png_bytes, review_page
+from stages.review import CHOICES_HEADER, png_bytes, review_page
 from tests.test_aggregate import decided, graded_case
 
 
@@ -40,7 +40,7 @@ def test_images_are_inlined_as_real_pngs():
 
 def test_cards_come_most_certain_first_then_outliers_then_odd_images():
     data, group, decisions, wrong = reviewed()
-    order = card_order(decisions)
+    order = decisions.issues()
     assert sorted(order[:15]) == sorted(wrong) and order[15:] == [3, 4]
     assert (np.diff(decisions.confidence[order[:15]]) <= 0).all()
     page = review_page(data, group, decisions)
@@ -108,7 +108,7 @@ def test_in_a_browser_the_page_filters_records_choices_and_downloads_them(tmp_pa
         driver.get(page.as_uri())
         cards = driver.find_elements(By.CSS_SELECTOR, "article.card")
         assert len(cards) == 17 and all(c.is_displayed() for c in cards)
-        assert cards[0].get_attribute("data-index") == str(card_order(decisions)[0])
+        assert cards[0].get_attribute("data-index") == str(decisions.issues()[0])
         # filter: wrong labels without a twin only
         for box in driver.find_elements(By.CSS_SELECTOR, ".kind-filter"):
             if box.get_attribute("value") != "evidence":
