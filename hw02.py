@@ -15,6 +15,7 @@ START = time.monotonic()  # the time budget counts from here, as close to proces
 
 import argparse  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
@@ -93,8 +94,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def print_answer(line: str) -> int:
+    """The answer on stdout, flushed here so a closed or broken stdout is reported (exit 2), never lost silently."""
+    if sys.stdout is None:  # started with stdout closed (>&-)
+        print("error: stdout is closed: the answer has nowhere to go", file=sys.stderr)
+        return 2
+    try:
+        print(line)
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError) as exc:
+        try:  # nothing more to stdout: the interpreter's own flush at exit would fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        print(f"error: stdout: the answer could not be written ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(normalize_dashes(argv))
+    if sys.stdout is None:
+        return print_answer("")
 
     def log(message: str) -> None:
         if args.verbose:
@@ -115,9 +136,9 @@ def main(argv: list[str]) -> int:
         return 130
     if result.decisions.note and not args.verbose:
         print(f"note: {result.decisions.note}", file=sys.stderr)
-    print(format_indices(result.decisions.flagged.nonzero()[0]))
+    status = print_answer(format_indices(result.decisions.flagged.nonzero()[0]))
     log(f"done in {time.monotonic() - START:.1f} s")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

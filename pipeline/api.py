@@ -11,6 +11,7 @@ mirrors; `params` overrides any of them by section, as params.yaml would. Nothin
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from pipeline.params import build_sections
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams
 from stages.budget import Budget
-from stages.decode import DecodeParams, check_dataset, read_dataset
+from stages.decode import MAX_CLASSES, DecodeParams, check_dataset, read_dataset
 from stages.errors import InputError
 from stages.decode_readers import as_images, as_labels, kind_of
 from stages.group import GroupParams
@@ -89,7 +90,13 @@ def find_issues(images, labels=None, *, params: dict[str, dict[str, Any]] | None
             raise InputError("labels", "arrays of images need their labels")
         pictures = as_images(images, "images")
         label_ids, class_names = as_labels(labels, "labels")
-        check_dataset(pictures, label_ids, None, "images", "labels")
+        check_dataset(pictures, label_ids, None if class_names else MAX_CLASSES, "images", "labels")
+    if params is not None and not isinstance(params, dict):
+        raise InputError("params", f"must be a dict of sections, e.g. {{'train': {{'n_models': 5}}}}, not "
+                                   f"{type(params).__name__}")
+    if time_budget_s is not None and (isinstance(time_budget_s, bool) or not isinstance(time_budget_s, (int, float))
+                                      or not math.isfinite(time_budget_s) or time_budget_s <= 0):
+        raise InputError("time_budget_s", f"must be a positive number of seconds or None, not {time_budget_s!r}")
     built = build_sections(params or {}, SECTIONS, "params")
     budget = Budget().within(time_budget_s)
     run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], budget)

@@ -1,11 +1,13 @@
 """Atomic file writes, the .npz artifacts that pass arrays between stages, and idx files written for people."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import tempfile
 import zipfile
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,21 +20,69 @@ from stages.errors import InputError
 A = TypeVar("A", bound=Artifact)
 
 
+_PENDING: ContextVar[list[tuple[str, Path]] | None] = ContextVar("pending_writes", default=None)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    """Write to a temporary file beside `path`, then rename: readers never see half a file. Inside all_or_nothing
+    the rename waits for the end of the block. A file that cannot be written is one InputError naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a folder, not a file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # as open() would create it: mkstemp's private 0600 is for the temporary
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        pending = _PENDING.get()
+        if pending is None:
+            os.replace(tmp, path)
+        else:
+            pending.append((tmp, path))
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(str(path), f"cannot be written ({exc.strerror or exc})") from None
         raise
+
+
+@contextlib.contextmanager
+def all_or_nothing():
+    """The files written inside the block (atomic_write_bytes) appear together at its end, or none of them when
+    anything in it fails: a step stopped by a full disk, an unwritable folder or Ctrl-C leaves no half of its
+    outputs beside the older other half."""
+    pending: list[tuple[str, Path]] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        _PENDING.reset(token)
+    for tmp, path in pending:
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            for left, _ in pending:
+                Path(left).unlink(missing_ok=True)
+            raise InputError(str(path), f"cannot be written ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def immediate_writes():
+    """Inside all_or_nothing, a block whose writes land at once (export fills a staging folder of its own)."""
+    token = _PENDING.set(None)
+    try:
+        yield
+    finally:
+        _PENDING.reset(token)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -5,7 +5,9 @@ Bad input or bad parameters end with one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +17,7 @@ import click
 import yaml
 
 from pipeline import plant as planting, steps
+from pipeline.artifacts import all_or_nothing
 from pipeline.params import load_params
 from pipeline.paths import PATHS
 from stages.aggregate import AggregateParams, format_indices
@@ -30,17 +33,38 @@ SET_HELP = "Override one parameter of this stage, e.g. -S n_models=8 (repeatable
 
 
 class TwinsGroup(click.Group):
-    """Turns InputError anywhere below into one line on stderr and exit code 2."""
+    """Turns InputError anywhere below into one line on stderr and exit code 2; a command's files are written all
+    or none, and what it has for stdout (answer) is printed after them, so a closed or broken stdout costs no file
+    and is one line and exit code 2 itself."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with all_or_nothing():  # a command's files appear together or not at all
+                result = super().invoke(ctx)
+            for line in ctx.meta.get(ANSWER, []):
+                if sys.stdout is None:
+                    raise BrokenPipeError("stdout is closed")
+                click.echo(line)
+            return result
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was written", err=True)
             ctx.exit(130)
+        except BrokenPipeError as exc:
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # the interpreter flushes stdout at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            click.echo(f"error: stdout: could not be written ({exc.strerror or exc})", err=True)
+            ctx.exit(2)
+
+
+ANSWER = "evil_twins.answer"
+
+
+def answer(line: str) -> None:
+    """A line for stdout, printed once the command's files are written (TwinsGroup)."""
+    click.get_current_context().meta.setdefault(ANSWER, []).append(line)
 
 
 def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -204,7 +228,7 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
     if result.decisions.note and not verbose:
         click.echo(f"note: {result.decisions.note}", err=True)
     click.echo(f"results in {paths.results}/ (open review.html to act on them)", err=True)
-    click.echo(format_indices(result.decisions.flagged.nonzero()[0]))
+    answer(format_indices(result.decisions.flagged.nonzero()[0]))
 
 
 @main.command()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (atomic_write_bytes, atomic_write_text, load, save, write_idx, write_images,
-                                write_timing)
+from pipeline.artifacts import (atomic_write_bytes, atomic_write_text, immediate_writes, load, save, write_idx,
+                                write_images, write_timing)
 from pipeline.paths import PATHS, Paths
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams, Decisions, decide, result_tables, summary_metrics
@@ -177,39 +177,55 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(str(out), "exists and is not an empty folder: export writes a new copy, never over data")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        labels = changes.new_label[kept]
-        if form == "manifest":
-            manifest = io.StringIO()
-            rows = csv.writer(manifest, lineterminator="\n")
-            rows.writerow(["path", "label"])
-            for i, label in zip(kept, labels):
-                target = path_of(i)
-                if copy:
-                    relative = Path("files") / name(label) / f"{i}-{Path(data.paths[i]).name}"
-                    (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(data.paths[i], staging / relative)
-                    target = relative.as_posix()
-                rows.writerow([target, name(label)])
-            atomic_write_text(staging / "manifest.csv", manifest.getvalue())
-        elif form == "npz":
-            with open(staging / "data.npz", "wb") as f:
-                np.savez(f, images=data.images[kept], labels=labels,
-                         **({"class_names": np.array(data.class_names)} if data.class_names else {}))
-        else:
-            if len(labels) and labels.max() > 255:
-                raise InputError("--format", "idx labels are bytes: more than 256 classes need --format npz")
-            write_images(staging / f"images-idx{3 if data.images.shape[-1] == 1 else 4}-ubyte.gz",
-                         data.images[kept])
-            write_idx(staging / "labels-idx1-ubyte.gz", labels.astype(np.uint8))
-        atomic_write_text(staging / "changes.csv", table.getvalue())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise InputError(str(out.parent), f"cannot be written ({exc.strerror or exc})") from None
+    try:
+        with immediate_writes():  # the staging folder is this command's all-or-nothing
+            write_export(staging, data, changes, form, copy, table.getvalue(), name, path_of)
         if out.exists():
             out.rmdir()
         os.replace(staging, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise InputError(str(out), f"cannot be written ({exc.strerror or exc})") from None
         raise
     print(f"export: {summary} -> {out}", file=sys.stderr)
     return changes
+
+
+def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy: bool, changes_csv: str, name,
+                 path_of) -> None:
+    """The kept samples with their new labels into `folder`, in `form` (export's docstring), and changes.csv."""
+    import csv
+    import io
+    import shutil
+
+    kept = np.flatnonzero(changes.keep)
+    labels = changes.new_label[kept]
+    if form == "manifest":
+        manifest = io.StringIO()
+        rows = csv.writer(manifest, lineterminator="\n")
+        rows.writerow(["path", "label"])
+        for i, label in zip(kept, labels):
+            target = path_of(i)
+            if copy:
+                relative = Path("files") / name(label) / f"{i}-{Path(data.paths[i]).name}"
+                (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(data.paths[i], folder / relative)
+                target = relative.as_posix()
+            rows.writerow([target, name(label)])
+        atomic_write_text(folder / "manifest.csv", manifest.getvalue())
+    elif form == "npz":
+        with open(folder / "data.npz", "wb") as f:
+            np.savez(f, images=data.images[kept], labels=labels,
+                     **({"class_names": np.array(data.class_names)} if data.class_names else {}))
+    else:
+        if len(labels) and labels.max() > 255:
+            raise InputError("--format", "idx labels are bytes: more than 256 classes need --format npz")
+        write_images(folder / f"images-idx{3 if data.images.shape[-1] == 1 else 4}-ubyte.gz", data.images[kept])
+        write_idx(folder / "labels-idx1-ubyte.gz", labels.astype(np.uint8))
+    atomic_write_text(folder / "changes.csv", changes_csv)

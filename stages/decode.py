@@ -11,7 +11,10 @@ import numpy as np
 from stages.artifact import Artifact, Field
 from stages.decode_idx import read_images, read_labels
 from stages.errors import InputError
-from stages.decode_readers import Read, kind_of, read_arrays, read_image_folder, read_manifest
+from stages.decode_readers import Read, image_files, kind_of, read_arrays, read_image_folder, read_manifest
+
+HASH_CHUNK = 2**20  # bytes a checksum reads at a time
+MAX_CLASSES = 256  # integer labels lie in 0..255 at most (every per-class array has a column per id); names: any
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,8 @@ class DecodeParams:
     """images: the data: idx images (gzipped or raw, told by content), a folder of class folders of images, a CSV or
     TSV manifest of path,label rows, an .npz of images and labels, or an .npy of images (README, "Your data").
     labels: the idx (or .npy) labels beside idx (or .npy) images; folders, manifests and .npz carry their own.
-    num_classes: integer labels must lie in 0..num_classes-1; null accepts any. Named classes are what they are.
+    num_classes: integer labels must lie in 0..num_classes-1; null accepts up to MAX_CLASSES. Named classes are
+    what they are.
     max_side: images read from files are brought to one size whose longer side is at most this many pixels.
     skip_unreadable: leave out image files that cannot be decoded (listed in the log) instead of stopping."""
 
@@ -30,8 +34,8 @@ class DecodeParams:
     skip_unreadable: bool = False
 
     def __post_init__(self):
-        if self.num_classes is not None and not 1 <= self.num_classes <= 256:
-            raise ValueError(f"num_classes must lie in 1..256, got {self.num_classes}")
+        if self.num_classes is not None and not 1 <= self.num_classes <= MAX_CLASSES:
+            raise ValueError(f"num_classes must lie in 1..{MAX_CLASSES}, got {self.num_classes}")
         if not 4 <= self.max_side <= 1024:
             raise ValueError(f"max_side must lie in 4..1024, got {self.max_side}")
 
@@ -69,16 +73,18 @@ class Dataset(Artifact):
 
 def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | None,
                   images_name: str = "images", labels_name: str = "labels") -> None:
-    """Raise InputError unless images and labels describe one data set."""
+    """Raise InputError unless images and labels describe one data set. num_classes: None for labels numbered from
+    class names (any number of them); integer labels lie in 0..num_classes-1."""
     if len(images) != len(labels):
         raise InputError(labels_name, f"holds {len(labels)} labels but {images_name} holds {len(images)} images")
     if num_classes is not None:
         out_of_range = np.flatnonzero((labels < 0) | (labels >= num_classes))
         if out_of_range.size:
             first = int(out_of_range[0])
+            hint = "set decode.num_classes to allow more classes" if num_classes < MAX_CLASSES else \
+                f"integer labels stop at {MAX_CLASSES - 1}: give more classes names"
             raise InputError(labels_name, f"label {int(labels[first])} at index {first} is out of range "
-                                          f"0..{num_classes - 1} ({out_of_range.size} such labels; "
-                                          f"set decode.num_classes to allow more classes)")
+                                          f"0..{num_classes - 1} ({out_of_range.size} such labels; {hint})")
 
 
 def read_dataset(params: DecodeParams) -> Dataset:
@@ -94,8 +100,9 @@ def read_dataset(params: DecodeParams) -> Dataset:
         read = Read(read_images(params.images), read_labels(params.labels))
     dataset = Dataset(read.images, read.labels, read.class_names, read.paths, list(read.skipped))
     self_labelled = kind in ("folder", "manifest", "npz")
-    check_dataset(dataset.images, dataset.labels, None if dataset.class_names else params.num_classes,
-                  params.images, params.images if self_labelled else params.labels)
+    num_classes = None if dataset.class_names else params.num_classes or MAX_CLASSES
+    check_dataset(dataset.images, dataset.labels, num_classes, params.images,
+                  params.images if self_labelled else params.labels)
     return dataset
 
 
@@ -115,12 +122,24 @@ def decode_files(params: DecodeParams) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fingerprint(path: str) -> str:
-    """sha256 of a file's bytes, or of a folder's file names and bytes (for the artifact's record of its source)."""
+    """sha256 of a file's bytes, or of a folder's image file names and bytes (the files the folder reader reads:
+    an archive beside them costs nothing), for the artifact's record of its source. Files are hashed as streams."""
     path = Path(path)
     digest = hashlib.sha256()
+
+    def add(file: Path) -> None:
+        try:
+            with open(file, "rb") as f:
+                while chunk := f.read(HASH_CHUNK):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise InputError(str(file), f"cannot read ({exc.strerror or exc})") from None
+
     if path.is_dir():
-        for file in sorted(f for f in path.rglob("*") if f.is_file()):
-            digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
+        for file, _ in image_files(path):
+            if file.is_file():
+                digest.update(str(file.relative_to(path)).encode() + b"\0")
+                add(file)
     elif path.is_file():
-        digest.update(path.read_bytes())
+        add(path)
     return digest.hexdigest()

@@ -33,10 +33,13 @@ def _open(path: Path):
         raise InputError(str(path), "is a directory, not a file") from None
     except OSError as exc:
         raise InputError(str(path), f"cannot read ({exc.strerror})") from None
-    if f.read(2) == GZIP_MAGIC:
-        f.seek(0)
+    try:
+        magic = f.peek(2)[:2]  # peek, not read and seek back: a pipe (--data <(zcat ...)) cannot seek
+    except OSError as exc:
+        f.close()
+        raise InputError(str(path), f"cannot read ({exc.strerror or exc})") from None
+    if magic == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=f, mode="rb"), f
-    f.seek(0)
     return f, f
 
 

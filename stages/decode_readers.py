@@ -19,6 +19,7 @@ from stages.errors import InputError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}  # what Pillow reads here
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # Pillow modes without colour
 SHOWN = 3  # unreadable files named in the error, before the count
+MAX_LABEL_ID = 2**31  # integer labels past this are no class ids (check_dataset bounds them further)
 
 
 class Read(NamedTuple):
@@ -42,10 +43,20 @@ def kind_of(path: str | os.PathLike) -> str:
 
 
 def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list[str] | None]:
-    """Integer labels as they are; class names numbered in sorted order (as torchvision's ImageFolder does)."""
+    """Integer labels as they are (ASCII digits only: '²' is a name); class names numbered in sorted order (as
+    torchvision's ImageFolder does). Two spellings of one number ('01' and '1') are refused, not merged."""
     values = [v.strip() for v in values]
-    if all(v.isdigit() for v in values):
-        return np.array([int(v) for v in values], np.int64), None
+    if all(v.isascii() and v.isdigit() for v in values):
+        numbers = [int(v) for v in values]
+        spelling: dict[int, str] = {}
+        for row, (number, text) in enumerate(zip(numbers, values), 1):
+            if number >= MAX_LABEL_ID:
+                raise InputError(source, f"label {text[:20]}{'...' if len(text) > 20 else ''} (row {row}) is too "
+                                         f"large for a class id")
+            if spelling.setdefault(number, text) != text:
+                raise InputError(source, f"labels {spelling[number]!r} and {text!r} are one number, {number}: "
+                                         f"rename one so the classes stay apart")
+        return np.array(numbers, np.int64), None
     if any(not v for v in values):
         raise InputError(source, f"an empty label (row {[bool(v) for v in values].index(False) + 1})")
     names = sorted(set(values))
@@ -53,15 +64,26 @@ def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list
     return np.array([index[v] for v in values], np.int64), names
 
 
-def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
-    """root/<class name>/<image file>: classes in sorted order, files sorted within each."""
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    paths, values = [], []
+def image_files(root: Path) -> list[tuple[Path, str]]:
+    """(file, class name) of every image file under root/<class name>/, classes in sorted order and files sorted
+    within each; hidden files and folders (.ipynb_checkpoints, .DS_Store) are left out."""
+    try:
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise InputError(str(root), f"cannot list ({exc.strerror or exc})") from None
+    found = []
     for name in classes:
         for file in sorted((root / name).rglob("*")):
-            if file.suffix.lower() in IMAGE_SUFFIXES and not file.name.startswith("."):
-                paths.append(file)
-                values.append(name)
+            hidden = any(part.startswith(".") for part in file.relative_to(root / name).parts)
+            if file.suffix.lower() in IMAGE_SUFFIXES and not hidden:
+                found.append((file, name))
+    return found
+
+
+def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
+    """root/<class name>/<image file> (image_files)."""
+    found = image_files(root)
+    paths, values = [file for file, _ in found], [name for _, name in found]
     if not paths:
         raise InputError(str(root), "holds no images in class folders (expected root/<class name>/<image file>, "
                                     f"files ending in {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -77,8 +99,11 @@ def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Read:
         raise InputError(str(path), "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(str(path), f"cannot read as text ({exc})") from None
-    rows = [row for row in csv.reader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            if row and any(cell.strip() for cell in row)]
+    reader = csv.reader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        rows = [row for row in reader if row and any(cell.strip() for cell in row)]
+    except csv.Error as exc:  # a field past csv's 128 KB limit, a NUL byte
+        raise InputError(str(path), f"line {reader.line_num}: {exc}") from None
     if rows and rows[0][0].strip().lower() in ("path", "file", "filename", "image", "image_path"):
         rows = rows[1:]
     if not rows:
@@ -93,15 +118,25 @@ def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Read:
 
 def load_images(files: list[Path], labels: np.ndarray, names: list[str] | None, source: Path, max_side: int,
                 skip_unreadable: bool) -> Read:
-    """Decode every file with Pillow (EXIF rotation honoured), then bring them to one colour mode and one size."""
+    """Decode every file with Pillow (EXIF rotation honoured), then bring them to one colour mode and one size.
+    Each picture is shrunk to fit max_side as soon as it is read, so memory holds small pictures only, whatever
+    the files' sizes; the common size is chosen from the sizes the files had. A path that is no regular file (a
+    FIFO named x.png would block forever) counts as unreadable."""
     from PIL import Image, ImageOps
 
-    pictures, kept, broken = [], [], []
+    pictures, sizes, kept, broken = [], Counter(), [], []
     for i, file in enumerate(files):
+        if not file.is_file():
+            broken.append(f"{file} ({'no such file' if not file.exists() else 'not a regular file'})")
+            continue
         try:
             with Image.open(file) as picture:
-                picture = ImageOps.exif_transpose(picture)
                 picture.load()
+                picture = ImageOps.exif_transpose(picture) if picture.getexif().get(0x0112, 1) != 1 else picture
+                sizes[picture.size] += 1
+                if max(picture.size) > max_side:
+                    picture = picture.convert(wide_mode(picture.mode))
+                    picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
                 pictures.append(picture)
                 kept.append(i)
         except Exception as exc:  # Pillow fails in many ways on a damaged or foreign file
@@ -113,7 +148,7 @@ def load_images(files: list[Path], labels: np.ndarray, names: list[str] | None, 
     if not pictures:
         raise InputError(str(source), "no readable images")
     colour = any(p.mode not in GREY_MODES for p in pictures)
-    width, height = common_size(Counter(p.size for p in pictures), max_side)
+    width, height = common_size(sizes, max_side)
     mode = "RGB" if colour else "L"
     images = np.stack([np.asarray(fitted(p, mode, width, height), np.uint8) for p in pictures])
     if images.ndim == 3:
@@ -127,6 +162,13 @@ def common_size(sizes: Counter, max_side: int) -> tuple[int, int]:
     (width, height), _ = max(sizes.items(), key=lambda item: (item[1], item[0][0] * item[0][1]))
     scale = min(1.0, max_side / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def wide_mode(mode: str) -> str:
+    """The mode a large picture is shrunk in: bits and palettes to grey or colour (resampling needs levels)."""
+    if mode in ("1", "L", "LA", "I", "I;16", "F", "RGB", "RGBA"):
+        return "L" if mode == "1" else "I" if mode == "I;16" else mode
+    return "RGBA" if "A" in mode or mode == "P" else "RGB"
 
 
 def fitted(picture, mode: str, width: int, height: int):
@@ -145,7 +187,10 @@ def fitted(picture, mode: str, width: int, height: int):
 def as_images(array: np.ndarray, source: str) -> np.ndarray:
     """Images as uint8 (N, H, W, C) from an array of (N, H, W), (N, H, W, C) or channels-first (N, C, H, W);
     floats in [0, 1] are scaled to 0..255, floats and integers in 0..255 taken as they are."""
-    array = np.asarray(array)
+    try:
+        array = np.asarray(array)
+    except (ValueError, TypeError) as exc:  # a list of images of different sizes
+        raise InputError(source, f"images must be one array of equal-sized images ({exc})") from None
     if array.ndim == 3:
         array = array[..., None]
     if array.ndim != 4 or min(array.shape, default=0) == 0:
@@ -173,10 +218,21 @@ def as_images(array: np.ndarray, source: str) -> np.ndarray:
 
 
 def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | None]:
-    """Labels as int64 (N,) from integers, or from strings (class names, numbered in sorted order)."""
-    array = np.asarray(array)
+    """Labels as int64 (N,) from integers, or from strings (class names, numbered in sorted order); Python objects
+    (a pandas column of strings) are taken where they are all strings or all integers."""
+    try:
+        array = np.asarray(array)
+    except (ValueError, TypeError) as exc:
+        raise InputError(source, f"labels must be one array ({exc})") from None
     if array.ndim != 1:
         raise InputError(source, f"labels must be one-dimensional, got shape {array.shape}")
+    if array.dtype == object:
+        if all(isinstance(v, str) for v in array):
+            array = array.astype(str)
+        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in array):
+            if any(not 0 <= v < MAX_LABEL_ID for v in array):
+                raise InputError(source, "labels must be class ids in 0..2**31 or class names")
+            array = array.astype(np.int64)
     if array.dtype.kind in "US":
         return labels_from_values([str(v) for v in array], source)
     if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
@@ -188,29 +244,94 @@ def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | N
     return array.astype(np.int64), None
 
 
+def available_memory() -> int:
+    """Bytes of memory free for new arrays (the machine's available memory; unbounded where it cannot be told)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2**62
+
+
+def npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, each checked before it is unpacked: its header must declare a plain numeric or
+    text array (no pickled objects) whose bytes fit in memory and agree with the zip member's own size, so a
+    header that claims 90 TB or a small archive of zeros that unpacks to gigabytes is refused, not allocated."""
+    import zipfile
+
+    def refuse(problem: str):
+        raise InputError(str(path), problem)
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            arrays, free = {}, available_memory()
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read_header(member)
+                    if dtype.hasobject:
+                        refuse(f"array {name!r} holds Python objects (save numbers or strings: e.g. "
+                               f"labels.astype(str))")
+                    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if size + member.tell() != info.file_size:
+                        refuse(f"array {name!r}: its header says {size:,} bytes, the archive holds "
+                               f"{info.file_size - member.tell():,}")
+                    if size > free // 2:
+                        refuse(f"array {name!r} needs {size / 2**30:.1f} GiB, more than half the memory free "
+                               f"({free / 2**30:.1f} GiB)")
+                with archive.open(info) as member:
+                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+            return arrays
+    except FileNotFoundError:
+        refuse("no such file")
+    except InputError:
+        raise
+    except Exception as exc:  # not a zip, a truncated member, a bad CRC, a damaged header: many ways
+        refuse(f"not a readable .npz ({type(exc).__name__}: {exc})")
+
+
+def npy_array(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode="r")
+    except FileNotFoundError:
+        raise InputError(str(path), "no such file") from None
+    except Exception as exc:  # pickled objects, damaged headers, truncated data
+        raise InputError(str(path), f"not a readable .npy file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(array, np.ndarray):
+        raise InputError(str(path), "is an .npz archive, not an .npy file: name it .npz")
+    return np.array(array)
+
+
 def read_arrays(images_path: Path, labels_path: Path | None) -> Read:
     """An .npz holding an images array and a labels array (named images/labels or x/y, or the only two), or a
     pair of .npy files."""
-    def load(path: Path):
-        try:
-            return np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise InputError(str(path), "no such file") from None
-        except Exception as exc:  # damaged archives and pickled objects fail in many ways
-            raise InputError(str(path), f"not a readable numpy file ({type(exc).__name__}: {exc})") from None
-
     if kind_of(images_path) == "npz":
-        with load(images_path) as npz:
-            names = list(npz.files)
-            pair = next(((a, b) for a, b in (("images", "labels"), ("x", "y"), ("X", "y")) if {a, b} <= set(names)),
-                        tuple(names) if len(names) == 2 else None)
-            if pair is None:
-                raise InputError(str(images_path), f"holds arrays {names}: name them images and labels")
-            images, labels = npz[pair[0]], npz[pair[1]]
+        with open_or_refuse(images_path) as f:
+            if f.read(6) == b"\x93NUMPY":
+                raise InputError(str(images_path), "is an .npy file, not an .npz archive: name it .npy and give "
+                                                   "its labels beside it")
+        arrays = npz_arrays(images_path)
+        names = list(arrays)
+        pair = next(((a, b) for a, b in (("images", "labels"), ("x", "y"), ("X", "y")) if {a, b} <= set(names)),
+                    tuple(names) if len(names) == 2 else None)
+        if pair is None:
+            raise InputError(str(images_path), f"holds arrays {names}: name them images and labels")
+        images, labels = arrays[pair[0]], arrays[pair[1]]
     else:
         if labels_path is None or kind_of(labels_path) != "npy":
             raise InputError(str(images_path), "an .npy of images needs an .npy of labels beside it")
-        images, labels = load(images_path), load(labels_path)
+        images, labels = npy_array(images_path), npy_array(labels_path)
     source = str(images_path)
     label_ids, class_names = as_labels(labels, str(labels_path or images_path))
     return Read(as_images(images, source), label_ids, class_names)
+
+
+def open_or_refuse(path: Path):
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(str(path), "no such file") from None
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read ({exc.strerror or exc})") from None

@@ -40,6 +40,7 @@ NEIGHBOUR_CHECKS = 1000  # at most this many clean samples scored, to measure ho
 STRANGER_K = 10  # a scored image's strangeness: mean feature distance to this many nearest training images ...
 STRANGER_REFS = 5000  # ... among at most this many of the member's training images (a random subset beyond)
 AFFINE_BELOW = 1000  # augment "auto": rotations and scalings for members that train on fewer images, shifts beyond
+WATCH_SECONDS = 0.5  # a worker process checks this often that the process that started it is alive
 
 
 @dataclass(frozen=True)
@@ -524,6 +525,34 @@ def dask_client(scheduler: str | None, n_workers: int):
         yield client
 
 
+_watching = False
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker process that `parent` started (loky's, the standard library's), a daemon thread that ends the
+    process within WATCH_SECONDS of its parent's death, however the parent died: a harness that kills a run on
+    timeout (SIGKILL, SIGTERM) leaves no orphan members computing for minutes. Elsewhere (the parent itself, dask's
+    workers under their nanny) it does nothing."""
+    global _watching
+    if _watching or os.getpid() == parent or os.getppid() != parent:
+        return
+    _watching = True
+
+    def watch() -> None:
+        while os.getppid() == parent:  # an orphan is handed to init or a subreaper: its parent id changes
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
+
+    import threading
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def in_worker(parent: int, function, args: tuple):
+    """function(*args) in a pool's worker, which dies with `parent` (die_with_parent)."""
+    die_with_parent(parent)
+    return function(*args)
+
+
 @contextlib.contextmanager
 def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
     """A function that runs a wave of (function, args) calls in parallel and returns their results in order:
@@ -538,7 +567,7 @@ def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
         # parallel_config, not Parallel(backend=...): only it registers the optional dask backend on first use.
         with dask_client(scheduler, n_jobs) if backend == "dask" else contextlib.nullcontext(), \
                 parallel_config(backend=backend, n_jobs=n_jobs), Parallel() as parallel:
-            yield lambda calls: parallel(delayed(function)(*args) for function, args in calls)
+            yield lambda calls: parallel(delayed(in_worker)(os.getpid(), function, args) for function, args in calls)
     elif n_jobs == 1:
         yield lambda calls: [function(*args) for function, args in calls]
     else:
@@ -546,7 +575,8 @@ def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            yield lambda calls: [job.result() for job in [pool.submit(function, *args) for function, args in calls]]
+            yield lambda calls: [job.result() for job in [pool.submit(in_worker, os.getpid(), function, args)
+                                                          for function, args in calls]]
 
 
 def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, params: TrainParams,
