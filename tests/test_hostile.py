@@ -255,7 +255,10 @@ def test_an_output_path_that_is_a_folder_is_one_line_and_exit_2(tmp_path):
     assert done.stderr.strip() == f"error: {tmp_path / 'decoded.npz'}: cannot be written (is a folder, not a file)"
 
 
-def test_a_full_disk_or_a_read_only_folder_midway_leaves_no_output_written(tmp_path, monkeypatch):
+@pytest.mark.parametrize("errno, problem", [(28, "No space left on device"), (13, "Permission denied")],
+                         ids=["full-disk", "read-only"])
+def test_a_full_disk_or_a_read_only_folder_midway_leaves_no_output_written(tmp_path, monkeypatch, errno, problem):
+    """(Simulated: the tests may run as root, whom a read-only folder does not stop.)"""
     (tmp_path / "old.txt").write_text("before")
     real = os.fdopen
     calls = []
@@ -264,7 +267,7 @@ def test_a_full_disk_or_a_read_only_folder_midway_leaves_no_output_written(tmp_p
         calls.append(fd)
         if len(calls) == 3:
             os.close(fd)
-            raise OSError(28, "No space left on device")
+            raise OSError(errno, problem)
         return real(fd, *args, **kwargs)
 
     monkeypatch.setattr(artifacts.os, "fdopen", failing)
@@ -272,7 +275,7 @@ def test_a_full_disk_or_a_read_only_folder_midway_leaves_no_output_written(tmp_p
         atomic_write_text(tmp_path / "new1.txt", "one")
         atomic_write_text(tmp_path / "old.txt", "two")
         atomic_write_text(tmp_path / "new3.txt", "three")
-    one_line(exc, tmp_path / "new3.txt", "cannot be written (No space left on device)")
+    one_line(exc, tmp_path / "new3.txt", f"cannot be written ({problem})")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"] and (tmp_path / "old.txt").read_text() == "before"
 
 
