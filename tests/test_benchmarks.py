@@ -86,3 +86,13 @@ def test_auroc_is_the_chance_a_positive_outscores_a_negative():
     assert auroc(np.array([0.1, 0.2, 0.9, 0.8]), positive) == 0.0
     assert auroc(np.array([0.5, 0.5, 0.5, 0.5]), positive) == 0.5  # ties count half
     assert auroc(np.array([0.9, np.nan, 0.1, 0.2]), positive) == 0.5  # unscored counts as least strange
+
+
+def test_the_speed_table_divides_each_methods_wall_time_by_the_advices_on_the_same_cases():
+    from benchmarks.speed import table
+
+    rows = [{"case": "c", "method": m, "wall": w, "cpu": 2 * w, "peak_mb": 100.0, "hit": 1, "missed": 0, "false": f}
+            for m, w, f in (("hw02", 6.0, 0), ("subsets", 4.0, 3), ("cleanlab", 5.0, 1))]
+    lines = table(rows).splitlines()
+    assert lines[2] == "| c | hw02 | 1 | 0.00 | 6.0 | 12.0 | 1.50 | 100 |"
+    assert lines[3].split(" | ")[6] == "1.00" and lines[4].split(" | ")[6] == "1.25"
