@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast repro exp hw02 clean
+.PHONY: demo test test-fast repro exp hw02 plots-template clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ exp: $(STAMP)
 # make hw02 AUTHOR="Your Name" NETID="your netid"
 hw02:
 	$(PYTHON) -m pipeline.bundle --out dist/hw02.py $(if $(AUTHOR),--author "$(AUTHOR)") $(if $(NETID),--netid "$(NETID)")
+
+# `dvc plots show` draws its vega charts offline: .dvc/plots.html (the page template .dvc/config names) inlines vega,
+# vega-lite and vega-embed, the versions dvc-render would load from a CDN. Rebuilt from the npm registry by this.
+VEGA := vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
+plots-template:
+	rm -rf build/vega && mkdir -p build/vega
+	cd build/vega && npm pack --silent $(VEGA) >/dev/null && for f in *.tgz; do tar xzf $$f && mv package $${f%.tgz}; done
+	{ echo '<!DOCTYPE html>'; echo '<html><head>{refresh_tag}<meta charset="utf-8"><title>DVC Plot</title>'; \
+	  for f in vega-5.20.2/build/vega vega-lite-5.2.0/build/vega-lite vega-embed-6.18.2/build/vega-embed; do \
+	    echo "<script>/* $$(basename $$f) (BSD-3-Clause, University of Washington Interactive Data Lab) */"; \
+	    cat build/vega/$$f.min.js; echo '</script>'; done; \
+	  echo '<style>table { border-spacing: 15px; }</style></head><body>{plot_divs}</body></html>'; } > .dvc/plots.html
 
 clean:
 	rm -rf $(VENV) artifacts results dvc_plots dist  # metrics.json, metrics/ and dvc.lock are committed

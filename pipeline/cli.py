@@ -232,14 +232,16 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
 
 
 @main.command()
-@click.option("--out", "out", required=True, type=click.Path(),
+@click.option("--out", "out", default=PATHS.export, show_default=True, type=click.Path(),
               help="A new (or empty) folder for the cleaned copy and changes.csv; the original is never written.")
 @click.option("--choices", type=click.Path(dir_okay=False),
               help="Apply a person's choices instead: the CSV the review page (results/review.html) downloads.")
-@click.option("--relabel/--no-relabel", default=True, show_default=True,
-              help="Give wrong labels the suggested label.")
-@click.option("--drop-outliers/--keep-outliers", default=True, show_default=True, help="Leave outliers out.")
-@click.option("--drop-odd/--keep-odd", default=True, show_default=True, help="Leave odd (broken) images out.")
+@click.option("--relabel/--no-relabel", default=None,
+              help="Give wrong labels the suggested label [params: export.relabel, true].")
+@click.option("--drop-outliers/--keep-outliers", default=None,
+              help="Leave outliers out [params: export.drop_outliers, true].")
+@click.option("--drop-odd/--keep-odd", default=None,
+              help="Leave odd (broken) images out [params: export.drop_odd, true].")
 @click.option("--format", "form", type=click.Choice(["auto", "manifest", "npz", "idx"]), default="auto",
               show_default=True, help="auto: a manifest of the source files where there are files, an .npz for "
                                       "numpy data, else idx files.")
@@ -247,12 +249,15 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 @path_options("decoded", "decisions")
 @params_option
-def export(out, choices, relabel, drop_outliers, drop_odd, form, copy, dry_run, paths, params_file):
+@set_option
+def export(out, choices, relabel, drop_outliers, drop_odd, form, copy, dry_run, paths, params_file, overrides):
     """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
     out (each switchable), or the review page's choices applied; changes.csv lists every change."""
     decode_params = stage_params(DecodeParams, "decode", params_file, ())
-    steps.export(out, ExportOptions(relabel, drop_outliers, drop_odd), choices=choices, form=form,
-                 source=decode_params.images, copy=copy, dry_run=dry_run, paths=paths)
+    options = stage_params(ExportOptions, "export", params_file, overrides, relabel=relabel,
+                           drop_outliers=drop_outliers, drop_odd=drop_odd)
+    steps.export(out, options, choices=choices, form=form, source=decode_params.images, copy=copy, dry_run=dry_run,
+                 paths=paths)
 
 
 @main.command()

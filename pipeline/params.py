@@ -66,12 +66,13 @@ def stage_params() -> dict[str, type]:
     """Each section of params.yaml and the dataclass that holds it (imports no torch)."""
     from stages.aggregate import AggregateParams
     from stages.decode import DecodeParams
+    from stages.export import ExportOptions
     from stages.group import GroupParams
     from stages.report import ReportParams
     from stages.train import TrainParams
 
     return {"decode": DecodeParams, "group": GroupParams, "train": TrainParams, "aggregate": AggregateParams,
-            "report": ReportParams}
+            "report": ReportParams, "export": ExportOptions}
 
 
 def read_document(path: Path) -> dict[str, Any]:

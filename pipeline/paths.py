@@ -16,6 +16,7 @@ class Paths:
     results: str = "results"  # suspects.txt, samples.csv, issues.csv, skipped.txt; the report's figures and tables
     metrics: str = "metrics.json"  # aggregate's counts and threshold (a DVC metric)
     timings: str = "metrics"  # <stage>.json: each stage's wall-clock figures (DVC metrics, kept out of artifacts)
+    export: str = "export"  # export's cleaned copy of the data set, with changes.csv
 
     def timing(self, stage: str) -> str:
         return str(Path(self.timings) / f"{stage}.json")

@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,23 @@ def pictures(n: int, height: int, width: int, channels: int = 0, seed: int = 0) 
     blocks = rng.integers(0, 256, (n, height // 2 + 1, width // 2 + 1) + ((channels,) if channels else ()),
                           dtype=np.uint8)
     return blocks.repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]
+
+
+def browser(download_dir):
+    """Headless Chromium through selenium (Debian's chromium and chromium-driver, which .ci/run installs where they
+    are missing), downloads going to download_dir; skips, saying why, only where there is none."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.skip("no chromium and chromedriver here (Debian: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
+                                              "download.prompt_for_download": False})
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(service=Service(driver_path), options=options)

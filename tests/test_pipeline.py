@@ -1,10 +1,12 @@
 """The DVC pipeline and the `twins` command, run as a user runs them, in a temporary copy of the repo."""
+import csv
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,8 @@ from conftest import REPO
 from pipeline.cli import main
 
 FAST_TRAIN = {"model": "linear", "n_models": 3, "min_steps": 30}
-COPIED = ["pipeline", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore", "hw02.py",
-          "data/sample"]
+COPIED = ["pipeline", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots.html", ".dvcignore", ".gitignore",
+          "hw02.py", "data/sample"]
 
 
 def sh(*args, cwd, check=True) -> subprocess.CompletedProcess:
@@ -84,6 +86,44 @@ def test_plots_show_renders_the_report_and_metrics_time_every_stage(fast_repo):
         assert shown[f"metrics/{stage}.json"]["data"]["seconds"] > 0
 
 
+@pytest.mark.slow
+def test_plots_show_draws_every_chart_offline(fast_repo, tmp_path):
+    """The page's vega charts come from .dvc/plots.html's inlined libraries, not a CDN: in a browser with no
+    network each chart is drawn."""
+    from conftest import browser
+
+    dvc("plots", "show", "-o", "plots_offline", cwd=fast_repo)
+    page = fast_repo / "plots_offline" / "index.html"
+    assert "cdn.jsdelivr" not in page.read_text() and "<script src=" not in page.read_text()
+    driver = browser(tmp_path)
+    try:
+        driver.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+        driver.get(page.as_uri())
+        give_up = time.monotonic() + 30
+        while True:  # vega-embed draws asynchronously
+            charts = driver.execute_script("return [...document.querySelectorAll('div[id$=_csv]')]"
+                                           ".map(d => [d.id, !!d.querySelector('svg, canvas')])")
+            if all(drawn for _, drawn in charts) or time.monotonic() > give_up:
+                break
+            time.sleep(0.2)
+    finally:
+        driver.quit()
+    assert len(charts) == 3 and all(drawn for _, drawn in charts), charts
+
+
+@pytest.mark.slow
+def test_plots_diff_finds_a_committed_revisions_plots(fast_repo):
+    """Plots are cached outputs, so a revision's come back through its dvc.lock (a table DVC did not track could not:
+    `dvc plots diff` failed on results/classes.csv)."""
+    sh("git", "add", "-A", cwd=fast_repo)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reproduced", cwd=fast_repo)
+    shown = json.loads(dvc("plots", "diff", "HEAD", "--json", cwd=fast_repo))
+    assert not shown.get("errors"), shown["errors"]
+    revisions = {plot: {rev for entry in entries for rev in entry["revisions"]}
+                 for plot, entries in shown["data"].items()}
+    assert len(revisions) == 9 and all(found == {"HEAD", "workspace"} for found in revisions.values()), revisions
+
+
 def test_a_stage_rerun_on_the_same_input_writes_the_same_bytes(tmp_path):
     from pipeline import steps
     from pipeline.paths import PATHS
@@ -113,6 +153,20 @@ def test_an_aggregate_parameter_reruns_only_aggregate_and_what_follows(fast_repo
 
 
 @pytest.mark.slow
+def test_the_export_stage_writes_the_cleaned_copy_and_reruns_alone_on_its_parameters(fast_repo):
+    dvc("repro", cwd=fast_repo)
+    with open(fast_repo / "export" / "changes.csv", newline="") as f:
+        relabelled = [row for row in csv.DictReader(f) if row["action"] == "relabel"]
+    flagged = (fast_repo / "results" / "suspects.txt").read_text().strip()
+    assert (fast_repo / "export" / "labels-idx1-ubyte.gz").exists()
+    assert {row["index"] for row in relabelled} <= set(flagged.split(", ")) and relabelled
+    set_params(fast_repo, "export", relabel=False)
+    assert stages_run(dvc("repro", cwd=fast_repo)) == {"export"}
+    with open(fast_repo / "export" / "changes.csv", newline="") as f:
+        assert not [row for row in csv.DictReader(f) if row["action"] == "relabel"]
+
+
+@pytest.mark.slow
 def test_a_train_parameter_reruns_train_and_what_follows(fast_repo):
     set_params(fast_repo, "train", seed=1)
     ran = stages_run(dvc("repro", cwd=fast_repo))
@@ -136,7 +190,7 @@ def test_experiments_run_and_compare_with_the_committed_workspace(fast_repo):
     sh("git", "add", "-A", cwd=fast_repo)  # .gitignore keeps the artifacts out, dvc.lock and metrics in
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro", cwd=fast_repo)
     ran = stages_run(dvc("exp", "run", "-n", "cautious", "-S", "aggregate.min_posterior=0.8", cwd=fast_repo))
-    assert "aggregate" in ran and ran <= {"aggregate", "report"}  # report only where the decisions changed
+    assert "aggregate" in ran and ran <= {"aggregate", "report", "export"}  # those only where decisions changed
     table = dvc("exp", "show", "--csv", "--no-pager", cwd=fast_repo)
     rows = {row.split(",")[0] or row.split(",")[1]: row for row in table.splitlines()[1:]}
     header = table.splitlines()[0].split(",")

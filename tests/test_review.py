@@ -4,7 +4,6 @@ The browser tests open the page in headless Chromium (Debian's chromium and chro
 where they are missing) through selenium; they skip, saying why, only where no browser can be had."""
 import csv
 import io
-import shutil
 import time
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 from stages.decode import Dataset
 from stages.export import ExportOptions, apply_choices, plan_changes
 from stages.review import CHOICES_HEADER, png_bytes, review_page
+from conftest import browser
 from tests.test_aggregate import decided, graded_case
 
 
@@ -74,25 +74,6 @@ def test_without_choices_the_decisions_are_applied_each_part_switchable():
     assert not changes.keep[3] and not changes.keep[4]
     kept_all = plan_changes(data.labels, decisions, ExportOptions(relabel=False, drop_outliers=False, drop_odd=False))
     assert kept_all.changed().size == 0
-
-
-def browser(download_dir):
-    """Headless Chromium through selenium, downloads going to download_dir; skips where there is none."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.skip("no chromium and chromedriver here (Debian: apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
-                                              "download.prompt_for_download": False})
-    from selenium.webdriver.chrome.service import Service
-
-    return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
 def test_in_a_browser_the_page_filters_records_choices_and_downloads_them(tmp_path):
