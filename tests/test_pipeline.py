@@ -3,6 +3,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -200,6 +201,10 @@ def test_experiments_run_and_compare_with_the_committed_workspace(fast_repo):
     assert experiment[header.index("aggregate.min_posterior")] == "0.8"
     diff = json.loads(dvc("metrics", "diff", "HEAD", "--all", "--json", cwd=fast_repo))
     assert {"flagged", "threshold", "conflicting_groups"} <= set(diff["metrics.json"])
+    # `make exp`, the README's short table: the parameter that differs and the headline counts, not 119 columns
+    make_exp = re.search(r"^exp:.*\n\t\$\(VENV\)/bin/dvc (.+)$", (REPO / "Makefile").read_text(), re.M).group(1)
+    short = dvc(*shlex.split(make_exp.replace("$$", "$")), "--csv", cwd=fast_repo).splitlines()[0].split(",")
+    assert len(short) < 20 and {"aggregate.min_posterior", "flagged", "outliers"} <= set(short), short
 
 
 @pytest.mark.slow
