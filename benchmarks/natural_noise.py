@@ -5,6 +5,7 @@ beside cleanlab on the same run's evidence and on a plain 5-fold CNN.
     python -m benchmarks.natural_noise --sources fashion --rates 0.01 --seeds 1
     python -m benchmarks.natural_noise --sources fashion --rates 0.02 --flips random --seeds 5   # issue 31's user
     python -m benchmarks.natural_noise --as-is --sources mnist fashion notmnist --montage benchmarks/natural
+    python -m benchmarks.natural_noise --rates 0.01 --seeds 2 --methods ours --train epochs=10   # another recipe
 
 Data from ../shared/data (not shipped with the repo): MNIST's 60,000 training digits, Fashion-MNIST's 10,000 test
 items and notMNIST's 10,000 letters. Per source, a reference CNN (this project's member recipe, 10 epochs) trains
@@ -35,10 +36,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from benchmarks.machine import describe
+from pipeline.params import build_params
 from pipeline.runner import find_suspects
 from stages.decode_idx import read_images, read_labels
+from stages.train import TrainParams
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -145,11 +149,12 @@ def scores(flagged: np.ndarray, ranking: np.ndarray, truth: np.ndarray) -> dict:
             "ap": average_precision(ranking, truth)}
 
 
-def run_case(source: str, n: int, rate: float, flips: str, seed: int, methods) -> dict[str, dict]:
+def run_case(source: str, n: int, rate: float, flips: str, seed: int, methods,
+             train_params: TrainParams = TrainParams()) -> dict[str, dict]:
     images, given, _, flipped, _ = make_case(source, n, rate, flips, seed)
     rows = {}
     start = time.monotonic()
-    run = find_suspects(images, given)
+    run = find_suspects(images, given, train_params=train_params)
     d = run.decisions
     rows["ours"] = scores(np.flatnonzero(d.flagged), d.ranking(), flipped) | {
         "seconds": time.monotonic() - start, "outliers": int(d.outlier.sum())}
@@ -211,7 +216,11 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--as-is", action="store_true", help="each source as it is, no labels moved")
     parser.add_argument("--montage", type=Path, help="with --as-is: write PREFIX-SOURCE.png of the top flags")
+    parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="our members' parameters other than the defaults (the peers keep theirs), e.g. epochs=10")
     args = parser.parse_args()
+    values = {key: yaml.safe_load(value) for key, _, value in (pair.partition("=") for pair in args.train)}
+    train_params = build_params(TrainParams, values, "--train", "train")
     print(describe())
     if args.as_is:
         print("| source | N | flagged | outliers | odd | s | montage |")
@@ -223,14 +232,15 @@ def main() -> None:
         print(describe().replace("# ", "# after: ", 1))
         return
     print(f"# {args.n} images a case, labels moved: {args.flips}; seeds {args.first_seed}.."
-          f"{args.first_seed + args.seeds - 1}; precision, recall and F1 pool a row's cases, AP is their mean")
+          f"{args.first_seed + args.seeds - 1}; precision, recall and F1 pool a row's cases, AP is their mean"
+          + (f"; ours with {' '.join(args.train)}" if args.train else ""))
     print("| source | rate | wrong labels | method | flagged | precision | recall | F1 | AP | mean s |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for source in args.sources:
         for rate in args.rates:
             runs = []
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                runs.append(run_case(source, args.n, rate, args.flips, seed, args.methods))
+                runs.append(run_case(source, args.n, rate, args.flips, seed, args.methods, train_params))
                 print(f"  {source} {rate} seed {seed}: {runs[-1]}", file=sys.stderr, flush=True)
             wrong = int(round(rate * args.n)) * len(runs)
             for method in runs[0]:
