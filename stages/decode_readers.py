@@ -252,43 +252,55 @@ def available_memory() -> int:
         return 2**62
 
 
-def npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz, each checked before it is unpacked: its header must declare a plain numeric or
-    text array (no pickled objects) whose bytes fit in memory and agree with the zip member's own size, so a
-    header that claims 90 TB or a small archive of zeros that unpacks to gigabytes is refused, not allocated."""
+def npz_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels arrays of an .npz (named images/labels or x/y, or its only two; other arrays are not
+    read), each checked before it is unpacked: its header must declare a plain numeric or text array (no pickled
+    objects) whose bytes fit in memory and agree with the zip member's own size, so a header that claims 90 TB or a
+    small archive of zeros that unpacks to gigabytes is refused, not allocated."""
     import zipfile
 
     def refuse(problem: str):
         raise InputError(str(path), problem)
 
+    def read(archive: zipfile.ZipFile, member_name: str, free: int) -> np.ndarray:
+        info, name = archive.getinfo(member_name), member_name.removesuffix(".npy")
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(member)
+            if dtype.hasobject:
+                refuse(f"array {name!r} holds Python objects (save numbers or strings: e.g. labels.astype(str))")
+            size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if size + member.tell() != info.file_size:
+                refuse(f"array {name!r}: its header says {size:,} bytes, the archive holds "
+                       f"{info.file_size - member.tell():,}")
+            if size > free // 2:
+                refuse(f"array {name!r} needs {size / 2**30:.1f} GiB, more than half the memory free "
+                       f"({free / 2**30:.1f} GiB)")
+        with archive.open(info) as member:  # read_array reads the header again, from the start
+            return np.lib.format.read_array(member, allow_pickle=False)
+
     try:
         with zipfile.ZipFile(path) as archive:
-            arrays, free = {}, available_memory()
-            for info in archive.infolist():
-                name = info.filename.removesuffix(".npy")
-                with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                        np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read_header(member)
-                    if dtype.hasobject:
-                        refuse(f"array {name!r} holds Python objects (save numbers or strings: e.g. "
-                               f"labels.astype(str))")
-                    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                    if size + member.tell() != info.file_size:
-                        refuse(f"array {name!r}: its header says {size:,} bytes, the archive holds "
-                               f"{info.file_size - member.tell():,}")
-                    if size > free // 2:
-                        refuse(f"array {name!r} needs {size / 2**30:.1f} GiB, more than half the memory free "
-                               f"({free / 2**30:.1f} GiB)")
-                with archive.open(info) as member:
-                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
-            return arrays
+            members = {member.removesuffix(".npy"): member for member in archive.namelist()}
+            names = list(members)
+            pair = next(((a, b) for a, b in (("images", "labels"), ("x", "y"), ("X", "y")) if {a, b} <= set(names)),
+                        tuple(names) if len(names) == 2 else None)
+            if pair is None:
+                refuse(f"holds arrays {names}: name them images and labels")
+            free = available_memory()
+            return read(archive, members[pair[0]], free), read(archive, members[pair[1]], free)
     except FileNotFoundError:
         refuse("no such file")
     except InputError:
         raise
-    except Exception as exc:  # not a zip, a truncated member, a bad CRC, a damaged header: many ways
+    except zipfile.BadZipFile as exc:
+        with open(path, "rb") as f:
+            if f.read(6) == b"\x93NUMPY":
+                refuse("is an .npy file, not an .npz archive: name it .npy and give its labels beside it")
+        refuse(f"not a readable .npz (BadZipFile: {exc})")
+    except Exception as exc:  # a truncated member, a bad CRC, a damaged header: many ways
         refuse(f"not a readable .npz ({type(exc).__name__}: {exc})")
 
 
@@ -308,17 +320,7 @@ def read_arrays(images_path: Path, labels_path: Path | None) -> Read:
     """An .npz holding an images array and a labels array (named images/labels or x/y, or the only two), or a
     pair of .npy files."""
     if kind_of(images_path) == "npz":
-        with open_or_refuse(images_path) as f:
-            if f.read(6) == b"\x93NUMPY":
-                raise InputError(str(images_path), "is an .npy file, not an .npz archive: name it .npy and give "
-                                                   "its labels beside it")
-        arrays = npz_arrays(images_path)
-        names = list(arrays)
-        pair = next(((a, b) for a, b in (("images", "labels"), ("x", "y"), ("X", "y")) if {a, b} <= set(names)),
-                    tuple(names) if len(names) == 2 else None)
-        if pair is None:
-            raise InputError(str(images_path), f"holds arrays {names}: name them images and labels")
-        images, labels = arrays[pair[0]], arrays[pair[1]]
+        images, labels = npz_pair(images_path)
     else:
         if labels_path is None or kind_of(labels_path) != "npy":
             raise InputError(str(images_path), "an .npy of images needs an .npy of labels beside it")
@@ -327,11 +329,3 @@ def read_arrays(images_path: Path, labels_path: Path | None) -> Read:
     label_ids, class_names = as_labels(labels, str(labels_path or images_path))
     return Read(as_images(images, source), label_ids, class_names)
 
-
-def open_or_refuse(path: Path):
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(str(path), "no such file") from None
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read ({exc.strerror or exc})") from None
