@@ -102,7 +102,7 @@ def print_answer(line: str) -> int:
     try:
         print(line)
         sys.stdout.flush()
-    except (BrokenPipeError, OSError) as exc:
+    except OSError as exc:  # BrokenPipeError among them
         try:  # nothing more to stdout: the interpreter's own flush at exit would fail again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (OSError, ValueError):

@@ -23,6 +23,11 @@ A = TypeVar("A", bound=Artifact)
 _PENDING: ContextVar[list[tuple[str, Path]] | None] = ContextVar("pending_writes", default=None)
 
 
+def unwritable(path: str | os.PathLike, exc: OSError) -> InputError:
+    """The one line for an output that cannot be written (a full disk, no permission, a folder in its place)."""
+    return InputError(str(path), f"cannot be written ({exc.strerror or exc})")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see half a file. Inside all_or_nothing
     the rename waits for the end of the block. A file that cannot be written is one InputError naming it."""
@@ -47,7 +52,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise InputError(str(path), f"cannot be written ({exc.strerror or exc})") from None
+            raise unwritable(path, exc) from None
         raise
 
 
@@ -57,12 +62,16 @@ def all_or_nothing():
     anything in it fails: a step stopped by a full disk, an unwritable folder or Ctrl-C leaves no half of its
     outputs beside the older other half."""
     pending: list[tuple[str, Path]] = []
+
+    def discard() -> None:
+        for tmp, _ in pending:
+            Path(tmp).unlink(missing_ok=True)
+
     token = _PENDING.set(pending)
     try:
         yield
     except BaseException:
-        for tmp, _ in pending:
-            Path(tmp).unlink(missing_ok=True)
+        discard()
         raise
     finally:
         _PENDING.reset(token)
@@ -70,9 +79,8 @@ def all_or_nothing():
         try:
             os.replace(tmp, path)
         except OSError as exc:
-            for left, _ in pending:
-                Path(left).unlink(missing_ok=True)
-            raise InputError(str(path), f"cannot be written ({exc.strerror or exc})") from None
+            discard()
+            raise unwritable(path, exc) from None
 
 
 @contextlib.contextmanager

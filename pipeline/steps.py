@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (atomic_write_bytes, atomic_write_text, immediate_writes, load, save, write_idx,
-                                write_images, write_timing)
+from pipeline.artifacts import (atomic_write_bytes, atomic_write_text, immediate_writes, load, save, unwritable,
+                                write_idx, write_images, write_timing)
 from pipeline.paths import PATHS, Paths
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams, Decisions, decide, result_tables, summary_metrics
@@ -155,18 +155,14 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
     if form == "manifest" and not data.paths:
         raise InputError("--format", "manifest needs samples read from files (these came from arrays or idx)")
 
-    def name(label: int) -> str:
-        return class_name(label, data.class_names)
-
-    def path_of(i: int) -> str:
-        return str(Path(data.paths[i]).resolve()) if data.paths else ""
-
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(CHANGES_HEADER)
+    names = data.class_names
     for i in changes.changed():
-        writer.writerow([i, path_of(i), name(data.labels[i]), name(changes.new_label[i]) if changes.keep[i] else "",
-                         changes.action[i], changes.reason[i], f"{decisions.confidence[i]:.6g}"])
+        new_label = class_name(changes.new_label[i], names) if changes.keep[i] else ""
+        writer.writerow([i, source_path(data, i), class_name(data.labels[i], names), new_label, changes.action[i],
+                         changes.reason[i], f"{decisions.confidence[i]:.6g}"])
     kept = np.flatnonzero(changes.keep)
     summary = (f"{int((changes.action == 'relabel').sum())} relabelled, {int((~changes.keep).sum())} removed, "
                f"{len(kept)} of {len(data.labels)} samples kept")
@@ -181,43 +177,47 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     except OSError as exc:
-        raise InputError(str(out.parent), f"cannot be written ({exc.strerror or exc})") from None
+        raise unwritable(out.parent, exc) from None
     try:
         with immediate_writes():  # the staging folder is this command's all-or-nothing
-            write_export(staging, data, changes, form, copy, table.getvalue(), name, path_of)
+            write_export(staging, data, changes, form, copy, table.getvalue())
         if out.exists():
             out.rmdir()
         os.replace(staging, out)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise InputError(str(out), f"cannot be written ({exc.strerror or exc})") from None
+            raise unwritable(out, exc) from None
         raise
     print(f"export: {summary} -> {out}", file=sys.stderr)
     return changes
 
 
-def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy: bool, changes_csv: str, name,
-                 path_of) -> None:
+def source_path(data: Dataset, i: int) -> str:
+    """Sample i's source file as an absolute path ("" where the samples came from arrays or idx)."""
+    return str(Path(data.paths[i]).resolve()) if data.paths else ""
+
+
+def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy: bool, changes_csv: str) -> None:
     """The kept samples with their new labels into `folder`, in `form` (export's docstring), and changes.csv."""
     import csv
     import io
     import shutil
 
-    kept = np.flatnonzero(changes.keep)
+    kept, names = np.flatnonzero(changes.keep), data.class_names
     labels = changes.new_label[kept]
     if form == "manifest":
         manifest = io.StringIO()
         rows = csv.writer(manifest, lineterminator="\n")
         rows.writerow(["path", "label"])
         for i, label in zip(kept, labels):
-            target = path_of(i)
+            target = source_path(data, i)
             if copy:
-                relative = Path("files") / name(label) / f"{i}-{Path(data.paths[i]).name}"
+                relative = Path("files") / class_name(label, names) / f"{i}-{Path(data.paths[i]).name}"
                 (folder / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(data.paths[i], folder / relative)
                 target = relative.as_posix()
-            rows.writerow([target, name(label)])
+            rows.writerow([target, class_name(label, names)])
         atomic_write_text(folder / "manifest.csv", manifest.getvalue())
     elif form == "npz":
         with open(folder / "data.npz", "wb") as f:
