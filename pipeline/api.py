@@ -41,13 +41,15 @@ class Issues:
     outlier: np.ndarray  # bool (N,): belongs to no class (not a wrong label: remove it rather than relabel it)
     outlier_score: np.ndarray  # float (N,): how unlike every class it looks (nan where nobody scored)
     odd: np.ndarray  # str (N,): broken images: "blank", "noise", "saturated", or ""
-    given: np.ndarray  # int64 (N,)
-    suggested: np.ndarray  # int64 (N,): the label the evidence favours
+    given: np.ndarray  # int64 (N,): -1 where the sample carries no label
+    suggested: np.ndarray  # int64 (N,): the label the evidence favours (-1: none, where nobody scored)
+    suggested_prob: np.ndarray  # float (N,): its calibrated probability (an unlabelled sample's confidence)
     score: np.ndarray  # float (N,): mean out-of-bag probability of the given label (nan where nobody scored)
     confidence: np.ndarray  # float (N,): calibrated probability that the given label is wrong (nan: unscored)
     group: np.ndarray  # int64 (N,): twin group id (samples that are copies of each other share one)
     class_names: list[str] | None
     prob: np.ndarray  # float (N, K): the out-of-bag class probabilities (nan rows where nobody scored)
+    embedding: np.ndarray  # float (N, K): the members' mean similarity to each class (README, "Your data")
     paths: list[str] | None  # each sample's source file, where the data came from files
     evidence: str  # "members" (the trained ensemble) or "neighbours" (members too weak)
     note: str  # why nothing, or only weaker evidence, could decide (empty when all is well)
@@ -65,10 +67,11 @@ class Issues:
             raise ImportError("Issues.to_frame needs pandas (pip install pandas)") from None
 
         def names(ids):
-            return [self.class_names[i] if self.class_names else int(i) for i in ids]
+            return [None if i < 0 else self.class_names[i] if self.class_names else int(i) for i in ids]
 
         return pd.DataFrame({"path": self.paths or [""] * len(self.given), "given": names(self.given),
-                             "suggested": names(self.suggested), "flagged": self.flagged, "reason": self.reason,
+                             "suggested": names(self.suggested), "suggested_prob": self.suggested_prob,
+                             "flagged": self.flagged, "reason": self.reason,
                              "confidence": self.confidence, "score": self.score, "outlier": self.outlier,
                              "outlier_score": self.outlier_score, "odd": self.odd, "group": self.group})
 
@@ -76,7 +79,7 @@ class Issues:
 def find_issues(images, labels=None, *, params: dict[str, dict[str, Any]] | None = None,
                 time_budget_s: float | None = None) -> Issues:
     """Group, train and decide. images: (N, H, W), (N, H, W, C) or channels-first (N, C, H, W), uint8 or float
-    in [0, 1], with labels (N,) integers or class names; or a path, as decode.images takes it (a folder of class
+    in [0, 1], with labels (N,) integers (-1: unlabelled) or class names ("": unlabelled); or a path, as decode.images takes it (a folder of class
     folders, a manifest, an .npz; idx or .npy images with the labels' path). params: {"train": {"n_models": 5},
     ...} for the group, train and aggregate sections. Raises InputError for bad input or parameters."""
     paths = None
@@ -102,8 +105,9 @@ def find_issues(images, labels=None, *, params: dict[str, dict[str, Any]] | None
     run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], budget)
     d = run.decisions
     return Issues(flagged=d.flagged, reason=d.reason, outlier=d.outlier, outlier_score=d.outlier_score, odd=d.odd,
-                  given=label_ids, suggested=d.suggested, score=d.score, confidence=d.confidence,
-                  group=run.groups.group, class_names=class_names, prob=run.oob.prob, paths=paths,
+                  given=label_ids, suggested=d.suggested, suggested_prob=d.suggested_prob, score=d.score, confidence=d.confidence,
+                  group=run.groups.group, class_names=class_names, prob=run.oob.prob,
+                  embedding=run.oob.class_sim, paths=paths,
                   evidence=d.evidence, note=d.note)
 
 

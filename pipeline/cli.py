@@ -242,6 +242,8 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
               help="Leave outliers out [params: export.drop_outliers, true].")
 @click.option("--drop-odd/--keep-odd", default=None,
               help="Leave odd (broken) images out [params: export.drop_odd, true].")
+@click.option("--label-unlabelled/--leave-unlabelled", default=None,
+              help="Give unlabelled samples their suggested label [params: export.label_unlabelled, false].")
 @click.option("--format", "form", type=click.Choice(["auto", "manifest", "npz", "idx"]), default="auto",
               show_default=True, help="auto: a manifest of the source files where there are files, an .npz for "
                                       "numpy data, else idx files.")
@@ -250,12 +252,12 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
 @path_options("decoded", "decisions")
 @params_option
 @set_option
-def export(out, choices, relabel, drop_outliers, drop_odd, form, copy, dry_run, paths, params_file, overrides):
+def export(out, choices, relabel, drop_outliers, drop_odd, label_unlabelled, form, copy, dry_run, paths, params_file, overrides):
     """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
     out (each switchable), or the review page's choices applied; changes.csv lists every change."""
     decode_params = stage_params(DecodeParams, "decode", params_file, ())
     options = stage_params(ExportOptions, "export", params_file, overrides, relabel=relabel,
-                           drop_outliers=drop_outliers, drop_odd=drop_odd)
+                           drop_outliers=drop_outliers, drop_odd=drop_odd, label_unlabelled=label_unlabelled)
     steps.export(out, options, choices=choices, form=form, source=decode_params.images, copy=copy, dry_run=dry_run,
                  paths=paths)
 

@@ -2,6 +2,7 @@
 makes atomically (nothing is written when anything fails). The `twins` commands call these; paths from Paths."""
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
@@ -20,7 +21,7 @@ from stages.decode import Dataset
 from stages.errors import InputError
 from stages.export import CHANGES_HEADER, Changes, ExportOptions, apply_choices, plan_changes
 from stages.group import GroupParams, GroupResult, group_images, summarize
-from stages.labels import class_name
+from stages.labels import UNLABELLED, class_name
 from stages.report import ReportParams, draw
 from stages.train import TrainParams, TrainResult, train_ensemble
 
@@ -59,12 +60,16 @@ def train(params: TrainParams, paths: Paths = PATHS) -> TrainResult:
     return result
 
 
-def write_results(decisions: Decisions, data: Dataset, group: np.ndarray, seconds: dict[str, float],
-                  results: str | Path, metrics: str | Path) -> None:
-    """The results folder's tables (stages.aggregate.result_tables) and metrics.json."""
+def write_results(decisions: Decisions, data: Dataset, group: np.ndarray, oob: TrainResult,
+                  seconds: dict[str, float], results: str | Path, metrics: str | Path) -> None:
+    """The results folder's tables (stages.aggregate.result_tables), embedding.npy (the members' mean class
+    similarities, float32 (N, K), nan rows where unscored: README, "Your data") and metrics.json."""
     for name, text in result_tables(decisions, data.labels, group, data.class_names, data.paths,
                                     data.skipped).items():
         atomic_write_text(Path(results) / name, text)
+    embedding = io.BytesIO()
+    np.save(embedding, oob.class_sim.astype(np.float32))
+    atomic_write_bytes(Path(results) / "embedding.npy", embedding.getvalue())
     summary = summary_metrics(decisions, data.labels, group, seconds, data.class_names, data.skipped)
     atomic_write_text(metrics, json.dumps(summary, indent=2) + "\n")
 
@@ -82,7 +87,7 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
         print(f"aggregate: note: {decisions.note}", file=sys.stderr)
     save(paths.decisions, decisions)
     seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
-    write_results(decisions, data, groups.group, seconds, paths.results, paths.metrics)
+    write_results(decisions, data, groups.group, oob, seconds, paths.results, paths.metrics)
     return decisions
 
 
@@ -117,7 +122,8 @@ def run_all(decode_params: DecodeParams, group_params: GroupParams, train_params
     save(paths.groups, result.groups)
     save(paths.oob, result.oob)
     save(paths.decisions, result.decisions)
-    write_results(result.decisions, data, result.groups.group, result.seconds, paths.results, paths.metrics)
+    write_results(result.decisions, data, result.groups.group, result.oob, result.seconds, paths.results,
+                  paths.metrics)
     write_report(data, result.groups, result.oob, result.decisions, report_params, paths.results)
     return result
 
@@ -159,12 +165,15 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(CHANGES_HEADER)
     names = data.class_names
+    sure = np.where(changes.action == "label", decisions.suggested_prob, decisions.confidence)
     for i in changes.changed():
         new_label = class_name(changes.new_label[i], names) if changes.keep[i] else ""
         writer.writerow([i, source_path(data, i), class_name(data.labels[i], names), new_label, changes.action[i],
-                         changes.reason[i], f"{decisions.confidence[i]:.6g}"])
+                         changes.reason[i], f"{sure[i]:.6g}"])
     kept = np.flatnonzero(changes.keep)
-    summary = (f"{int((changes.action == 'relabel').sum())} relabelled, {int((~changes.keep).sum())} removed, "
+    labelled = int((changes.action == "label").sum())
+    summary = (f"{int((changes.action == 'relabel').sum())} relabelled, "
+               + (f"{labelled} unlabelled labelled, " if labelled else "") + f"{int((~changes.keep).sum())} removed, "
                f"{len(kept)} of {len(data.labels)} samples kept")
     if dry_run:
         print(f"export (dry run, nothing written): {summary}")
@@ -217,7 +226,7 @@ def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy:
                 (folder / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(data.paths[i], folder / relative)
                 target = relative.as_posix()
-            rows.writerow([target, class_name(label, names)])
+            rows.writerow([target, "" if label == UNLABELLED else class_name(label, names)])
         atomic_write_text(folder / "manifest.csv", manifest.getvalue())
     elif form == "npz":
         with open(folder / "data.npz", "wb") as f:
@@ -226,6 +235,9 @@ def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy:
     else:
         if len(labels) and labels.max() > 255:
             raise InputError("--format", "idx labels are bytes: more than 256 classes need --format npz")
+        if (labels == UNLABELLED).any():
+            raise InputError("--format", "idx labels cannot mark unlabelled samples: use --format npz (-1 marks "
+                                         "them) or label them (export.label_unlabelled)")
         write_images(folder / f"images-idx{3 if data.images.shape[-1] == 1 else 4}-ubyte.gz", data.images[kept])
         write_idx(folder / "labels-idx1-ubyte.gz", labels.astype(np.uint8))
     atomic_write_text(folder / "changes.csv", changes_csv)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from stages.artifact import Artifact, Field
-from stages.labels import class_count, class_name, conflicting_groups
+from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups
 
 if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
     from stages.train import TrainResult
@@ -72,7 +72,9 @@ class Decisions(Artifact):
     disagreement: np.ndarray  # float (N,): share of scoring members that predicted another label
     confidence: np.ndarray  # float (N,): calibrated probability that the given label is wrong (in a conflicting
     #                         twin group: that another label of the group wins); nan where nobody scored
-    suggested: np.ndarray  # int64 (N,): the label the evidence favours
+    suggested: np.ndarray  # int64 (N,): the label the evidence favours (UNLABELLED where nobody scored an
+    #                        unlabelled sample)
+    suggested_prob: np.ndarray  # float (N,): its calibrated probability (nan where unscored)
     flagged: np.ndarray  # bool (N,)
     reason: np.ndarray  # str (N,): "twin", "evidence" or ""
     threshold: float  # the threshold applied to samples without a conflicting twin
@@ -88,7 +90,8 @@ class Decisions(Artifact):
 
     STAGE = "aggregate"
     FIELDS = {"score": Field("f", 1, True), "calibrated": Field("f", 1, True), "disagreement": Field("f", 1, True),
-              "confidence": Field("f", 1, True), "suggested": Field("iu", 1, True), "flagged": Field("b", 1, True),
+              "confidence": Field("f", 1, True), "suggested": Field("iu", 1, True),
+              "suggested_prob": Field("f", 1, True), "flagged": Field("b", 1, True),
               "reason": Field("U", 1, True),
               "threshold": Field("f", 0), "noise_rate": Field("f", 0), "temperature": Field("f", 0),
               "note": Field("U", 0), "evidence": Field("U", 0), "wrong_by_class": Field("f", 1),
@@ -336,6 +339,20 @@ def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked
     return losers, winner, doubt
 
 
+def twins_label(group: np.ndarray, labels: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
+    """int (N,): per sample, the label its group's labelled members settled on (the most common; ties to the
+    smaller id), or `otherwise` where the group holds no labelled sample: an unlabelled copy of a labelled picture
+    takes its twins' label, surer evidence than any model's."""
+    known = labels != UNLABELLED
+    if not known.any():
+        return otherwise
+    n_classes = int(labels[known].max()) + 1
+    counts = np.zeros((int(group.max()) + 1, n_classes), np.int64)
+    np.add.at(counts, (group[known], labels[known]), 1)
+    settled = np.where(counts.any(1), counts.argmax(1), -1)[group]
+    return np.where(settled >= 0, settled, otherwise)
+
+
 def twinless_threshold(noise_rate: float, n_classes: int, n_alone: int, params: AggregateParams, *, source: str,
                        through_conflicts: bool) -> tuple[float, bool, str]:
     """(threshold on the calibrated probability, whether samples without a twin may be flagged at all, note).
@@ -395,15 +412,23 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     and the train stage's evidence: the rules of README's "How it works: 4. aggregate", in its order."""
     n = len(labels)
     odd = np.full(n, "") if odd is None else np.asarray(odd).astype(str)
+    labelled = labels != UNLABELLED  # an unlabelled sample only gets a suggestion: no label of its own to judge
+    given = np.where(labelled, labels, 0)  # a stand-in column for the unlabelled rows' per-label arrays, masked below
     evidence = choose_evidence(labels, oob)
     outlier_score, fence, outlier = outlier_rule(oob, odd=odd)
+    if evidence.source == "neighbours":  # neighbours score no unlabelled sample: the members suggest theirs
+        members = ~labelled & oob.scored
+        evidence = evidence._replace(prob=np.where(members[:, None], oob.prob, evidence.prob),
+                                     n_scored=np.where(members, oob.n_scored, evidence.n_scored))
     scored = evidence.scored
     prob = np.where(scored[:, None], evidence.prob, np.nan)
     rows = np.arange(n)
-    score = prob[rows, labels] if prob.shape[1] else np.full(n, np.nan)
-    disagreement = np.where(scored, 1 - evidence.votes[rows, labels] / np.maximum(evidence.n_scored, 1), np.nan)
+    score = np.where(labelled, prob[rows, given], np.nan) if prob.shape[1] else np.full(n, np.nan)
+    disagreement = np.where(scored & labelled, 1 - evidence.votes[rows, given] / np.maximum(evidence.n_scored, 1),
+                            np.nan)
     suggested = np.where(scored, np.nan_to_num(prob, nan=-1).argmax(1) if prob.shape[1] else labels, labels)
-    note = ("every sample carries the same label: nothing can contradict it" if len(np.unique(labels)) < 2 else
+    note = ("every sample carries the same label: nothing can contradict it" if len(np.unique(labels[labelled])) < 2
+            else
             "no model could be trained (too few groups whose labels agree)" if not scored.any() else evidence.note)
 
     # Open questions: the conflicting twin groups someone scored. Outliers take part: a twin conflict is surer
@@ -412,20 +437,23 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     apart = outlier | (odd != "")
     # The calibration is fitted on everyone else, whose labels no twin contradicts; where the members trained
     # through the conflicts (evil twins en masse), on everyone, whose copies' labels the noise model then explains.
-    alone = scored & ~asked & ~apart
-    fitted = scored & ~apart if oob.through_conflicts else alone
+    alone = scored & ~asked & ~apart & labelled
+    fitted = scored & ~apart & labelled if oob.through_conflicts else alone
     log_prob = np.log(np.nan_to_num(prob, nan=1.0) + EPS)
-    labelled_classes = len(np.unique(labels))  # the classes a wrong label can be: those some sample carries
+    labelled_classes = len(np.unique(labels[labelled]))  # the classes a wrong label can be: those some sample carries
     temperature, noise_rate = fit_noise_model(log_prob[fitted], labels[fitted], labelled_classes)
 
     losers, winner, doubt = twin_rule(labels, group, log_prob, asked, temperature=temperature)
     suggested = np.where(asked, winner, suggested)
+    suggested = np.where(labelled, suggested, twins_label(group, np.where(asked, winner, labels), suggested))
     outlier &= ~losers
 
     calibrated_prob = np.full(log_prob.shape, np.nan)  # (N, K), each scored sample's calibrated class probabilities
     if scored.any():
         calibrated_prob[scored] = softmax(log_prob[scored] / temperature)
-    calibrated = calibrated_prob[rows, labels] if log_prob.shape[1] else np.full(n, np.nan)
+    calibrated = np.where(labelled, calibrated_prob[rows, given], np.nan) if log_prob.shape[1] else np.full(n, np.nan)
+    suggested_prob = np.where(suggested >= 0, calibrated_prob[rows, np.maximum(suggested, 0)], np.nan) \
+        if log_prob.shape[1] else np.full(n, np.nan)
     threshold, allowed, refusal = twinless_threshold(noise_rate, labelled_classes, int(alone.sum()), params,
                                                      source=evidence.source, through_conflicts=oob.through_conflicts)
     note = note or refusal
@@ -433,7 +461,7 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
                            min_disagreement=params.min_disagreement)
     wrong_by_class = np.zeros(prob.shape[1])
     if allowed and params.threshold is None and params.per_class_counts:
-        by_class, wrong_by_class = per_class_rule(labels, calibrated_prob, disagreement, alone,
+        by_class, wrong_by_class = per_class_rule(given, calibrated_prob, disagreement, alone,
                                                   max_threshold=params.max_threshold,
                                                   min_disagreement=params.min_disagreement, count_z=params.count_z)
         strong |= by_class
@@ -445,7 +473,7 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     reason[strong] = "evidence"
     confidence = np.where(asked, doubt, 1 - calibrated)
     return Decisions(score=score, calibrated=calibrated, disagreement=disagreement, confidence=confidence,
-                     suggested=suggested.astype(np.int64), flagged=losers | strong, reason=reason,
+                     suggested=suggested.astype(np.int64), suggested_prob=suggested_prob, flagged=losers | strong, reason=reason,
                      threshold=float(threshold), noise_rate=noise_rate, temperature=temperature, note=note,
                      evidence=evidence.source, wrong_by_class=wrong_by_class, outlier_score=outlier_score,
                      outlier_threshold=fence, outlier=outlier, odd=odd)
@@ -457,12 +485,13 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
     samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest confidence;
     then the outliers, strangest first; then the odd images) and skipped.txt (the
     unreadable files decode left out, one per line). With class names, labels are written as names; with source
-    paths, each row names its file."""
+    paths, each row names its file. An unlabelled sample's given label is empty; suggested_prob is the calibrated
+    probability of the suggested label, its confidence where there is no given label to doubt."""
     import csv
     import io
 
     def name(label: int) -> str:
-        return class_name(label, class_names)
+        return "" if label == UNLABELLED else class_name(label, class_names)
 
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.6g}"
@@ -475,13 +504,13 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
     texts = {"suspects.txt": format_indices(np.flatnonzero(decisions.flagged)) + "\n",
              "skipped.txt": "".join(f"{path}\n" for path in skipped or [])}
     header = ["index", "path", "given", "suggested", "confidence", "score", "calibrated", "disagreement", "group",
-              "twins", "flagged", "reason", "outlier_score", "odd"]
+              "twins", "flagged", "reason", "outlier_score", "odd", "suggested_prob"]
     apart = decisions.outlier | (decisions.odd != "")  # no suggested label: they belong to no class
     rows = [[i, paths[i] if paths else "", name(int(labels[i])), "" if apart[i] else name(int(decisions.suggested[i])),
              number(decisions.confidence[i]), number(decisions.score[i]), number(decisions.calibrated[i]),
              number(decisions.disagreement[i]),
              int(group[i]), twins.get(i, ""), int(decisions.flagged[i]), decisions.reason[i],
-             number(decisions.outlier_score[i]), decisions.odd[i]]
+             number(decisions.outlier_score[i]), decisions.odd[i], number(decisions.suggested_prob[i])]
             for i in range(len(labels))]
     for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", decisions.issues())):
         table = io.StringIO()
@@ -501,8 +530,13 @@ def summary_metrics(decisions: Decisions, labels: np.ndarray, group: np.ndarray,
 
     group_sizes = np.bincount(group)
     n_classes = class_count(labels, class_names)
+    unlabelled = (labels == UNLABELLED) & (decisions.suggested != UNLABELLED) & ~decisions.outlier & \
+        (decisions.odd == "")
     return {
         "samples": len(labels),
+        "unlabelled": int((labels == UNLABELLED).sum()),
+        "suggested_for_unlabelled": {name(c): int((unlabelled & (decisions.suggested == c)).sum())
+                                     for c in range(n_classes)} if unlabelled.any() else {},
         "skipped_files": len(skipped or []),
         "groups": len(group_sizes),
         "copies": int(len(labels) - len(group_sizes)),
@@ -514,6 +548,7 @@ def summary_metrics(decisions: Decisions, labels: np.ndarray, group: np.ndarray,
         "estimated_wrong_by_class": {name(c): round(float(count), 1)
                                      for c, count in enumerate(decisions.wrong_by_class)},
         "outliers": int(decisions.outlier.sum()),
+        "unlabelled_outliers": int((decisions.outlier & (labels == UNLABELLED)).sum()),
         "outlier_threshold": decisions.outlier_threshold if np.isfinite(decisions.outlier_threshold) else None,
         "odd": {kind: int((decisions.odd == kind).sum()) for kind in ("blank", "noise", "saturated")},
         "threshold": decisions.threshold,

@@ -11,6 +11,7 @@ import numpy as np
 from stages.artifact import Artifact, Field
 from stages.decode_idx import read_images, read_labels
 from stages.errors import InputError
+from stages.labels import UNLABELLED
 from stages.decode_readers import Read, image_files, kind_of, read_arrays, read_image_folder, read_manifest
 
 HASH_CHUNK = 2**20  # bytes a checksum reads at a time
@@ -25,19 +26,24 @@ class DecodeParams:
     num_classes: integer labels must lie in 0..num_classes-1; null accepts up to MAX_CLASSES. Named classes are
     what they are.
     max_side: images read from files are brought to one size whose longer side is at most this many pixels.
-    skip_unreadable: leave out image files that cannot be decoded (listed in the log) instead of stopping."""
+    skip_unreadable: leave out image files that cannot be decoded (listed in the log) instead of stopping.
+    unlabelled: the idx (or .npy) label value that marks a sample without a label (null: every value is a class).
+    Folders (an `unlabelled` folder), manifests (an empty label) and arrays (-1) mark their own."""
 
     images: str = "data/sample/images-idx3-ubyte.gz"
     labels: str = "data/sample/labels-idx1-ubyte.gz"
     num_classes: int | None = 10
     max_side: int = 64
     skip_unreadable: bool = False
+    unlabelled: int | None = None
 
     def __post_init__(self):
         if self.num_classes is not None and not 1 <= self.num_classes <= MAX_CLASSES:
             raise ValueError(f"num_classes must lie in 1..{MAX_CLASSES}, got {self.num_classes}")
         if not 4 <= self.max_side <= 1024:
             raise ValueError(f"max_side must lie in 4..1024, got {self.max_side}")
+        if self.unlabelled is not None and not 0 <= self.unlabelled < 2**31:
+            raise ValueError(f"unlabelled must be a label value (0..2**31), got {self.unlabelled}")
 
 
 @dataclass
@@ -45,7 +51,7 @@ class Dataset(Artifact):
     """The decode stage's result and artifact."""
 
     images: np.ndarray  # uint8 (N, H, W, C)
-    labels: np.ndarray  # int64 (N,)
+    labels: np.ndarray  # int64 (N,): class ids, labels.UNLABELLED (-1) where a sample carries none
     class_names: list[str] | None = None  # name of each label id, where the data name their classes
     paths: list[str] | None = None  # source file of each sample, where there is one
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (with skip_unreadable)
@@ -74,11 +80,14 @@ class Dataset(Artifact):
 def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | None,
                   images_name: str = "images", labels_name: str = "labels") -> None:
     """Raise InputError unless images and labels describe one data set. num_classes: None for labels numbered from
-    class names (any number of them); integer labels lie in 0..num_classes-1."""
+    class names (any number of them); integer labels lie in 0..num_classes-1, or are UNLABELLED; at least one
+    sample carries a label."""
     if len(images) != len(labels):
         raise InputError(labels_name, f"holds {len(labels)} labels but {images_name} holds {len(images)} images")
+    if len(labels) and (labels == UNLABELLED).all():
+        raise InputError(labels_name, "holds no labelled sample (every label marks an unlabelled one)")
     if num_classes is not None:
-        out_of_range = np.flatnonzero((labels < 0) | (labels >= num_classes))
+        out_of_range = np.flatnonzero(((labels < 0) & (labels != UNLABELLED)) | (labels >= num_classes))
         if out_of_range.size:
             first = int(out_of_range[0])
             hint = "set decode.num_classes to allow more classes" if num_classes < MAX_CLASSES else \
@@ -98,6 +107,8 @@ def read_dataset(params: DecodeParams) -> Dataset:
         read = read_arrays(Path(params.images), Path(params.labels) if params.labels else None)
     else:
         read = Read(read_images(params.images), read_labels(params.labels))
+    if params.unlabelled is not None and kind in ("idx", "npy"):
+        read = read._replace(labels=np.where(read.labels == params.unlabelled, UNLABELLED, read.labels))
     dataset = Dataset(read.images, read.labels, read.class_names, read.paths, list(read.skipped))
     self_labelled = kind in ("folder", "manifest", "npz")
     num_classes = None if dataset.class_names else params.num_classes or MAX_CLASSES

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from stages.errors import InputError
+from stages.labels import UNLABELLED
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}  # what Pillow reads here
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # Pillow modes without colour
 SHOWN = 3  # unreadable files named in the error, before the count
+UNLABELLED_FOLDERS = ("unlabelled", "unlabeled")  # a folder of images without a label, beside the class folders
 MAX_LABEL_ID = 2**31  # integer labels past this are no class ids (check_dataset bounds them further)
 
 
@@ -44,29 +46,32 @@ def kind_of(path: str | os.PathLike) -> str:
 
 def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list[str] | None]:
     """Integer labels as they are (ASCII digits only: '²' is a name); class names numbered in sorted order (as
-    torchvision's ImageFolder does). Two spellings of one number ('01' and '1') are refused, not merged."""
+    torchvision's ImageFolder does); an empty value is UNLABELLED. Two spellings of one number ('01' and '1') are
+    refused, not merged."""
     values = [v.strip() for v in values]
-    if all(v.isascii() and v.isdigit() for v in values):
-        numbers = [int(v) for v in values]
+    given = [v for v in values if v]
+    if not given:
+        raise InputError(source, "holds no labelled sample (every label is empty)")
+    if all(v.isascii() and v.isdigit() for v in given):
+        numbers = [int(v) if v else UNLABELLED for v in values]
         spelling: dict[int, str] = {}
         for row, (number, text) in enumerate(zip(numbers, values), 1):
             if number >= MAX_LABEL_ID:
                 raise InputError(source, f"label {text[:20]}{'...' if len(text) > 20 else ''} (row {row}) is too "
                                          f"large for a class id")
-            if spelling.setdefault(number, text) != text:
+            if text and spelling.setdefault(number, text) != text:
                 raise InputError(source, f"labels {spelling[number]!r} and {text!r} are one number, {number}: "
                                          f"rename one so the classes stay apart")
         return np.array(numbers, np.int64), None
-    if any(not v for v in values):
-        raise InputError(source, f"an empty label (row {[bool(v) for v in values].index(False) + 1})")
-    names = sorted(set(values))
-    index = {name: i for i, name in enumerate(names)}
+    names = sorted(set(given))
+    index = {name: i for i, name in enumerate(names)} | {"": UNLABELLED}
     return np.array([index[v] for v in values], np.int64), names
 
 
 def image_files(root: Path) -> list[tuple[Path, str]]:
     """(file, class name) of every image file under root/<class name>/, classes in sorted order and files sorted
-    within each; hidden files and folders (.ipynb_checkpoints, .DS_Store) are left out."""
+    within each; hidden files and folders (.ipynb_checkpoints, .DS_Store) are left out. The images of a folder named
+    in UNLABELLED_FOLDERS carry the class name "" (no label)."""
     try:
         classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as exc:
@@ -76,12 +81,12 @@ def image_files(root: Path) -> list[tuple[Path, str]]:
         for file in sorted((root / name).rglob("*")):
             hidden = any(part.startswith(".") for part in file.relative_to(root / name).parts)
             if file.suffix.lower() in IMAGE_SUFFIXES and not hidden:
-                found.append((file, name))
+                found.append((file, "" if name.lower() in UNLABELLED_FOLDERS else name))
     return found
 
 
 def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
-    """root/<class name>/<image file> (image_files)."""
+    """root/<class name>/<image file> (image_files); root/unlabelled/<image file> for images without a label."""
     found = image_files(root)
     paths, values = [file for file, _ in found], [name for _, name in found]
     if not paths:
@@ -92,7 +97,8 @@ def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
 
 
 def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Read:
-    """A CSV (or TSV) of path,label rows; paths relative to the manifest; a header row is recognised."""
+    """A CSV (or TSV) of path,label rows; paths relative to the manifest; a header row is recognised; an empty label
+    marks an unlabelled image (path, alone on its row, too)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -108,10 +114,7 @@ def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Read:
         rows = rows[1:]
     if not rows:
         raise InputError(str(path), "holds no rows (expected path,label per line)")
-    short = next((i for i, row in enumerate(rows) if len(row) < 2), None)
-    if short is not None:
-        raise InputError(str(path), f"row {short + 1} has no label (expected path,label)")
-    labels, names = labels_from_values([row[1] for row in rows], str(path))
+    labels, names = labels_from_values([row[1] if len(row) > 1 else "" for row in rows], str(path))
     files = [(path.parent / row[0].strip()) for row in rows]
     return load_images(files, labels, names, path, max_side, skip_unreadable)
 
@@ -218,8 +221,9 @@ def as_images(array: np.ndarray, source: str) -> np.ndarray:
 
 
 def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | None]:
-    """Labels as int64 (N,) from integers, or from strings (class names, numbered in sorted order); Python objects
-    (a pandas column of strings) are taken where they are all strings or all integers."""
+    """Labels as int64 (N,) from integers (-1: unlabelled), or from strings (class names, numbered in sorted order;
+    "": unlabelled); Python objects (a pandas column of strings) are taken where they are all strings or all
+    integers."""
     try:
         array = np.asarray(array)
     except (ValueError, TypeError) as exc:
@@ -230,8 +234,8 @@ def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | N
         if all(isinstance(v, str) for v in array):
             array = array.astype(str)
         elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in array):
-            if any(not 0 <= v < MAX_LABEL_ID for v in array):
-                raise InputError(source, "labels must be class ids in 0..2**31 or class names")
+            if any(not UNLABELLED <= v < MAX_LABEL_ID for v in array):
+                raise InputError(source, "labels must be class ids in 0..2**31 (-1: unlabelled) or class names")
             array = array.astype(np.int64)
     if array.dtype.kind in "US":
         return labels_from_values([str(v) for v in array], source)
@@ -239,8 +243,8 @@ def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | N
         array = array.astype(np.int64)
     if array.dtype.kind not in "iub":
         raise InputError(source, f"labels must be integers or class names, got {array.dtype}")
-    if array.size and array.min() < 0:
-        raise InputError(source, f"label {int(array.min())} is negative")
+    if array.size and array.min() < UNLABELLED:
+        raise InputError(source, f"label {int(array.min())} is negative (-1 marks an unlabelled sample)")
     return array.astype(np.int64), None
 
 

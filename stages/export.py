@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stages.errors import InputError
+from stages.labels import UNLABELLED
 
 if TYPE_CHECKING:
     from stages.aggregate import Decisions
@@ -20,12 +21,14 @@ CHANGES_HEADER = ["index", "path", "given", "new_label", "action", "reason", "co
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """relabel: give wrong labels their suggested label; drop_outliers, drop_odd: leave those samples out.
+    """relabel: give wrong labels their suggested label; drop_outliers, drop_odd: leave those samples out;
+    label_unlabelled: give unlabelled samples their suggested label (else they stay unlabelled in the copy).
     Ignored where a person's choices (the review page's CSV) are applied instead."""
 
     relabel: bool = True
     drop_outliers: bool = True
     drop_odd: bool = True
+    label_unlabelled: bool = False
 
 
 @dataclass
@@ -34,7 +37,7 @@ class Changes:
 
     keep: np.ndarray  # bool (N,)
     new_label: np.ndarray  # int64 (N,): the label in the cleaned copy (the given one where unchanged)
-    action: np.ndarray  # str (N,): "relabel", "remove" or "" (unchanged)
+    action: np.ndarray  # str (N,): "relabel", "label" (an unlabelled sample), "remove" or "" (unchanged)
     reason: np.ndarray  # str (N,): why: the decision's reason ("twin", "evidence", "outlier", "odd") or "review"
 
     def changed(self) -> np.ndarray:
@@ -42,7 +45,8 @@ class Changes:
 
 
 def plan_changes(labels: np.ndarray, decisions: Decisions, options: ExportOptions = ExportOptions()) -> Changes:
-    """The tool's own decisions: wrong labels relabelled as suggested, outliers and odd images left out."""
+    """The tool's own decisions: wrong labels relabelled as suggested, unlabelled samples labelled as suggested (with
+    label_unlabelled), outliers and odd images left out."""
     n = len(labels)
     keep, new_label = np.ones(n, bool), labels.astype(np.int64).copy()
     action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U8")
@@ -50,6 +54,10 @@ def plan_changes(labels: np.ndarray, decisions: Decisions, options: ExportOption
         wrong = decisions.flagged & (decisions.suggested != labels)
         new_label[wrong] = decisions.suggested[wrong]
         action[wrong], reason[wrong] = "relabel", decisions.reason[wrong]
+    if options.label_unlabelled:
+        guessed = (labels == UNLABELLED) & (decisions.suggested != UNLABELLED)
+        new_label[guessed] = decisions.suggested[guessed]
+        action[guessed], reason[guessed] = "label", "suggested"
     for drop, mask, why in ((options.drop_outliers, decisions.outlier & ~decisions.flagged, "outlier"),
                             (options.drop_odd, decisions.odd != "", "odd")):
         if drop:

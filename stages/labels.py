@@ -1,8 +1,10 @@
-"""What the labels say, shared by the stages: how many classes there are, a label's name, and which twin groups
-disagree on their label (the open questions no member trains on)."""
+"""What the labels say, shared by the stages: how many classes there are, a label's name, which samples carry none
+(UNLABELLED), and which twin groups disagree on their label (the open questions no member trains on)."""
 from __future__ import annotations
 
 import numpy as np
+
+UNLABELLED = -1  # the label id of a sample that carries no label: it trains no member, every member scores it
 
 
 def class_count(labels: np.ndarray, class_names: list[str] | None = None) -> int:
@@ -14,13 +16,17 @@ def class_count(labels: np.ndarray, class_names: list[str] | None = None) -> int
 def class_name(label: int, class_names: list[str] | None) -> str:
     """A label as its class name where the data name their classes, else as its number."""
     label = int(label)
+    if label == UNLABELLED:
+        return "unlabelled"
     return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
 
 
 def conflicting_groups(group: np.ndarray, labels: np.ndarray, keep_out: np.ndarray | None = None) -> np.ndarray:
-    """Boolean per group id: do its members (those not kept out, bool (N,)) carry more than one label?"""
+    """Boolean per group id: do its labelled members (those not kept out, bool (N,)) carry more than one label?"""
     n_groups = int(group.max()) + 1 if len(group) else 0
-    counted = np.ones(len(group), bool) if keep_out is None else ~np.asarray(keep_out, bool)
+    counted = labels != UNLABELLED
+    if keep_out is not None:
+        counted &= ~np.asarray(keep_out, bool)
     first = np.full(n_groups, -1)
     first[group[counted][::-1]] = labels[counted][::-1]  # any one counted member's label per group
     disagree = counted & (labels != first[group])
@@ -30,6 +36,6 @@ def conflicting_groups(group: np.ndarray, labels: np.ndarray, keep_out: np.ndarr
 def open_questions(group: np.ndarray, labels: np.ndarray, keep_out: np.ndarray | None = None) -> np.ndarray:
     """bool (N,): the samples of conflicting twin groups (conflicting_groups), those kept out (the group stage's
     odd images) excepted. They never train a member (unless conflicts are the rule: train.trains_through_conflicts),
-    every member scores them, and the aggregate stage's twin rule decides them."""
-    out = conflicting_groups(group, labels, keep_out)[group]
+    every member scores them, and the aggregate stage's twin rule decides them. An unlabelled twin asks nothing."""
+    out = conflicting_groups(group, labels, keep_out)[group] & (labels != UNLABELLED)
     return out if keep_out is None else out & ~np.asarray(keep_out, bool)

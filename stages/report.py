@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from stages.labels import class_name
+from stages.labels import UNLABELLED, class_name
 from stages.review import review_page
 
 if TYPE_CHECKING:  # the result types draw() reads; the report needs none of their stages' code
@@ -467,10 +467,11 @@ def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisi
         files[page_name(1)] = png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi)
     files["scores.png"] = png_bytes(scores_figure(decisions.calibrated, group, decisions.reason,
                                                   decisions.threshold, decisions.temperature), params.dpi)
+    labelled = given != UNLABELLED  # the confusion is of given labels: unlabelled samples have none
     n_classes = max(int(max(given.max(), suggested.max())) + 1, len(names or []))
-    files["confusion.png"] = png_bytes(confusion_figure(confusion_matrix(given, suggested, n_classes), names),
-                                       params.dpi)
-    files["confusion.csv"] = confusion_csv(given, suggested, names)
+    files["confusion.png"] = png_bytes(confusion_figure(confusion_matrix(given[labelled], suggested[labelled],
+                                                                         n_classes), names), params.dpi)
+    files["confusion.csv"] = confusion_csv(given[labelled], suggested[labelled], names)
     files["classes.csv"] = class_csv(given, flagged, decisions.wrong_by_class, names)
     strangers = strangers_figure(images, given, decisions, params.columns, params.tiles_per_page, names)
     files["outliers.png"] = png_bytes(strangers if strangers is not None else

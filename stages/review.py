@@ -76,18 +76,18 @@ def review_page(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_c
                   "outlier": "unlike every class", "odd": f"broken image ({decisions.odd[i]})"}[kind]
         figures = "".join(
             f'<figure class="twin"><img src="{data_uri(data.images[j])}" alt="twin {j}">'
-            f'<figcaption>#{j} {html.escape(names[int(data.labels[j])])}</figcaption></figure>' for j in twins)
+            f'<figcaption>#{j} {html.escape(class_name(data.labels[j], data.class_names))}</figcaption></figure>' for j in twins)
         options = "".join(f'<option value="{html.escape(n)}"{" selected" if n == suggested else ""}>'
                           f'{html.escape(n)}</option>' for n in names)
         buttons = "".join(
             f'<label><input type="radio" name="choice-{i}" value="{choice}"'
             f'{" disabled" if choice == "accept" and apart else ""}> {choice}</label>' for choice in CHOICES)
         cards.append(f'''
-<article class="card" id="card-{i}" data-index="{i}" data-kind="{kind}" data-given="{html.escape(names[given])}"
+<article class="card" id="card-{i}" data-index="{i}" data-kind="{kind}" data-given="{html.escape(class_name(given, data.class_names))}"
  data-suggested="{html.escape(suggested)}" data-path="{html.escape(path)}">
  <div class="pictures"><figure><img src="{data_uri(data.images[i])}" alt="sample {i}">
  <figcaption>#{i}</figcaption></figure>{figures}</div>
- <p class="labels"><span class="given">{html.escape(names[given])}</span>{" &rarr; <b class='suggested'>"
+ <p class="labels"><span class="given">{html.escape(class_name(given, data.class_names))}</span>{" &rarr; <b class='suggested'>"
     + html.escape(suggested) + "</b>" if suggested else ""}</p>
  <p class="why"><span class="kind {kind}">{KINDS[kind]}</span> {reason}{"" if np.isnan(confidence) or apart
     else f", confidence {confidence:.3f}"}</p>

@@ -22,7 +22,7 @@ from stages.artifact import Artifact, Field, check_arrays
 from stages.budget import Budget, StepClock
 from stages.cores import usable_cores
 from stages.shifts import overlap_regions
-from stages.labels import class_count, open_questions
+from stages.labels import UNLABELLED, class_count, open_questions
 
 MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # stages/train_models.py builds each
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask")  # joblib's, and dask's through joblib
@@ -173,9 +173,10 @@ def known_device(name: str) -> bool:
 
 def trains_through_conflicts(group: np.ndarray, labels: np.ndarray, params: TrainParams,
                              keep_out: np.ndarray | None = None) -> bool:
-    """Do the open questions hold more than params.conflict_share of the samples? Then members train on them too
+    """Do the open questions hold more than params.conflict_share of the labelled samples? Then members train on them too
     (README, "How it works": when every image has evil twins, the rest is too little to learn from)."""
-    return bool(open_questions(group, labels, keep_out).mean() > params.conflict_share)
+    labelled = labels != UNLABELLED
+    return bool(open_questions(group, labels, keep_out)[labelled].mean() > params.conflict_share)
 
 
 def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams,
@@ -183,13 +184,15 @@ def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams,
     """(train indices, scored indices) for every member, in the order they are trained. Whole groups go to one side
     of each split. Usually the open questions (labels.open_questions) train nobody and every member scores them;
     when they are the rule (trains_through_conflicts), every group is split alike and trains with each copy's own
-    label. keep_out (bool (N,), the odd images) marks samples that are scored like any other but train nobody."""
+    label. keep_out (bool (N,), the odd images) marks samples that are scored like any other but train nobody.
+    Unlabelled samples train nobody either, and every member scores them."""
     asked = open_questions(group, labels, keep_out)
     if trains_through_conflicts(group, labels, params, keep_out):
         asked[:] = False
     in_question = np.zeros(int(group.max()) + 1, bool)
     in_question[group[asked]] = True
-    open_idx = np.flatnonzero(asked)
+    unlabelled = labels == UNLABELLED
+    open_idx = np.flatnonzero(asked | unlabelled)
     clean_groups = np.flatnonzero(~in_question)
     rng = np.random.default_rng(params.seed)
     members = []
@@ -197,7 +200,8 @@ def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams,
         parts = np.array_split(rng.permutation(clean_groups), params.folds)
         for held_out in parts:
             held = np.isin(group, held_out)
-            train = np.flatnonzero(~held & ~in_question[group] & ~(False if keep_out is None else keep_out))
+            train = np.flatnonzero(~held & ~in_question[group] & ~unlabelled
+                                   & ~(False if keep_out is None else keep_out))
             scored = np.union1d(np.flatnonzero(held), open_idx)
             if train.size == 0 or len(np.unique(labels[train])) < 2 or scored.size == 0:
                 continue  # too few groups to learn from (it could only guess), or nothing left to score
@@ -256,11 +260,12 @@ def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray
                        seed: int, keep_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(nn_prob, nn_scored) for TrainResult: every open question, and up to NEIGHBOUR_CHECKS clean samples
     (so the aggregate stage can compare how often neighbours and members are right), against up to
-    NEIGHBOUR_REFS clean samples, as members never train on an open question either (nor on keep_out)."""
+    NEIGHBOUR_REFS clean samples, as members never train on an open question either (nor on keep_out or an
+    unlabelled sample)."""
     n = len(labels)
     prob, scored = np.zeros((n, n_classes)), np.zeros(n, bool)
     conflicted = open_questions(group, labels, keep_out)
-    clean = np.flatnonzero(~conflicted & ~(False if keep_out is None else keep_out))
+    clean = np.flatnonzero(~conflicted & (labels != UNLABELLED) & ~(False if keep_out is None else keep_out))
     if clean.size < 2:
         return prob, scored
     rng = np.random.default_rng(seed)
@@ -274,7 +279,7 @@ def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray
 
 def dominated(labels: np.ndarray) -> bool:
     """Does one class outnumber the median class DOMINANT_RATIO times? (balance_classes "auto" then balances.)"""
-    counts = np.bincount(labels)
+    counts = np.bincount(labels[labels != UNLABELLED])
     counts = counts[counts > 0]
     return bool(counts.max() > DOMINANT_RATIO * np.median(counts))
 
@@ -285,7 +290,8 @@ def class_weights(labels: np.ndarray, train_idx: np.ndarray, n_classes: int, bal
     import torch
 
     have = np.bincount(labels[train_idx], minlength=n_classes).astype(np.float64)
-    want = np.ones(n_classes) if balance else np.bincount(labels, minlength=n_classes).astype(np.float64)
+    want = np.ones(n_classes) if balance else \
+        np.bincount(labels[labels != UNLABELLED], minlength=n_classes).astype(np.float64)
     per_class = np.divide(want, have, out=np.zeros(n_classes), where=have > 0)
     return torch.as_tensor(per_class[labels[train_idx]])
 

@@ -426,3 +426,36 @@ def test_flags_carry_a_confidence_and_issues_list_the_most_certain_first():
     issues = list(csv.DictReader(io.StringIO(result_tables(decisions, labels, group)["issues.csv"])))
     assert [int(row["index"]) for row in issues] == ranked.tolist()
     assert [float(row["confidence"]) for row in issues] == pytest.approx(confidence[ranked].tolist(), rel=1e-5)
+
+
+def test_an_unlabelled_sample_gets_a_suggestion_with_its_probability_and_is_never_a_wrong_label():
+    labels = np.array([0] * 20 + [1] * 20 + [-1, -1])
+    group = np.arange(42)
+    probs = [confident(0, 2)] * 20 + [confident(1, 2)] * 20 + [confident(1, 2, 0.95), confident(0, 2, 0.6)]
+    decisions = decided(labels, group, probs)
+    assert decisions.suggested[40:].tolist() == [1, 0] and not decisions.flagged[40:].any()
+    assert decisions.suggested_prob[40] > decisions.suggested_prob[41] > 0.5
+    assert np.isnan(decisions.score[40:]).all() and np.isnan(decisions.confidence[40:]).all()
+    tables = result_tables(decisions, labels, group)
+    rows = list(csv.DictReader(io.StringIO(tables["samples.csv"])))
+    assert rows[40]["given"] == "" and rows[40]["suggested"] == "1" and float(rows[40]["suggested_prob"]) > 0.9
+    metrics = summary_metrics(decisions, labels, group, {})
+    assert metrics["unlabelled"] == 2 and metrics["suggested_for_unlabelled"] == {"0": 1, "1": 1}
+
+
+def test_an_unlabelled_copy_takes_its_twins_label_and_asks_no_question():
+    labels = np.array([0] * 20 + [1] * 20 + [-1])
+    group = np.r_[np.arange(40), 0]  # sample 40 is a copy of sample 0
+    probs = [confident(0, 2)] * 20 + [confident(1, 2)] * 20 + [confident(1, 2)]  # though it looks like a 1
+    decisions = decided(labels, group, probs)
+    assert decisions.suggested[40] == 0 and not decisions.flagged.any()
+    assert not open_questions(group, labels).any()
+
+
+def test_unlabelled_samples_do_not_move_the_noise_fit_of_the_labelled():
+    labels = np.array([0] * 20 + [1] * 20)
+    probs = [confident(0, 2)] * 19 + [confident(1, 2)] + [confident(1, 2)] * 20
+    alone = decided(labels, np.arange(40), probs)
+    with_unlabelled = decided(np.r_[labels, [-1] * 10], np.arange(50), probs + [confident(0, 2, 0.5)] * 10)
+    assert with_unlabelled.noise_rate == pytest.approx(alone.noise_rate)
+    assert with_unlabelled.flagged[:40].tolist() == alone.flagged.tolist()

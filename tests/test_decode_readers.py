@@ -67,8 +67,43 @@ def test_a_manifest_takes_paths_relative_to_itself_and_names_or_numbers_as_label
     data = decode(tmp_path / "labels.tsv")
     assert data.class_names is None and data.labels.tolist() == [3, 7]
     (tmp_path / "short.csv").write_text("img/1.png\n")
-    with pytest.raises(InputError, match="row 1 has no label"):
+    with pytest.raises(InputError, match="no labelled sample"):
         decode(tmp_path / "short.csv")
+
+
+def test_unlabelled_samples_come_in_every_form_as_label_minus_one(tmp_path):
+    for name in ("1.png", "2.png", "3.png"):
+        picture(tmp_path / "img" / name)
+    (tmp_path / "m.csv").write_text("path,label\nimg/1.png,truck\nimg/2.png,\nimg/3.png\n")
+    data = decode(tmp_path / "m.csv")
+    assert data.class_names == ["truck"] and data.labels.tolist() == [0, -1, -1]
+    folder = tmp_path / "folder"
+    picture(folder / "cat" / "a.png")
+    picture(folder / "unlabelled" / "b.png")
+    picture(folder / "Unlabeled" / "c.png")
+    data = decode(folder)
+    assert data.class_names == ["cat"] and sorted(data.labels.tolist()) == [-1, -1, 0]
+    images, labels = RNG.integers(0, 256, (4, 6, 6), dtype=np.uint8), np.array([0, -1, 2, -1])
+    np.savez(tmp_path / "data.npz", images=images, labels=labels)
+    assert decode(tmp_path / "data.npz").labels.tolist() == [0, -1, 2, -1]
+    np.savez(tmp_path / "bad.npz", images=images, labels=np.array([0, -2, 2, 1]))
+    with pytest.raises(InputError, match="-1 marks an unlabelled"):
+        decode(tmp_path / "bad.npz")
+    np.savez(tmp_path / "none.npz", images=images, labels=np.full(4, -1))
+    with pytest.raises(InputError, match="no labelled sample"):
+        decode(tmp_path / "none.npz")
+
+
+def test_an_idx_label_value_marks_unlabelled_samples_only_when_asked(tmp_path):
+    from pipeline.artifacts import write_idx
+    from stages.decode import DecodeParams, read_dataset
+
+    write_idx(tmp_path / "x.gz", RNG.integers(0, 256, (3, 6, 6), dtype=np.uint8))
+    write_idx(tmp_path / "y.gz", np.array([1, 255, 3], np.uint8))
+    params = DecodeParams(str(tmp_path / "x.gz"), str(tmp_path / "y.gz"), num_classes=None)
+    assert read_dataset(params).labels.tolist() == [1, 255, 3]
+    params = DecodeParams(str(tmp_path / "x.gz"), str(tmp_path / "y.gz"), num_classes=10, unlabelled=255)
+    assert read_dataset(params).labels.tolist() == [1, -1, 3]
 
 
 def test_arrays_come_as_an_npz_or_a_pair_of_npy_files(tmp_path):

@@ -67,3 +67,34 @@ def test_the_readmes_three_commands_run_review_and_export_a_folder(tmp_path):
     assert not refound & found
     refused = sh(*twins, "export", "--out", "my_photos", cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "not an empty folder" in refused.stderr
+
+
+@pytest.mark.slow
+def test_an_unlabelled_folder_gets_suggested_labels_an_embedding_and_a_labelled_copy(tmp_path):
+    a_folder_of_digits(tmp_path / "photos")
+    unlabelled = tmp_path / "photos" / "unlabelled"
+    unlabelled.mkdir()
+    truth = {}
+    for folder in sorted((tmp_path / "photos").iterdir()):
+        for file in sorted(folder.glob("digit01*.png")) if folder != unlabelled else []:  # 100-199: moved, unlabelled
+            truth[file.name] = folder.name
+            file.rename(unlabelled / file.name)
+    twins = [sys.executable, "-m", "pipeline.cli"]
+    sh(*twins, "run", "--images", "photos/", cwd=tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "results" / "samples.csv")))
+    guessed = {row["path"].rsplit("/", 1)[-1]: row for row in rows if row["given"] == ""}
+    assert set(guessed) == set(truth)
+    right = sum(row["suggested"] == truth[name] for name, row in guessed.items())
+    assert right >= 0.6 * len(truth), right  # 140 labelled digits teach the members
+    assert all(row["flagged"] == "0" for row in guessed.values())
+    assert np.load(tmp_path / "results" / "embedding.npy").shape == (len(rows), 10)
+    metrics = __import__("json").loads((tmp_path / "metrics.json").read_text())
+    assert metrics["unlabelled"] == len(truth)
+    sh(*twins, "export", "--out", "kept", "--leave-unlabelled", cwd=tmp_path)
+    kept = list(csv.DictReader(open(tmp_path / "kept" / "manifest.csv")))
+    assert sum(row["label"] == "" for row in kept) >= len(truth) - 10  # still unlabelled (outliers left out)
+    sh(*twins, "export", "--out", "filled", "--label-unlabelled", cwd=tmp_path)
+    filled = list(csv.DictReader(open(tmp_path / "filled" / "manifest.csv")))
+    assert all(row["label"] for row in filled)
+    changes = list(csv.DictReader(open(tmp_path / "filled" / "changes.csv")))
+    assert sum(c["action"] == "label" for c in changes) >= len(truth) - 10

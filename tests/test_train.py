@@ -43,6 +43,20 @@ def test_whole_groups_are_in_or_out_and_open_questions_never_train(case):
         assert conflicted[scored].sum() == conflicted.sum()  # every member scores every open question
 
 
+def test_unlabelled_samples_train_no_member_and_every_member_scores_them(case):
+    c, group = case
+    labels = c.labels.copy()
+    labels[::4] = -1
+    members = plan_members(group, labels, TrainParams(n_models=9))
+    assert len(members) == 9
+    for train, scored in members:
+        assert (labels[train] >= 0).all()
+        assert set(np.flatnonzero(labels == -1)) <= set(scored)
+    result = train_ensemble(c.images, labels, group, FAST)
+    assert (result.n_scored[labels == -1] == 3).all() and np.isfinite(result.prob).all()
+    assert not result.open_question[labels == -1].any()
+
+
 def rolnick(n_distinct: int, alpha: int, seed: int = 0):
     """Rolnick et al.'s NoisyLabelDataset over MNIST digits: each digit, then alpha copies with random labels."""
     images, labels = load_source("mnist")
