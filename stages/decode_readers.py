@@ -129,8 +129,12 @@ def load_images(files: list[Path], labels: np.ndarray, names: list[str] | None, 
 
     pictures, sizes, kept, broken = [], Counter(), [], []
     for i, file in enumerate(files):
-        if not file.is_file():
-            broken.append(f"{file} ({'no such file' if not file.exists() else 'not a regular file'})")
+        try:
+            problem = "" if file.is_file() else "no such file" if not file.exists() else "not a regular file"
+        except OSError as exc:  # a name too long for the file system, a path through a file
+            problem = exc.strerror or type(exc).__name__
+        if problem:
+            broken.append(f"{file} ({problem})")
             continue
         try:
             with Image.open(file) as picture:

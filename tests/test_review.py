@@ -117,3 +117,17 @@ def test_in_a_browser_the_page_filters_records_choices_and_downloads_them(tmp_pa
     assert accepted["new_label"] == f"class {decisions.suggested[int(accepted['index'])]}"
     changes = apply_choices(data.labels, rows, data.class_names, str(target))
     assert changes.changed().size == 2
+
+
+def test_unlabelled_samples_stay_unlabelled_unless_their_suggestions_are_asked_for():
+    data, group, decisions, wrong = reviewed()
+    labels = data.labels.copy()
+    labels[[10, 11]] = -1
+    decisions.suggested[[10, 11]] = [2, 5]
+    assert plan_changes(labels, decisions).new_label[[10, 11]].tolist() == [-1, -1]
+    filled = plan_changes(labels, decisions, ExportOptions(label_unlabelled=True))
+    assert filled.new_label[[10, 11]].tolist() == [2, 5] and filled.action[10] == "label"
+    data.labels = labels
+    decisions.outlier[10] = True
+    page = review_page(data, group, decisions)
+    assert 'data-given="unlabelled"' in page and 'data-given="class 9"' not in page.split('id="card-10"')[1][:200]
