@@ -23,6 +23,9 @@ FENCE = 3.25  # outliers lie this many upper half-spreads (upper quartile - medi
 MAX_NOISE_RATE = 0.5  # past this estimated share of wrong labels, flags without a twin stop (see decide)
 CLAIMED = 0.375  # no outlier: a sample whose two likeliest classes hold this much of the way from chance to all
 EVIDENCE_Z = 2.0  # how clearly the neighbours must beat the members to decide instead (neighbours_clearly_better)
+POOL_WEIGHT = 1.0  # how much a conflicting group weighs its similar groups' belief against its own evidence ...
+POOL_PRIOR = 0.1  # ... smoothed by this much of a uniform belief, so no label is ruled out by the neighbours alone
+POOL_ROUNDS = 20  # rounds of propagation
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
 
@@ -314,14 +317,21 @@ def claimed(prob: np.ndarray) -> np.ndarray:
 
 
 def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked: np.ndarray, *,
-              temperature: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              temperature: float, similar: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(losers bool (N,), winner int (N,), -1 outside the open questions, doubt float (N,), nan outside them: the
     probability that another label than a member's own wins, the softmax of the labels' evidence): each
     conflicting twin group (asked, the scored open questions) goes to the label with the strongest evidence, its
     calibrated log mean out-of-bag probability averaged over the group's members plus the log of how many members
-    carry it; every member with another label loses (README, "How it works: 4. aggregate")."""
+    carry it; every member with another label loses (README, "How it works: 4. aggregate"). With similar (int
+    (N, k), train.similar_groups: where conflicts are the rule), each group's evidence also weighs what its most
+    similar groups believe (pool_similar)."""
     losers, winner, doubt = np.zeros(len(labels), bool), np.full(len(labels), -1), np.full(len(labels), np.nan)
-    for members in group_members(group[asked]) if asked.any() else []:
+    n_classes = log_prob.shape[1]
+    if not asked.any() or n_classes == 0:
+        return losers, winner, doubt
+    n_groups = int(group.max()) + 1
+    evidence = np.full((n_groups, n_classes), -np.inf)
+    for members in group_members(group[asked]):
         members = np.flatnonzero(asked)[members]
         present, counts = np.unique(labels[members], return_counts=True)
         # Calibrated log-probabilities of the labels present (softmax's normaliser is the same for every label
@@ -331,12 +341,49 @@ def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked
         # identical blanks against a few odd labels outweigh a model that never learnt what a blank is. Being
         # weighed against calibrated evidence, the count counts for more where the members were overconfident
         # (temperature above 1) and for less where they were timid.
-        evidence = (log_prob[members][:, present] / temperature).mean(0) + np.log(counts)
-        winner[members] = present[np.argmax(evidence)]
+        evidence[group[members[0]], present] = (log_prob[members][:, present] / temperature).mean(0) + np.log(counts)
+    if similar is not None and len(similar) == len(labels):
+        evidence = pool_similar(evidence, labels, group, asked, similar)
+    for members in group_members(group[asked]):
+        members = np.flatnonzero(asked)[members]
+        row = evidence[group[members[0]]]
+        present = np.flatnonzero(np.isfinite(row))
+        winner[members] = present[np.argmax(row[present])]
         losers[members[labels[members] != winner[members]]] = True
-        belief = np.exp(evidence - evidence.max())
+        belief = np.exp(row[present] - row[present].max())
         doubt[members] = 1 - (belief / belief.sum())[np.searchsorted(present, labels[members])]
     return losers, winner, doubt
+
+
+def pool_similar(evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, asked: np.ndarray,
+                 similar: np.ndarray) -> np.ndarray:
+    """The conflicting groups' evidence (float (G, K), -inf for labels absent) plus POOL_WEIGHT times the log of
+    what their similar groups believe, iterated as label propagation (README, "How it works: 4. aggregate": where
+    copies with conflicting labels are the rule, the members learn little from them, and similar pictures carry
+    the same label more often than not). A group no twin contradicts believes its own label; a conflicting one the
+    softmax of its evidence, which the pooling updates POOL_ROUNDS times. Only labels present in a group can win."""
+    n_groups, n_classes = evidence.shape
+    conflicting = np.isfinite(evidence).any(1)
+    settled = np.zeros((n_groups, n_classes))
+    agreed = (labels != UNLABELLED) & ~asked & ~conflicting[group]
+    settled[group[agreed], labels[agreed]] = 1.0
+    settled /= np.maximum(settled.sum(1, keepdims=True), 1)
+    neighbours = np.full((n_groups, similar.shape[1]), -1)
+    neighbours[group] = similar
+
+    def believed(e: np.ndarray) -> np.ndarray:
+        top = np.where(conflicting, np.max(e, axis=1), 0.0)[:, None]
+        b = np.exp(e - top, where=np.isfinite(e), out=np.zeros_like(e))
+        return np.where(conflicting[:, None], b / np.maximum(b.sum(1, keepdims=True), 1e-300), settled)
+
+    belief, pooled = believed(evidence), evidence
+    for _ in range(POOL_ROUNDS):
+        known = neighbours >= 0
+        around = (belief[np.maximum(neighbours, 0)] * known[..., None]).sum(1) / np.maximum(known.sum(1), 1)[:, None]
+        pooled = np.where(conflicting[:, None], evidence + POOL_WEIGHT * np.log(around + POOL_PRIOR / n_classes),
+                          evidence)
+        belief = believed(pooled)
+    return pooled
 
 
 def twins_label(group: np.ndarray, labels: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
@@ -443,7 +490,8 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     labelled_classes = len(np.unique(labels[labelled]))  # the classes a wrong label can be: those some sample carries
     temperature, noise_rate = fit_noise_model(log_prob[fitted], labels[fitted], labelled_classes)
 
-    losers, winner, doubt = twin_rule(labels, group, log_prob, asked, temperature=temperature)
+    losers, winner, doubt = twin_rule(labels, group, log_prob, asked, temperature=temperature,
+                                      similar=oob.similar_groups if oob.through_conflicts else None)
     suggested = np.where(asked, winner, suggested)
     suggested = np.where(labelled, suggested, twins_label(group, np.where(asked, winner, labels), suggested))
     outlier &= ~losers

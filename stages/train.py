@@ -39,6 +39,8 @@ DOMINANT_RATIO = 3.0  # balance_classes "auto": balance where the largest class 
 NEIGHBOUR_CHECKS = 1000  # at most this many clean samples scored, to measure how often neighbours are right
 STRANGER_K = 10  # a scored image's strangeness: mean feature distance to this many nearest training images ...
 STRANGER_REFS = 5000  # ... among at most this many of the member's training images (a random subset beyond)
+POOL_K = 5  # where conflicts are the rule: each group's this many most similar groups (README: pooling copies)
+POOL_REFS = 2000  # ... among at most this many other groups (a random subset beyond)
 AFFINE_BELOW = 1000  # augment "auto": rotations and scalings for members that train on fewer images, shifts beyond
 WATCH_SECONDS = 0.5  # a worker process checks this often that the process that started it is alive
 
@@ -145,13 +147,17 @@ class TrainResult(Artifact):
     through_conflicts: bool  # did members train on the conflicting groups too (trains_through_conflicts)?
     loss_curves: np.ndarray  # float32 (M, LOSS_POINTS): each member's training loss from first step to last
     member_steps: np.ndarray  # int64 (M,): optimiser steps each member took (fewer when time ran short)
+    # int64 (N, POOL_K): the groups most like each sample's own, most similar first, where conflicts are the rule
+    # (similar_groups()); no rows elsewhere
+    similar_groups: np.ndarray = field(default_factory=lambda: np.zeros((0, POOL_K), np.int64))
     member_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 (M,)
 
     STAGE = "train"
     FIELDS = {"prob": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
               "strangeness": Field("f", 1, True), "class_sim": Field("f", 2, True), "nn_prob": Field("f", 2, True),
               "nn_scored": Field("b", 1, True), "open_question": Field("b", 1, True),
-              "through_conflicts": Field("b", 0), "loss_curves": Field("f", 2), "member_steps": Field("iu", 1)}
+              "through_conflicts": Field("b", 0), "similar_groups": Field("i", 2), "loss_curves": Field("f", 2),
+              "member_steps": Field("iu", 1)}
 
     @property
     def scored(self) -> np.ndarray:
@@ -275,6 +281,35 @@ def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray
     prob[query] = nearest_neighbour_probs(images, labels, group, query, refs, n_classes)
     scored[query] = True
     return prob, scored
+
+
+def similar_groups(images: np.ndarray, group: np.ndarray, seed: int, k: int = POOL_K, max_shift: int = 1,
+                   chunk: int = 1024) -> np.ndarray:
+    """int64 (N, k): per sample, the k groups whose first image correlates best with its group's first image (best
+    over shifts of up to max_shift pixels; among at most POOL_REFS other groups), most similar first; -1 where
+    fewer exist. Where copies with conflicting labels are the rule, the aggregate stage pools these groups' labels
+    (README, "How it works: 4. aggregate")."""
+    n_groups = int(group.max()) + 1
+    first = np.full(n_groups, len(group))
+    np.minimum.at(first, group, np.arange(len(group)))
+    rng = np.random.default_rng(seed)
+    refs = np.sort(rng.choice(n_groups, min(n_groups, POOL_REFS), replace=False))
+    moved = standardized_pixels(images[first[refs]])
+    moved = [shifted(moved, dy, dx).reshape(len(refs), -1)
+             for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    found = np.full((n_groups, k), -1, np.int64)
+    take = min(k, len(refs) - 1)
+    for start in range(0, n_groups, chunk):
+        part = np.arange(start, min(start + chunk, n_groups))
+        q = standardized_pixels(images[first[part]]).reshape(len(part), -1)
+        similarity = np.full((len(part), len(refs)), -np.inf, np.float32)
+        for r in moved:
+            np.maximum(similarity, q @ r.T, out=similarity)
+        similarity[part[:, None] == refs[None, :]] = -np.inf
+        if take > 0:
+            best = np.argsort(-similarity, axis=1, kind="stable")[:, :take]
+            found[part, :take] = refs[best]
+    return found[group]
 
 
 def dominated(labels: np.ndarray) -> bool:
@@ -634,9 +669,10 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     if curves:
         loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
                                 for c in curves]).astype(np.float32)
+    through = trains_through_conflicts(group, labels, params, keep_out)
+    pooled = similar_groups(images, group, params.seed) if through and n else np.zeros((0, POOL_K), np.int64)
     return TrainResult(prob=prob_sum / per_member[:, None], n_scored=n_scored, votes=votes,
                        strangeness=strange_sum / per_member, class_sim=class_sim_sum / per_member[:, None],
                        nn_prob=nn_prob, nn_scored=nn_scored, open_question=open_questions(group, labels, keep_out),
-                       through_conflicts=trains_through_conflicts(group, labels, params, keep_out),
-                       loss_curves=loss_curves, member_steps=np.array(steps, np.int64),
+                       through_conflicts=through, similar_groups=pooled, loss_curves=loss_curves, member_steps=np.array(steps, np.int64),
                        member_seconds=np.array(seconds))

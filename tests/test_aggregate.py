@@ -459,3 +459,52 @@ def test_unlabelled_samples_do_not_move_the_noise_fit_of_the_labelled():
     with_unlabelled = decided(np.r_[labels, [-1] * 10], np.arange(50), probs + [confident(0, 2, 0.5)] * 10)
     assert with_unlabelled.noise_rate == pytest.approx(alone.noise_rate)
     assert with_unlabelled.flagged[:40].tolist() == alone.flagged.tolist()
+
+
+def test_an_unlabelled_stranger_is_an_outlier_and_lists_with_an_empty_given_label():
+    labels, group, probs, strangeness, odd = strangers_case(twins=False)
+    labels = labels.copy()
+    labels[41] = -1
+    decisions = decided(labels, group, probs, odd=odd, strangeness=strangeness)
+    assert decisions.outlier[41] and not decisions.flagged[41]
+    rows = list(csv.DictReader(io.StringIO(result_tables(decisions, labels, group)["issues.csv"])))
+    row = next(r for r in rows if r["index"] == "41")
+    assert row["given"] == "" and row["reason"] == "outlier" and row["suggested"] == ""
+    assert summary_metrics(decisions, labels, group, {})["unlabelled_outliers"] == 1
+
+
+def test_where_neighbours_decide_the_members_still_suggest_labels_for_unlabelled_samples():
+    labels = np.array([0, 1] * 20 + [-1])
+    group = np.arange(41)
+    members_prob = [confident(1 - c, 2, 0.6) for c in labels[:40]] + [confident(1, 2)]  # wrong on every clean one
+    nn_prob = np.array([confident(c, 2) for c in labels[:40]] + [np.zeros(2)])
+    decisions = decided(labels, group, members_prob, neighbours=(nn_prob, np.r_[np.ones(40, bool), False]))
+    assert decisions.evidence == "neighbours" and decisions.suggested[40] == 1
+
+
+def test_where_copies_with_conflicting_labels_are_the_rule_similar_groups_carry_the_label():
+    # groups 0-3 look alike (similar to each other); each has 3 copies labelled 0 and 2 labelled 1, but the
+    # members cannot tell (flat probabilities) and count alone would give 0; their neighbours, groups 4-7 that agree
+    # on 1, carry it
+    labels = np.r_[[0, 0, 0, 1, 1] * 4, [1] * 4]
+    group = np.r_[np.repeat(np.arange(4), 5), np.arange(4, 8)]
+    probs = [np.full(2, 0.5)] * 24
+    oob = evidence(labels, group, probs, through_conflicts=True)
+    alone = decide(labels, group, oob, AggregateParams())
+    assert (alone.suggested[:20] == 0).all()
+    oob.similar_groups = np.array([[4, 5, 6, 7, 0]] * 24)
+    pooled = decide(labels, group, oob, AggregateParams())
+    assert (pooled.suggested[:20] == 1).all() and pooled.flagged[:20].sum() == 12
+
+
+def test_similar_groups_names_the_most_alike_other_groups_never_its_own():
+    from stages.train import similar_groups
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (3, 10, 10, 1), dtype=np.uint8)
+    noisy = np.clip(base.astype(int) + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
+    images = np.concatenate([base, noisy, base[:1]])  # groups: 0-2 the bases, 3-5 noisy versions, 6 a copy of 0
+    group = np.array([0, 1, 2, 3, 4, 5, 0])
+    found = similar_groups(images, group, seed=0, k=2)
+    assert found[0, 0] == 3 and found[1, 0] == 4 and found[3, 0] == 0
+    assert (found != group[:, None]).all() and (found[6] == found[0]).all()
