@@ -26,6 +26,7 @@ EVIDENCE_Z = 2.0  # how clearly the neighbours must beat the members to decide i
 POOL_WEIGHT = 1.0  # how much a conflicting group weighs its similar groups' belief against its own evidence ...
 POOL_PRIOR = 0.1  # ... smoothed by this much of a uniform belief, so no label is ruled out by the neighbours alone
 POOL_ROUNDS = 20  # rounds of propagation
+SPREAD = 0.5  # an unlabelled sample's belief: this much its similar groups', the rest its own members' evidence
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
 
@@ -386,6 +387,31 @@ def pool_similar(evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, as
     return pooled
 
 
+def spread_to_unlabelled(calibrated_prob: np.ndarray, settled: np.ndarray, labels: np.ndarray, group: np.ndarray,
+                         similar: np.ndarray) -> np.ndarray:
+    """float (N, K): each unlabelled sample's belief, SPREAD of it the mean belief of its similar groups (train.
+    similar_groups) and the rest its own calibrated probabilities, iterated POOL_ROUNDS times as label propagation
+    (Zhou et al., 2004); a labelled sample believes `settled` (its given label, or its twin group's winner). Members
+    trained on a few labelled pictures misread many; pictures that look alike mostly share a class (README,
+    "Your data": unlabelled images). Rows of unscored unlabelled samples start uniform."""
+    n, n_classes = calibrated_prob.shape
+    unlabelled = labels == UNLABELLED
+    own = np.where(np.isfinite(calibrated_prob), calibrated_prob, 1.0 / n_classes)
+    known = ~unlabelled & (settled >= 0)
+    own[known] = np.eye(n_classes)[settled[known]]
+    n_groups = int(group.max()) + 1
+    size = np.bincount(group, minlength=n_groups)[:, None]
+    belief = own.copy()
+    for _ in range(POOL_ROUNDS):
+        by_group = np.zeros((n_groups, n_classes))
+        np.add.at(by_group, group, belief)
+        by_group /= np.maximum(size, 1)
+        found = similar >= 0
+        around = (by_group[np.maximum(similar, 0)] * found[..., None]).sum(1) / np.maximum(found.sum(1), 1)[:, None]
+        belief = np.where(unlabelled[:, None] & found.any(1)[:, None], (1 - SPREAD) * own + SPREAD * around, own)
+    return belief
+
+
 def twins_label(group: np.ndarray, labels: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
     """int (N,): per sample, the label its group's labelled members settled on (the most common; ties to the
     smaller id), or `otherwise` where the group holds no labelled sample: an unlabelled copy of a labelled picture
@@ -500,6 +526,12 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     if scored.any():
         calibrated_prob[scored] = softmax(log_prob[scored] / temperature)
     calibrated = np.where(labelled, calibrated_prob[rows, given], np.nan) if log_prob.shape[1] else np.full(n, np.nan)
+    if (~labelled).any() and len(oob.similar_groups) == n and log_prob.shape[1]:
+        belief = spread_to_unlabelled(calibrated_prob, np.where(asked, winner, labels), labels, group,
+                                      oob.similar_groups)
+        guess = np.where(~labelled & (oob.similar_groups >= 0).any(1), belief.argmax(1), suggested)
+        suggested = np.where(labelled, suggested, twins_label(group, np.where(asked, winner, labels), guess))
+        calibrated_prob = np.where(labelled[:, None], calibrated_prob, belief)
     suggested_prob = np.where(suggested >= 0, calibrated_prob[rows, np.maximum(suggested, 0)], np.nan) \
         if log_prob.shape[1] else np.full(n, np.nan)
     threshold, allowed, refusal = twinless_threshold(noise_rate, labelled_classes, int(alone.sum()), params,

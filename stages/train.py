@@ -40,7 +40,8 @@ NEIGHBOUR_CHECKS = 1000  # at most this many clean samples scored, to measure ho
 STRANGER_K = 10  # a scored image's strangeness: mean feature distance to this many nearest training images ...
 STRANGER_REFS = 5000  # ... among at most this many of the member's training images (a random subset beyond)
 POOL_K = 5  # where conflicts are the rule: each group's this many most similar groups (README: pooling copies)
-POOL_REFS = 2000  # ... among at most this many other groups (a random subset beyond)
+POOL_REFS = 2000  # ... among at most this many other groups (a random subset beyond) ...
+POOL_FLOPS = 2e12  # ... and fewer where comparing every group with them would take more arithmetic than this
 AFFINE_BELOW = 1000  # augment "auto": rotations and scalings for members that train on fewer images, shifts beyond
 WATCH_SECONDS = 0.5  # a worker process checks this often that the process that started it is alive
 
@@ -148,7 +149,7 @@ class TrainResult(Artifact):
     loss_curves: np.ndarray  # float32 (M, LOSS_POINTS): each member's training loss from first step to last
     member_steps: np.ndarray  # int64 (M,): optimiser steps each member took (fewer when time ran short)
     # int64 (N, POOL_K): the groups most like each sample's own, most similar first, where conflicts are the rule
-    # (similar_groups()); no rows elsewhere
+    # or samples are unlabelled (similar_groups()); no rows elsewhere
     similar_groups: np.ndarray = field(default_factory=lambda: np.zeros((0, POOL_K), np.int64))
     member_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 (M,)
 
@@ -287,13 +288,15 @@ def similar_groups(images: np.ndarray, group: np.ndarray, seed: int, k: int = PO
                    chunk: int = 1024) -> np.ndarray:
     """int64 (N, k): per sample, the k groups whose first image correlates best with its group's first image (best
     over shifts of up to max_shift pixels; among at most POOL_REFS other groups), most similar first; -1 where
-    fewer exist. Where copies with conflicting labels are the rule, the aggregate stage pools these groups' labels
-    (README, "How it works: 4. aggregate")."""
+    fewer exist. Where copies with conflicting labels are the rule, the aggregate stage pools these groups' labels,
+    and where samples are unlabelled it spreads the labels to them (README, "How it works: 4. aggregate")."""
     n_groups = int(group.max()) + 1
     first = np.full(n_groups, len(group))
     np.minimum.at(first, group, np.arange(len(group)))
+    per_ref = 2 * (2 * max_shift + 1) ** 2 * int(np.prod(images.shape[1:])) * n_groups
     rng = np.random.default_rng(seed)
-    refs = np.sort(rng.choice(n_groups, min(n_groups, POOL_REFS), replace=False))
+    refs = np.sort(rng.choice(n_groups, min(n_groups, POOL_REFS, max(POOL_K + 1, int(POOL_FLOPS / per_ref))),
+                              replace=False))
     moved = standardized_pixels(images[first[refs]])
     moved = [shifted(moved, dy, dx).reshape(len(refs), -1)
              for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
@@ -670,7 +673,8 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
         loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
                                 for c in curves]).astype(np.float32)
     through = trains_through_conflicts(group, labels, params, keep_out)
-    pooled = similar_groups(images, group, params.seed) if through and n else np.zeros((0, POOL_K), np.int64)
+    pooling = n and (through or (labels == UNLABELLED).any())
+    pooled = similar_groups(images, group, params.seed) if pooling else np.zeros((0, POOL_K), np.int64)
     return TrainResult(prob=prob_sum / per_member[:, None], n_scored=n_scored, votes=votes,
                        strangeness=strange_sum / per_member, class_sim=class_sim_sum / per_member[:, None],
                        nn_prob=nn_prob, nn_scored=nn_scored, open_question=open_questions(group, labels, keep_out),

@@ -508,3 +508,17 @@ def test_similar_groups_names_the_most_alike_other_groups_never_its_own():
     found = similar_groups(images, group, seed=0, k=2)
     assert found[0, 0] == 3 and found[1, 0] == 4 and found[3, 0] == 0
     assert (found != group[:, None]).all() and (found[6] == found[0]).all()
+
+
+def test_an_unlabelled_sample_takes_the_label_its_similar_labelled_pictures_carry():
+    # members lean weakly to class 0 for the unlabelled samples 40-41; the groups most like them are all class 1
+    labels = np.r_[[0] * 20 + [1] * 20, [-1, -1]]
+    group = np.arange(42)
+    probs = [confident(0, 2)] * 20 + [confident(1, 2)] * 20 + [confident(0, 2, 0.6)] * 2
+    oob = evidence(labels, group, probs)
+    assert (decide(labels, group, oob, AggregateParams()).suggested[40:] == 0).all()
+    oob.similar_groups = np.full((42, 5), -1)
+    oob.similar_groups[40:] = [20, 21, 22, 23, 24]
+    decisions = decide(labels, group, oob, AggregateParams())
+    assert (decisions.suggested[40:] == 1).all() and not decisions.flagged.any()
+    assert 0.5 < decisions.suggested_prob[40] < 1
