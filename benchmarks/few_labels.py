@@ -38,7 +38,8 @@ STRANGER, BROKEN, DIGIT = -1, -2, -3  # truth codes: another Fashion-MNIST class
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        return read_images(SHARED / f"{name}-images-idx3-ubyte.gz"), read_labels(SHARED / f"{name}-labels-idx1-ubyte.gz")
+        return (read_images(SHARED / f"{name}-images-idx3-ubyte.gz"),
+                read_labels(SHARED / f"{name}-labels-idx1-ubyte.gz"))
     except Exception as exc:
         raise SystemExit(f"benchmarks.few_labels needs {name} in {SHARED}: {exc}") from None
 

@@ -79,8 +79,9 @@ class Issues:
 def find_issues(images, labels=None, *, params: dict[str, dict[str, Any]] | None = None,
                 time_budget_s: float | None = None) -> Issues:
     """Group, train and decide. images: (N, H, W), (N, H, W, C) or channels-first (N, C, H, W), uint8 or float
-    in [0, 1], with labels (N,) integers (-1: unlabelled) or class names ("": unlabelled); or a path, as decode.images takes it (a folder of class
-    folders, a manifest, an .npz; idx or .npy images with the labels' path). params: {"train": {"n_models": 5},
+    in [0, 1], with labels (N,) integers (-1: unlabelled) or class names ("": unlabelled); or a path, as
+    decode.images takes it (a folder of class folders, a manifest, an .npz; idx or .npy images with the labels'
+    path). params: {"train": {"n_models": 5},
     ...} for the group, train and aggregate sections. Raises InputError for bad input or parameters."""
     paths = None
     if isinstance(images, (str, os.PathLike)):
@@ -105,8 +106,8 @@ def find_issues(images, labels=None, *, params: dict[str, dict[str, Any]] | None
     run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], budget)
     d = run.decisions
     return Issues(flagged=d.flagged, reason=d.reason, outlier=d.outlier, outlier_score=d.outlier_score, odd=d.odd,
-                  given=label_ids, suggested=d.suggested, suggested_prob=d.suggested_prob, score=d.score, confidence=d.confidence,
-                  group=run.groups.group, class_names=class_names, prob=run.oob.prob,
+                  given=label_ids, suggested=d.suggested, suggested_prob=d.suggested_prob, score=d.score,
+                  confidence=d.confidence, group=run.groups.group, class_names=class_names, prob=run.oob.prob,
                   embedding=run.oob.class_sim, paths=paths,
                   evidence=d.evidence, note=d.note)
 

@@ -252,7 +252,8 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
 @path_options("decoded", "decisions")
 @params_option
 @set_option
-def export(out, choices, relabel, drop_outliers, drop_odd, label_unlabelled, form, copy, dry_run, paths, params_file, overrides):
+def export(out, choices, relabel, drop_outliers, drop_odd, label_unlabelled, form, copy, dry_run, paths, params_file,
+           overrides):
     """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
     out (each switchable), or the review page's choices applied; changes.csv lists every change."""
     decode_params = stage_params(DecodeParams, "decode", params_file, ())

@@ -500,8 +500,8 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     disagreement = np.where(scored & labelled, 1 - evidence.votes[rows, given] / np.maximum(evidence.n_scored, 1),
                             np.nan)
     suggested = np.where(scored, np.nan_to_num(prob, nan=-1).argmax(1) if prob.shape[1] else labels, labels)
-    note = ("every sample carries the same label: nothing can contradict it" if len(np.unique(labels[labelled])) < 2
-            else
+    one_label = len(np.unique(labels[labelled])) < 2
+    note = ("every sample carries the same label: nothing can contradict it" if one_label else
             "no model could be trained (too few groups whose labels agree)" if not scored.any() else evidence.note)
 
     # Open questions: the conflicting twin groups someone scored. Outliers take part: a twin conflict is surer
@@ -519,19 +519,18 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     losers, winner, doubt = twin_rule(labels, group, log_prob, asked, temperature=temperature,
                                       similar=oob.similar_groups if oob.through_conflicts else None)
     suggested = np.where(asked, winner, suggested)
-    suggested = np.where(labelled, suggested, twins_label(group, np.where(asked, winner, labels), suggested))
     outlier &= ~losers
 
     calibrated_prob = np.full(log_prob.shape, np.nan)  # (N, K), each scored sample's calibrated class probabilities
     if scored.any():
         calibrated_prob[scored] = softmax(log_prob[scored] / temperature)
     calibrated = np.where(labelled, calibrated_prob[rows, given], np.nan) if log_prob.shape[1] else np.full(n, np.nan)
+    settled = np.where(asked, winner, labels)  # what each labelled sample's label is taken to be
     if (~labelled).any() and len(oob.similar_groups) == n and log_prob.shape[1]:
-        belief = spread_to_unlabelled(calibrated_prob, np.where(asked, winner, labels), labels, group,
-                                      oob.similar_groups)
-        guess = np.where(~labelled & (oob.similar_groups >= 0).any(1), belief.argmax(1), suggested)
-        suggested = np.where(labelled, suggested, twins_label(group, np.where(asked, winner, labels), guess))
+        belief = spread_to_unlabelled(calibrated_prob, settled, labels, group, oob.similar_groups)
+        suggested = np.where(~labelled & (oob.similar_groups >= 0).any(1), belief.argmax(1), suggested)
         calibrated_prob = np.where(labelled[:, None], calibrated_prob, belief)
+    suggested = np.where(labelled, suggested, twins_label(group, settled, suggested))
     suggested_prob = np.where(suggested >= 0, calibrated_prob[rows, np.maximum(suggested, 0)], np.nan) \
         if log_prob.shape[1] else np.full(n, np.nan)
     threshold, allowed, refusal = twinless_threshold(noise_rate, labelled_classes, int(alone.sum()), params,
@@ -553,7 +552,8 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     reason[strong] = "evidence"
     confidence = np.where(asked, doubt, 1 - calibrated)
     return Decisions(score=score, calibrated=calibrated, disagreement=disagreement, confidence=confidence,
-                     suggested=suggested.astype(np.int64), suggested_prob=suggested_prob, flagged=losers | strong, reason=reason,
+                     suggested=suggested.astype(np.int64), suggested_prob=suggested_prob, flagged=losers | strong,
+                     reason=reason,
                      threshold=float(threshold), noise_rate=noise_rate, temperature=temperature, note=note,
                      evidence=evidence.source, wrong_by_class=wrong_by_class, outlier_score=outlier_score,
                      outlier_threshold=fence, outlier=outlier, odd=odd)

@@ -65,7 +65,7 @@ def review_page(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_c
     cards = []
     for i in shown:
         kind = card_kind(decisions, i)
-        given = int(data.labels[i])
+        given = html.escape(class_name(data.labels[i], data.class_names))
         apart = kind in ("outlier", "odd")
         suggested = "" if apart else names[int(decisions.suggested[i])]
         twins = [j for j in members[int(group[i])] if j != i][:MAX_TWINS]
@@ -76,18 +76,19 @@ def review_page(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_c
                   "outlier": "unlike every class", "odd": f"broken image ({decisions.odd[i]})"}[kind]
         figures = "".join(
             f'<figure class="twin"><img src="{data_uri(data.images[j])}" alt="twin {j}">'
-            f'<figcaption>#{j} {html.escape(class_name(data.labels[j], data.class_names))}</figcaption></figure>' for j in twins)
+            f'<figcaption>#{j} {html.escape(class_name(data.labels[j], data.class_names))}</figcaption></figure>'
+            for j in twins)
         options = "".join(f'<option value="{html.escape(n)}"{" selected" if n == suggested else ""}>'
                           f'{html.escape(n)}</option>' for n in names)
         buttons = "".join(
             f'<label><input type="radio" name="choice-{i}" value="{choice}"'
             f'{" disabled" if choice == "accept" and apart else ""}> {choice}</label>' for choice in CHOICES)
         cards.append(f'''
-<article class="card" id="card-{i}" data-index="{i}" data-kind="{kind}" data-given="{html.escape(class_name(given, data.class_names))}"
+<article class="card" id="card-{i}" data-index="{i}" data-kind="{kind}" data-given="{given}"
  data-suggested="{html.escape(suggested)}" data-path="{html.escape(path)}">
  <div class="pictures"><figure><img src="{data_uri(data.images[i])}" alt="sample {i}">
  <figcaption>#{i}</figcaption></figure>{figures}</div>
- <p class="labels"><span class="given">{html.escape(class_name(given, data.class_names))}</span>{" &rarr; <b class='suggested'>"
+ <p class="labels"><span class="given">{given}</span>{" &rarr; <b class='suggested'>"
     + html.escape(suggested) + "</b>" if suggested else ""}</p>
  <p class="why"><span class="kind {kind}">{KINDS[kind]}</span> {reason}{"" if np.isnan(confidence) or apart
     else f", confidence {confidence:.3f}"}</p>

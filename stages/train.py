@@ -180,8 +180,8 @@ def known_device(name: str) -> bool:
 
 def trains_through_conflicts(group: np.ndarray, labels: np.ndarray, params: TrainParams,
                              keep_out: np.ndarray | None = None) -> bool:
-    """Do the open questions hold more than params.conflict_share of the labelled samples? Then members train on them too
-    (README, "How it works": when every image has evil twins, the rest is too little to learn from)."""
+    """Do the open questions hold more than params.conflict_share of the labelled samples? Then members train on them
+    too (README, "How it works": when every image has evil twins, the rest is too little to learn from)."""
     labelled = labels != UNLABELLED
     return bool(open_questions(group, labels, keep_out)[labelled].mean() > params.conflict_share)
 
@@ -678,5 +678,6 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     return TrainResult(prob=prob_sum / per_member[:, None], n_scored=n_scored, votes=votes,
                        strangeness=strange_sum / per_member, class_sim=class_sim_sum / per_member[:, None],
                        nn_prob=nn_prob, nn_scored=nn_scored, open_question=open_questions(group, labels, keep_out),
-                       through_conflicts=through, similar_groups=pooled, loss_curves=loss_curves, member_steps=np.array(steps, np.int64),
+                       through_conflicts=through, similar_groups=pooled, loss_curves=loss_curves,
+                       member_steps=np.array(steps, np.int64),
                        member_seconds=np.array(seconds))
