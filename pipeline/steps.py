@@ -31,6 +31,10 @@ def decode(params: DecodeParams, paths: Paths = PATHS) -> Dataset:
     dataset = decode_data(params)
     for skipped in dataset.skipped:
         print(f"decode: left out {skipped}", file=sys.stderr)
+    unlabelled = int((dataset.labels == UNLABELLED).sum())
+    if unlabelled:  # said, so that labels left out by mistake do not pass unnoticed
+        print(f"decode: {unlabelled} of {len(dataset.labels)} samples carry no label: they get a suggested label, "
+              f"never a wrong-label flag", file=sys.stderr)
     save(paths.decoded, dataset)
     write_timing(paths.timing("decode"), seconds=time.monotonic() - start)
     return dataset

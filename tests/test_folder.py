@@ -80,7 +80,8 @@ def test_an_unlabelled_folder_gets_suggested_labels_an_embedding_and_a_labelled_
             truth[file.name] = folder.name
             file.rename(unlabelled / file.name)
     twins = [sys.executable, "-m", "pipeline.cli"]
-    sh(*twins, "run", "--images", "photos/", cwd=tmp_path)
+    done = sh(*twins, "run", "--images", "photos/", cwd=tmp_path)
+    assert f"{len(truth)} of 240 samples carry no label" in done.stderr
     rows = list(csv.DictReader(open(tmp_path / "results" / "samples.csv")))
     guessed = {row["path"].rsplit("/", 1)[-1]: row for row in rows if row["given"] == ""}
     assert set(guessed) == set(truth)
