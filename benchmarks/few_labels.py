@@ -20,15 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import outliers
 from benchmarks.machine import describe
-from stages.decode_idx import read_images, read_labels
+from benchmarks.outliers import auroc
 from stages.labels import UNLABELLED
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 KNOWN = (0, 1, 2, 3, 4)  # T-shirt/top, trouser, pullover, dress, coat: the classes a case has labels for
 N_KNOWN = 2000
 STRANGER_SHARE, BROKEN_SHARE = 0.05, 0.02  # of N_KNOWN
@@ -38,17 +37,16 @@ STRANGER, BROKEN, DIGIT = -1, -2, -3  # truth codes: another Fashion-MNIST class
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        return (read_images(SHARED / f"{name}-images-idx3-ubyte.gz"),
-                read_labels(SHARED / f"{name}-labels-idx1-ubyte.gz"))
+        return outliers.load(name)
     except Exception as exc:
-        raise SystemExit(f"benchmarks.few_labels needs {name} in {SHARED}: {exc}") from None
+        raise SystemExit(f"benchmarks.few_labels needs {name} in {outliers.SHARED}: {exc}") from None
 
 
 def make_case(fraction: float, seed: int):
     """(images uint8 (N, 28, 28, 1), given labels (-1: unlabelled), truth: class id, STRANGER, DIGIT or BROKEN)."""
     rng = np.random.default_rng(seed)
-    clothes, kinds = load("fashion-t10k")
-    digits, _ = load("mnist-t10k")
+    clothes, kinds = load("fashion")
+    digits, _ = load("mnist")
     known = np.concatenate([rng.choice(np.flatnonzero(kinds == c), N_KNOWN // len(KNOWN), replace=False)
                             for c in KNOWN])
     n_strangers = int(STRANGER_SHARE * N_KNOWN)
@@ -68,12 +66,6 @@ def make_case(fraction: float, seed: int):
         given[rng.choice(np.flatnonzero(truth == c), per_class, replace=False)] = c
     order = rng.permutation(len(truth))
     return images[order], given[order], truth[order]
-
-
-def auroc(score: np.ndarray, positive: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(positive, np.nan_to_num(np.asarray(score, np.float64), nan=-1e300)))
 
 
 def run_method(method: str, images: np.ndarray, given: np.ndarray, seed: int):

@@ -21,7 +21,7 @@ from stages.decode import Dataset
 from stages.errors import InputError
 from stages.export import CHANGES_HEADER, Changes, ExportOptions, apply_choices, plan_changes
 from stages.group import GroupParams, GroupResult, group_images, summarize
-from stages.labels import UNLABELLED, class_name
+from stages.labels import UNLABELLED, class_name, label_cell
 from stages.report import ReportParams, draw
 from stages.train import TrainParams, TrainResult, train_ensemble
 
@@ -230,7 +230,7 @@ def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy:
                 (folder / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(data.paths[i], folder / relative)
                 target = relative.as_posix()
-            rows.writerow([target, "" if label == UNLABELLED else class_name(label, names)])
+            rows.writerow([target, label_cell(label, names)])
         atomic_write_text(folder / "manifest.csv", manifest.getvalue())
     elif form == "npz":
         with open(folder / "data.npz", "wb") as f:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from stages.artifact import Artifact, Field
-from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups
+from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups, label_cell
 
 if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
     from stages.train import TrainResult
@@ -332,8 +332,8 @@ def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked
         return losers, winner, doubt
     n_groups = int(group.max()) + 1
     evidence = np.full((n_groups, n_classes), -np.inf)
-    for members in group_members(group[asked]):
-        members = np.flatnonzero(asked)[members]
+    questions = [np.flatnonzero(asked)[members] for members in group_members(group[asked])]
+    for members in questions:
         present, counts = np.unique(labels[members], return_counts=True)
         # Calibrated log-probabilities of the labels present (softmax's normaliser is the same for every label
         # of one member, so it cancels), one row per look at the picture. Each copy is as likely as any other to
@@ -345,8 +345,7 @@ def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked
         evidence[group[members[0]], present] = (log_prob[members][:, present] / temperature).mean(0) + np.log(counts)
     if similar is not None and len(similar) == len(labels):
         evidence = pool_similar(evidence, labels, group, asked, similar)
-    for members in group_members(group[asked]):
-        members = np.flatnonzero(asked)[members]
+    for members in questions:
         row = evidence[group[members[0]]]
         present = np.flatnonzero(np.isfinite(row))
         winner[members] = present[np.argmax(row[present])]
@@ -379,8 +378,7 @@ def pool_similar(evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, as
 
     belief, pooled = believed(evidence), evidence
     for _ in range(POOL_ROUNDS):
-        known = neighbours >= 0
-        around = (belief[np.maximum(neighbours, 0)] * known[..., None]).sum(1) / np.maximum(known.sum(1), 1)[:, None]
+        around = neighbours_mean(belief, neighbours)
         pooled = np.where(conflicting[:, None], evidence + POOL_WEIGHT * np.log(around + POOL_PRIOR / n_classes),
                           evidence)
         belief = believed(pooled)
@@ -401,15 +399,21 @@ def spread_to_unlabelled(calibrated_prob: np.ndarray, settled: np.ndarray, label
     own[known] = np.eye(n_classes)[settled[known]]
     n_groups = int(group.max()) + 1
     size = np.bincount(group, minlength=n_groups)[:, None]
+    spread = (unlabelled & (similar >= 0).any(1))[:, None]
     belief = own.copy()
     for _ in range(POOL_ROUNDS):
         by_group = np.zeros((n_groups, n_classes))
         np.add.at(by_group, group, belief)
         by_group /= np.maximum(size, 1)
-        found = similar >= 0
-        around = (by_group[np.maximum(similar, 0)] * found[..., None]).sum(1) / np.maximum(found.sum(1), 1)[:, None]
-        belief = np.where(unlabelled[:, None] & found.any(1)[:, None], (1 - SPREAD) * own + SPREAD * around, own)
+        belief = np.where(spread, (1 - SPREAD) * own + SPREAD * neighbours_mean(by_group, similar), own)
     return belief
+
+
+def neighbours_mean(belief: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """float (rows, K): per row of neighbours (int (rows, k), group ids, -1 for none), the mean of those groups'
+    rows of belief (float (G, K)); zeros where a row has no neighbour."""
+    found = neighbours >= 0
+    return (belief[np.maximum(neighbours, 0)] * found[..., None]).sum(1) / np.maximum(found.sum(1), 1)[:, None]
 
 
 def twins_label(group: np.ndarray, labels: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
@@ -571,7 +575,7 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
     import io
 
     def name(label: int) -> str:
-        return "" if label == UNLABELLED else class_name(label, class_names)
+        return label_cell(label, class_names)
 
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.6g}"

@@ -21,6 +21,12 @@ def class_name(label: int, class_names: list[str] | None) -> str:
     return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
 
 
+def label_cell(label: int, class_names: list[str] | None) -> str:
+    """A label as a manifest or results table writes it: class_name, and empty for an unlabelled sample (as an
+    empty manifest label reads back)."""
+    return "" if int(label) == UNLABELLED else class_name(label, class_names)
+
+
 def conflicting_groups(group: np.ndarray, labels: np.ndarray, keep_out: np.ndarray | None = None) -> np.ndarray:
     """Boolean per group id: do its labelled members (those not kept out, bool (N,)) carry more than one label?"""
     n_groups = int(group.max()) + 1 if len(group) else 0

@@ -232,6 +232,24 @@ def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+def shifted_references(images: np.ndarray, max_shift: int) -> list[np.ndarray]:
+    """The images standardised and moved by every shift of up to max_shift pixels: float32 (N, H*W*C) per shift,
+    computed once for best_correlation to compare many queries with."""
+    x = standardized_pixels(images)
+    return [shifted(x, dy, dx).reshape(len(x), -1)
+            for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+
+
+def best_correlation(images: np.ndarray, moved: list[np.ndarray]) -> np.ndarray:
+    """float32 (len(images), len(references)): each image's correlation with each reference (shifted_references),
+    best over the shifts."""
+    q = standardized_pixels(images).reshape(len(images), -1)
+    similarity = q @ moved[0].T
+    for r in moved[1:]:
+        np.maximum(similarity, q @ r.T, out=similarity)
+    return similarity
+
+
 def nearest_neighbour_probs(images: np.ndarray, labels: np.ndarray, group: np.ndarray, query: np.ndarray,
                             refs: np.ndarray, n_classes: int, max_shift: int = 1, sharpness: float = 50.0,
                             chunk: int = 2048) -> np.ndarray:
@@ -242,17 +260,12 @@ def nearest_neighbour_probs(images: np.ndarray, labels: np.ndarray, group: np.nd
     softmax(sharpness x evidence), to be calibrated downstream. No training: it answers in milliseconds on a
     graded case, where a member needs seconds (README, "How it works"). Queries go `chunk` at a time, so the
     similarity matrix stays small; the references are standardised and shifted once."""
-    moved = standardized_pixels(images[refs])
-    moved = [shifted(moved, dy, dx).reshape(len(refs), -1)
-             for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    moved = shifted_references(images[refs], max_shift)
     of_class = [labels[refs] == c for c in range(n_classes)]
     evidence = np.full((len(query), n_classes), -1.0)
     for start in range(0, len(query), chunk):
         part = query[start:start + chunk]
-        q = standardized_pixels(images[part]).reshape(len(part), -1)
-        similarity = np.full((len(part), len(refs)), -1.0, np.float32)
-        for r in moved:
-            np.maximum(similarity, q @ r.T, out=similarity)
+        similarity = best_correlation(images[part], moved)
         similarity[group[part][:, None] == group[refs][None, :]] = -1.0
         for c, columns in enumerate(of_class):
             k = min(NEIGHBOURS, int(columns.sum()))
@@ -295,19 +308,14 @@ def similar_groups(images: np.ndarray, group: np.ndarray, seed: int, k: int = PO
     np.minimum.at(first, group, np.arange(len(group)))
     per_ref = 2 * (2 * max_shift + 1) ** 2 * int(np.prod(images.shape[1:])) * n_groups
     rng = np.random.default_rng(seed)
-    refs = np.sort(rng.choice(n_groups, min(n_groups, POOL_REFS, max(POOL_K + 1, int(POOL_FLOPS / per_ref))),
+    refs = np.sort(rng.choice(n_groups, min(n_groups, POOL_REFS, max(k + 1, int(POOL_FLOPS / per_ref))),
                               replace=False))
-    moved = standardized_pixels(images[first[refs]])
-    moved = [shifted(moved, dy, dx).reshape(len(refs), -1)
-             for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    moved = shifted_references(images[first[refs]], max_shift)
     found = np.full((n_groups, k), -1, np.int64)
     take = min(k, len(refs) - 1)
     for start in range(0, n_groups, chunk):
         part = np.arange(start, min(start + chunk, n_groups))
-        q = standardized_pixels(images[first[part]]).reshape(len(part), -1)
-        similarity = np.full((len(part), len(refs)), -np.inf, np.float32)
-        for r in moved:
-            np.maximum(similarity, q @ r.T, out=similarity)
+        similarity = best_correlation(images[first[part]], moved)
         similarity[part[:, None] == refs[None, :]] = -np.inf
         if take > 0:
             best = np.argsort(-similarity, axis=1, kind="stable")[:, :take]
