@@ -96,3 +96,15 @@ def test_the_speed_table_divides_each_methods_wall_time_by_the_advices_on_the_sa
     lines = table(rows).splitlines()
     assert lines[2] == "| c | hw02 | 1 | 0.00 | 6.0 | 12.0 | 1.50 | 100 |"
     assert lines[3].split(" | ")[6] == "1.00" and lines[4].split(" | ")[6] == "1.25"
+
+
+def test_the_best_cut_is_the_top_k_of_a_ranking_with_the_highest_f1():
+    from benchmarks.natural_noise import best_cut
+    from benchmarks.graded_ceiling import best_cut_errors
+
+    ranking = np.array([4, 7, 1, 9, 2, 3])  # most suspect first; 4 and 1 are wrong, then 3 far down
+    assert best_cut(ranking, np.array([1, 4, 3])) == (3, 2)  # F1 0.67 (top 3), against 0.5 (top 1), 0.67 (all 6)
+    assert best_cut(ranking, np.array([4])) == (1, 1)
+    # the same ranking as scores (low = suspect): the best cut misses 3 and wrongly flags 7
+    score = np.argsort(np.r_[4, 7, 1, 9, 2, 3, 0, 5, 6, 8])  # each index's place in that order
+    assert best_cut_errors(score.astype(float), np.isin(np.arange(10), [1, 4, 3])) == 2
