@@ -26,6 +26,7 @@ EVIDENCE_Z = 2.0  # how clearly the neighbours must beat the members to decide i
 POOL_WEIGHT = 1.0  # how much a conflicting group weighs its similar groups' belief against its own evidence ...
 POOL_PRIOR = 0.1  # ... smoothed by this much of a uniform belief, so no label is ruled out by the neighbours alone
 POOL_ROUNDS = 20  # rounds of propagation
+PIXEL_WEIGHT = 10.0  # where samples are unlabelled, the outlier score adds this many times log(pixel strangeness)
 SPREAD = 0.5  # an unlabelled sample's belief: this much its similar groups', the rest its own members' evidence
 TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for underconfident (label-smoothed) members
 
@@ -294,13 +295,16 @@ def outlier_fence(scores: np.ndarray) -> float:
 
 def outlier_rule(oob: TrainResult, *, odd: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """(outlier_score float (N,), fence, outlier bool (N,)): samples unlike every class, read from the members
-    whichever evidence decides the labels, since what they learnt is what a stranger is unlike. Odd images are
-    neither scored against the fence nor outliers."""
+    whichever evidence decides the labels, since what they learnt is what a stranger is unlike, and where samples
+    are unlabelled from their distance in pixels to the labelled pictures too (train.pixel_strangeness). Odd images
+    are neither scored against the fence nor outliers."""
     n = len(odd)
     score, fence = np.full(n, np.nan), np.inf
     by_members = oob.scored
     if by_members.any():
         score[by_members] = outlier_scores(oob.prob[by_members], oob.strangeness[by_members])
+        if len(oob.pixel_strangeness) == n:  # samples are unlabelled: how far from the labelled pictures counts too
+            score += PIXEL_WEIGHT * np.log(np.maximum(oob.pixel_strangeness, 1e-6))
         fence = outlier_fence(score[by_members & (odd == "")])
     return score, fence, (np.nan_to_num(score, nan=-np.inf) > fence) & (odd == "") & ~claimed(oob.prob)
 

@@ -41,7 +41,7 @@ STRANGER_K = 10  # a scored image's strangeness: mean feature distance to this m
 STRANGER_REFS = 5000  # ... among at most this many of the member's training images (a random subset beyond)
 POOL_K = 5  # where conflicts are the rule: each group's this many most similar groups (README: pooling copies)
 POOL_REFS = 2000  # ... among at most this many other groups (a random subset beyond) ...
-POOL_FLOPS = 2e12  # ... and fewer where comparing every group with them would take more arithmetic than this
+POOL_FLOPS = 2e12  # ... and fewer where comparing every group (or sample: pixel_strangeness) would take more arithmetic
 AFFINE_BELOW = 1000  # augment "auto": rotations and scalings for members that train on fewer images, shifts beyond
 WATCH_SECONDS = 0.5  # a worker process checks this often that the process that started it is alive
 
@@ -151,14 +151,16 @@ class TrainResult(Artifact):
     # int64 (N, POOL_K): the groups most like each sample's own, most similar first, where conflicts are the rule
     # or samples are unlabelled (similar_groups()); no rows elsewhere
     similar_groups: np.ndarray = field(default_factory=lambda: np.zeros((0, POOL_K), np.int64))
+    # float64 (N,): pixel_strangeness(), where samples are unlabelled; no rows elsewhere
+    pixel_strangeness: np.ndarray = field(default_factory=lambda: np.zeros(0))
     member_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 (M,)
 
     STAGE = "train"
     FIELDS = {"prob": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
               "strangeness": Field("f", 1, True), "class_sim": Field("f", 2, True), "nn_prob": Field("f", 2, True),
               "nn_scored": Field("b", 1, True), "open_question": Field("b", 1, True),
-              "through_conflicts": Field("b", 0), "similar_groups": Field("i", 2), "loss_curves": Field("f", 2),
-              "member_steps": Field("iu", 1)}
+              "through_conflicts": Field("b", 0), "similar_groups": Field("i", 2),
+              "pixel_strangeness": Field("f", 1), "loss_curves": Field("f", 2), "member_steps": Field("iu", 1)}
 
     @property
     def scored(self) -> np.ndarray:
@@ -321,6 +323,31 @@ def similar_groups(images: np.ndarray, group: np.ndarray, seed: int, k: int = PO
             best = np.argsort(-similarity, axis=1, kind="stable")[:, :take]
             found[part, :take] = refs[best]
     return found[group]
+
+
+def pixel_strangeness(images: np.ndarray, labels: np.ndarray, group: np.ndarray, seed: int,
+                      keep_out: np.ndarray | None = None, max_shift: int = 1, chunk: int = 1024) -> np.ndarray:
+    """float64 (N,): how far each image lies from the labelled pictures, in pixels: 1 - its mean correlation with
+    its NEIGHBOURS most similar labelled images (best over shifts of up to max_shift pixels, among at most
+    NEIGHBOUR_REFS of them and fewer past POOL_FLOPS, never its own twin group), over the median of that distance
+    among the labelled images themselves. Where most samples are unlabelled, members trained on the few labels read
+    a stranger confidently as a class; the pixels still tell it lies far from every labelled picture (README,
+    "outliers and odd images")."""
+    refs = np.flatnonzero((labels != UNLABELLED) & ~(False if keep_out is None else keep_out))
+    if refs.size < 2:
+        return np.ones(len(labels))
+    per_ref = 2 * (2 * max_shift + 1) ** 2 * int(np.prod(images.shape[1:])) * len(labels)
+    refs = np.sort(np.random.default_rng(seed).choice(
+        refs, min(refs.size, NEIGHBOUR_REFS, max(NEIGHBOURS + 1, int(POOL_FLOPS / per_ref))), replace=False))
+    moved = shifted_references(images[refs], max_shift)
+    k = min(NEIGHBOURS, refs.size - 1)
+    distance = np.empty(len(labels))
+    for start in range(0, len(labels), chunk):
+        part = np.arange(start, min(start + chunk, len(labels)))
+        similarity = best_correlation(images[part], moved)
+        similarity[group[part][:, None] == group[refs][None, :]] = -1.0
+        distance[part] = 1 + np.partition(-similarity, k - 1, axis=1)[:, :k].mean(1)  # 1 - mean of the k best
+    return distance / max(float(np.median(distance[refs])), 1e-6)
 
 
 def dominated(labels: np.ndarray) -> bool:
@@ -683,9 +710,12 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
     through = trains_through_conflicts(group, labels, params, keep_out)
     pooling = n and (through or (labels == UNLABELLED).any())
     pooled = similar_groups(images, group, params.seed) if pooling else np.zeros((0, POOL_K), np.int64)
+    far = pixel_strangeness(images, labels, group, params.seed, keep_out) if (labels == UNLABELLED).any() \
+        else np.zeros(0)
     return TrainResult(prob=prob_sum / per_member[:, None], n_scored=n_scored, votes=votes,
                        strangeness=strange_sum / per_member, class_sim=class_sim_sum / per_member[:, None],
                        nn_prob=nn_prob, nn_scored=nn_scored, open_question=open_questions(group, labels, keep_out),
-                       through_conflicts=through, similar_groups=pooled, loss_curves=loss_curves,
+                       through_conflicts=through, similar_groups=pooled, pixel_strangeness=far,
+                       loss_curves=loss_curves,
                        member_steps=np.array(steps, np.int64),
                        member_seconds=np.array(seconds))

@@ -340,6 +340,17 @@ def test_a_stranger_is_an_outlier_not_a_wrong_label():
     assert not decisions.outlier[:40].any()
 
 
+def test_where_samples_are_unlabelled_distance_in_pixels_from_the_labelled_pictures_raises_the_outlier_score():
+    # the members read unlabelled samples 40 and 41 alike; 41 lies far from every labelled picture
+    labels = np.r_[[0] * 20 + [1] * 20, [-1, -1]]
+    group = np.arange(42)
+    probs = [confident(c, 2) for c in labels[:40]] + [confident(0, 2)] * 2
+    oob = evidence(labels, group, probs, strangeness=np.ones(42))
+    oob.pixel_strangeness = np.r_[np.ones(41), 2.0]
+    scores = decide(labels, group, oob, AggregateParams()).outlier_score
+    assert scores[41] > scores[40] == scores[0]
+
+
 def test_a_twin_conflict_is_decided_even_where_its_pictures_lie_past_the_outlier_fence():
     # at scale the fence also passes ordinary but ambiguous pictures; an evil twin among them must still be found
     labels, group, probs, strangeness, odd = strangers_case(twins=True)

@@ -55,6 +55,23 @@ def test_unlabelled_samples_train_no_member_and_every_member_scores_them(case):
     result = train_ensemble(c.images, labels, group, FAST)
     assert (result.n_scored[labels == -1] == 3).all() and np.isfinite(result.prob).all()
     assert not result.open_question[labels == -1].any()
+    assert len(result.pixel_strangeness) == len(labels)  # only where samples are unlabelled
+    assert len(train_ensemble(c.images, c.labels, group, FAST).pixel_strangeness) == 0
+
+
+def test_pixel_strangeness_is_the_distance_to_the_labelled_pictures_over_theirs_to_each_other():
+    from stages.train import pixel_strangeness
+
+    images, labels = load_source("mnist")
+    letters, _ = load_source("notmnist")
+    images = np.concatenate([images[:60], letters[:5], images[:3]])  # 5 unlabelled letters, 3 copies of digits
+    labels = np.r_[labels[:60], [-1] * 8]
+    group = np.r_[np.arange(65), 0, 1, 2]
+    far = pixel_strangeness(images, labels, group, seed=0)
+    assert np.median(far[:60]) == 1.0  # the labelled digits' own distances set the scale
+    assert far[60:65].min() > np.quantile(far[:60], 0.9)  # letters lie farther than nine digits in ten
+    # a copy of a labelled digit is as far as that digit: its own group is never a neighbour
+    assert np.allclose(far[65:], far[:3])
 
 
 def rolnick(n_distinct: int, alpha: int, seed: int = 0):
