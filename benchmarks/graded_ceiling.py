@@ -29,6 +29,7 @@ from benchmarks.natural_noise import SHARED
 from hw02 import GRADED_AGGREGATE
 from pipeline.plant import load_source, plant
 from pipeline.runner import find_suspects
+from stages.aggregate import EPS, label_margin, softmax
 from stages.decode_idx import read_images, read_labels
 from stages.train import TrainParams
 
@@ -51,11 +52,6 @@ def reference_model(n: int = 20_000, epochs: int = 2, seed: int = 0) -> torch.nn
             loss.backward()
             optimiser.step()
     return model.eval()
-
-
-def margin(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    mine = np.eye(prob.shape[1], dtype=bool)[labels]
-    return prob[mine] - np.where(mine, -np.inf, prob).max(1)
 
 
 def best_cut_errors(score: np.ndarray, wrong: np.ndarray) -> int:
@@ -106,14 +102,14 @@ def main() -> None:
             flagged = run.decisions.flagged[alone]
             errors["rule"].append(int((wrong & ~flagged).sum() + (~wrong & flagged).sum()))
             calibrated = run.decisions.calibrated  # the given label's; the margin needs every class's
-            members = F.softmax(torch.tensor(np.log(run.oob.prob + 1e-6)) / run.decisions.temperature, 1).numpy()
-            assert np.allclose(members[np.arange(len(calibrated)), case.labels][alone], calibrated[alone], atol=1e-4)
-            errors["members"].append(best_cut_errors(margin(members, case.labels)[alone], wrong))
+            members = softmax(np.log(np.nan_to_num(run.oob.prob, nan=1.0) + EPS) / run.decisions.temperature)
+            assert np.allclose(members[np.arange(len(calibrated)), case.labels][alone], calibrated[alone])
+            errors["members"].append(best_cut_errors(label_margin(members, case.labels)[alone], wrong))
             with torch.no_grad():
                 pixels = torch.tensor(case.images[..., 0], dtype=torch.float32)[:, None] / 255
                 ref = F.softmax(reference(pixels), 1).numpy()
             errors["twin reference"].append(twin_errors(case.labels, run.groups.group, asked, ref, wrong_all))
-            errors["reference"].append(best_cut_errors(margin(ref, case.labels)[alone], wrong))
+            errors["reference"].append(best_cut_errors(label_margin(ref, case.labels)[alone], wrong))
             wrong_count.append(int(wrong.sum()))
         cells = [f"{np.mean(errors[k]):.2f} (worst {max(errors[k])})" for k in errors]
         print(f"| {family} | {args.seeds} | {cells[0]} | {cells[1]} | {np.mean(wrong_count):.1f} | "

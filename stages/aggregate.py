@@ -460,6 +460,12 @@ def twinless_rule(labels: np.ndarray, calibrated: np.ndarray, disagreement: np.n
     return against & (np.nan_to_num(calibrated, nan=1.0) < threshold)
 
 
+def label_margin(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """float (N,): the probability of each sample's label (prob (N, K)) less that of its likeliest other class."""
+    mine = np.eye(prob.shape[1], dtype=bool)[labels]
+    return prob[mine] - np.nanmax(np.where(mine, -np.inf, prob), axis=1)
+
+
 def per_class_rule(labels: np.ndarray, calibrated_prob: np.ndarray, disagreement: np.ndarray, alone: np.ndarray,
                    *, max_threshold: float, min_disagreement: float, count_z: float) -> tuple[np.ndarray, np.ndarray]:
     """(flagged bool (N,), wrong_by_class float (K,)): natural errors, too few for the global rate, and noise that
@@ -472,8 +478,7 @@ def per_class_rule(labels: np.ndarray, calibrated_prob: np.ndarray, disagreement
     calibrated probability is below max_threshold."""
     n = len(labels)
     calibrated = calibrated_prob[np.arange(n), labels]
-    margin = calibrated - np.nanmax(np.where(np.eye(calibrated_prob.shape[1], dtype=bool)[labels], -np.inf,
-                                             calibrated_prob), axis=1)
+    margin = label_margin(calibrated_prob, labels)
     against = alone & (np.nan_to_num(disagreement) >= min_disagreement)
     rows = np.flatnonzero(alone)
     wrong_by_class = wrong_label_counts(calibrated_prob[rows], labels[rows])

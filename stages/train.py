@@ -252,6 +252,30 @@ def best_correlation(images: np.ndarray, moved: list[np.ndarray]) -> np.ndarray:
     return similarity
 
 
+def masked_similarities(images: np.ndarray, group: np.ndarray, query: np.ndarray, refs: np.ndarray,
+                        max_shift: int, chunk: int):
+    """Yields (rows, similarity float32 (len(rows), len(refs))): images[query], `chunk` at a time (rows: their
+    slice of query), against images[refs] by best_correlation, -1 where a reference is in the query's own twin
+    group. The references are standardised and shifted once."""
+    moved = shifted_references(images[refs], max_shift)
+    for start in range(0, len(query), chunk):
+        part = query[start:start + chunk]
+        similarity = best_correlation(images[part], moved)
+        similarity[group[part][:, None] == group[refs][None, :]] = -1.0
+        yield slice(start, start + len(part)), similarity
+
+
+def top_mean(similarity: np.ndarray, k: int) -> np.ndarray:
+    """float (rows,): the mean of each row's k largest values."""
+    return -np.partition(-similarity, k - 1, axis=1)[:, :k].mean(1)
+
+
+def reference_budget(images: np.ndarray, n_queries: int, max_shift: int, floor: int) -> int:
+    """How many references best_correlation may compare n_queries images with inside POOL_FLOPS (at least floor)."""
+    per_ref = 2 * (2 * max_shift + 1) ** 2 * int(np.prod(images.shape[1:])) * n_queries
+    return max(floor, int(POOL_FLOPS / per_ref))
+
+
 def nearest_neighbour_probs(images: np.ndarray, labels: np.ndarray, group: np.ndarray, query: np.ndarray,
                             refs: np.ndarray, n_classes: int, max_shift: int = 1, sharpness: float = 50.0,
                             chunk: int = 2048) -> np.ndarray:
@@ -262,18 +286,13 @@ def nearest_neighbour_probs(images: np.ndarray, labels: np.ndarray, group: np.nd
     softmax(sharpness x evidence), to be calibrated downstream. No training: it answers in milliseconds on a
     graded case, where a member needs seconds (README, "How it works"). Queries go `chunk` at a time, so the
     similarity matrix stays small; the references are standardised and shifted once."""
-    moved = shifted_references(images[refs], max_shift)
     of_class = [labels[refs] == c for c in range(n_classes)]
     evidence = np.full((len(query), n_classes), -1.0)
-    for start in range(0, len(query), chunk):
-        part = query[start:start + chunk]
-        similarity = best_correlation(images[part], moved)
-        similarity[group[part][:, None] == group[refs][None, :]] = -1.0
+    for rows, similarity in masked_similarities(images, group, query, refs, max_shift, chunk):
         for c, columns in enumerate(of_class):
             k = min(NEIGHBOURS, int(columns.sum()))
             if k:
-                evidence[start:start + len(part), c] = \
-                    -np.partition(-similarity[:, columns], k - 1, axis=1)[:, :k].mean(1)
+                evidence[rows, c] = top_mean(similarity[:, columns], k)
     z = sharpness * (evidence - evidence.max(1, keepdims=True))
     return np.exp(z) / np.exp(z).sum(1, keepdims=True)
 
@@ -308,9 +327,8 @@ def similar_groups(images: np.ndarray, group: np.ndarray, seed: int, k: int = PO
     n_groups = int(group.max()) + 1
     first = np.full(n_groups, len(group))
     np.minimum.at(first, group, np.arange(len(group)))
-    per_ref = 2 * (2 * max_shift + 1) ** 2 * int(np.prod(images.shape[1:])) * n_groups
     rng = np.random.default_rng(seed)
-    refs = np.sort(rng.choice(n_groups, min(n_groups, POOL_REFS, max(k + 1, int(POOL_FLOPS / per_ref))),
+    refs = np.sort(rng.choice(n_groups, min(n_groups, POOL_REFS, reference_budget(images, n_groups, max_shift, k + 1)),
                               replace=False))
     moved = shifted_references(images[first[refs]], max_shift)
     found = np.full((n_groups, k), -1, np.int64)
@@ -336,17 +354,12 @@ def pixel_strangeness(images: np.ndarray, labels: np.ndarray, group: np.ndarray,
     refs = np.flatnonzero((labels != UNLABELLED) & ~(False if keep_out is None else keep_out))
     if refs.size < 2:
         return np.ones(len(labels))
-    per_ref = 2 * (2 * max_shift + 1) ** 2 * int(np.prod(images.shape[1:])) * len(labels)
-    refs = np.sort(np.random.default_rng(seed).choice(
-        refs, min(refs.size, NEIGHBOUR_REFS, max(NEIGHBOURS + 1, int(POOL_FLOPS / per_ref))), replace=False))
-    moved = shifted_references(images[refs], max_shift)
+    affordable = reference_budget(images, len(labels), max_shift, NEIGHBOURS + 1)
+    refs = np.sort(np.random.default_rng(seed).choice(refs, min(refs.size, NEIGHBOUR_REFS, affordable), replace=False))
     k = min(NEIGHBOURS, refs.size - 1)
     distance = np.empty(len(labels))
-    for start in range(0, len(labels), chunk):
-        part = np.arange(start, min(start + chunk, len(labels)))
-        similarity = best_correlation(images[part], moved)
-        similarity[group[part][:, None] == group[refs][None, :]] = -1.0
-        distance[part] = 1 + np.partition(-similarity, k - 1, axis=1)[:, :k].mean(1)  # 1 - mean of the k best
+    for rows, similarity in masked_similarities(images, group, np.arange(len(labels)), refs, max_shift, chunk):
+        distance[rows] = 1 - top_mean(similarity, k)
     return distance / max(float(np.median(distance[refs])), 1e-6)
 
 
@@ -708,14 +721,13 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
         loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
                                 for c in curves]).astype(np.float32)
     through = trains_through_conflicts(group, labels, params, keep_out)
-    pooling = n and (through or (labels == UNLABELLED).any())
-    pooled = similar_groups(images, group, params.seed) if pooling else np.zeros((0, POOL_K), np.int64)
-    far = pixel_strangeness(images, labels, group, params.seed, keep_out) if (labels == UNLABELLED).any() \
-        else np.zeros(0)
+    unlabelled = bool((labels == UNLABELLED).any())
+    pooled = similar_groups(images, group, params.seed) if n and (through or unlabelled) \
+        else np.zeros((0, POOL_K), np.int64)
+    far = pixel_strangeness(images, labels, group, params.seed, keep_out) if unlabelled else np.zeros(0)
     return TrainResult(prob=prob_sum / per_member[:, None], n_scored=n_scored, votes=votes,
                        strangeness=strange_sum / per_member, class_sim=class_sim_sum / per_member[:, None],
                        nn_prob=nn_prob, nn_scored=nn_scored, open_question=open_questions(group, labels, keep_out),
                        through_conflicts=through, similar_groups=pooled, pixel_strangeness=far,
-                       loss_curves=loss_curves,
-                       member_steps=np.array(steps, np.int64),
+                       loss_curves=loss_curves, member_steps=np.array(steps, np.int64),
                        member_seconds=np.array(seconds))
