@@ -22,7 +22,8 @@ budget); `cleanlab-oob` (cleanlab.filter.find_label_issues on our members' out-o
 would). Precision, recall and F1 of the flags against the moved labels; AP is the average precision of each
 method's full ranking (ours: Decisions.ranking; cleanlab: its label quality score), which does not depend on
 where the flags stop; best-cut F1 is the F1 of each case's best top-k of that ranking, chosen with the truth, so the
-most any count rule on it could reach. The data sets' own natural errors count as wrong flags for every method alike.
+most any single cut of it could reach (counts per class cut each class apart and may do better). The data sets' own
+natural errors count as wrong flags for every method alike.
 
 `--as-is`: each source's images with their labels untouched (`--n` of them, drawn as above): what is flagged and
 how many outliers, and with `--montage PREFIX` a PNG of the 40 most certain flags for a person to judge
@@ -260,8 +261,9 @@ def main() -> None:
                 right = sum(r[method]["right"] for r in runs)
                 precision = right / flagged if flagged else float("nan")
                 f1 = 2 * right / (flagged + wrong) if flagged + wrong else float("nan")
-                best = 2 * sum(r[method]["best_right"] for r in runs) / (
-                    sum(r[method]["best_flagged"] for r in runs) + wrong)
+                best_flagged = sum(r[method]["best_flagged"] for r in runs)
+                best = 2 * sum(r[method]["best_right"] for r in runs) / (best_flagged + wrong) \
+                    if best_flagged + wrong else float("nan")
                 seconds = [r[method]["seconds"] for r in runs if "seconds" in r[method]]
                 print(f"| {source} | {rate:.1%} | {wrong} | {method} | {flagged} | {precision:.2f} | "
                       f"{right / wrong:.2f} | {f1:.2f} | {np.nanmean([r[method]['ap'] for r in runs]):.2f} | "
