@@ -172,7 +172,7 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
     sure = np.where(changes.action == "label", decisions.suggested_prob, decisions.confidence)
     for i in changes.changed():
         new_label = class_name(changes.new_label[i], names) if changes.keep[i] else ""
-        writer.writerow([i, source_path(data, i), class_name(data.labels[i], names), new_label, changes.action[i],
+        writer.writerow([i, source_path(data, i), label_cell(data.labels[i], names), new_label, changes.action[i],
                          changes.reason[i], f"{sure[i]:.6g}"])
     kept = np.flatnonzero(changes.keep)
     labelled = int((changes.action == "label").sum())

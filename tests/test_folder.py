@@ -99,3 +99,4 @@ def test_an_unlabelled_folder_gets_suggested_labels_an_embedding_and_a_labelled_
     assert all(row["label"] for row in filled)
     changes = list(csv.DictReader(open(tmp_path / "filled" / "changes.csv")))
     assert sum(c["action"] == "label" for c in changes) >= len(truth) - 10
+    assert all(c["given"] == "" for c in changes if c["action"] == "label")  # unlabelled: empty, as in samples.csv
