@@ -21,6 +21,7 @@ A = TypeVar("A", bound=Artifact)
 
 
 _PENDING: ContextVar[list[tuple[str, Path]] | None] = ContextVar("pending_writes", default=None)
+_CREATED: ContextVar[list[Path] | None] = ContextVar("created_folders", default=None)  # all_or_nothing's, to undo
 
 
 def unwritable(path: str | os.PathLike, exc: OSError) -> InputError:
@@ -36,7 +37,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         if path.is_dir():
             raise IsADirectoryError(21, "is a folder, not a file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        made_folders(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -56,25 +57,39 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def made_folders(folder: Path) -> None:
+    """mkdir -p folder; inside all_or_nothing, remember the folders it made, so a failed block takes them back."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    created = _CREATED.get()
+    if created is not None:
+        created.extend(reversed(missing))
+
+
 @contextlib.contextmanager
 def all_or_nothing():
     """The files written inside the block (atomic_write_bytes) appear together at its end, or none of them when
     anything in it fails: a step stopped by a full disk, an unwritable folder or Ctrl-C leaves no half of its
-    outputs beside the older other half."""
+    outputs beside the older other half, nor the empty folders it made for them."""
     pending: list[tuple[str, Path]] = []
+    created: list[Path] = []
 
     def discard() -> None:
         for tmp, _ in pending:
             Path(tmp).unlink(missing_ok=True)
+        for folder in reversed(created):  # deepest first; a folder something else filled meanwhile stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
-    token = _PENDING.set(pending)
+    tokens = _PENDING.set(pending), _CREATED.set(created)
     try:
         yield
     except BaseException:
         discard()
         raise
     finally:
-        _PENDING.reset(token)
+        _PENDING.reset(tokens[0])
+        _CREATED.reset(tokens[1])
     for tmp, path in pending:
         try:
             os.replace(tmp, path)
@@ -86,11 +101,12 @@ def all_or_nothing():
 @contextlib.contextmanager
 def immediate_writes():
     """Inside all_or_nothing, a block whose writes land at once (export fills a staging folder of its own)."""
-    token = _PENDING.set(None)
+    tokens = _PENDING.set(None), _CREATED.set(None)
     try:
         yield
     finally:
-        _PENDING.reset(token)
+        _PENDING.reset(tokens[0])
+        _CREATED.reset(tokens[1])
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (atomic_write_bytes, atomic_write_text, immediate_writes, load, save, unwritable,
-                                write_idx, write_images, write_timing)
+from pipeline.artifacts import (atomic_write_bytes, atomic_write_text, immediate_writes, load, made_folders, save,
+                                unwritable, write_idx, write_images, write_timing)
 from pipeline.paths import PATHS, Paths
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams, Decisions, decide, result_tables, summary_metrics
@@ -153,7 +153,7 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
     decisions = load(paths.decisions, Decisions, len(data.labels))
     if choices is not None:
         try:
-            with open(choices, newline="", encoding="utf-8") as f:
+            with open(choices, newline="", encoding="utf-8-sig") as f:  # -sig: as spreadsheets save CSV
                 rows = list(csv.DictReader(f))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise InputError(choices, f"cannot be read as the review page's CSV ({exc})") from None
@@ -187,7 +187,7 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(str(out), "exists and is not an empty folder: export writes a new copy, never over data")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        made_folders(out.parent)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     except OSError as exc:
         raise unwritable(out.parent, exc) from None
@@ -211,6 +211,13 @@ def source_path(data: Dataset, i: int) -> str:
     return str(Path(data.paths[i]).resolve()) if data.paths else ""
 
 
+def folder_name(name: str) -> str:
+    """A class name as one folder of export's copy: characters a path would read as a separator (or "." and "..")
+    percent-escaped, so a class named "../x" stays inside the copy. The manifest keeps the name itself."""
+    safe = "".join(f"%{ord(c):02X}" if c in "/\\%" or ord(c) < 32 else c for c in name)
+    return {".": "%2E", "..": "%2E%2E"}.get(safe, safe)
+
+
 def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy: bool, changes_csv: str) -> None:
     """The kept samples with their new labels into `folder`, in `form` (export's docstring), and changes.csv."""
     import csv
@@ -226,9 +233,14 @@ def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy:
         for i, label in zip(kept, labels):
             target = source_path(data, i)
             if copy:
-                relative = Path("files") / class_name(label, names) / f"{i}-{Path(data.paths[i]).name}"
+                relative = Path("files") / folder_name(class_name(label, names)) / f"{i}-{Path(data.paths[i]).name}"
                 (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(data.paths[i], folder / relative)
+                try:
+                    shutil.copy2(data.paths[i], folder / relative)
+                except OSError as exc:
+                    if exc.filename != data.paths[i]:
+                        raise
+                    raise InputError(data.paths[i], f"cannot be copied ({exc.strerror or exc})") from None
                 target = relative.as_posix()
             rows.writerow([target, label_cell(label, names)])
         atomic_write_text(folder / "manifest.csv", manifest.getvalue())

@@ -293,6 +293,16 @@ def test_a_step_that_fails_after_writing_leaves_no_output_of_it(tmp_path):
     assert not Path_(paths.decoded).exists() and not list(tmp_path.rglob("*.tmp"))
 
 
+def test_a_failed_step_takes_back_the_empty_folders_it_made(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(InputError), all_or_nothing():
+        atomic_write_text(tmp_path / "new" / "deep" / "a.txt", "one")
+        atomic_write_text(tmp_path / "kept" / "b.txt", "two")
+        atomic_write_text(tmp_path / "taken", "three")  # a folder in its place: the step fails
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "taken"] and not list(tmp_path.rglob("*.*"))
+
+
 # -- stdout --------------------------------------------------------------------------------------------------------
 
 def test_a_closed_stdout_is_one_line_and_exit_2_not_a_lost_answer():

@@ -4,6 +4,7 @@ The browser tests open the page in headless Chromium (Debian's chromium and chro
 where they are missing) through selenium; they skip, saying why, only where no browser can be had."""
 import csv
 import io
+import os
 import time
 
 import numpy as np
@@ -75,6 +76,60 @@ def test_without_choices_the_decisions_are_applied_each_part_switchable():
     kept_all = plan_changes(data.labels, decisions, ExportOptions(relabel=False, drop_outliers=False, drop_odd=False))
     assert kept_all.changed().size == 0
 
+
+def copyable(tmp_path, class_names):
+    """Two 8x8 pictures on disk, one of each class, decided unchanged: what export --copy copies."""
+    from PIL import Image
+
+    from stages.export import Changes
+
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / "src" / f"{i}.png"))
+        (tmp_path / "src").mkdir(exist_ok=True)
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(paths[-1])
+    data = Dataset(images=np.zeros((2, 8, 8, 1), np.uint8), labels=np.array([0, 1]), class_names=class_names,
+                   paths=paths)
+    return data, Changes(keep=np.ones(2, bool), new_label=np.array([0, 1]), action=np.array(["", ""]),
+                         reason=np.array(["", ""]))
+
+
+def test_a_copy_keeps_every_file_inside_it_whatever_the_class_names(tmp_path):
+    from pipeline.steps import write_export
+
+    data, changes = copyable(tmp_path, ["../../escaped", ".."])
+    (tmp_path / "out" / "copy").mkdir(parents=True)
+    write_export(tmp_path / "out" / "copy", data, changes, "manifest", True, "")
+    copied = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png") if "src" not in p.parts)
+    assert copied == ["out/copy/files/%2E%2E/1-1.png", "out/copy/files/..%2F..%2Fescaped/0-0.png"]
+    manifest = list(csv.DictReader(open(tmp_path / "out" / "copy" / "manifest.csv")))
+    assert [row["label"] for row in manifest] == ["../../escaped", ".."]  # the names themselves, as given
+
+
+def test_a_source_file_gone_before_the_copy_is_named_not_the_copy(tmp_path):
+    from pipeline.steps import write_export
+    from stages.errors import InputError
+
+    data, changes = copyable(tmp_path, ["a", "b"])
+    os.remove(data.paths[1])
+    (tmp_path / "copy").mkdir()
+    with pytest.raises(InputError) as exc:
+        write_export(tmp_path / "copy", data, changes, "manifest", True, "")
+    assert str(exc.value).startswith(f"{data.paths[1]}: cannot be copied (No such file")
+
+
+def test_choices_saved_by_a_spreadsheet_with_a_byte_order_mark_are_read(tmp_path):
+    from pipeline.artifacts import save
+    from pipeline.paths import Paths
+    from pipeline.steps import export
+
+    data, group, decisions, wrong = reviewed()
+    paths = Paths().under(tmp_path)
+    save(paths.decoded, data)
+    save(paths.decisions, decisions)
+    (tmp_path / "choices.csv").write_text("index,choice,new_label\n3,remove,\n", encoding="utf-8-sig")
+    changes = export(tmp_path / "clean", choices=str(tmp_path / "choices.csv"), form="npz", paths=paths)
+    assert changes.changed().tolist() == [3] and not changes.keep[3]
 
 def test_in_a_browser_the_page_filters_records_choices_and_downloads_them(tmp_path):
     data, group, decisions, wrong = reviewed()
