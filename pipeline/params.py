@@ -75,18 +75,29 @@ def stage_params() -> dict[str, type]:
             "report": ReportParams, "export": ExportOptions}
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """params.yaml as a mapping of sections, every section checked whole (a missing file means all defaults):
-    a misspelt section or parameter, a value of the wrong type or out of range, anywhere in the file, stops
-    every stage before it touches its output."""
+def yaml_value(text: str, source: str) -> Any:
+    """`text` as YAML (empty: None), or an InputError naming `source`: params.yaml and -S values are read alike."""
     import yaml
 
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(source, f"not valid YAML ({problem})") from None
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """params.yaml as a mapping of sections, every section checked whole: a misspelt section or parameter, a value
+    of the wrong type or out of range, anywhere in the file, stops every stage before it touches its output.
+    A file that cannot be read as UTF-8 text (missing, a folder, no permission) is an InputError naming it."""
     if not path.exists():
         return {}
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
+        raise InputError(str(path), f"cannot be read ({why})") from None
+    document = yaml_value(text, str(path)) or {}
     if not isinstance(document, dict):
         raise InputError(str(path), "must be a mapping of stage names to parameters")
     build_sections(document, stage_params(), str(path))

@@ -53,3 +53,28 @@ def test_the_whole_file_is_checked_whichever_stage_reads_it(tmp_path, edit, prob
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
     with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
         load_params(DecodeParams, "decode", tmp_path / "params.yaml")  # decode reads it, train's errors stop it
+
+
+def unreadable(path, kind, monkeypatch):
+    """A params file that cannot be read as text: a folder, bytes that are not UTF-8, or no permission (simulated:
+    the tests may run as root, whom file modes do not stop)."""
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "not-utf8":
+        path.write_bytes(b"\xff\xfe\x00bad")
+    else:
+        path.write_text("train: {}\n")
+
+        def refused(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(type(path), "read_text", refused)
+
+
+@pytest.mark.parametrize("kind, why", [("folder", "Is a directory"), ("not-utf8", "not UTF-8 text"),
+                                       ("no-permission", "Permission denied")])
+def test_a_params_file_that_cannot_be_read_as_text_is_named(tmp_path, monkeypatch, kind, why):
+    unreadable(tmp_path / "p.yaml", kind, monkeypatch)
+    with pytest.raises(InputError) as exc:
+        load_params(TrainParams, "train", tmp_path / "p.yaml")
+    assert str(exc.value) == f"{tmp_path / 'p.yaml'}: cannot be read ({why})"
