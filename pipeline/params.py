@@ -45,7 +45,7 @@ def _coerce(name: str, value: Any, annotation: Any, source: str) -> Any:
 def build_params(cls: type[P], values: dict[str, Any], source: str, section: str) -> P:
     """Make `cls` from a mapping, refusing unknown keys and values of the wrong type."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(str(key) for key in values if key not in fields)  # YAML keys may be numbers or null
     if unknown:
         raise InputError(source, f"unknown parameter {section}.{unknown[0]}{did_you_mean(unknown[0], fields)} "
                                  f"(known: {', '.join(fields)})")

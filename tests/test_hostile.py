@@ -405,9 +405,11 @@ def test_workers_die_within_seconds_of_their_killed_parent(tmp_path, script, poo
     (lambda: find_issues(IMAGES, LABELS, time_budget_s=float("nan")), "time_budget_s", "positive number"),
     (lambda: find_issues(IMAGES, LABELS, time_budget_s="60"), "time_budget_s", "positive number"),
     (lambda: find_issues(IMAGES, LABELS, params=[("train", {})]), "params", "must be a dict"),
+    (lambda: find_issues(IMAGES, LABELS, params={"train": {1: 2}}), "params", "unknown parameter train.1"),
     (lambda: find_issues([np.zeros((8, 8)), np.zeros((9, 9))], [0, 1]), "images", "one array of equal-sized"),
     (lambda: find_issues(IMAGES, [0, 1, 0, 1, 0, object()]), "labels", "integers or class names"),
-], ids=["huge-label-ids", "nan-budget", "string-budget", "params-as-list", "ragged-images", "object-label"])
+], ids=["huge-label-ids", "nan-budget", "string-budget", "params-as-list", "number-as-parameter",
+    "ragged-images", "object-label"])
 def test_the_api_refuses_wrong_types_with_input_error_before_any_work(call, source, problem):
     with pytest.raises(InputError) as exc:
         finishes_within(30, call)

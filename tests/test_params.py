@@ -78,3 +78,11 @@ def test_a_params_file_that_cannot_be_read_as_text_is_named(tmp_path, monkeypatc
     with pytest.raises(InputError) as exc:
         load_params(TrainParams, "train", tmp_path / "p.yaml")
     assert str(exc.value) == f"{tmp_path / 'p.yaml'}: cannot be read ({why})"
+
+
+@pytest.mark.parametrize("text, name", [("train:\n  1: 3\n", "train.1"), ("train:\n  ~: 3\n", "train.None")],
+                         ids=["number", "null"])
+def test_a_parameter_name_that_is_not_a_string_is_an_unknown_parameter(tmp_path, text, name):
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(InputError, match=f"unknown parameter {name} \\(known: "):
+        load_params(TrainParams, "train", tmp_path / "params.yaml")
