@@ -28,7 +28,7 @@ from stages.group import GroupParams
 from stages.report import ReportParams
 from stages.train import TrainParams
 
-PARAMS_HELP = "Parameters file; each stage reads its own section."
+PARAMS_HELP = "Parameters file; each stage reads its own section [default: params.yaml, where there is one]."
 SET_HELP = "Override one parameter of this stage, e.g. -S n_models=8 (repeatable; values are YAML)."
 
 
@@ -83,8 +83,7 @@ def stage_params(cls, section: str, params_file: str, overrides: tuple[str, ...]
     return load_params(cls, section, params_file, values)
 
 
-params_option = click.option("--params", "params_file", default="params.yaml", show_default=True,
-                             help=PARAMS_HELP)
+params_option = click.option("--params", "params_file", help=PARAMS_HELP)
 set_option = click.option("-S", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 
 

@@ -86,12 +86,18 @@ def yaml_value(text: str, source: str) -> Any:
         raise InputError(source, f"not valid YAML ({problem})") from None
 
 
-def read_document(path: Path) -> dict[str, Any]:
+DEFAULT_FILE = Path("params.yaml")
+
+
+def read_document(path: Path | None) -> dict[str, Any]:
     """params.yaml as a mapping of sections, every section checked whole: a misspelt section or parameter, a value
     of the wrong type or out of range, anywhere in the file, stops every stage before it touches its output.
-    A file that cannot be read as UTF-8 text (missing, a folder, no permission) is an InputError naming it."""
-    if not path.exists():
-        return {}
+    path None: params.yaml in the working folder, all defaults where there is none. A file named that cannot be
+    read as UTF-8 text (missing, a folder, no permission) is an InputError naming it."""
+    if path is None:
+        if not DEFAULT_FILE.exists():
+            return {}
+        path = DEFAULT_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -117,13 +123,14 @@ def build_sections(document: dict[str, Any], sections: dict[str, type], source: 
             for section, cls in sections.items()}
 
 
-def load_params(cls: type[P], section: str, path: str | os.PathLike = "params.yaml",
+def load_params(cls: type[P], section: str, path: str | os.PathLike | None = None,
                 overrides: dict[str, Any] | None = None) -> P:
-    """`cls` built from the `section` of the YAML file at `path`, with overrides (the whole file is checked)."""
-    path = Path(path)
+    """`cls` built from the `section` of the YAML file at `path` (None: params.yaml where there is one), with
+    overrides (the whole file is checked)."""
+    path = None if path is None else Path(path)
     values = dict(read_document(path).get(section) or {})
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return build_params(cls, values, str(path), section)
+    return build_params(cls, values, str(path or DEFAULT_FILE), section)
 
 
 def as_dict(params: Any) -> dict[str, Any]:

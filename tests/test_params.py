@@ -4,6 +4,7 @@ import dataclasses
 import pytest
 import yaml
 
+from conftest import run_cli
 from stages.errors import InputError
 from pipeline.params import load_params
 from stages.aggregate import AggregateParams
@@ -86,3 +87,11 @@ def test_a_parameter_name_that_is_not_a_string_is_an_unknown_parameter(tmp_path,
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(InputError, match=f"unknown parameter {name} \\(known: "):
         load_params(TrainParams, "train", tmp_path / "params.yaml")
+
+
+def test_a_params_file_named_but_missing_is_an_error_and_the_default_one_missing_is_all_defaults(tmp_path,
+                                                                                               monkeypatch):
+    done = run_cli("group", "--params", "nope.yaml", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == "error: nope.yaml: cannot be read (No such file or directory)\n"
+    monkeypatch.chdir(tmp_path)
+    assert load_params(TrainParams, "train") == TrainParams()
