@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from pipeline import plant as planting, steps
 from pipeline.artifacts import all_or_nothing
-from pipeline.params import load_params
+from pipeline.params import load_params, yaml_value
 from pipeline.paths import PATHS
 from stages.aggregate import AggregateParams, format_indices
 from stages.decode import DecodeParams
@@ -67,20 +66,28 @@ def answer(line: str) -> None:
     click.get_current_context().meta.setdefault(ANSWER, []).append(line)
 
 
-def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
-    overrides = {}
+def parse_overrides(pairs: tuple[str, ...], prefix: str = "") -> tuple[dict[str, Any], dict[str, str]]:
+    """-S key=value pairs as values (YAML, as in params.yaml: an empty value is null) and where each came from, the
+    pair as typed (`twins run` passes its pairs without their section, `prefix`)."""
+    values, sources = {}, {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
+        key, sep, text = pair.partition("=")
         if not sep or not key:
             raise InputError("-S", f"{pair!r} is not key=value")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
+        sources[key.strip()] = f"-S {prefix}{pair}"
+        values[key.strip()] = yaml_value(text, sources[key.strip()])
+    return values, sources
 
 
-def stage_params(cls, section: str, params_file: str, overrides: tuple[str, ...], **explicit: Any):
-    values = parse_overrides(overrides)
-    values.update({k: v for k, v in explicit.items() if v is not None})
-    return load_params(cls, section, params_file, values)
+def stage_params(cls, section: str, params_file: str | None, overrides: tuple[str, ...], prefix: str = "",
+                 **explicit: Any):
+    """A stage's parameters: its section of params_file, then the -S overrides, then the options given (None: not
+    given); an error names the file, the -S pair or the option it comes from."""
+    values, sources = parse_overrides(overrides, prefix)
+    for key, value in explicit.items():
+        if value is not None:
+            values[key], sources[key] = value, f"--{key.replace('_', '-')}"
+    return load_params(cls, section, params_file, values, sources)
 
 
 params_option = click.option("--params", "params_file", help=PARAMS_HELP)
@@ -216,8 +223,9 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
     params.yaml's parameters. Writes what the stages would: the artifacts, the results (suspects.txt, samples.csv,
     issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
     sets = section_overrides(overrides)
-    decode_params = stage_params(DecodeParams, "decode", params_file, sets["decode"], images=images, labels=labels)
-    params = {cls: stage_params(cls, section, params_file, sets[section]) for cls, section in
+    decode_params = stage_params(DecodeParams, "decode", params_file, sets["decode"], "decode.", images=images,
+                                 labels=labels)
+    params = {cls: stage_params(cls, section, params_file, sets[section], f"{section}.") for cls, section in
               ((GroupParams, "group"), (TrainParams, "train"), (AggregateParams, "aggregate"),
                (ReportParams, "report"))}
     log = (lambda message: click.echo(message, err=True)) if verbose else \

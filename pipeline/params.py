@@ -124,13 +124,17 @@ def build_sections(document: dict[str, Any], sections: dict[str, type], source: 
 
 
 def load_params(cls: type[P], section: str, path: str | os.PathLike | None = None,
-                overrides: dict[str, Any] | None = None) -> P:
-    """`cls` built from the `section` of the YAML file at `path` (None: params.yaml where there is one), with
-    overrides (the whole file is checked)."""
+                overrides: dict[str, Any] | None = None, sources: dict[str, str] | None = None) -> P:
+    """`cls` built from the `section` of the YAML file at `path` (None: params.yaml where there is one; the whole
+    file is checked), then with each override in turn (None is null), so an override that breaks a rule is blamed
+    on itself: sources[key] says where it came from (default section.key), e.g. '-S n_models=0'."""
     path = None if path is None else Path(path)
     values = dict(read_document(path).get(section) or {})
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return build_params(cls, values, str(path or DEFAULT_FILE), section)
+    params = build_params(cls, values, str(path or DEFAULT_FILE), section)
+    for key, value in ((k, v) for k, v in (overrides or {}).items() if v is not None):
+        values[key] = value
+        params = build_params(cls, values, (sources or {}).get(key, f"{section}.{key}"), section)
+    return params
 
 
 def as_dict(params: Any) -> dict[str, Any]:

@@ -95,3 +95,14 @@ def test_a_params_file_named_but_missing_is_an_error_and_the_default_one_missing
     assert done.returncode == 2 and done.stderr == "error: nope.yaml: cannot be read (No such file or directory)\n"
     monkeypatch.chdir(tmp_path)
     assert load_params(TrainParams, "train") == TrainParams()
+
+
+@pytest.mark.parametrize("args, line", [
+    (("group", "-S", "seed=[1"), "-S seed=[1: not valid YAML (expected ',' or ']', but got '<stream end>')"),
+    (("run", "-S", "train.n_models=-1"), "-S train.n_models=-1: train: n_models must be at least 1, got -1"),
+    (("run", "-S", "train.n_models=x"), "-S train.n_models=x: train.n_models = 'x' is not a int"),
+], ids=["not-yaml", "out-of-range", "wrong-type"])
+def test_a_bad_override_is_one_line_naming_the_override_not_a_params_file(tmp_path, args, line):
+    done = run_cli(*args, cwd=tmp_path)  # no params.yaml here
+    assert done.returncode == 2 and done.stderr == f"error: {line}\n"
+
