@@ -131,7 +131,7 @@ def load_params(cls: type[P], section: str, path: str | os.PathLike | None = Non
     path = None if path is None else Path(path)
     values = dict(read_document(path).get(section) or {})
     params = build_params(cls, values, str(path or DEFAULT_FILE), section)
-    for key, value in ((k, v) for k, v in (overrides or {}).items() if v is not None):
+    for key, value in (overrides or {}).items():
         values[key] = value
         params = build_params(cls, values, (sources or {}).get(key, f"{section}.{key}"), section)
     return params

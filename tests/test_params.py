@@ -6,6 +6,7 @@ import yaml
 
 from conftest import run_cli
 from stages.errors import InputError
+from pipeline.cli import parse_overrides
 from pipeline.params import load_params
 from stages.aggregate import AggregateParams
 from stages.decode import DecodeParams
@@ -99,10 +100,16 @@ def test_a_params_file_named_but_missing_is_an_error_and_the_default_one_missing
 
 @pytest.mark.parametrize("args, line", [
     (("group", "-S", "seed=[1"), "-S seed=[1: not valid YAML (expected ',' or ']', but got '<stream end>')"),
+    (("group", "-S", "seed="), "-S seed=: group.seed must not be empty"),
     (("run", "-S", "train.n_models=-1"), "-S train.n_models=-1: train: n_models must be at least 1, got -1"),
     (("run", "-S", "train.n_models=x"), "-S train.n_models=x: train.n_models = 'x' is not a int"),
-], ids=["not-yaml", "out-of-range", "wrong-type"])
+], ids=["not-yaml", "empty", "out-of-range", "wrong-type"])
 def test_a_bad_override_is_one_line_naming_the_override_not_a_params_file(tmp_path, args, line):
     done = run_cli(*args, cwd=tmp_path)  # no params.yaml here
     assert done.returncode == 2 and done.stderr == f"error: {line}\n"
 
+
+def test_an_empty_override_is_null_as_in_params_yaml_for_a_parameter_that_takes_null(tmp_path):
+    (tmp_path / "params.yaml").write_text("aggregate:\n  threshold: 0.5\n")
+    values, sources = parse_overrides(("threshold=",))
+    assert load_params(AggregateParams, "aggregate", tmp_path / "params.yaml", values, sources).threshold is None
