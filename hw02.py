@@ -20,6 +20,7 @@ import sys  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
 from stages.errors import InputError  # noqa: E402
+from pipeline.argv import normalize_dashes  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
 from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.budget import Budget  # noqa: E402
@@ -29,18 +30,6 @@ from stages.train import DEVICES, MAX_SEED, TrainParams, known_device  # noqa: E
 # A graded set is small: a count of one or two wrong labels is as likely an odd digit (README, "The graded one-shot
 # run").
 GRADED_AGGREGATE = AggregateParams(count_z=2.0, min_expected_wrong=2.0)
-DASHES = ("\u2013", "\u2014", "\u2212")  # en dash, em dash, minus: what a PDF makes of "--"
-
-
-def normalize_dashes(argv: list[str]) -> list[str]:
-    """'–data' or '—data' (pasted from a PDF) mean '--data'."""
-    out = []
-    for arg in argv:
-        stripped = arg.lstrip("".join(DASHES) + "-")
-        if arg[:1] in DASHES and stripped:
-            arg = "--" + stripped
-        out.append(arg)
-    return out
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from pipeline import plant as planting, steps
+from pipeline.argv import normalize_dashes
 from pipeline.artifacts import all_or_nothing
 from pipeline.params import load_params, yaml_value
 from pipeline.paths import PATHS
@@ -31,10 +32,22 @@ PARAMS_HELP = "Parameters file; each stage reads its own section [default: param
 SET_HELP = "Override one parameter of this stage, e.g. -S n_models=8 (repeatable; values are YAML)."
 
 
+NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click 8.2+: `twins` alone, answered with the help
+
+
 class TwinsGroup(click.Group):
-    """Turns InputError anywhere below into one line on stderr and exit code 2; a command's files are written all
-    or none, and what it has for stdout (answer) is printed after them, so a closed or broken stdout costs no file
-    and is one line and exit code 2 itself."""
+    """Turns InputError and usage errors (an unknown command or option, a bad option value) anywhere below into one
+    line on stderr and exit code 2; a command's files are written all or none, and what it has for stdout (answer)
+    is printed after them, so a closed or broken stdout costs no file and is one line and exit code 2 itself.
+    Options typed with an en or em dash ('–images', pasted from a PDF) mean '--images', as in hw02.py."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, normalize_dashes(args))
+        except NO_ARGS:
+            raise
+        except click.UsageError as exc:
+            usage_error(ctx, exc)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -48,6 +61,8 @@ class TwinsGroup(click.Group):
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except click.UsageError as exc:
+            usage_error(ctx, exc)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was written", err=True)
             ctx.exit(130)
@@ -56,6 +71,12 @@ class TwinsGroup(click.Group):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             click.echo(f"error: stdout: could not be written ({exc.strerror or exc})", err=True)
             ctx.exit(2)
+
+
+def usage_error(ctx: click.Context, exc: click.UsageError) -> None:
+    """click's message as one line, `error: ...`, and exit code 2 (click adds the usage, a hint and a blank line)."""
+    click.echo(f"error: {exc.format_message()}", err=True)
+    ctx.exit(2)
 
 
 ANSWER = "evil_twins.answer"

@@ -335,6 +335,24 @@ def test_images_through_a_pipe_are_read_as_a_stream(tmp_path):
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
+# -- the command line ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, line", [
+    (["frobnicate"], "No such command 'frobnicate'."),
+    (["decode", "--bogus"], "No such option '--bogus'."),
+    (["export", "--choices", "."], "Invalid value for '--choices': File '.' is a directory."),
+], ids=["unknown-command", "unknown-option", "folder-for-file"])
+def test_a_usage_error_is_one_line_and_exit_2(tmp_path, args, line):
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == f"error: {line}\n"
+
+
+@pytest.mark.parametrize("dash", ["\u2013", "\u2014"])
+def test_an_option_typed_with_an_en_or_em_dash_is_the_option(tmp_path, dash):
+    done = run_cli("aggregate", f"{dash}decoded", "missing.npz", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: missing.npz: no such artifact"), done.stderr
+
+
 # -- runs killed from outside --------------------------------------------------------------------------------------
 
 def descendants(pid: int) -> set[int]:
