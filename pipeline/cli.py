@@ -291,17 +291,21 @@ def export(out, choices, relabel, drop_outliers, drop_odd, label_unlabelled, for
                  paths=paths)
 
 
+COUNT = click.IntRange(min=0)
+
+
 @main.command()
 @click.option("--source", type=click.Choice(["mnist", "notmnist", "cifar20"]), default="mnist", show_default=True,
               help="Bundled clean data set to draw from (cifar20: 20 colour photos).")
-@click.option("--n-clean", default=150, show_default=True, help="Distinct clean samples.")
-@click.option("--n-evil", default=15, show_default=True, help="Evil twins: a copy with a different label.")
-@click.option("--n-two-evil", default=0, show_default=True, help="Groups with two evil copies sharing a wrong label.")
-@click.option("--n-benign", default=0, show_default=True, help="Copies with the same label.")
-@click.option("--n-orphans", default=0, show_default=True, help="Mislabelled samples with no twin.")
+@click.option("--n-clean", default=150, type=COUNT, show_default=True, help="Distinct clean samples.")
+@click.option("--n-evil", default=15, type=COUNT, show_default=True, help="Evil twins: a copy with a different label.")
+@click.option("--n-two-evil", default=0, type=COUNT, show_default=True,
+              help="Groups with two evil copies sharing a wrong label.")
+@click.option("--n-benign", default=0, type=COUNT, show_default=True, help="Copies with the same label.")
+@click.option("--n-orphans", default=0, type=COUNT, show_default=True, help="Mislabelled samples with no twin.")
 @click.option("--perturbed", is_flag=True, help="Copies get noise (sigma <= 8), brightness/contrast (+-12%) "
                                                 "and a one-pixel shift.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, type=COUNT, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for images-idx3-ubyte.gz (idx4 for colour), labels-idx1-ubyte.gz and truth.txt.")
 def plant(source, n_clean, n_evil, n_two_evil, n_benign, n_orphans, perturbed, seed, out_dir):

@@ -44,6 +44,8 @@ class PlantSpec:
         counts = (self.n_clean, self.n_evil, self.n_two_evil, self.n_benign, self.n_orphans)
         if min(counts) < 0:
             raise ValueError("counts must not be negative")
+        if self.n_clean + self.n_orphans == 0:
+            raise ValueError("a case needs at least one sample: n_clean + n_orphans must be at least 1")
         if self.n_evil + self.n_two_evil + self.n_benign > self.n_clean:
             raise ValueError("every twin needs its own clean original: n_evil + n_two_evil + n_benign > n_clean")
         if self.noise_sigma < 0 or not 0 <= self.brightness < 1 or self.shift < 0:

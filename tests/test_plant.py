@@ -92,6 +92,17 @@ def test_cli_writes_a_case_with_its_truth(tmp_path):
     assert len((tmp_path / "truth.txt").read_text().strip().split(", ")) == 4
 
 
+@pytest.mark.parametrize("args, line", [
+    (["--n-clean", "0", "--n-evil", "0"], "plant: a case needs at least one sample: n_clean + n_orphans must be at "
+                                          "least 1"),
+    (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0."),
+    (["--n-benign", "-1"], "Invalid value for '--n-benign': -1 is not in the range x>=0."),
+], ids=["no-sample", "negative-seed", "negative-count"])
+def test_cli_names_the_option_and_the_rule_it_breaks(tmp_path, args, line):
+    done = run_cli("plant", *args, "--out", str(tmp_path / "case"))
+    assert done.returncode == 2 and done.stderr == f"error: {line}\n" and not (tmp_path / "case").exists()
+
+
 def test_bundled_sample_matches_the_planting_tool(repo):
     """data/sample/ is exactly `twins plant --n-clean 150 --n-evil 15 --seed 0`."""
     case = plant(*load_source("mnist"), PlantSpec(n_clean=150, n_evil=15, seed=0))
