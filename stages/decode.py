@@ -12,10 +12,11 @@ from stages.artifact import Artifact, Field
 from stages.decode_idx import read_images, read_labels
 from stages.errors import InputError
 from stages.labels import UNLABELLED
-from stages.decode_readers import Read, image_files, kind_of, read_arrays, read_image_folder, read_manifest
+from stages.decode_readers import CHANNELS, Read, image_files, kind_of, read_arrays, read_image_folder, read_manifest
 
 HASH_CHUNK = 2**20  # bytes a checksum reads at a time
 MAX_CLASSES = 256  # integer labels lie in 0..255 at most (every per-class array has a column per id); names: any
+MIN_SIDE = 4  # the CNN pools twice by 2 (stages/train_models.py): a smaller side pools to nothing
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,18 @@ class Dataset(Artifact):
 
 def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | None,
                   images_name: str = "images", labels_name: str = "labels") -> None:
-    """Raise InputError unless images and labels describe one data set. num_classes: None for labels numbered from
+    """Raise InputError unless images and labels describe one data set: images (N, H, W, C) of at least MIN_SIDE
+    pixels a side and 1, 3 or 4 channels, whatever form they came in. num_classes: None for labels numbered from
     class names (any number of them); integer labels lie in 0..num_classes-1, or are UNLABELLED; at least one
     sample carries a label."""
+    height, width, channels = images.shape[1:]
+    if min(height, width) < MIN_SIDE:
+        hint = " (if they are flattened, reshape them to (N, H, W))" if height == 1 < width else ""
+        raise InputError(images_name, f"images of {height} x {width} pixels (height x width) are too small: at least {MIN_SIDE} x "
+                                      f"{MIN_SIDE} needed{hint}")
+    if channels not in CHANNELS:
+        raise InputError(images_name, f"images of shape {images.shape} have {channels} channels (1, 3 or 4 "
+                                      f"expected)")
     if len(images) != len(labels):
         raise InputError(labels_name, f"holds {len(labels)} labels but {images_name} holds {len(images)} images")
     if len(labels) and (labels == UNLABELLED).all():

@@ -22,6 +22,7 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # Pillow modes without colour
 SHOWN = 3  # unreadable files named in the error, before the count
 UNLABELLED_FOLDERS = ("unlabelled", "unlabeled")  # a folder of images without a label, beside the class folders
 MAX_LABEL_ID = 2**31  # integer labels past this are no class ids (check_dataset bounds them further)
+CHANNELS = (1, 3, 4)  # grey, colour, colour with alpha
 
 
 class Read(NamedTuple):
@@ -198,11 +199,12 @@ def as_images(array: np.ndarray, source: str) -> np.ndarray:
         array = np.asarray(array)
     except (ValueError, TypeError) as exc:  # a list of images of different sizes
         raise InputError(source, f"images must be one array of equal-sized images ({exc})") from None
-    if array.ndim == 3:
+    grey = array.ndim == 3  # (N, H, W): no channel to take for another
+    if grey:
         array = array[..., None]
     if array.ndim != 4 or min(array.shape, default=0) == 0:
         raise InputError(source, f"images must be (N, H, W) or (N, H, W, C), got shape {array.shape}")
-    first, last = array.shape[1] in (1, 3, 4), array.shape[3] in (1, 3, 4)
+    first, last = not grey and array.shape[1] in CHANNELS, array.shape[3] in CHANNELS
     if first and not last:
         array = array.transpose(0, 2, 3, 1)  # channels first, as torch keeps them
     elif first and last and array.shape[1] != array.shape[3]:

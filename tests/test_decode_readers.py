@@ -153,3 +153,32 @@ def test_names_travel_to_the_results_a_person_reads(tmp_path):
     wrong = [r for r in csv.DictReader(open(tmp_path / "results" / "issues.csv")) if r["flagged"] == "1"]
     assert len(wrong) == 1 and wrong[0]["path"] in {twins[0]["path"], twins[1]["path"]}  # the twin group's loser
     assert set(json.loads((tmp_path / "metrics.json").read_text())["flagged_by_class"]) == {"apple", "pear"}
+
+
+@pytest.mark.parametrize("shape, problem", [
+    ((6, 3, 28), "images of 3 x 28 pixels (height x width) are too small: at least 4 x 4 needed"),
+    ((6, 2, 28), "images of 2 x 28 pixels"),
+    ((6, 1, 784), "if they are flattened, reshape them to (N, H, W)"),
+    ((6, 28, 28, 2), "have 2 channels (1, 3 or 4 expected)"),
+    ((6, 8, 8, 7), "have 7 channels (1, 3 or 4 expected)"),
+])
+def test_images_too_small_for_the_cnn_or_with_odd_channels_are_refused_alike_in_every_form(tmp_path, shape, problem):
+    from pipeline.api import find_issues
+    from pipeline.artifacts import write_idx, write_images
+
+    images, labels = RNG.integers(0, 256, shape, dtype=np.uint8), np.arange(6) % 2
+    write_images(tmp_path / "x.gz", images)
+    write_idx(tmp_path / "y.gz", labels.astype(np.uint8))
+    np.savez(tmp_path / "data.npz", images=images, labels=labels)
+    for path, labels_path in ((tmp_path / "x.gz", tmp_path / "y.gz"), (tmp_path / "data.npz", "")):
+        with pytest.raises(InputError) as exc:
+            decode(path, labels_path)
+        assert str(exc.value).startswith(f"{path}: ") and problem in str(exc.value)
+    with pytest.raises(InputError) as exc:
+        find_issues(images, labels)
+    assert problem in str(exc.value)
+    if len(shape) == 3:  # a folder of such pictures, too (shrunk to max_side as they are read)
+        for i in range(4):
+            picture(tmp_path / "folder" / "ab"[i % 2] / f"{i}.png", size=shape[:0:-1])
+        with pytest.raises(InputError, match="pixels .height x width. are too small: at least 4 x 4 needed"):
+            decode(tmp_path / "folder")
