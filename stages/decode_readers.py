@@ -39,7 +39,11 @@ class Read(NamedTuple):
 def kind_of(path: str | os.PathLike) -> str:
     """What a path holds, told from what it is: "folder", "manifest" (.csv/.tsv), "npz", "npy" or "idx"."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        folder = path.is_dir()
+    except OSError as exc:  # a name too long for the file system, a parent folder without permission
+        raise InputError(str(path), f"cannot read ({exc.strerror or exc})") from None
+    if folder:
         return "folder"
     suffix = path.suffix.lower()
     return {".csv": "manifest", ".tsv": "manifest", ".npz": "npz", ".npy": "npy"}.get(suffix, "idx")

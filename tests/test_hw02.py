@@ -189,3 +189,10 @@ def children(pid: int) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def test_a_data_path_the_system_cannot_look_at_is_named(tmp_path, good):
+    """(A parent folder without permission goes the same way; the tests may run as root, whom it does not stop.)"""
+    _, labels = good
+    long_name = tmp_path / ("x" * 300 + ".gz")
+    fails_with_one_line(hw02("--data", str(long_name), "--labels", str(labels)), long_name, "File name too long")
