@@ -333,13 +333,14 @@ def npy_array(path: Path) -> np.ndarray:
 def read_arrays(images_path: Path, labels_path: Path | None) -> Read:
     """An .npz holding an images array and a labels array (named images/labels or x/y, or the only two), or a
     pair of .npy files."""
-    if kind_of(images_path) == "npz":
+    if kind_of(images_path) == "npz":  # its labels are its own: a labels path given beside it is not read
         images, labels = npz_pair(images_path)
+        labels_source = images_path
     else:
         if labels_path is None or kind_of(labels_path) != "npy":
             raise InputError(str(images_path), "an .npy of images needs an .npy of labels beside it")
         images, labels = npy_array(images_path), npy_array(labels_path)
-    source = str(images_path)
-    label_ids, class_names = as_labels(labels, str(labels_path or images_path))
-    return Read(as_images(images, source), label_ids, class_names)
+        labels_source = labels_path
+    label_ids, class_names = as_labels(labels, str(labels_source))
+    return Read(as_images(images, str(images_path)), label_ids, class_names)
 

@@ -182,3 +182,15 @@ def test_images_too_small_for_the_cnn_or_with_odd_channels_are_refused_alike_in_
             picture(tmp_path / "folder" / "ab"[i % 2] / f"{i}.png", size=shape[:0:-1])
         with pytest.raises(InputError, match="pixels .height x width. are too small: at least 4 x 4 needed"):
             decode(tmp_path / "folder")
+
+
+@pytest.mark.parametrize("labels, problem", [(np.zeros((6, 1), int), "must be one-dimensional"),
+                                             (np.array([""] * 6), "every label is empty"),
+                                             (np.array(3), "must be one-dimensional")], ids=["2-D", "empty", "0-d"])
+def test_label_problems_inside_an_npz_name_the_npz_not_a_labels_path_it_does_not_read(tmp_path, labels, problem):
+    path = tmp_path / "data.npz"
+    np.savez(path, images=RNG.integers(0, 256, (6, 8, 8), dtype=np.uint8), labels=labels)
+    for labels_path in (DecodeParams.labels, tmp_path / "ignored.gz"):  # the default, or one given by mistake
+        with pytest.raises(InputError) as exc:
+            decode(path, labels_path)
+        assert str(exc.value).startswith(f"{path}: ") and problem in str(exc.value)
