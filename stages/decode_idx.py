@@ -64,8 +64,9 @@ def read_idx(path: str | os.PathLike, expected_magic: tuple[int, ...]) -> np.nda
     """Read one idx file whose magic is one of `expected_magic`; return its array (uint8, header's shape).
 
     The header is read and checked first (sizes in Python integers, which cannot overflow, and against MAX_BYTES),
-    then exactly the declared payload, then one byte more to find trailing data: whatever a file claims, no more
-    than its real data plus one chunk is ever held in memory (a gzip bomb stops at the declared size)."""
+    then exactly the declared payload, then one byte more to find trailing data (in a gzip, up to a chunk more, to
+    find damage its CRC reveals): whatever a file claims, no more than its real data plus one chunk is ever held in
+    memory (a gzip bomb stops a chunk past the declared size)."""
     path = Path(path)
     stream, raw = _open(path)
     with raw, stream:
@@ -96,6 +97,8 @@ def read_idx(path: str | os.PathLike, expected_magic: tuple[int, ...]) -> np.nda
             raise InputError(str(path), f"truncated: header says {shape} = {expected} bytes, payload has "
                                         f"{len(payload)}")
         if _read(stream, 1, path):
+            if stream is not raw:  # damaged deflate data can inflate past the header's size: the CRC at the end
+                _read(stream, CHUNK, path)  # tells corrupt from long (within a chunk, so a bomb still stops)
             raise InputError(str(path), f"has trailing bytes: header says {shape} = {expected} bytes, the file "
                                         f"holds more")
     return np.frombuffer(payload, dtype=np.uint8).reshape(dims)

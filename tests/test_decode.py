@@ -71,6 +71,13 @@ def _truncated_payload(path):
     path.write_bytes(encode_idx(GREY)[:-100])
 
 
+def _corrupt_gzip(path):
+    """Damage a gzip's CRC check finds, in a stream that inflates past its idx header's size."""
+    data = bytearray(gzip.compress(encode_idx(GREY) + bytes(100)))
+    data[-8] ^= 0xFF  # the CRC
+    path.write_bytes(bytes(data))
+
+
 def _wrong_magic(path):
     path.write_bytes(gzip.compress(encode_idx(LABELS)))  # a label file where images belong
 
@@ -91,6 +98,7 @@ def _not_idx_at_all(path):
 
 BAD_IMAGES = {"truncated gzip": (_truncated_gzip, "truncated gzip"),
               "truncated payload": (_truncated_payload, "truncated"),
+              "corrupt gzip": (_corrupt_gzip, "corrupt gzip stream (CRC check failed"),
               "wrong magic": (_wrong_magic, "wrong magic number 2049"),
               "wrong type byte": (_wrong_type, "element type 0x0d"),
               "no samples": (_empty, "no images"),
