@@ -130,7 +130,7 @@ def read_dataset(params: DecodeParams) -> Dataset:
 def decode(params: DecodeParams) -> Dataset:
     """The stage: the checked data set, with its sources' checksums (what the artifact records)."""
     dataset = read_dataset(params)
-    dataset.images_sha256 = fingerprint(params.images)
+    dataset.images_sha256 = fingerprint(params.images, params.skip_unreadable)
     separate_labels = kind_of(params.images) in ("idx", "npy") and params.labels
     dataset.labels_sha256 = fingerprint(params.labels) if separate_labels else ""
     return dataset
@@ -142,25 +142,27 @@ def decode_files(params: DecodeParams) -> tuple[np.ndarray, np.ndarray]:
     return dataset.images, dataset.labels
 
 
-def fingerprint(path: str) -> str:
+def fingerprint(path: str, skip_unreadable: bool = False) -> str:
     """sha256 of a file's bytes, or of a folder's image file names and bytes (the files the folder reader reads:
-    an archive beside them costs nothing), for the artifact's record of its source. Files are hashed as streams."""
+    an archive beside them costs nothing; with skip_unreadable, those it cannot read count by name alone), for the
+    artifact's record of its source. Files are hashed as streams."""
     path = Path(path)
     digest = hashlib.sha256()
 
-    def add(file: Path) -> None:
+    def add(file: Path, unreadable_ok: bool = False) -> None:
         try:
             with open(file, "rb") as f:
                 while chunk := f.read(HASH_CHUNK):
                     digest.update(chunk)
         except OSError as exc:
-            raise InputError(str(file), f"cannot read ({exc.strerror or exc})") from None
+            if not unreadable_ok:
+                raise InputError(str(file), f"cannot read ({exc.strerror or exc})") from None
 
     if path.is_dir():
-        for file, _ in image_files(path):
+        for file, _ in image_files(path)[0]:
             if file.is_file():
                 digest.update(str(file.relative_to(path)).encode() + b"\0")
-                add(file)
+                add(file, skip_unreadable)
     elif path.is_file():
         add(path)
     return digest.hexdigest()

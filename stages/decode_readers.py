@@ -73,32 +73,45 @@ def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list
     return np.array([index[v] for v in values], np.int64), names
 
 
-def image_files(root: Path) -> list[tuple[Path, str]]:
+def image_files(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     """(file, class name) of every image file under root/<class name>/, classes in sorted order and files sorted
     within each; hidden files and folders (.ipynb_checkpoints, .DS_Store) are left out. The images of a folder named
-    in UNLABELLED_FOLDERS carry the class name "" (no label)."""
+    in UNLABELLED_FOLDERS carry the class name "" (no label). Second, the folders that cannot be listed, each as
+    "folder (problem)"."""
     try:
         classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as exc:
         raise InputError(str(root), f"cannot list ({exc.strerror or exc})") from None
-    found = []
+    found, unlisted = [], []
+
+    def cannot_list(exc: OSError) -> None:  # rglob passes such a folder over in silence
+        unlisted.append(f"{exc.filename} ({exc.strerror or exc})")
+
     for name in classes:
-        for file in sorted((root / name).rglob("*")):
-            hidden = any(part.startswith(".") for part in file.relative_to(root / name).parts)
-            if file.suffix.lower() in IMAGE_SUFFIXES and not hidden:
-                found.append((file, "" if name.lower() in UNLABELLED_FOLDERS else name))
-    return found
+        paths = []
+        for top, folders, files in os.walk(root / name, onerror=cannot_list):
+            folders[:] = [folder for folder in folders if not folder.startswith(".")]
+            paths += [Path(top, entry) for entry in folders + files if not entry.startswith(".")]
+        found += [(file, "" if name.lower() in UNLABELLED_FOLDERS else name) for file in sorted(paths)
+                  if file.suffix.lower() in IMAGE_SUFFIXES]
+    return found, unlisted
 
 
 def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
-    """root/<class name>/<image file> (image_files); root/unlabelled/<image file> for images without a label."""
-    found = image_files(root)
+    """root/<class name>/<image file> (image_files); root/unlabelled/<image file> for images without a label.
+    A folder that cannot be listed stops the reading like an unreadable file, or is left out with it."""
+    found, unlisted = image_files(root)
+    if unlisted and not skip_unreadable:
+        raise InputError(str(root), f"{len(unlisted)} folders cannot be listed: {', '.join(unlisted[:SHOWN])}"
+                                    f"{', ...' if len(unlisted) > SHOWN else ''} (decode.skip_unreadable leaves them "
+                                    f"out)")
     paths, values = [file for file, _ in found], [name for _, name in found]
     if not paths:
         raise InputError(str(root), "holds no images in class folders (expected root/<class name>/<image file>, "
                                     f"files ending in {', '.join(sorted(IMAGE_SUFFIXES))})")
     labels, names = labels_from_values(values, str(root))
-    return load_images(paths, labels, names, root, max_side, skip_unreadable)
+    read = load_images(paths, labels, names, root, max_side, skip_unreadable)
+    return read._replace(skipped=unlisted + list(read.skipped))
 
 
 def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Read:

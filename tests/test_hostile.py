@@ -115,6 +115,37 @@ def test_a_fifo_named_like_an_image_is_unreadable_not_a_hang(tmp_path):
     assert len(data.labels) == 6 and "not a regular file" in data.skipped[0]
 
 
+def refusing(real, path, error=PermissionError(13, "Permission denied")):
+    """real (os.scandir, open), except that it refuses path as a file system refuses one without permission."""
+    def call(file, *args, **kwargs):
+        if os.fspath(file) == str(path):
+            raise type(error)(error.errno, error.strerror, str(path))
+        return real(file, *args, **kwargs)
+    return call
+
+
+def test_a_class_folder_that_cannot_be_listed_is_named_or_left_out_on_request(tmp_path, monkeypatch):
+    """(Simulated: the tests may run as root, whom a folder without permission does not stop.)"""
+    folder(tmp_path, classes=("a", "b", "c"))
+    monkeypatch.setattr(os, "scandir", refusing(os.scandir, tmp_path / "b"))
+    with pytest.raises(InputError) as exc:
+        decode(tmp_path)
+    one_line(exc, tmp_path, f"1 folders cannot be listed: {tmp_path / 'b'} (Permission denied)")
+    data = decode(tmp_path, skip_unreadable=True)
+    assert data.class_names == ["a", "c"] and data.skipped == [f"{tmp_path / 'b'} (Permission denied)"]
+
+
+def test_a_file_left_out_as_unreadable_is_left_out_of_the_checksum_too(tmp_path, monkeypatch):
+    """(Simulated, as above.)"""
+    from stages.decode import decode as decode_stage
+
+    folder(tmp_path)
+    monkeypatch.setattr("builtins.open", refusing(open, tmp_path / "b" / "0.png"))
+    data = decode_stage(DecodeParams(str(tmp_path), "", skip_unreadable=True))
+    assert len(data.labels) == 5 and data.skipped == [f"{tmp_path / 'b' / '0.png'} (PermissionError)"]
+    assert len(data.images_sha256) == 64
+
+
 def test_huge_pictures_are_shrunk_as_they_are_read(tmp_path):
     """Five 9000 x 9000 pictures held at full size would take 400 MB; shrunk one by one, about one of them."""
     if not sys.platform.startswith("linux"):
