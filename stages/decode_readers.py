@@ -262,6 +262,12 @@ def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | N
             array = array.astype(np.int64)
     if array.dtype.kind in "US":
         return labels_from_values([str(v) for v in array], source)
+    values = array.astype(np.float64) if array.dtype.kind == "f" else array  # uints compare exactly
+    huge = np.flatnonzero(np.isfinite(values) & (np.abs(values) >= 2**63)) if array.dtype.kind in "uf" else []
+    if len(huge):  # past int64, a cast would wrap (2**64 - 1 to -1, unlabelled) or warn and wrap
+        value = array[huge[0]]
+        raise InputError(source, f"label {value!s} at index {huge[0]} is "
+                                 f"{'negative' if value < 0 else 'too large for a class id'} ({len(huge)} such labels)")
     if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
         array = array.astype(np.int64)
     if array.dtype.kind not in "iub":

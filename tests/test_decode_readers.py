@@ -194,3 +194,19 @@ def test_label_problems_inside_an_npz_name_the_npz_not_a_labels_path_it_does_not
         with pytest.raises(InputError) as exc:
             decode(path, labels_path)
         assert str(exc.value).startswith(f"{path}: ") and problem in str(exc.value)
+
+
+@pytest.mark.parametrize("labels, problem", [
+    (np.array([1, 2**64 - 1], np.uint64), "label 18446744073709551615 at index 1 is too large for a class id"),
+    (np.array([1.0, 1e30]), "label 1e+30 at index 1 is too large for a class id"),
+    (np.array([1.0, -1e30], np.float32), "label -1e+30 at index 1 is negative"),
+], ids=["uint64-max", "float-1e30", "float-minus-1e30"])
+def test_labels_past_the_int64_range_are_named_never_wrapped_and_warn_nothing(tmp_path, labels, problem):
+    import warnings
+
+    np.save(tmp_path / "x.npy", RNG.integers(0, 256, (2, 8, 8), dtype=np.uint8))
+    np.save(tmp_path / "y.npy", labels)
+    with warnings.catch_warnings(), pytest.raises(InputError) as exc:
+        warnings.simplefilter("error")
+        decode(tmp_path / "x.npy", tmp_path / "y.npy")
+    assert str(exc.value).startswith(f"{tmp_path / 'y.npy'}: {problem}")
