@@ -53,6 +53,13 @@ def in_range(kind, low, high, what: str):
     return parse
 
 
+def given_path(text: str) -> str:
+    """An argparse type: a path, never empty ("" would be the working folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty")
+    return text
+
+
 def device_name(text: str) -> str:
     if known_device(text):
         return text
@@ -61,8 +68,8 @@ def device_name(text: str) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="idx3 (or idx4) image file, gzipped or raw")
-    parser.add_argument("--labels", required=True, help="idx1 label file, gzipped or raw")
+    parser.add_argument("--data", required=True, type=given_path, help="idx3 (or idx4) image file, gzipped or raw")
+    parser.add_argument("--labels", required=True, type=given_path, help="idx1 label file, gzipped or raw")
     parser.add_argument("--time-budget", type=in_range(float, 1e-3, 1e6, "a positive number of seconds"),
                         default=150.0,
                         help="seconds of wall time from process start; training adds no member that would end "

@@ -108,7 +108,11 @@ def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | Non
 
 def read_dataset(params: DecodeParams) -> Dataset:
     """Read and check the data in whatever form params.images names (decode_readers.kind_of)."""
+    if not params.images:  # Path("") is the working folder, which would be read as a folder of classes
+        raise InputError("decode.images", "is empty")
     kind = kind_of(params.images)
+    if kind == "idx" and not params.labels:
+        raise InputError("decode.labels", "is empty: idx images need their labels' file")
     if kind == "folder":
         read = read_image_folder(Path(params.images), params.max_side, params.skip_unreadable)
     elif kind == "manifest":

@@ -134,6 +134,14 @@ def test_missing_file_is_one_line_naming_it(tmp_path):
     assert str(tmp_path / "absent.gz") in line and "no such file" in line
 
 
+def test_an_empty_path_is_refused_not_read_as_the_working_folder(tmp_path):
+    write_images(tmp_path / "i.gz", GREY)
+    write_idx(tmp_path / "l.gz", LABELS)
+    assert _decode_fails(tmp_path, "", tmp_path / "l.gz") == "error: decode.images: is empty"
+    assert _decode_fails(tmp_path, tmp_path / "i.gz", "") == \
+        "error: decode.labels: is empty: idx images need their labels' file"
+
+
 def test_mismatched_counts_name_the_label_file(tmp_path):
     write_images(tmp_path / "i.gz", GREY)
     write_idx(tmp_path / "l.gz", LABELS[:5])

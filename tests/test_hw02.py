@@ -196,3 +196,11 @@ def test_a_data_path_the_system_cannot_look_at_is_named(tmp_path, good):
     _, labels = good
     long_name = tmp_path / ("x" * 300 + ".gz")
     fails_with_one_line(hw02("--data", str(long_name), "--labels", str(labels)), long_name, "File name too long")
+
+
+@pytest.mark.parametrize("option", ["--data", "--labels"])
+def test_an_empty_path_is_refused_not_read_as_the_working_folder(good, option):
+    paths = {"--data": str(good[0]), "--labels": str(good[1]), option: ""}
+    done = hw02(*[part for pair in paths.items() for part in pair])
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == f"error: argument {option}: is empty (see --help)"
