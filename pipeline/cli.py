@@ -22,6 +22,7 @@ from pipeline.params import load_params, yaml_value
 from pipeline.paths import PATHS
 from stages.aggregate import AggregateParams, format_indices
 from stages.decode import DecodeParams
+from stages.decode_readers import kind_of
 from stages.errors import InputError
 from stages.export import ExportOptions
 from stages.group import GroupParams
@@ -111,6 +112,24 @@ def stage_params(cls, section: str, params_file: str | None, overrides: tuple[st
     return load_params(cls, section, params_file, values, sources)
 
 
+def decode_params(params_file: str | None, overrides: tuple[str, ...], images: str | None, labels: str | None,
+                  prefix: str = ""):
+    """decode's parameters, --images and --labels over params.yaml's. idx images named on the command line without
+    --labels are refused where decode.labels is still its default, the sample's labels: half of the sample's pair
+    never labels other images (labels set in params.yaml may, and are taken)."""
+    params = stage_params(DecodeParams, "decode", params_file, overrides, prefix, images=images, labels=labels)
+    sample = DecodeParams()
+    if images and labels is None and kind_of(images) == "idx" and not same_file(images, sample.images) and \
+            same_file(params.labels, sample.labels):
+        raise InputError("--labels", f"not given: the idx images {images} need their labels' file (decode.labels "
+                                     f"is still the sample's, {params.labels})")
+    return params
+
+
+def same_file(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
 params_option = click.option("--params", "params_file", help=PARAMS_HELP)
 set_option = click.option("-S", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 
@@ -160,8 +179,7 @@ def decode(images, labels, paths, params_file, overrides):
 
     Checks the magic number and type byte, the header's dimensions against the payload, equal counts, at least
     one sample, and labels within 0..num_classes-1. Nothing is written when a check fails."""
-    params = stage_params(DecodeParams, "decode", params_file, overrides, images=images, labels=labels)
-    steps.decode(params, paths)
+    steps.decode(decode_params(params_file, overrides, images, labels), paths)
 
 
 @main.command()
@@ -244,14 +262,13 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
     params.yaml's parameters. Writes what the stages would: the artifacts, the results (suspects.txt, samples.csv,
     issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
     sets = section_overrides(overrides)
-    decode_params = stage_params(DecodeParams, "decode", params_file, sets["decode"], "decode.", images=images,
-                                 labels=labels)
+    decoding = decode_params(params_file, sets["decode"], images, labels, "decode.")
     params = {cls: stage_params(cls, section, params_file, sets[section], f"{section}.") for cls, section in
               ((GroupParams, "group"), (TrainParams, "train"), (AggregateParams, "aggregate"),
                (ReportParams, "report"))}
     log = (lambda message: click.echo(message, err=True)) if verbose else \
         (lambda message: click.echo(message, err=True) if message.startswith(("group:", "train:")) else None)
-    result = steps.run_all(decode_params, params[GroupParams], params[TrainParams], params[AggregateParams],
+    result = steps.run_all(decoding, params[GroupParams], params[TrainParams], params[AggregateParams],
                            params[ReportParams], paths, log=log)
     if result.decisions.note and not verbose:
         click.echo(f"note: {result.decisions.note}", err=True)
@@ -284,10 +301,10 @@ def export(out, choices, relabel, drop_outliers, drop_odd, label_unlabelled, for
            overrides):
     """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
     out (each switchable), or the review page's choices applied; changes.csv lists every change."""
-    decode_params = stage_params(DecodeParams, "decode", params_file, ())
+    decoding = stage_params(DecodeParams, "decode", params_file, ())
     options = stage_params(ExportOptions, "export", params_file, overrides, relabel=relabel,
                            drop_outliers=drop_outliers, drop_odd=drop_odd, label_unlabelled=label_unlabelled)
-    steps.export(out, options, choices=choices, form=form, source=decode_params.images, copy=copy, dry_run=dry_run,
+    steps.export(out, options, choices=choices, form=form, source=decoding.images, copy=copy, dry_run=dry_run,
                  paths=paths)
 
 

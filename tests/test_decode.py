@@ -142,6 +142,18 @@ def test_an_empty_path_is_refused_not_read_as_the_working_folder(tmp_path):
         "error: decode.labels: is empty: idx images need their labels' file"
 
 
+def test_idx_images_named_without_labels_are_not_paired_with_the_samples_default_labels(tmp_path):
+    write_images(tmp_path / "i.gz", GREY)
+    out = tmp_path / "out" / "decoded.npz"
+    result = run_cli("decode", "--images", str(tmp_path / "i.gz"), "--decoded", str(out), "--timings", str(out.parent))
+    assert result.returncode == 2 and not out.exists()
+    assert result.stderr.strip() == f"error: --labels: not given: the idx images {tmp_path / 'i.gz'} need their " \
+                                    "labels' file (decode.labels is still the sample's, data/sample/labels-idx1-ubyte.gz)"
+    result = run_cli("decode", "--images", "data/sample/images-idx3-ubyte.gz", "--decoded", str(out), "--timings",
+                     str(out.parent))  # the sample's own images keep their labels
+    assert result.returncode == 0, result.stderr
+
+
 def test_mismatched_counts_name_the_label_file(tmp_path):
     write_images(tmp_path / "i.gz", GREY)
     write_idx(tmp_path / "l.gz", LABELS[:5])
