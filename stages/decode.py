@@ -87,8 +87,8 @@ def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | Non
     height, width, channels = images.shape[1:]
     if min(height, width) < MIN_SIDE:
         hint = " (if they are flattened, reshape them to (N, H, W))" if height == 1 < width else ""
-        raise InputError(images_name, f"images of {height} x {width} pixels (height x width) are too small: at least {MIN_SIDE} x "
-                                      f"{MIN_SIDE} needed{hint}")
+        raise InputError(images_name, f"images of {height} x {width} pixels (height x width) are too small: at "
+                                      f"least {MIN_SIDE} x {MIN_SIDE} needed{hint}")
     if channels not in CHANNELS:
         raise InputError(images_name, f"images of shape {images.shape} have {channels} channels (1, 3 or 4 "
                                       f"expected)")

@@ -148,7 +148,8 @@ def test_idx_images_named_without_labels_are_not_paired_with_the_samples_default
     result = run_cli("decode", "--images", str(tmp_path / "i.gz"), "--decoded", str(out), "--timings", str(out.parent))
     assert result.returncode == 2 and not out.exists()
     assert result.stderr.strip() == f"error: --labels: not given: the idx images {tmp_path / 'i.gz'} need their " \
-                                    "labels' file (decode.labels is still the sample's, data/sample/labels-idx1-ubyte.gz)"
+                                    "labels' file (decode.labels is still the sample's, " \
+                                    "data/sample/labels-idx1-ubyte.gz)"
     result = run_cli("decode", "--images", "data/sample/images-idx3-ubyte.gz", "--decoded", str(out), "--timings",
                      str(out.parent))  # the sample's own images keep their labels
     assert result.returncode == 0, result.stderr
