@@ -19,7 +19,7 @@ from pipeline import plant as planting, steps
 from pipeline.argv import normalize_dashes
 from pipeline.artifacts import all_or_nothing
 from pipeline.params import load_params, yaml_value
-from pipeline.paths import PATHS
+from pipeline.paths import PATHS, check_layout
 from stages.aggregate import AggregateParams, format_indices
 from stages.decode import DecodeParams
 from stages.decode_readers import kind_of
@@ -157,6 +157,7 @@ def path_options(*names: str):
     def decorate(command):
         def with_paths(**kwargs):
             chosen = {name: kwargs.pop(name) for name in names}
+            check_layout(replace(PATHS, **chosen), names)
             return command(paths=replace(PATHS, **chosen), **kwargs)
 
         with_paths = functools.update_wrapper(with_paths, command)

@@ -27,3 +27,20 @@ class Paths:
 
 
 PATHS = Paths()
+FOLDERS = ("results", "timings", "export")  # the Paths that name folders; the rest name files
+
+
+def check_layout(paths: Paths, names: tuple[str, ...]) -> None:
+    """Refuse, before any work, a path of `names` that no file (or folder) can take: a folder where a file goes, a
+    file where a folder goes or above one. A run would otherwise fail there only after training."""
+    from stages.errors import InputError
+
+    for name in names:
+        path = Path(getattr(paths, name))
+        folder = name in FOLDERS
+        if path.exists() and path.is_dir() != folder:
+            raise InputError(str(path), f"is a {'file' if folder else 'folder'}, not a {'folder' if folder else 'file'}"
+                                        f" (--{name.replace('_', '-')})")
+        above = next((p for p in path.parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            raise InputError(str(path), f"cannot be written: {above} is a file, not a folder")

@@ -283,7 +283,26 @@ def test_an_output_path_that_is_a_folder_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "decoded.npz").mkdir()
     done = run_cli("decode", "--decoded", str(tmp_path / "decoded.npz"))
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.strip() == f"error: {tmp_path / 'decoded.npz'}: cannot be written (is a folder, not a file)"
+    assert done.stderr.strip() == f"error: {tmp_path / 'decoded.npz'}: is a folder, not a file (--decoded)"
+
+
+@pytest.mark.parametrize("option, taken, problem", [
+    ("--results", "results", "is a file, not a folder (--results)"),
+    ("--metrics", "metrics.json/", "is a folder, not a file (--metrics)"),
+    ("--metrics", "file/metrics.json", "cannot be written: {root}/file is a file, not a folder")])
+def test_an_output_no_file_can_take_is_refused_before_any_work(tmp_path, option, taken, problem):
+    (tmp_path / "file").write_text("mine")
+    target = tmp_path / taken.rstrip("/")
+    if taken.endswith("/"):
+        target.mkdir()
+    elif taken == "results":
+        target.write_text("mine")
+    before = sorted(tmp_path.rglob("*"))
+    done = run_cli("run", "--images", str(SAMPLE / "images-idx3-ubyte.gz"), "--labels",
+                   str(SAMPLE / "labels-idx1-ubyte.gz"), option, str(target), cwd=tmp_path)
+    # the one line alone: no stage ran (each logs a line), and nothing was written
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {target}: {problem.format(root=tmp_path)}"
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize("errno, problem", [(28, "No space left on device"), (13, "Permission denied")],
