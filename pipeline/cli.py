@@ -247,13 +247,14 @@ def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
 
 
 RUN_SECTIONS = ("decode", "group", "train", "aggregate", "report")
+RUN_PATHS = ("decoded", "groups", "oob", "decisions", "results", "metrics")  # what `twins run` writes
 
 
 @main.command("run")
 @click.option("--images", help="The data: idx images, a folder of class folders, a manifest, .npz or .npy "
                                "[params: decode.images].")
 @click.option("--labels", help="idx1 (or .npy) labels beside idx (or .npy) images [params: decode.labels].")
-@path_options("decoded", "groups", "oob", "decisions", "results", "metrics")
+@path_options(*RUN_PATHS)
 @params_option
 @click.option("-S", "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one parameter, e.g. -S train.n_models=5 (repeatable; values are YAML).")
@@ -262,6 +263,7 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
     """Run every stage in one process (no DVC, no cache) and print the suspects' indices, as hw02.py does, but with
     params.yaml's parameters. Writes what the stages would: the artifacts, the results (suspects.txt, samples.csv,
     issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
+    check_layout(paths, RUN_PATHS, writes=True)
     sets = section_overrides(overrides)
     decoding = decode_params(params_file, sets["decode"], images, labels, "decode.")
     params = {cls: stage_params(cls, section, params_file, sets[section], f"{section}.") for cls, section in

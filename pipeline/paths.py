@@ -30,9 +30,12 @@ PATHS = Paths()
 FOLDERS = ("results", "timings", "export")  # the Paths that name folders; the rest name files
 
 
-def check_layout(paths: Paths, names: tuple[str, ...]) -> None:
+def check_layout(paths: Paths, names: tuple[str, ...], writes: bool = False) -> None:
     """Refuse, before any work, a path of `names` that no file (or folder) can take: a folder where a file goes, a
-    file where a folder goes or above one. A run would otherwise fail there only after training."""
+    file where a folder goes or above one, and with `writes` (all of them outputs) a folder it may not write in.
+    A run would otherwise fail there only after training."""
+    import os
+
     from stages.errors import InputError
 
     for name in names:
@@ -44,3 +47,6 @@ def check_layout(paths: Paths, names: tuple[str, ...]) -> None:
         above = next((p for p in path.parents if p.exists()), None)
         if above is not None and not above.is_dir():
             raise InputError(str(path), f"cannot be written: {above} is a file, not a folder")
+        inside = path if folder and path.is_dir() else above
+        if writes and inside is not None and not os.access(inside, os.W_OK | os.X_OK):
+            raise InputError(str(path), f"cannot be written (no permission to write in {inside})")

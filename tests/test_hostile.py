@@ -11,6 +11,7 @@ import threading
 import time
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -342,6 +343,19 @@ def test_a_step_that_fails_after_writing_leaves_no_output_of_it(tmp_path):
     one_line(exc, paths.timing("decode"), "is a folder")
     assert not Path_(paths.decoded).exists() and not list(tmp_path.rglob("*.tmp"))
 
+
+def test_a_run_refuses_a_folder_it_may_not_write_in_before_any_work(tmp_path, monkeypatch):
+    """(Simulated: the tests may run as root, whom a read-only folder does not stop.)"""
+    from pipeline.paths import Paths, check_layout
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != "ro")
+    paths = Paths(results=str(tmp_path / "ro"), metrics=str(tmp_path / "ro" / "new" / "metrics.json"))
+    check_layout(paths, ("results", "metrics"))  # reading only: nothing to refuse
+    for name in ("results", "metrics"):
+        with pytest.raises(InputError) as exc:
+            check_layout(paths, (name,), writes=True)
+        one_line(exc, getattr(paths, name), f"cannot be written (no permission to write in {tmp_path / 'ro'})")
 
 def test_a_failed_step_takes_back_the_empty_folders_it_made(tmp_path):
     (tmp_path / "taken").mkdir()
