@@ -96,8 +96,9 @@ def parse_overrides(pairs: tuple[str, ...], prefix: str = "") -> tuple[dict[str,
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise InputError("-S", f"{pair!r} is not key=value")
-        sources[key.strip()] = f"-S {prefix}{pair}"
-        values[key.strip()] = yaml_value(text, sources[key.strip()])
+        key = key.strip()
+        sources[key] = f"-S {prefix}{pair}"
+        values[key] = yaml_value(text, sources[key])
     return values, sources
 
 
@@ -151,14 +152,14 @@ PATH_HELP = {
 }
 
 
-def path_options(*names: str):
+def path_options(*names: str, writes: bool = False):
     """--<name> options for the files a command reads or writes, defaulting to pipeline/paths.py's layout; the
-    command receives them as one Paths."""
+    command receives them as one Paths, checked first (paths.check_layout; `writes`: it writes every one)."""
     def decorate(command):
         def with_paths(**kwargs):
-            chosen = {name: kwargs.pop(name) for name in names}
-            check_layout(replace(PATHS, **chosen), names)
-            return command(paths=replace(PATHS, **chosen), **kwargs)
+            paths = replace(PATHS, **{name: kwargs.pop(name) for name in names})
+            check_layout(paths, names, writes)
+            return command(paths=paths, **kwargs)
 
         with_paths = functools.update_wrapper(with_paths, command)
         for name in reversed(names):
@@ -247,14 +248,13 @@ def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
 
 
 RUN_SECTIONS = ("decode", "group", "train", "aggregate", "report")
-RUN_PATHS = ("decoded", "groups", "oob", "decisions", "results", "metrics")  # what `twins run` writes
 
 
 @main.command("run")
 @click.option("--images", help="The data: idx images, a folder of class folders, a manifest, .npz or .npy "
                                "[params: decode.images].")
 @click.option("--labels", help="idx1 (or .npy) labels beside idx (or .npy) images [params: decode.labels].")
-@path_options(*RUN_PATHS)
+@path_options("decoded", "groups", "oob", "decisions", "results", "metrics", writes=True)
 @params_option
 @click.option("-S", "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one parameter, e.g. -S train.n_models=5 (repeatable; values are YAML).")
@@ -263,7 +263,6 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
     """Run every stage in one process (no DVC, no cache) and print the suspects' indices, as hw02.py does, but with
     params.yaml's parameters. Writes what the stages would: the artifacts, the results (suspects.txt, samples.csv,
     issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
-    check_layout(paths, RUN_PATHS, writes=True)
     sets = section_overrides(overrides)
     decoding = decode_params(params_file, sets["decode"], images, labels, "decode.")
     params = {cls: stage_params(cls, section, params_file, sets[section], f"{section}.") for cls, section in

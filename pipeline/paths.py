@@ -42,8 +42,8 @@ def check_layout(paths: Paths, names: tuple[str, ...], writes: bool = False) -> 
         path = Path(getattr(paths, name))
         folder = name in FOLDERS
         if path.exists() and path.is_dir() != folder:
-            raise InputError(str(path), f"is a {'file' if folder else 'folder'}, not a {'folder' if folder else 'file'}"
-                                        f" (--{name.replace('_', '-')})")
+            found, wanted = ("file", "folder") if folder else ("folder", "file")
+            raise InputError(str(path), f"is a {found}, not a {wanted} (--{name.replace('_', '-')})")
         above = next((p for p in path.parents if p.exists()), None)
         if above is not None and not above.is_dir():
             raise InputError(str(path), f"cannot be written: {above} is a file, not a folder")
