@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast repro exp hw02 plots-template clean
+.PHONY: demo test test-fast lint repro exp hw02 plots-template clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench,dask]'
+	$(PY) -m pip install --quiet -e '.[test,lint,bench,dask]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff's checks and its formatter (pyproject.toml, [tool.ruff]); `ruff format .` fixes what the second reports.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The edit loop: every test not marked slow (the slow ones run DVC, the bundle or real training), under 2 minutes.
 test-fast: $(STAMP)

@@ -9,6 +9,7 @@ Runs the pipeline's stage functions (decode, group, train, aggregate) in this on
 files written. Logs go to stderr with -v. Bad input or a bad option: one line on stderr and exit code 2.
 `make hw02` bundles this file and everything it runs into dist/hw02.py, which needs only numpy and torch.
 """
+
 import time
 
 START = time.monotonic()  # the time budget counts from here, as close to process start as Python gets
@@ -19,12 +20,12 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
-from stages.errors import InputError  # noqa: E402
 from pipeline.argv import normalize_dashes  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
 from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.budget import Budget  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
+from stages.errors import InputError  # noqa: E402
 from stages.train import DEVICES, MAX_SEED, TrainParams, known_device  # noqa: E402
 
 # A graded set is small: a count of one or two wrong labels is as likely an odd digit (README, "The graded one-shot
@@ -42,6 +43,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def in_range(kind, low, high, what: str):
     """An argparse type: a number of `kind` with low <= value <= high (and finite)."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -50,6 +52,7 @@ def in_range(kind, low, high, what: str):
         if not (math.isfinite(value) and low <= value <= high):
             raise argparse.ArgumentTypeError(f"{text} is not {what}")
         return value
+
     return parse
 
 
@@ -70,21 +73,39 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=given_path, help="idx3 (or idx4) image file, gzipped or raw")
     parser.add_argument("--labels", required=True, type=given_path, help="idx1 label file, gzipped or raw")
-    parser.add_argument("--time-budget", type=in_range(float, 1e-3, 1e6, "a positive number of seconds"),
-                        default=150.0,
-                        help="seconds of wall time from process start; training adds no member that would end "
-                             "after it, leaving a margin under a 3-minute limit (default: %(default)s). With too "
-                             "little time for members, nearest neighbours decide the twin groups alone")
-    parser.add_argument("--seed", type=in_range(int, 0, MAX_SEED, f"a seed in 0..{MAX_SEED}"), default=0,
-                        help="seed for everything random (default: %(default)s)")
-    parser.add_argument("--num-classes", type=in_range(int, 1, 256, "a class count in 1..256"), default=10,
-                        help="labels must lie in 0..N-1 (default: %(default)s)")
-    parser.add_argument("--device", type=device_name, default="auto",
-                        help="where the models train: auto (a CUDA or Apple GPU where there is one, else the CPU), "
-                             "cpu, cuda, cuda:N or mps (default: %(default)s)")
-    parser.add_argument("--twins-only", action="store_true",
-                        help="flag the losers of conflicting twin groups only, no sample without a twin (by default "
-                             "those are flagged too, on strong evidence: a graded set may lack some originals; README)")
+    parser.add_argument(
+        "--time-budget",
+        type=in_range(float, 1e-3, 1e6, "a positive number of seconds"),
+        default=150.0,
+        help="seconds of wall time from process start; training adds no member that would end "
+        "after it, leaving a margin under a 3-minute limit (default: %(default)s). With too "
+        "little time for members, nearest neighbours decide the twin groups alone",
+    )
+    parser.add_argument(
+        "--seed",
+        type=in_range(int, 0, MAX_SEED, f"a seed in 0..{MAX_SEED}"),
+        default=0,
+        help="seed for everything random (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-classes",
+        type=in_range(int, 1, 256, "a class count in 1..256"),
+        default=10,
+        help="labels must lie in 0..N-1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        type=device_name,
+        default="auto",
+        help="where the models train: auto (a CUDA or Apple GPU where there is one, else the CPU), "
+        "cpu, cuda, cuda:N or mps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--twins-only",
+        action="store_true",
+        help="flag the losers of conflicting twin groups only, no sample without a twin (by default "
+        "those are flagged too, on strong evidence: a graded set may lack some originals; README)",
+    )
     parser.add_argument("--flag-without-twin", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument("-v", "--verbose", action="store_true", help="log each stage on stderr")
     return parser.parse_args(argv)
@@ -120,10 +141,16 @@ def main(argv: list[str]) -> int:
     try:
         images, labels = decode_files(DecodeParams(args.data, args.labels, args.num_classes))
         log(f"decode: {len(labels)} images of {images.shape[1]}x{images.shape[2]}x{images.shape[3]}")
-        result = find_suspects(images, labels, train_params=replace(TrainParams(), seed=args.seed, device=args.device),
-                               aggregate_params=GRADED_AGGREGATE if not args.twins_only else
-                               replace(GRADED_AGGREGATE, flag_without_twin=False),
-                               budget=Budget.of_run(args.time_budget, START), log=log)
+        result = find_suspects(
+            images,
+            labels,
+            train_params=replace(TrainParams(), seed=args.seed, device=args.device),
+            aggregate_params=GRADED_AGGREGATE
+            if not args.twins_only
+            else replace(GRADED_AGGREGATE, flag_without_twin=False),
+            budget=Budget.of_run(args.time_budget, START),
+            log=log,
+        )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

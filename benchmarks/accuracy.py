@@ -9,6 +9,7 @@ Each case is written to a temporary folder and hw02.py runs on it as a separate 
 runs it, so wall times include Python start-up and imports. Errors = missed + wrongly flagged (the grader's count).
 Prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=SMALL, choices=list(FAMILIES))
     parser.add_argument("--seeds", type=int, default=20, help="cases per family")
-    parser.add_argument("--first-seed", type=int, default=100,
-                        help="the cases are seeds first-seed, first-seed + 1, ...")
+    parser.add_argument(
+        "--first-seed", type=int, default=100, help="the cases are seeds first-seed, first-seed + 1, ..."
+    )
     args = parser.parse_args()
     print(describe())
     print("| family | N | cases | mean errors | worst | mean missed | mean wrongly flagged | median s | max s |")
@@ -48,9 +50,12 @@ def main() -> None:
             print(f"  {family} seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
         errors = [r["missed"] + r["false"] for r in rows]
         seconds = [r["seconds"] for r in rows]
-        print(f"| {family} | {rows[0]['n']} | {len(rows)} | {statistics.mean(errors):.2f} | {max(errors)} "
-              f"| {statistics.mean(r['missed'] for r in rows):.2f} | {statistics.mean(r['false'] for r in rows):.2f} "
-              f"| {statistics.median(seconds):.1f} | {max(seconds):.1f} |", flush=True)
+        print(
+            f"| {family} | {rows[0]['n']} | {len(rows)} | {statistics.mean(errors):.2f} | {max(errors)} "
+            f"| {statistics.mean(r['missed'] for r in rows):.2f} | {statistics.mean(r['false'] for r in rows):.2f} "
+            f"| {statistics.median(seconds):.1f} | {max(seconds):.1f} |",
+            flush=True,
+        )
 
     print(describe().replace("# ", "# after: ", 1))
 

@@ -27,6 +27,7 @@ Twin groups are decided the same way under all of these. One more rule differs i
 as a short time budget would: members that get few steps are where the two twin rules part.
 Errors = missed + wrongly flagged. Prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,15 @@ from benchmarks.cases import SMALL, spec
 from benchmarks.machine import describe
 from benchmarks.peers import plant_case
 from pipeline.plant import load_source, plant
-from stages.aggregate import (TEMPERATURES, AggregateParams, decide, estimate_noise_rate, group_members, pick_threshold,
-                              softmax)
+from stages.aggregate import (
+    TEMPERATURES,
+    AggregateParams,
+    decide,
+    estimate_noise_rate,
+    group_members,
+    pick_threshold,
+    softmax,
+)
 from stages.budget import Budget
 from stages.group import GroupParams, group_images
 from stages.train import TrainParams, train_ensemble
@@ -53,8 +61,9 @@ def separately_calibrated(log_prob: np.ndarray, labels: np.ndarray) -> np.ndarra
     return softmax(log_prob / temperature)[rows, labels]
 
 
-def twin_flags_without_count_prior(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray,
-                               scored: np.ndarray) -> np.ndarray:
+def twin_flags_without_count_prior(
+    labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, scored: np.ndarray
+) -> np.ndarray:
     """The members the earlier twin rule flags: in each conflicting group, the label whose summed log
     probability over the group's scored members is largest wins, whatever its count."""
     flagged = np.zeros(len(labels), bool)
@@ -66,8 +75,9 @@ def twin_flags_without_count_prior(labels: np.ndarray, group: np.ndarray, log_pr
     return flagged
 
 
-def errors_by_rule(case, posteriors: tuple[float, ...] = (), train_seconds: float | None = None
-                   ) -> dict[str, tuple[int, int]]:
+def errors_by_rule(
+    case, posteriors: tuple[float, ...] = (), train_seconds: float | None = None
+) -> dict[str, tuple[int, int]]:
     group = group_images(case.images, GroupParams()).group
     oob = train_ensemble(case.images, case.labels, group, TrainParams(), Budget().within(train_seconds))
     truth = np.zeros(len(case.labels), bool)
@@ -80,17 +90,23 @@ def errors_by_rule(case, posteriors: tuple[float, ...] = (), train_seconds: floa
     calibrated = np.full(len(truth), np.nan)
     calibrated[every] = separately_calibrated(log_prob[every], case.labels[every])
     n_classes = len(np.unique(case.labels))
-    thresholds = {"separate": pick_threshold(estimate_noise_rate(calibrated[every], n_classes), n_classes,
-                                             AggregateParams(min_posterior=0.5)),
-                  "budget": min(0.01, 0.1 / max(every.sum(), 1))}
-    flagged = {"joint": joint.flagged,
-               "global-rate": decide(case.labels, group, oob, AggregateParams(per_class_counts=False)).flagged,
-               "twins-only": twins,
-               "no-count-prior": (joint.reason == "evidence") |
-               twin_flags_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0)}
+    thresholds = {
+        "separate": pick_threshold(
+            estimate_noise_rate(calibrated[every], n_classes), n_classes, AggregateParams(min_posterior=0.5)
+        ),
+        "budget": min(0.01, 0.1 / max(every.sum(), 1)),
+    }
+    flagged = {
+        "joint": joint.flagged,
+        "global-rate": decide(case.labels, group, oob, AggregateParams(per_class_counts=False)).flagged,
+        "twins-only": twins,
+        "no-count-prior": (joint.reason == "evidence")
+        | twin_flags_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0),
+    }
     for posterior in posteriors:
-        flagged[f"joint-{posterior:g}"] = decide(case.labels, group, oob,
-                                                 AggregateParams(min_posterior=posterior)).flagged
+        flagged[f"joint-{posterior:g}"] = decide(
+            case.labels, group, oob, AggregateParams(min_posterior=posterior)
+        ).flagged
     for rule, threshold in thresholds.items():
         flagged[rule] = twins.copy()
         flagged[rule][alone[calibrated[alone] < threshold]] = True
@@ -101,13 +117,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="*", default=SMALL, choices=SMALL)
     parser.add_argument("--seeds", type=int, default=8, help="cases per family")
-    parser.add_argument("--first-seed", type=int, default=100,
-                        help="the cases are seeds first-seed, first-seed + 1, ...")
-    parser.add_argument("--posteriors", nargs="*", type=float, default=[],
-                        help="also decide by the joint rule at these min_posterior values")
+    parser.add_argument(
+        "--first-seed", type=int, default=100, help="the cases are seeds first-seed, first-seed + 1, ..."
+    )
+    parser.add_argument(
+        "--posteriors",
+        nargs="*",
+        type=float,
+        default=[],
+        help="also decide by the joint rule at these min_posterior values",
+    )
     parser.add_argument("--size", type=int, nargs="*", default=[], help="also the size family at these N")
-    parser.add_argument("--train-seconds", type=float, default=None,
-                        help="train every case under this deadline (default: none, the full ensemble)")
+    parser.add_argument(
+        "--train-seconds",
+        type=float,
+        default=None,
+        help="train every case under this deadline (default: none, the full ensemble)",
+    )
     args = parser.parse_args()
     print(describe())
     print("| family | cases | rule | mean errors | mean missed | mean wrongly flagged |")
@@ -123,13 +149,14 @@ def main() -> None:
     rows = [(family, partial(small_case, family)) for family in args.families]
     rows += [(f"size {n}", partial(size_case, n)) for n in args.size]
     for name, make_case in rows:
-        runs = [errors_by_rule(make_case(args.first_seed + i), tuple(args.posteriors), args.train_seconds)
-                for i in range(args.seeds)]
+        runs = [
+            errors_by_rule(make_case(args.first_seed + i), tuple(args.posteriors), args.train_seconds)
+            for i in range(args.seeds)
+        ]
         for rule in runs[0]:
             missed = np.mean([r[rule][0] for r in runs])
             false = np.mean([r[rule][1] for r in runs])
-            print(f"| {name} | {len(runs)} | {rule} | {missed + false:.2f} | {missed:.2f} | {false:.2f} |",
-                  flush=True)
+            print(f"| {name} | {len(runs)} | {rule} | {missed + false:.2f} | {missed:.2f} | {false:.2f} |", flush=True)
 
     print(describe().replace("# ", "# after: ", 1))
 

@@ -12,6 +12,7 @@ members were too weak and nearest neighbours decided (hw02.py says so on stderr)
 run's wall time by the same run's reference: the mean wall time of the 150 s runs of the row's family.
 Prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ def main() -> None:
     busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(args.busy)]
     try:
         print(describe() + f", {args.busy} busy loops beside each run", flush=True)
-        print("| family | time budget s | cases | mean errors | worst | mean flagged | most flagged | neighbours "
-              "| median wall s | max wall s | wall / 150 s runs |")
+        print(
+            "| family | time budget s | cases | mean errors | worst | mean flagged | most flagged | neighbours "
+            "| median wall s | max wall s | wall / 150 s runs |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for family in args.families:
             runs = {budget: [] for budget in args.budgets}
@@ -55,18 +58,28 @@ def main() -> None:
                         out, err, seconds, _ = measured_run(cmd)
                         result = score(out, case.truth)
                         flagged = len(out.split(",")) if out.strip() else 0
-                        runs[budget].append({**result, "seconds": seconds, "flagged": flagged,
-                                             "neighbours": "nearest neighbours" in err})
-                        print(f"  {family} seed {seed} budget {budget:g}: {runs[budget][-1]}", file=sys.stderr,
-                              flush=True)
+                        runs[budget].append(
+                            {
+                                **result,
+                                "seconds": seconds,
+                                "flagged": flagged,
+                                "neighbours": "nearest neighbours" in err,
+                            }
+                        )
+                        print(
+                            f"  {family} seed {seed} budget {budget:g}: {runs[budget][-1]}", file=sys.stderr, flush=True
+                        )
             reference = statistics.mean(r["seconds"] for r in runs[max(args.budgets)])
             for budget, rows in runs.items():
                 errors = [r["missed"] + r["false"] for r in rows]
                 seconds = [r["seconds"] for r in rows]
-                print(f"| {family} | {budget:g} | {len(rows)} | {statistics.mean(errors):.2f} | {max(errors)} "
-                      f"| {statistics.mean(r['flagged'] for r in rows):.1f} | {max(r['flagged'] for r in rows)} "
-                      f"| {sum(r['neighbours'] for r in rows)} | {statistics.median(seconds):.1f} "
-                      f"| {max(seconds):.1f} | {statistics.median(seconds) / reference:.2f} |", flush=True)
+                print(
+                    f"| {family} | {budget:g} | {len(rows)} | {statistics.mean(errors):.2f} | {max(errors)} "
+                    f"| {statistics.mean(r['flagged'] for r in rows):.1f} | {max(r['flagged'] for r in rows)} "
+                    f"| {sum(r['neighbours'] for r in rows)} | {statistics.median(seconds):.1f} "
+                    f"| {max(seconds):.1f} | {statistics.median(seconds) / reference:.2f} |",
+                    flush=True,
+                )
     finally:
         for process in busy:
             process.kill()

@@ -6,6 +6,7 @@ only torch and numpy, against the repo's hw02.py, on the bundled sample and on p
 
 Prints one row per case: both lines' errors, whether the lines are identical, and both wall times.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,14 @@ def bundled_run(python: Path, text: str, case_folder: str) -> tuple[str, float]:
         for name in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"):
             shutil.copy(Path(case_folder) / name, Path(folder) / name)
         start = time.perf_counter()
-        done = subprocess.run([str(python), "hw02.py", "--data", "images-idx3-ubyte.gz", "--labels",
-                               "labels-idx1-ubyte.gz"], cwd=folder, capture_output=True, text=True,
-                              env={"PATH": "/usr/bin:/bin", "HOME": folder}, timeout=600)
+        done = subprocess.run(
+            [str(python), "hw02.py", "--data", "images-idx3-ubyte.gz", "--labels", "labels-idx1-ubyte.gz"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": folder},
+            timeout=600,
+        )
         if done.returncode != 0:
             raise SystemExit(f"dist/hw02.py failed: {done.stderr.strip()}")
         return done.stdout, time.perf_counter() - start
@@ -67,9 +73,12 @@ def main() -> None:
                 out, _, repo_seconds, _ = measured_run(command("hw02", str(folder), n_classes=None))
                 bundled_out, bundle_seconds = bundled_run(python, text, str(folder))
                 repo_result, bundle_result = score(out, truth), score(bundled_out, truth)
-                print(f"| {name} | {repo_result['missed'] + repo_result['false']} "
-                      f"| {bundle_result['missed'] + bundle_result['false']} | {'yes' if out == bundled_out else 'NO'} "
-                      f"| {repo_seconds:.1f} | {bundle_seconds:.1f} |", flush=True)
+                print(
+                    f"| {name} | {repo_result['missed'] + repo_result['false']} "
+                    f"| {bundle_result['missed'] + bundle_result['false']} | {'yes' if out == bundled_out else 'NO'} "
+                    f"| {repo_seconds:.1f} | {bundle_seconds:.1f} |",
+                    flush=True,
+                )
     print(describe().replace("# ", "# after: ", 1))
 
 

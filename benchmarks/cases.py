@@ -1,4 +1,5 @@
 """The test-case families every benchmark draws from, built by the planting tool from the bundled test sets."""
+
 from __future__ import annotations
 
 from pipeline.plant import PERTURBED, PlantSpec

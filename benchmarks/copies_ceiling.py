@@ -12,6 +12,7 @@ groups whose true label each method names:
 Each wrong group costs about (its true label's count + the winner's count) errors, 2-3 for copies-5, about 7 for
 copies-20: that turns a share of groups into errors.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,12 +53,17 @@ def main() -> None:
             true = truth[first]
             order = np.argsort(-similarity(images[first]), 1)
             right["majority"].append((counts.argmax(1) == true).mean())
-            right["ours"].append((find_issues(images, given, params={"train": {"seed": seed}}).suggested[first]
-                                  == true).mean())
-            right["pooled"].append(max((propagated(counts, order, k, s) == true).mean()
-                                       for k in (5, 10, 20) for s in (0.1, 0.5)))
-        print(f"| {shape} | 5 | {len(first)} | {np.mean(right['majority']):.2f} | {np.mean(right['ours']):.2f} "
-              f"| {np.mean(right['pooled']):.2f} |", flush=True)
+            right["ours"].append(
+                (find_issues(images, given, params={"train": {"seed": seed}}).suggested[first] == true).mean()
+            )
+            right["pooled"].append(
+                max((propagated(counts, order, k, s) == true).mean() for k in (5, 10, 20) for s in (0.1, 0.5))
+            )
+        print(
+            f"| {shape} | 5 | {len(first)} | {np.mean(right['majority']):.2f} | {np.mean(right['ours']):.2f} "
+            f"| {np.mean(right['pooled']):.2f} |",
+            flush=True,
+        )
     print(describe().replace("# ", "# after: ", 1))
 
 

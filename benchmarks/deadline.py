@@ -10,6 +10,7 @@ what the default 150 s is on a machine 150 / B times slower. The case is the siz
 also rotated, scaled and shifted variants of them). Prints, per budget, the wall time, the errors and the
 training line hw02.py logs with -v (members and steps they took).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,11 @@ def main() -> None:
     print("| N | time budget s | wall s | errors | missed | wrongly flagged | training (hw02.py -v) |")
     print("|---:|---:|---:|---:|---:|---:|---|")
     for budget, seconds, _, result, training in under_budgets(case, n_classes, args.budgets):
-        print(f"| {len(case.labels)} | {budget:g} | {seconds:.1f} | {result['missed'] + result['false']} "
-              f"| {result['missed']} | {result['false']} | {training} |", flush=True)
+        print(
+            f"| {len(case.labels)} | {budget:g} | {seconds:.1f} | {result['missed'] + result['false']} "
+            f"| {result['missed']} | {result['false']} | {training} |",
+            flush=True,
+        )
     print(describe().replace("# ", "# after: ", 1))
 
 

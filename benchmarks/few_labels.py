@@ -18,6 +18,7 @@ trained on the true labels of a random half of the unlabelled known-class items 
 part at 2, 5 and 10%) for 3 times the recipe's epochs (REFERENCE_EPOCHS; at 15, 950 items reach 3-4 points less),
 judged on the other half and the strangers: what the members' model reaches when labels are plentiful.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,19 +52,32 @@ def make_case(fraction: float, seed: int):
     rng = np.random.default_rng(seed)
     clothes, kinds = load("fashion")
     digits, _ = load("mnist")
-    known = np.concatenate([rng.choice(np.flatnonzero(kinds == c), N_KNOWN // len(KNOWN), replace=False)
-                            for c in KNOWN])
+    known = np.concatenate(
+        [rng.choice(np.flatnonzero(kinds == c), N_KNOWN // len(KNOWN), replace=False) for c in KNOWN]
+    )
     n_strangers = int(STRANGER_SHARE * N_KNOWN)
     other = rng.choice(np.flatnonzero(~np.isin(kinds, KNOWN)), n_strangers // 2, replace=False)
-    strangers = np.concatenate([clothes[other], digits[rng.choice(len(digits), n_strangers - n_strangers // 2,
-                                                                  replace=False)]])
+    strangers = np.concatenate(
+        [clothes[other], digits[rng.choice(len(digits), n_strangers - n_strangers // 2, replace=False)]]
+    )
     n_broken = int(BROKEN_SHARE * N_KNOWN)
     shape = (n_broken // 3, *clothes.shape[1:])
-    broken = np.concatenate([np.zeros(shape, np.uint8), rng.integers(0, 256, shape, dtype=np.uint8),
-                             np.full((n_broken - 2 * shape[0], *clothes.shape[1:]), 255, np.uint8)])
+    broken = np.concatenate(
+        [
+            np.zeros(shape, np.uint8),
+            rng.integers(0, 256, shape, dtype=np.uint8),
+            np.full((n_broken - 2 * shape[0], *clothes.shape[1:]), 255, np.uint8),
+        ]
+    )
     images = np.concatenate([clothes[known], strangers, broken])
-    truth = np.concatenate([kinds[known], np.full(len(other), STRANGER), np.full(len(strangers) - len(other), DIGIT),
-                            np.full(len(broken), BROKEN)]).astype(np.int64)
+    truth = np.concatenate(
+        [
+            kinds[known],
+            np.full(len(other), STRANGER),
+            np.full(len(strangers) - len(other), DIGIT),
+            np.full(len(broken), BROKEN),
+        ]
+    ).astype(np.int64)
     given = np.full(len(truth), UNLABELLED, np.int64)
     per_class = max(1, round(fraction * N_KNOWN / len(KNOWN)))
     for c in KNOWN:
@@ -94,8 +108,16 @@ def run_method(method: str, images: np.ndarray, given: np.ndarray, truth: np.nda
         taught = np.sort(np.random.default_rng(seed).choice(open_known, len(open_known) // 2, replace=False))
         judged = np.ones(len(given), bool)
         judged[taught] = False
-        out = train_member(images, np.where(judged, UNLABELLED, truth), taught, np.flatnonzero(judged), n_classes,
-                           TrainParams(epochs=REFERENCE_EPOCHS), seed=seed, threads=2)
+        out = train_member(
+            images,
+            np.where(judged, UNLABELLED, truth),
+            taught,
+            np.flatnonzero(judged),
+            n_classes,
+            TrainParams(epochs=REFERENCE_EPOCHS),
+            seed=seed,
+            threads=2,
+        )
         suggested, stranger = given.copy(), np.full(len(given), np.nan)
         suggested[judged], stranger[judged] = out.probs.argmax(1), 1 - out.probs.max(1)
         return suggested, stranger, np.zeros(len(given), bool), judged
@@ -124,10 +146,13 @@ def run_case(fraction: float, seed: int, methods) -> dict[str, dict]:
         start = time.monotonic()
         suggested, stranger, broken, judged = run_method(method, images, given, truth, seed)
         known, pool = open_known & judged, candidates & judged
-        rows[method] = {"accuracy": float((suggested[known] == truth[known]).mean()),
-                        "auroc": auroc(stranger[pool], strangers[pool]),
-                        "broken": int((broken & (truth == BROKEN)).sum()), "n_broken": int((truth == BROKEN).sum()),
-                        "seconds": time.monotonic() - start}
+        rows[method] = {
+            "accuracy": float((suggested[known] == truth[known]).mean()),
+            "auroc": auroc(stranger[pool], strangers[pool]),
+            "broken": int((broken & (truth == BROKEN)).sum()),
+            "n_broken": int((truth == BROKEN).sum()),
+            "seconds": time.monotonic() - start,
+        }
     return rows
 
 
@@ -139,8 +164,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     args = parser.parse_args(argv)
     print(describe())
-    print(f"# {N_KNOWN} Fashion-MNIST items of classes {KNOWN}, + {STRANGER_SHARE:.0%} strangers, "
-          f"{BROKEN_SHARE:.0%} broken; seeds {args.first_seed}..{args.first_seed + args.seeds - 1}")
+    print(
+        f"# {N_KNOWN} Fashion-MNIST items of classes {KNOWN}, + {STRANGER_SHARE:.0%} strangers, "
+        f"{BROKEN_SHARE:.0%} broken; seeds {args.first_seed}..{args.first_seed + args.seeds - 1}"
+    )
     print("| labelled | method | accuracy (unlabelled) | strangers' AUROC | broken found | mean s |")
     print("|---:|---|---:|---:|---:|---:|")
     for fraction in args.fractions:
@@ -150,8 +177,11 @@ def main(argv: list[str]) -> int:
             print(f"  {fraction} seed {seed}: {runs[-1]}", file=sys.stderr, flush=True)
         for method in args.methods:
             mean = {key: np.mean([r[method][key] for r in runs]) for key in runs[0][method]}
-            print(f"| {fraction:.0%} | {method} | {mean['accuracy']:.3f} | {mean['auroc']:.3f} | "
-                  f"{mean['broken']:.1f} of {mean['n_broken']:.0f} | {mean['seconds']:.1f} |", flush=True)
+            print(
+                f"| {fraction:.0%} | {method} | {mean['accuracy']:.3f} | {mean['auroc']:.3f} | "
+                f"{mean['broken']:.1f} of {mean['n_broken']:.0f} | {mean['seconds']:.1f} |",
+                flush=True,
+            )
     return 0
 
 

@@ -15,6 +15,7 @@ runs hw02.py's configuration in this process (the default members, its GRADED_AG
 The reference is a CNN trained on 20,000 of MNIST's training digits (the cases come from its test digits): a model
 that knows digits far better than members trained on 165 of them can, never shipped, a ceiling only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,17 @@ def reference_model(n: int = 20_000, epochs: int = 2, seed: int = 0) -> torch.nn
     y = torch.tensor(read_labels(SHARED / "mnist-train-labels-idx1-ubyte.gz")[:n], dtype=torch.long)
     x = x[:, None] / 255
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-        torch.nn.Linear(64 * 49, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+        torch.nn.Conv2d(1, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64 * 49, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    )
     optimiser = torch.optim.Adam(model.parameters(), 1e-3)
     for _ in range(epochs):
         for batch in torch.randperm(n).split(128):
@@ -62,8 +71,7 @@ def best_cut_errors(score: np.ndarray, wrong: np.ndarray) -> int:
     return int(((hit.sum() - found) + (flagged - found)).min())
 
 
-def twin_errors(labels: np.ndarray, group: np.ndarray, asked: np.ndarray, prob: np.ndarray,
-                wrong: np.ndarray) -> int:
+def twin_errors(labels: np.ndarray, group: np.ndarray, asked: np.ndarray, prob: np.ndarray, wrong: np.ndarray) -> int:
     """Errors in the conflicting groups (asked) when each goes to the label of largest summed log prob."""
     flagged = np.zeros(len(labels), bool)
     for g in np.unique(group[asked]):
@@ -82,8 +90,10 @@ def main() -> None:
     source = load_source("mnist")
     reference = reference_model()
     print(describe())
-    print("| family | cases | twin groups: rule | reference | twin-less wrong labels | twin-less: rule | "
-          "best cut, members | best cut, reference |")
+    print(
+        "| family | cases | twin groups: rule | reference | twin-less wrong labels | twin-less: rule | "
+        "best cut, members | best cut, reference |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for family in args.families:
         errors = {"twin rule": [], "twin reference": [], "rule": [], "members": [], "reference": []}
@@ -92,8 +102,7 @@ def main() -> None:
             name, case_spec = spec(family, seed)
             assert name == "mnist", "the reference model knows digits only"
             case = plant(*source, case_spec)
-            run = find_suspects(case.images, case.labels, train_params=TrainParams(),
-                                aggregate_params=GRADED_AGGREGATE)
+            run = find_suspects(case.images, case.labels, train_params=TrainParams(), aggregate_params=GRADED_AGGREGATE)
             asked = run.oob.open_question & (run.groups.odd == "")
             wrong_all = np.isin(np.arange(len(case.labels)), case.truth)
             errors["twin rule"].append(int((asked & (run.decisions.flagged != wrong_all)).sum()))
@@ -112,8 +121,12 @@ def main() -> None:
             errors["reference"].append(best_cut_errors(label_margin(ref, case.labels)[alone], wrong))
             wrong_count.append(int(wrong.sum()))
         cells = [f"{np.mean(errors[k]):.2f} (worst {max(errors[k])})" for k in errors]
-        print(f"| {family} | {args.seeds} | {cells[0]} | {cells[1]} | {np.mean(wrong_count):.1f} | "
-              + " | ".join(cells[2:]) + " |", flush=True)
+        print(
+            f"| {family} | {args.seeds} | {cells[0]} | {cells[1]} | {np.mean(wrong_count):.1f} | "
+            + " | ".join(cells[2:])
+            + " |",
+            flush=True,
+        )
     print(describe().replace("# ", "# after: ", 1))
 
 

@@ -9,6 +9,7 @@ up to `noise` grey levels, a brightness/contrast change up to `brightness` and a
 tool's perturbations). Prints, per row, how many evil twins were grouped with their original and how many groups
 hold two different source images (distinct digits put together, whatever their classes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,20 @@ def main() -> None:
     args = parser.parse_args()
     images, labels = load_source("mnist")
     print(describe())
-    print("| noise sigma up to | brightness up to | max_noise_sigma | twins grouped with their original "
-          "| distinct images merged |")
+    print(
+        "| noise sigma up to | brightness up to | max_noise_sigma | twins grouped with their original "
+        "| distinct images merged |"
+    )
     print("|---:|---:|---:|---:|---:|")
     for noise, brightness in PERTURBATIONS:
-        cases = [plant(images, labels, PlantSpec(n_clean=150, n_evil=15, noise_sigma=noise, brightness=brightness,
-                                                 shift=1, seed=100 + k)) for k in range(args.seeds)]
+        cases = [
+            plant(
+                images,
+                labels,
+                PlantSpec(n_clean=150, n_evil=15, noise_sigma=noise, brightness=brightness, shift=1, seed=100 + k),
+            )
+            for k in range(args.seeds)
+        ]
         for cap in args.caps:
             grouped = total = merges = 0
             for case in cases:

@@ -10,6 +10,7 @@ cost when the machine is shared and wall time suffers.
 
 It first groups the two bundled test sets as they are (MNIST, notMNIST; 10,000 images each).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,11 @@ def planted_half(source: str, n: int, seed: int):
     n_two_evil, n_benign = copies // 10, copies // 5
     n_evil = copies - 2 * n_two_evil - n_benign
     images, labels = load_source(source)
-    case = plant(images, labels, PlantSpec(n_clean=n - copies, n_evil=n_evil, n_two_evil=n_two_evil,
-                                           n_benign=n_benign, **PERTURBED, seed=seed))
+    case = plant(
+        images,
+        labels,
+        PlantSpec(n_clean=n - copies, n_evil=n_evil, n_two_evil=n_two_evil, n_benign=n_benign, **PERTURBED, seed=seed),
+    )
     return case, labels[case.source]
 
 
@@ -45,8 +49,10 @@ def measure(n: int) -> dict:
 
     from stages.group import GroupParams, group_images, summarize
 
-    (digits, digit_truth), (letters, letter_truth) = (planted_half("mnist", n // 2, seed=n),
-                                                      planted_half("notmnist", n - n // 2, seed=n + 1))
+    (digits, digit_truth), (letters, letter_truth) = (
+        planted_half("mnist", n // 2, seed=n),
+        planted_half("notmnist", n - n // 2, seed=n + 1),
+    )
     halves = [digits, letters]
     images = np.concatenate([h.images for h in halves])
     labels = np.concatenate([digits.labels, letters.labels + 10])
@@ -72,12 +78,18 @@ def measure(n: int) -> dict:
     planted = np.unique(result.group[role == "evil"])
     summary = summarize(result.group, labels)
     return {
-        "n": int(len(images)), "seconds": seconds, "cpu": cpu, "peak_mb": peak / 1024,
+        "n": int(len(images)),
+        "seconds": seconds,
+        "cpu": cpu,
+        "peak_mb": peak / 1024,
         "baseline_mb": baseline / 1024,
-        "groups": summary["groups"], "conflicting": summary["conflicting_groups"],
+        "groups": summary["groups"],
+        "conflicting": summary["conflicting_groups"],
         "conflicting_planted": int(len(planted)),
-        "merged_distinct": int(merged.sum()), "false_merges": int(false_merges.sum()),
-        "copies": int(len(copies)), "recall": float((result.group[copies] == result.group[originals]).mean()),
+        "merged_distinct": int(merged.sum()),
+        "false_merges": int(false_merges.sum()),
+        "copies": int(len(copies)),
+        "recall": float((result.group[copies] == result.group[originals]).mean()),
         "threshold": result.threshold,
     }
 
@@ -95,10 +107,18 @@ def test_set(name: str) -> dict:
     seconds = time.perf_counter() - start
     summary = summarize(result.group, labels)
     exact = np.bincount(result.exact)
-    return {"name": name, "seconds": seconds, "groups": summary["groups"], "sizes": summary["groups_by_size"],
-            "conflicting": summary["conflicting_groups"], "exact_groups": int((exact > 1).sum()),
-            "largest_exact": int(exact.max()), "largest": int(np.bincount(result.group).max()),
-            "blank": int(result.blank.sum()), "threshold": result.threshold}
+    return {
+        "name": name,
+        "seconds": seconds,
+        "groups": summary["groups"],
+        "sizes": summary["groups_by_size"],
+        "conflicting": summary["conflicting_groups"],
+        "exact_groups": int((exact > 1).sum()),
+        "largest_exact": int(exact.max()),
+        "largest": int(np.bincount(result.group).max()),
+        "blank": int(result.blank.sum()),
+        "threshold": result.threshold,
+    }
 
 
 def main() -> None:
@@ -112,35 +132,44 @@ def main() -> None:
 
     def child(what) -> dict:
         # a fresh process per measurement; this parent stays small, because Linux carries ru_maxrss over exec
-        out = subprocess.run([sys.executable, __file__, "--child", str(what)], capture_output=True, text=True,
-                             check=True, cwd=ROOT)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(what)], capture_output=True, text=True, check=True, cwd=ROOT
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     # other work on the machine slows every row: say how busy it was
     print(f"# load average before: {os.getloadavg()[0]:.2f}")
-    print("| test set | wall s | groups | groups by size | conflicting groups | exact-copy groups (largest) "
-          "| largest group | blank images | threshold |")
+    print(
+        "| test set | wall s | groups | groups by size | conflicting groups | exact-copy groups (largest) "
+        "| largest group | blank images | threshold |"
+    )
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for name in ("mnist", "notmnist"):
         r = child(name)
         sizes = ", ".join(f"{k}: {v}" for k, v in r["sizes"].items())
-        print(f"| {name} | {r['seconds']:.2f} | {r['groups']} | {sizes} | {r['conflicting']} "
-              f"| {r['exact_groups']} ({r['largest_exact']}) | {r['largest']} | {r['blank']} | {r['threshold']:.3f} |",
-              flush=True)
+        print(
+            f"| {name} | {r['seconds']:.2f} | {r['groups']} | {sizes} | {r['conflicting']} "
+            f"| {r['exact_groups']} ({r['largest_exact']}) | {r['largest']} | {r['blank']} | {r['threshold']:.3f} |",
+            flush=True,
+        )
     print()
 
     print(f"# planted cases, {cpu_model()}, {os.cpu_count()} cores, one fresh process per N")
-    print("| N | wall s | CPU s | peak RSS MB (before grouping) | groups | conflicting groups (holding a planted evil "
-          "twin) | groups holding >1 clean image | false merges (true classes differ) "
-          "| perturbed copies with their original | threshold |")
+    print(
+        "| N | wall s | CPU s | peak RSS MB (before grouping) | groups | conflicting groups (holding a planted evil "
+        "twin) | groups holding >1 clean image | false merges (true classes differ) "
+        "| perturbed copies with their original | threshold |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         r = child(n)
-        print(f"| {r['n']} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:.0f} ({r['baseline_mb']:.0f}) "
-              f"| {r['groups']} | {r['conflicting']} ({r['conflicting_planted']}) | {r['merged_distinct']} "
-              f"| {r['false_merges']} "
-              f"| {r['recall']:.4f} of {r['copies']} | {r['threshold']:.3f} |",
-              flush=True)
+        print(
+            f"| {r['n']} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:.0f} ({r['baseline_mb']:.0f}) "
+            f"| {r['groups']} | {r['conflicting']} ({r['conflicting_planted']}) | {r['merged_distinct']} "
+            f"| {r['false_merges']} "
+            f"| {r['recall']:.4f} of {r['copies']} | {r['threshold']:.3f} |",
+            flush=True,
+        )
     print(f"# load average after: {os.getloadavg()[0]:.2f} (1 minute)")
 
 

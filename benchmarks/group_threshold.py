@@ -7,6 +7,7 @@ every image, and the seconds each takes. Then, for 150 random digits of the 10,0
 matches (what the threshold's sample measures exactly) hold the digit's true nearest neighbour by shape distance,
 found by comparing it with every other digit, and by how much the shortlist misses where it does.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,12 +41,15 @@ def main() -> None:
     q, m = exhaustive_neighbours(shifted_descriptors(x, 8, 1), queries, SAMPLE_MATCHES)
     d, _ = shift_distances(x, q, m, 1)
     shortlist = np.array([d[q == k].min() for k in queries])
-    true = np.array([shift_distances(x, np.full(len(x) - 1, k), np.delete(np.arange(len(x)), k), 1)[0].min()
-                     for k in queries])
+    true = np.array(
+        [shift_distances(x, np.full(len(x) - 1, k), np.delete(np.arange(len(x)), k), 1)[0].min() for k in queries]
+    )
     missed = ~np.isclose(shortlist, true)
-    print(f"\nshortlist of {SAMPLE_MATCHES} holds the true nearest neighbour of {int((~missed).sum())} of "
-          f"{len(queries)} digits; where it misses, it is {(shortlist - true)[missed].max() if missed.any() else 0:.4f} "
-          f"further at most")
+    print(
+        f"\nshortlist of {SAMPLE_MATCHES} holds the true nearest neighbour of {int((~missed).sum())} of "
+        f"{len(queries)} digits; where it misses, it is {(shortlist - true)[missed].max() if missed.any() else 0:.4f} "
+        f"further at most"
+    )
     print(describe().replace("# ", "# after: ", 1))
 
 

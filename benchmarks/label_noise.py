@@ -16,6 +16,7 @@ through pipeline.api.find_issues with the defaults params.yaml mirrors and --tim
 precision and recall count a flag right when the flagged label is wrong. Prints a table and writes a plot in the
 manner of the paper's Figure 1 (--plot).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def accuracy(model, x, y) -> float:
 
     model.eval()
     with torch.no_grad():
-        right = sum(int((model(chunk).argmax(1) == target).sum())
-                    for chunk, target in zip(x.split(2048), y.split(2048)))
+        right = sum(
+            int((model(chunk).argmax(1) == target).sum()) for chunk, target in zip(x.split(2048), y.split(2048))
+        )
     model.train()
     return right / len(y)
 
@@ -106,13 +108,17 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     images, labels = mnist("train")
     order = rng.permutation(len(labels))
-    train_idx, valid_idx = order[: args.distinct], order[args.distinct: args.distinct + 1000]
+    train_idx, valid_idx = order[: args.distinct], order[args.distinct : args.distinct + 1000]
     valid, test = (images[valid_idx], labels[valid_idx]), mnist("test")
     print(describe())
-    print(f"# {args.distinct} distinct MNIST training digits (subsampled from 60,000: 2 cores cannot afford the "
-          f"paper's full set x 51), 1,000 clean validation digits, 10,000 test digits; seed {args.seed}")
-    print("| alpha | N | wrong labels | model | test acc. noisy | test acc. cleaned | flags precision "
-          "| flags recall | tool s |")
+    print(
+        f"# {args.distinct} distinct MNIST training digits (subsampled from 60,000: 2 cores cannot afford the "
+        f"paper's full set x 51), 1,000 clean validation digits, 10,000 test digits; seed {args.seed}"
+    )
+    print(
+        "| alpha | N | wrong labels | model | test acc. noisy | test acc. cleaned | flags precision "
+        "| flags recall | tool s |"
+    )
     print("|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     curves = {}
     for alpha in args.alphas:
@@ -127,8 +133,11 @@ def main() -> None:
             noisy = train_and_test(kind, x, given, valid, test, args.max_steps, args.seed)
             cleaned = train_and_test(kind, x[~flagged], given[~flagged], valid, test, args.max_steps, args.seed)
             curves.setdefault(kind, []).append((alpha, noisy, cleaned))
-            print(f"| {alpha} | {len(given)} | {wrong.sum()} | {kind} | {noisy:.3f} | {cleaned:.3f} | {precision:.3f} "
-                  f"| {recall:.3f} | {seconds:.0f} |", flush=True)
+            print(
+                f"| {alpha} | {len(given)} | {wrong.sum()} | {kind} | {noisy:.3f} | {cleaned:.3f} | {precision:.3f} "
+                f"| {recall:.3f} | {seconds:.0f} |",
+                flush=True,
+            )
     print(describe().replace("# ", "# after: ", 1))
     if args.plot:
         import matplotlib

@@ -17,6 +17,7 @@ cleanlab.filter.find_label_issues on 5-fold out-of-sample probabilities of this 
 each group's copies together (GroupKFold on the true groups).
 Errors = missed + wrongly flagged; precision and recall pool the cases of a row.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,13 +112,23 @@ def main() -> None:
             for k, (images, given, truth, group) in enumerate(cases):
                 start = time.perf_counter()
                 flagged = set(flags(method, images, given, group, 100 + k).tolist())
-                rows.append({"method": method, "family": shape, "n": len(given), "peak_mb": 0.0,
-                             "seconds": time.perf_counter() - start,
-                             **tally(flagged, np.flatnonzero(given != truth))})
+                rows.append(
+                    {
+                        "method": method,
+                        "family": shape,
+                        "n": len(given),
+                        "peak_mb": 0.0,
+                        "seconds": time.perf_counter() - start,
+                        **tally(flagged, np.flatnonzero(given != truth)),
+                    }
+                )
             [row] = summarize(rows)
             wrong = sum(r["hit"] + r["missed"] for r in rows) / len(rows)
-            print(f"| {shape} | {row['n']} | {wrong:.0f} | {method} | {row['cases']} | {row['errors']:.1f} "
-                  f"| {row['precision'] or 0:.3f} | {row['recall'] or 0:.3f} | {row['seconds']:.1f} |", flush=True)
+            print(
+                f"| {shape} | {row['n']} | {wrong:.0f} | {method} | {row['cases']} | {row['errors']:.1f} "
+                f"| {row['precision'] or 0:.3f} | {row['recall'] or 0:.3f} | {row['seconds']:.1f} |",
+                flush=True,
+            )
     print(describe().replace("# ", "# after: ", 1))
 
 

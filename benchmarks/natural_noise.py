@@ -29,6 +29,7 @@ natural errors count as wrong flags for every method alike.
 how many outliers, and with `--montage PREFIX` a PNG of the 40 most certain flags for a person to judge
 (PREFIX-SOURCE.png).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -131,8 +132,9 @@ def cleanlab_on(labels: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.nd
 
     prob = np.nan_to_num(prob, nan=1 / prob.shape[1])
     prob = prob / prob.sum(1, keepdims=True)
-    return np.flatnonzero(find_label_issues(labels, prob)), np.argsort(get_label_quality_scores(labels, prob),
-                                                                       kind="stable")
+    return np.flatnonzero(find_label_issues(labels, prob)), np.argsort(
+        get_label_quality_scores(labels, prob), kind="stable"
+    )
 
 
 def average_precision(ranking: np.ndarray, positive: np.ndarray) -> float:
@@ -157,19 +159,30 @@ def scores(flagged: np.ndarray, ranking: np.ndarray, truth: np.ndarray) -> dict:
     precision = right / len(flagged) if len(flagged) else float("nan")
     recall = right / len(truth) if len(truth) else float("nan")
     f1 = 2 * right / (len(flagged) + len(truth)) if len(flagged) + len(truth) else float("nan")
-    return {"flagged": len(flagged), "right": right, "precision": precision, "recall": recall, "f1": f1,
-            "ap": average_precision(ranking, truth), "best_flagged": best_flagged, "best_right": best_right}
+    return {
+        "flagged": len(flagged),
+        "right": right,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "ap": average_precision(ranking, truth),
+        "best_flagged": best_flagged,
+        "best_right": best_right,
+    }
 
 
-def run_case(source: str, n: int, rate: float, flips: str, seed: int, methods,
-             train_params: TrainParams = TrainParams()) -> dict[str, dict]:
+def run_case(
+    source: str, n: int, rate: float, flips: str, seed: int, methods, train_params: TrainParams = TrainParams()
+) -> dict[str, dict]:
     images, given, _, flipped, _ = make_case(source, n, rate, flips, seed)
     rows = {}
     start = time.monotonic()
     run = find_suspects(images, given, train_params=train_params)
     d = run.decisions
     rows["ours"] = scores(np.flatnonzero(d.flagged), d.ranking(), flipped) | {
-        "seconds": time.monotonic() - start, "outliers": int(d.outlier.sum())}
+        "seconds": time.monotonic() - start,
+        "outliers": int(d.outlier.sum()),
+    }
     if "cleanlab-oob" in methods:
         flagged, ranking = cleanlab_on(given, run.oob.prob)
         rows["cleanlab-oob"] = scores(flagged, ranking, flipped)
@@ -180,19 +193,23 @@ def run_case(source: str, n: int, rate: float, flips: str, seed: int, methods,
     return rows
 
 
-def montage(images: np.ndarray, given: np.ndarray, suggested: np.ndarray, chosen: np.ndarray, names, path: Path,
-            title: str) -> None:
+def montage(
+    images: np.ndarray, given: np.ndarray, suggested: np.ndarray, chosen: np.ndarray, names, path: Path, title: str
+) -> None:
     from matplotlib.figure import Figure
 
     columns = 10
     rows = max(1, -(-len(chosen) // columns))
     fig = Figure(figsize=(columns * 1.0, rows * 1.25 + 0.5))
     fig.suptitle(title, fontsize=9)
+
+    def name(c):
+        return names[c] if names else str(c)
+
     for k, i in enumerate(chosen):
         ax = fig.add_subplot(rows, columns, k + 1)
         ax.imshow(images[i].squeeze(), cmap="gray", vmin=0, vmax=255)
         ax.set_axis_off()
-        name = (lambda c: names[c] if names else str(c))
         ax.set_title(f"{name(given[i])}->{name(suggested[i])}"[:14], fontsize=7)
     fig.savefig(path, dpi=80)
 
@@ -205,14 +222,26 @@ def as_is(source: str, n: int, seed: int, prefix: Path | None) -> dict:
         images, labels = images[pick], labels[pick]
     start = time.monotonic()
     d = find_suspects(images, labels).decisions
-    row = {"n": len(labels), "flagged": int(d.flagged.sum()), "outliers": int(d.outlier.sum()),
-           "odd": int((d.odd != "").sum()), "seconds": time.monotonic() - start}
+    row = {
+        "n": len(labels),
+        "flagged": int(d.flagged.sum()),
+        "outliers": int(d.outlier.sum()),
+        "odd": int((d.odd != "").sum()),
+        "seconds": time.monotonic() - start,
+    }
     if prefix is not None:
         top = d.ranking()[: min(MONTAGE, int(d.flagged.sum()))]
         path = Path(f"{prefix}-{source}.png")
-        montage(images, labels, d.suggested, top, names, path,
-                f"{source}, {len(labels)} images as they are: the {len(top)} most certain of {row['flagged']} flags "
-                f"(given -> suggested)")
+        montage(
+            images,
+            labels,
+            d.suggested,
+            top,
+            names,
+            path,
+            f"{source}, {len(labels)} images as they are: the {len(top)} most certain of {row['flagged']} flags "
+            f"(given -> suggested)",
+        )
         row["montage"] = str(path)
     return row
 
@@ -228,8 +257,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--as-is", action="store_true", help="each source as it is, no labels moved")
     parser.add_argument("--montage", type=Path, help="with --as-is: write PREFIX-SOURCE.png of the top flags")
-    parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="our members' parameters other than the defaults (the peers keep theirs), e.g. epochs=10")
+    parser.add_argument(
+        "--train",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="our members' parameters other than the defaults (the peers keep theirs), e.g. epochs=10",
+    )
     args = parser.parse_args()
     values = {key: yaml.safe_load(value) for key, _, value in (pair.partition("=") for pair in args.train)}
     train_params = build_params(TrainParams, values, "--train", "train")
@@ -239,14 +273,19 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|---:|---|")
         for source in args.sources:
             r = as_is(source, args.n, args.first_seed, args.montage)
-            print(f"| {source} | {r['n']} | {r['flagged']} | {r['outliers']} ({100 * r['outliers'] / r['n']:.2f}%) | "
-                  f"{r['odd']} | {r['seconds']:.0f} | {r.get('montage', '-')} |", flush=True)
+            print(
+                f"| {source} | {r['n']} | {r['flagged']} | {r['outliers']} ({100 * r['outliers'] / r['n']:.2f}%) | "
+                f"{r['odd']} | {r['seconds']:.0f} | {r.get('montage', '-')} |",
+                flush=True,
+            )
         print(describe().replace("# ", "# after: ", 1))
         return
-    print(f"# {args.n} images a case, labels moved: {args.flips}; seeds {args.first_seed}.."
-          f"{args.first_seed + args.seeds - 1}; precision, recall and F1 pool a row's cases, AP is their mean; "
-          "best-cut F1 pools each case's best top-k of the method's ranking, chosen with the truth"
-          + (f"; ours with {' '.join(args.train)}" if args.train else ""))
+    print(
+        f"# {args.n} images a case, labels moved: {args.flips}; seeds {args.first_seed}.."
+        f"{args.first_seed + args.seeds - 1}; precision, recall and F1 pool a row's cases, AP is their mean; "
+        "best-cut F1 pools each case's best top-k of the method's ranking, chosen with the truth"
+        + (f"; ours with {' '.join(args.train)}" if args.train else "")
+    )
     print("| source | rate | wrong labels | method | flagged | precision | recall | F1 | AP | best-cut F1 | mean s |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for source in args.sources:
@@ -262,12 +301,18 @@ def main() -> None:
                 precision = right / flagged if flagged else float("nan")
                 f1 = 2 * right / (flagged + wrong) if flagged + wrong else float("nan")
                 best_flagged = sum(r[method]["best_flagged"] for r in runs)
-                best = 2 * sum(r[method]["best_right"] for r in runs) / (best_flagged + wrong) \
-                    if best_flagged + wrong else float("nan")
+                best = (
+                    2 * sum(r[method]["best_right"] for r in runs) / (best_flagged + wrong)
+                    if best_flagged + wrong
+                    else float("nan")
+                )
                 seconds = [r[method]["seconds"] for r in runs if "seconds" in r[method]]
-                print(f"| {source} | {rate:.1%} | {wrong} | {method} | {flagged} | {precision:.2f} | "
-                      f"{right / wrong:.2f} | {f1:.2f} | {np.nanmean([r[method]['ap'] for r in runs]):.2f} | "
-                      f"{best:.2f} | {np.mean(seconds) if seconds else float('nan'):.0f} |", flush=True)
+                print(
+                    f"| {source} | {rate:.1%} | {wrong} | {method} | {flagged} | {precision:.2f} | "
+                    f"{right / wrong:.2f} | {f1:.2f} | {np.nanmean([r[method]['ap'] for r in runs]):.2f} | "
+                    f"{best:.2f} | {np.mean(seconds) if seconds else float('nan'):.0f} |",
+                    flush=True,
+                )
     print(describe().replace("# ", "# after: ", 1))
 
 

@@ -12,6 +12,7 @@ cleanlab's OutOfDistribution scores the very same out-of-bag probabilities (`pre
 members' features in the coordinates they share (each sample's mean similarity to each class's features,
 train.feature_evidence: the map's coordinates; its kNN), and, as a floor, the images' standardised pixels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ N_BASE, STRANGER_SHARE, BROKEN_SHARE = 2000, 0.05, 0.02
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    return (read_images(SHARED / f"{name}-t10k-images-idx3-ubyte.gz"),
-            read_labels(SHARED / f"{name}-t10k-labels-idx1-ubyte.gz"))
+    return (
+        read_images(SHARED / f"{name}-t10k-images-idx3-ubyte.gz"),
+        read_labels(SHARED / f"{name}-t10k-labels-idx1-ubyte.gz"),
+    )
 
 
 def broken_images(n: int, like: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -85,8 +88,9 @@ def auroc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - p * (p + 1) / 2) / (p * n)) if p and n else float("nan")
 
 
-def cleanlab_scores(images: np.ndarray, labels: np.ndarray, mean_prob: np.ndarray,
-                    class_sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cleanlab_scores(
+    images: np.ndarray, labels: np.ndarray, mean_prob: np.ndarray, class_sim: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """cleanlab's OOD scores, turned so that higher is stranger: on the out-of-bag probabilities, on the members'
     shared feature coordinates, and on pixels."""
     from cleanlab.outlier import OutOfDistribution
@@ -110,25 +114,41 @@ def run_case(name: str, seed: int, save: Path | None = None) -> dict:
     mean_prob, class_sim = run.oob.prob, run.oob.class_sim
     if save:
         save.mkdir(parents=True, exist_ok=True)
-        np.savez(save / f"{name}-{seed}.npz", kind=kind, labels=labels, outlier_score=d.outlier_score, odd=d.odd,
-                 mean_prob=mean_prob, class_sim=class_sim, n_scored=run.oob.n_scored,
-                 strangeness=run.oob.strangeness)
+        np.savez(
+            save / f"{name}-{seed}.npz",
+            kind=kind,
+            labels=labels,
+            outlier_score=d.outlier_score,
+            odd=d.odd,
+            mean_prob=mean_prob,
+            class_sim=class_sim,
+            n_scored=run.oob.n_scored,
+            strangeness=run.oob.strangeness,
+        )
     judged = kind != "broken"
     stranger = kind[judged] == "stranger"
-    row = {"case": name, "seed": seed, "n": len(labels), "seconds": seconds,
-           "clean_flagged": float(d.outlier[kind == "base"].mean()),
-           "broken_found": int((d.odd[kind == "broken"] != "").sum()), "broken": int((kind == "broken").sum()),
-           "base_odd": int((d.odd[kind == "base"] != "").sum())}
+    row = {
+        "case": name,
+        "seed": seed,
+        "n": len(labels),
+        "seconds": seconds,
+        "clean_flagged": float(d.outlier[kind == "base"].mean()),
+        "broken_found": int((d.odd[kind == "broken"] != "").sum()),
+        "broken": int((kind == "broken").sum()),
+        "base_odd": int((d.odd[kind == "base"] != "").sum()),
+    }
     if stranger.any():
         on_probs, on_features, on_pixels = cleanlab_scores(images, labels, mean_prob, class_sim)
         flagged = d.outlier[judged]
-        row |= {"auroc": auroc(d.outlier_score[judged], stranger),
-                "precision": float(stranger[flagged].mean()) if flagged.any() else float("nan"),
-                "recall": float(flagged[stranger].mean()),
-                "cleanlab_probs": auroc(on_probs[judged], stranger),
-                "cleanlab_features": auroc(on_features[judged], stranger),
-                "cleanlab_pixels": auroc(on_pixels[judged], stranger),
-                "strangers_as_wrong_label": int(d.flagged[kind == "stranger"].sum())}
+        row |= {
+            "auroc": auroc(d.outlier_score[judged], stranger),
+            "precision": float(stranger[flagged].mean()) if flagged.any() else float("nan"),
+            "recall": float(flagged[stranger].mean()),
+            "cleanlab_probs": auroc(on_probs[judged], stranger),
+            "cleanlab_features": auroc(on_features[judged], stranger),
+            "cleanlab_pixels": auroc(on_pixels[judged], stranger),
+            "strangers_as_wrong_label": int(d.flagged[kind == "stranger"].sum()),
+        }
     return row
 
 
@@ -140,9 +160,11 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="keep each case's kinds and scores here (an .npz per case)")
     args = parser.parse_args()
     print(describe())
-    print("| case | N | AUROC ours | cleanlab on OOB probabilities | cleanlab on members' features | "
-          "cleanlab on pixels | precision | recall | clean samples flagged | broken found (base called odd) | "
-          "strangers flagged as wrong labels | s |")
+    print(
+        "| case | N | AUROC ours | cleanlab on OOB probabilities | cleanlab on members' features | "
+        "cleanlab on pixels | precision | recall | clean samples flagged | broken found (base called odd) | "
+        "strangers flagged as wrong labels | s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def cell(row, key, form="{:.3f}"):
@@ -152,11 +174,14 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             r = run_case(name, seed, args.save)
             print(f"  {r}", file=sys.stderr, flush=True)
-            print(f"| {name} (seed {seed}) | {r['n']} | {cell(r, 'auroc')} | {cell(r, 'cleanlab_probs')} | "
-                  f"{cell(r, 'cleanlab_features')} | {cell(r, 'cleanlab_pixels')} | {cell(r, 'precision', '{:.2f}')} | "
-                  f"{cell(r, 'recall', '{:.2f}')} | "
-                  f"{100 * r['clean_flagged']:.2f}% | {r['broken_found']} of {r['broken']} ({r['base_odd']} base) | "
-                  f"{cell(r, 'strangers_as_wrong_label', '{}')} | {r['seconds']:.0f} |", flush=True)
+            print(
+                f"| {name} (seed {seed}) | {r['n']} | {cell(r, 'auroc')} | {cell(r, 'cleanlab_probs')} | "
+                f"{cell(r, 'cleanlab_features')} | {cell(r, 'cleanlab_pixels')} | {cell(r, 'precision', '{:.2f}')} | "
+                f"{cell(r, 'recall', '{:.2f}')} | "
+                f"{100 * r['clean_flagged']:.2f}% | {r['broken_found']} of {r['broken']} ({r['base_odd']} base) | "
+                f"{cell(r, 'strangers_as_wrong_label', '{}')} | {r['seconds']:.0f} |",
+                flush=True,
+            )
     print(describe().replace("# ", "# after: ", 1))
 
 

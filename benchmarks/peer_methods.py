@@ -16,6 +16,7 @@ cleanlab: cleanlab.filter.find_label_issues(labels, pred_probs) on out-of-sample
 Both train this project's CNN with its recipe (stages.train.train_member, TrainParams defaults) on the same two
 joblib workers of one torch thread each that hw02.py uses on a 2-core machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def subset_plan(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     for _ in range(SUBSET_ROUNDS):
         folds = np.array_split(rng.permutation(n), SUBSET_FOLDS)
         for k, held in enumerate(folds):
-            plan.append((np.sort(np.concatenate(folds[:k] + folds[k + 1:])), np.sort(held)))
+            plan.append((np.sort(np.concatenate(folds[:k] + folds[k + 1 :])), np.sort(held)))
     return plan
 
 
@@ -55,7 +56,8 @@ def train_plan(images, labels, plan, n_classes: int, params: TrainParams) -> lis
     n_jobs, threads = worker_layout(params)
     outputs = Parallel(n_jobs=n_jobs, backend=params.backend)(
         delayed(train_member)(images, labels, train, held, n_classes, params, params.seed * 1000 + k, threads)
-        for k, (train, held) in enumerate(plan))
+        for k, (train, held) in enumerate(plan)
+    )
     return [probs for probs, *_ in outputs]
 
 

@@ -23,6 +23,7 @@ processes that share them) of the command and all its workers, sampled every 0.2
 Errors = missed + wrongly flagged; precision and recall pool the cases of a row. Prints a Markdown table and
 with --sizes writes a log-log plot of wall time against N (--plot; the committed one is from the third command).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -133,8 +134,11 @@ def measured_run(cmd: list[str], cwd: Path = REPO) -> tuple[str, str, float, flo
         while not stop.wait(SAMPLE_S):
             peak[0] = max(peak[0], tree_pss_mb(pid))
 
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+    }
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = threading.Thread(target=sample, args=(proc.pid,), daemon=True)
@@ -166,8 +170,17 @@ def run_case(family: str, n: int | None, seed: int, methods) -> list[dict]:
         write_case(case, folder)
         for method in methods:
             out, _, seconds, peak = measured_run(command(method, folder, n_classes))
-            rows.append({"method": method, "family": family, "n": len(case.labels), "seed": seed,
-                         "seconds": seconds, "peak_mb": peak, **score(out, case.truth)})
+            rows.append(
+                {
+                    "method": method,
+                    "family": family,
+                    "n": len(case.labels),
+                    "seed": seed,
+                    "seconds": seconds,
+                    "peak_mb": peak,
+                    **score(out, case.truth),
+                }
+            )
             print(f"  {method} {family} N={rows[-1]['n']} seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 
@@ -179,24 +192,34 @@ def summarize(rows: list[dict]) -> list[dict]:
     for method, family, n in keys:
         mine = [r for r in rows if (r["method"], r["family"], r["n"]) == (method, family, n)]
         hit, missed, false = (sum(r[k] for r in mine) for k in ("hit", "missed", "false"))
-        out.append({"method": method, "family": family, "n": n, "cases": len(mine),
-                    "errors": statistics.mean(r["missed"] + r["false"] for r in mine),
-                    "precision": hit / (hit + false) if hit + false else None,
-                    "recall": hit / (hit + missed) if hit + missed else None,
-                    "seconds": statistics.mean(r["seconds"] for r in mine),
-                    "peak_mb": max(r["peak_mb"] for r in mine)})
+        out.append(
+            {
+                "method": method,
+                "family": family,
+                "n": n,
+                "cases": len(mine),
+                "errors": statistics.mean(r["missed"] + r["false"] for r in mine),
+                "precision": hit / (hit + false) if hit + false else None,
+                "recall": hit / (hit + missed) if hit + missed else None,
+                "seconds": statistics.mean(r["seconds"] for r in mine),
+                "peak_mb": max(r["peak_mb"] for r in mine),
+            }
+        )
     return out
 
 
 def format_table(summaries: list[dict]) -> str:
     """Markdown; precision or recall shows '-' where nothing was flagged or nothing was wrong."""
+
     def ratio(x):
         return "-" if x is None else f"{x:.3f}"
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
-        lines.append(f"| {s['method']} | {s['family']} | {s['n']} | {s['cases']} | {s['errors']:.2f} "
-                     f"| {ratio(s['precision'])} | {ratio(s['recall'])} | {s['seconds']:.1f} | {s['peak_mb']:.0f} |")
+        lines.append(
+            f"| {s['method']} | {s['family']} | {s['n']} | {s['cases']} | {s['errors']:.2f} "
+            f"| {ratio(s['precision'])} | {ratio(s['recall'])} | {s['seconds']:.1f} | {s['peak_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -215,8 +238,13 @@ def plot_times(rows: list[dict], path: Path) -> None:
     ns = np.array(sorted({r["n"] for r in rows}), dtype=float)
     last = statistics.mean(r["seconds"] for r in rows if r["n"] == ns[-1])
     ax.plot(ns, last * ns / ns[-1], ":", color="grey", label="proportional to N")
-    ax.set(xscale="log", yscale="log", xlabel="N (samples)", ylabel="mean wall time (s)",
-           title=f"Wall time against N, {os.cpu_count()} cores")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="N (samples)",
+        ylabel="mean wall time (s)",
+        title=f"Wall time against N, {os.cpu_count()} cores",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -226,8 +254,13 @@ def plot_times(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--families", nargs="*", default=SMALL, choices=list(FAMILIES),
-                        help="case families of benchmarks/cases.py (none: only the size family)")
+    parser.add_argument(
+        "--families",
+        nargs="*",
+        default=SMALL,
+        choices=list(FAMILIES),
+        help="case families of benchmarks/cases.py (none: only the size family)",
+    )
     parser.add_argument("--sizes", "--large", action="store_true", help="add the size family, 1k..20k samples")
     parser.add_argument("--max-size", type=int, default=max(SIZES), help="largest N of the size family")
     parser.add_argument("--seeds", type=int, default=1, help="cases per family and size (seeds 100, 101, ...)")

@@ -10,6 +10,7 @@ and the ensemble draws different subsets: its answer is compared by errors, mapp
 The manifest and the arrays keep the idx order, so their answers must be the very same line. `dvc repro` runs on a
 copy of the pipeline in a temporary git repository whose params.yaml points decode.images at the folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,10 +82,12 @@ def pipeline_repo(repo: Path, **sections: dict) -> dict[str, str]:
     for section, values in sections.items():
         params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               PYTHONPATH=str(REPO))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "case"]):
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], PYTHONPATH=str(REPO))
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "case"],
+    ):
         subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
     return env
 
@@ -130,8 +133,11 @@ def main() -> None:
 
         def row(name: str, flagged: list[int], seconds: float) -> None:
             errors = len(set(flagged) ^ truth)
-            print(f"| {name} | {errors} | {'yes' if flagged == idx else 'no'} | {seconds:.1f} "
-                  f"| {seconds / idx_seconds:.2f} |", flush=True)
+            print(
+                f"| {name} | {errors} | {'yes' if flagged == idx else 'no'} | {seconds:.1f} "
+                f"| {seconds / idx_seconds:.2f} |",
+                flush=True,
+            )
 
         row("idx files (twins run)", idx, idx_seconds)
         flagged, _, seconds = answer(folder / "manifest.csv")

@@ -12,6 +12,7 @@ rotated, scaled and shifted variants of the 57,000 (benchmarks.peers.with_varian
 hw02.py and dvc run as commands, with wall time and the peak summed memory of the command and its workers
 (benchmarks.peers.measured_run); the group stage runs in a child process whose peak resident set is its own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,8 @@ N_EVIL = 3000
 
 
 def real_case(perturbed: bool, seed: int = 100):
-    from stages.decode_idx import read_images, read_labels
     from pipeline.plant import PERTURBED, PlantSpec, plant
+    from stages.decode_idx import read_images, read_labels
 
     try:
         images = read_images(SHARED / "mnist-train-images-idx3-ubyte.gz")
@@ -52,9 +53,11 @@ def run_hw02(args) -> None:
     print("| twins | time budget s | wall s | peak MB | errors | missed | wrongly flagged | training (hw02.py -v) |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for budget, seconds, peak, result, training in under_budgets(case, None, args.budgets):
-        print(f"| {'perturbed' if args.perturbed else 'exact'} | {budget:g} | {seconds:.1f} | {peak:.0f} "
-              f"| {result['missed'] + result['false']} | {result['missed']} | {result['false']} | {training} |",
-              flush=True)
+        print(
+            f"| {'perturbed' if args.perturbed else 'exact'} | {budget:g} | {seconds:.1f} | {peak:.0f} "
+            f"| {result['missed'] + result['false']} | {result['missed']} | {result['false']} | {training} |",
+            flush=True,
+        )
 
 
 def run_dvc(args) -> None:
@@ -70,13 +73,20 @@ def run_dvc(args) -> None:
             repo = Path(folder) / "repo"
             write_case(case, repo / "data")
             # the aggregate parameters hw02.py takes
-            pipeline_repo(repo, decode={"images": "data/images-idx3-ubyte.gz", "labels": "data/labels-idx1-ubyte.gz"},
-                          train={"time_budget_s": budget}, aggregate={"count_z": 2.0, "min_expected_wrong": 2.0})
+            pipeline_repo(
+                repo,
+                decode={"images": "data/images-idx3-ubyte.gz", "labels": "data/labels-idx1-ubyte.gz"},
+                train={"time_budget_s": budget},
+                aggregate={"count_z": 2.0, "min_expected_wrong": 2.0},
+            )
             _, _, seconds, peak = measured_run([sys.executable, "-m", "dvc", "repro"], cwd=repo)
             result = score((repo / "results" / "suspects.txt").read_text(), case.truth)
             missed, false = result["missed"], result["false"]
-            print(f"| {'perturbed' if args.perturbed else 'exact'} | {budget:g} | {seconds:.1f} | {peak:.0f} "
-                  f"| {missed + false} | {missed} | {false} |", flush=True)
+            print(
+                f"| {'perturbed' if args.perturbed else 'exact'} | {budget:g} | {seconds:.1f} | {peak:.0f} "
+                f"| {missed + false} | {missed} | {false} |",
+                flush=True,
+            )
 
 
 def group_child(n: int) -> dict:
@@ -88,7 +98,7 @@ def group_child(n: int) -> dict:
     if n > len(labels):
         clean = np.flatnonzero(case.role == "original")
         extra, extra_labels = with_variants(images[clean], labels[clean], n - len(labels) + len(clean), seed=1)
-        extra, extra_labels = extra[len(clean):][: n - len(labels)], extra_labels[len(clean):][: n - len(labels)]
+        extra, extra_labels = extra[len(clean) :][: n - len(labels)], extra_labels[len(clean) :][: n - len(labels)]
         images = np.concatenate([images, extra])
         labels = np.concatenate([labels, extra_labels])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -100,22 +110,37 @@ def group_child(n: int) -> dict:
     original_of = {source[i]: i for i in np.flatnonzero(case.role == "original")}
     found = float(np.mean([result.group[i] == result.group[original_of[source[i]]] for i in evil]))
     summary = summarize(result.group, labels)
-    return {"n": len(labels), "seconds": seconds, "peak_mb": peak / 1024, "before_mb": before / 1024,
-            "groups": summary["groups"], "conflicting": summary["conflicting_groups"], "twins_found": found}
+    return {
+        "n": len(labels),
+        "seconds": seconds,
+        "peak_mb": peak / 1024,
+        "before_mb": before / 1024,
+        "groups": summary["groups"],
+        "conflicting": summary["conflicting_groups"],
+        "twins_found": found,
+    }
 
 
 def run_group(args) -> None:
-    print("| N | wall s | peak MB (data loaded before) | groups | conflicting groups | evil twins with their "
-          "original |")
+    print(
+        "| N | wall s | peak MB (data loaded before) | groups | conflicting groups | evil twins with their original |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
-        done = subprocess.run([sys.executable, "-m", "benchmarks.real_scale", "group-child", "--n", str(n)],
-                              cwd=REPO, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.real_scale", "group-child", "--n", str(n)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode:
             raise SystemExit(done.stderr[-2000:])
         r = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"| {r['n']} | {r['seconds']:.1f} | {r['peak_mb']:.0f} ({r['before_mb']:.0f}) | {r['groups']} "
-              f"| {r['conflicting']} | {r['twins_found']:.4f} of {N_EVIL} |", flush=True)
+        print(
+            f"| {r['n']} | {r['seconds']:.1f} | {r['peak_mb']:.0f} ({r['before_mb']:.0f}) | {r['groups']} "
+            f"| {r['conflicting']} | {r['twins_found']:.4f} of {N_EVIL} |",
+            flush=True,
+        )
 
 
 def main() -> None:

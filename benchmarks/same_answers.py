@@ -8,6 +8,7 @@ The cases are the bundled sample and `--seeds` planted cases of every small fami
 in one process with the default parameters and no deadline, so a run is reproducible. `compare` prints one
 line per case that moved (groups, probabilities or flags) and a count per family.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,14 @@ def save(folder: Path, seeds: int, first_seed: int) -> None:
         if (folder / f"{name}.npz").exists():
             continue
         run = find_suspects(images, labels)
-        np.savez(folder / f"{name}.npz", group=run.groups.group, threshold=run.groups.threshold,
-                 prob=run.oob.prob, n_scored=run.oob.n_scored, flagged=run.decisions.flagged)
+        np.savez(
+            folder / f"{name}.npz",
+            group=run.groups.group,
+            threshold=run.groups.threshold,
+            prob=run.oob.prob,
+            n_scored=run.oob.n_scored,
+            flagged=run.decisions.flagged,
+        )
         print(f"{name}: {int(run.decisions.flagged.sum())} flagged", file=sys.stderr, flush=True)
 
 
@@ -78,8 +85,10 @@ def compare(before: Path, after: Path) -> None:
     print("|---|---:|---:|---|")
     for family, cases in rows.items():
         change = np.array([c for _, c in cases])
-        print(f"| {family} | {len(cases)} | {sum(m for m, _ in cases)} | {change.mean():+.4f}, "
-              f"{change[np.argmax(np.abs(change))]:+.4f} |")
+        print(
+            f"| {family} | {len(cases)} | {sum(m for m, _ in cases)} | {change.mean():+.4f}, "
+            f"{change[np.argmax(np.abs(change))]:+.4f} |"
+        )
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ cases of 2,000 and 10,000 MNIST digits with N//11 exact evil twins (benchmarks/p
 CPU seconds are the command's and its workers' (user + system, from the kernel's account of reaped children).
 Ratios divide each method's mean wall time by the advice's on the same cases. Prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,10 @@ def run(sizes: list[int], seeds: int, methods) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| case | method | cases | mean errors | wall s | CPU s | wall / advice's | peak MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| case | method | cases | mean errors | wall s | CPU s | wall / advice's | peak MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
         advice = [r["wall"] for r in mine if r["method"] == "subsets"]
@@ -65,10 +68,12 @@ def table(rows: list[dict]) -> str:
             runs = [r for r in mine if r["method"] == method]
             wall = statistics.mean(r["wall"] for r in runs)
             ratio = f"{wall / statistics.mean(advice):.2f}" if advice else "-"
-            lines.append(f"| {case} | {method} | {len(runs)} | "
-                         f"{statistics.mean(r['missed'] + r['false'] for r in runs):.2f} | {wall:.1f} | "
-                         f"{statistics.mean(r['cpu'] for r in runs):.1f} | {ratio} | "
-                         f"{max(r['peak_mb'] for r in runs):.0f} |")
+            lines.append(
+                f"| {case} | {method} | {len(runs)} | "
+                f"{statistics.mean(r['missed'] + r['false'] for r in runs):.2f} | {wall:.1f} | "
+                f"{statistics.mean(r['cpu'] for r in runs):.1f} | {ratio} | "
+                f"{max(r['peak_mb'] for r in runs):.0f} |"
+            )
     return "\n".join(lines)
 
 

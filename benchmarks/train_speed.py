@@ -7,6 +7,7 @@ Groups are the samples themselves (clean data, no copies). Throughput counts tra
 (steps x batch size over all members, divided by the stage's wall time). Out-of-bag accuracy: the share of samples
 whose mean out-of-bag prediction is their label. Prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,12 @@ def measure(images, labels, params: TrainParams) -> dict:
     seconds = time.monotonic() - start
     steps = int(result.member_steps.sum())
     predicted = np.nan_to_num(result.prob, nan=0).argmax(1)
-    return {"members": len(result.member_seconds), "seconds": seconds,
-            "samples_per_s": steps * params.batch_size / seconds,
-            "oob_accuracy": float((predicted == labels)[result.n_scored > 0].mean())}
+    return {
+        "members": len(result.member_seconds),
+        "seconds": seconds,
+        "samples_per_s": steps * params.batch_size / seconds,
+        "oob_accuracy": float((predicted == labels)[result.n_scored > 0].mean()),
+    }
 
 
 def main() -> None:
@@ -47,8 +51,11 @@ def main() -> None:
     for n, params in runs:
         x, y = (images[pick], labels[pick]) if n == 165 else (images, labels)
         row = measure(x, y, params)
-        print(f"| {n} | {params.model} | {params.n_jobs} | {row['members']} | {row['seconds']:.1f} "
-              f"| {row['samples_per_s']:,.0f} | {row['oob_accuracy']:.3f} |", flush=True)
+        print(
+            f"| {n} | {params.model} | {params.n_jobs} | {row['members']} | {row['seconds']:.1f} "
+            f"| {row['samples_per_s']:,.0f} | {row['oob_accuracy']:.3f} |",
+            flush=True,
+        )
 
     print(describe().replace("# ", "# after: ", 1))
 

@@ -13,6 +13,7 @@ decisions per training set give a far steadier figure than the 15 groups of one 
 Each config is a set of TrainParams changes plus how the members' training sets are drawn: `fraction` of the
 training digits per member (the ensemble's train_fraction) or all of them. Prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,14 +53,15 @@ def run_config(images, labels, name: str, trials: int, n_train: int, n_eval: int
     for trial in range(trials):
         rng = np.random.default_rng(seed + trial)
         picks = rng.permutation(len(labels))
-        train, held = picks[:n_train], picks[n_train: n_train + n_eval]
+        train, held = picks[:n_train], picks[n_train : n_train + n_eval]
         truth = labels[held]
         wrong = (truth + rng.integers(1, 10, len(held))) % 10
         subsets = [np.sort(rng.choice(train, int(round(fraction * n_train)), replace=False)) for _ in range(n_members)]
         start = time.monotonic()
         outputs = Parallel(n_jobs=n_jobs)(
             delayed(train_member)(images, labels, subset, held, 10, params, 1000 * trial + k, 1)
-            for k, subset in enumerate(subsets))
+            for k, subset in enumerate(subsets)
+        )
         seconds.append(time.monotonic() - start)
         probs = np.stack([p for p, *_ in outputs])  # (members, eval, classes)
         rows = np.arange(len(held))
@@ -67,9 +69,16 @@ def run_config(images, labels, name: str, trials: int, n_train: int, n_eval: int
         errors.append(float((mean[rows, wrong] >= mean[rows, truth]).mean()))
         single_errors.append(float((probs[:, rows, wrong] >= probs[:, rows, truth]).mean()))
         accuracies.append(float((mean.argmax(1) == truth).mean()))
-    return {"config": name, "members": n_members, "fraction": fraction, "pair_error": np.mean(errors),
-            "pair_error_sd": np.std(errors), "single_pair_error": np.mean(single_errors),
-            "accuracy": np.mean(accuracies), "seconds": np.mean(seconds)}
+    return {
+        "config": name,
+        "members": n_members,
+        "fraction": fraction,
+        "pair_error": np.mean(errors),
+        "pair_error_sd": np.std(errors),
+        "single_pair_error": np.mean(single_errors),
+        "accuracy": np.mean(accuracies),
+        "seconds": np.mean(seconds),
+    }
 
 
 def main() -> None:
@@ -84,13 +93,18 @@ def main() -> None:
     images, labels = load_source("mnist")
     print(describe())
     print(f"# {args.trials} training sets of {args.n_train} MNIST digits, {args.n_eval} held-out decisions each")
-    print("| config | members | share seen | wrong decisions (ensemble) | sd over sets | one member alone "
-          "| 10-way accuracy | s per ensemble (2 cores) |")
+    print(
+        "| config | members | share seen | wrong decisions (ensemble) | sd over sets | one member alone "
+        "| 10-way accuracy | s per ensemble (2 cores) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.configs:
         r = run_config(images, labels, name, args.trials, args.n_train, args.n_eval, args.seed, args.n_jobs)
-        print(f"| {name} | {r['members']} | {r['fraction']:.2f} | {r['pair_error']:.2%} | {r['pair_error_sd']:.2%} "
-              f"| {r['single_pair_error']:.2%} | {r['accuracy']:.1%} | {r['seconds']:.1f} |", flush=True)
+        print(
+            f"| {name} | {r['members']} | {r['fraction']:.2f} | {r['pair_error']:.2%} | {r['pair_error_sd']:.2%} "
+            f"| {r['single_pair_error']:.2%} | {r['accuracy']:.1%} | {r['seconds']:.1f} |",
+            flush=True,
+        )
     print(describe().replace("# ", "# after: ", 1))
 
 

@@ -9,6 +9,7 @@
 It runs the pipeline's stages in memory, in order (group -> train -> aggregate), with the defaults params.yaml
 mirrors; `params` overrides any of them by section, as params.yaml would. Nothing is written.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,8 @@ from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams
 from stages.budget import Budget
 from stages.decode import MAX_CLASSES, DecodeParams, check_dataset, read_dataset
-from stages.errors import InputError
 from stages.decode_readers import as_images, as_labels, kind_of
+from stages.errors import InputError
 from stages.group import GroupParams
 from stages.train import TrainParams
 
@@ -69,15 +70,27 @@ class Issues:
         def names(ids):
             return [None if i < 0 else self.class_names[i] if self.class_names else int(i) for i in ids]
 
-        return pd.DataFrame({"path": self.paths or [""] * len(self.given), "given": names(self.given),
-                             "suggested": names(self.suggested), "suggested_prob": self.suggested_prob,
-                             "flagged": self.flagged, "reason": self.reason,
-                             "confidence": self.confidence, "score": self.score, "outlier": self.outlier,
-                             "outlier_score": self.outlier_score, "odd": self.odd, "group": self.group})
+        return pd.DataFrame(
+            {
+                "path": self.paths or [""] * len(self.given),
+                "given": names(self.given),
+                "suggested": names(self.suggested),
+                "suggested_prob": self.suggested_prob,
+                "flagged": self.flagged,
+                "reason": self.reason,
+                "confidence": self.confidence,
+                "score": self.score,
+                "outlier": self.outlier,
+                "outlier_score": self.outlier_score,
+                "odd": self.odd,
+                "group": self.group,
+            }
+        )
 
 
-def find_issues(images, labels=None, *, params: dict[str, dict[str, Any]] | None = None,
-                time_budget_s: float | None = None) -> Issues:
+def find_issues(
+    images, labels=None, *, params: dict[str, dict[str, Any]] | None = None, time_budget_s: float | None = None
+) -> Issues:
     """Group, train and decide. images: (N, H, W), (N, H, W, C) or channels-first (N, C, H, W), uint8 or float
     in [0, 1], with labels (N,) integers (-1: unlabelled) or class names ("": unlabelled); or a path, as
     decode.images takes it (a folder of class folders, a manifest, an .npz; idx or .npy images with the labels'
@@ -96,20 +109,39 @@ def find_issues(images, labels=None, *, params: dict[str, dict[str, Any]] | None
         label_ids, class_names = as_labels(labels, "labels")
         check_dataset(pictures, label_ids, None if class_names else MAX_CLASSES, "images", "labels")
     if params is not None and not isinstance(params, dict):
-        raise InputError("params", f"must be a dict of sections, e.g. {{'train': {{'n_models': 5}}}}, not "
-                                   f"{type(params).__name__}")
-    if time_budget_s is not None and (isinstance(time_budget_s, bool) or not isinstance(time_budget_s, (int, float))
-                                      or not math.isfinite(time_budget_s) or time_budget_s <= 0):
+        raise InputError(
+            "params", f"must be a dict of sections, e.g. {{'train': {{'n_models': 5}}}}, not {type(params).__name__}"
+        )
+    if time_budget_s is not None and (
+        isinstance(time_budget_s, bool)
+        or not isinstance(time_budget_s, (int, float))
+        or not math.isfinite(time_budget_s)
+        or time_budget_s <= 0
+    ):
         raise InputError("time_budget_s", f"must be a positive number of seconds or None, not {time_budget_s!r}")
     built = build_sections(params or {}, SECTIONS, "params")
     budget = Budget().within(time_budget_s)
     run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], budget)
     d = run.decisions
-    return Issues(flagged=d.flagged, reason=d.reason, outlier=d.outlier, outlier_score=d.outlier_score, odd=d.odd,
-                  given=label_ids, suggested=d.suggested, suggested_prob=d.suggested_prob, score=d.score,
-                  confidence=d.confidence, group=run.groups.group, class_names=class_names, prob=run.oob.prob,
-                  embedding=run.oob.class_sim, paths=paths,
-                  evidence=d.evidence, note=d.note)
+    return Issues(
+        flagged=d.flagged,
+        reason=d.reason,
+        outlier=d.outlier,
+        outlier_score=d.outlier_score,
+        odd=d.odd,
+        given=label_ids,
+        suggested=d.suggested,
+        suggested_prob=d.suggested_prob,
+        score=d.score,
+        confidence=d.confidence,
+        group=run.groups.group,
+        class_names=class_names,
+        prob=run.oob.prob,
+        embedding=run.oob.class_sim,
+        paths=paths,
+        evidence=d.evidence,
+        note=d.note,
+    )
 
 
 __all__ = ["Issues", "find_issues"]

@@ -1,4 +1,5 @@
 """Command-line arguments as people type them: hw02.py and `twins` both read theirs through normalize_dashes."""
+
 from __future__ import annotations
 
 DASHES = ("\u2013", "\u2014", "\u2212")  # en dash, em dash, minus: what a PDF makes of "--"

@@ -1,4 +1,5 @@
 """Atomic file writes, the .npz artifacts that pass arrays between stages, and idx files written for people."""
+
 from __future__ import annotations
 
 import contextlib

@@ -3,6 +3,7 @@
 Every stage reads its parameters from params.yaml (section named after the stage); `-S key=value` overrides one.
 Bad input or bad parameters end with one line on stderr and exit code 2.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +16,8 @@ from typing import Any
 
 import click
 
-from pipeline import plant as planting, steps
+from pipeline import plant as planting
+from pipeline import steps
 from pipeline.argv import normalize_dashes
 from pipeline.artifacts import all_or_nothing
 from pipeline.params import load_params, yaml_value
@@ -102,8 +104,9 @@ def parse_overrides(pairs: tuple[str, ...], prefix: str = "") -> tuple[dict[str,
     return values, sources
 
 
-def stage_params(cls, section: str, params_file: str | None, overrides: tuple[str, ...], prefix: str = "",
-                 **explicit: Any):
+def stage_params(
+    cls, section: str, params_file: str | None, overrides: tuple[str, ...], prefix: str = "", **explicit: Any
+):
     """A stage's parameters: its section of params_file, then the -S overrides, then the options given (None: not
     given); an error names the file, the -S pair or the option it comes from."""
     values, sources = parse_overrides(overrides, prefix)
@@ -113,17 +116,26 @@ def stage_params(cls, section: str, params_file: str | None, overrides: tuple[st
     return load_params(cls, section, params_file, values, sources)
 
 
-def decode_params(params_file: str | None, overrides: tuple[str, ...], images: str | None, labels: str | None,
-                  prefix: str = ""):
+def decode_params(
+    params_file: str | None, overrides: tuple[str, ...], images: str | None, labels: str | None, prefix: str = ""
+):
     """decode's parameters, --images and --labels over params.yaml's. idx images named on the command line without
     --labels are refused where decode.labels is still its default, the sample's labels: half of the sample's pair
     never labels other images (labels set in params.yaml may, and are taken)."""
     params = stage_params(DecodeParams, "decode", params_file, overrides, prefix, images=images, labels=labels)
     sample = DecodeParams()
-    if images and labels is None and kind_of(images) == "idx" and not same_file(images, sample.images) and \
-            same_file(params.labels, sample.labels):
-        raise InputError("--labels", f"not given: the idx images {images} need their labels' file (decode.labels "
-                                     f"is still the sample's, {params.labels})")
+    if (
+        images
+        and labels is None
+        and kind_of(images) == "idx"
+        and not same_file(images, sample.images)
+        and same_file(params.labels, sample.labels)
+    ):
+        raise InputError(
+            "--labels",
+            f"not given: the idx images {images} need their labels' file (decode.labels "
+            f"is still the sample's, {params.labels})",
+        )
     return params
 
 
@@ -155,6 +167,7 @@ PATH_HELP = {
 def path_options(*names: str, writes: bool = False):
     """--<name> options for the files a command reads or writes, defaulting to pipeline/paths.py's layout; the
     command receives them as one Paths, checked first (paths.check_layout; `writes`: it writes every one)."""
+
     def decorate(command):
         def with_paths(**kwargs):
             paths = replace(PATHS, **{name: kwargs.pop(name) for name in names})
@@ -163,15 +176,23 @@ def path_options(*names: str, writes: bool = False):
 
         with_paths = functools.update_wrapper(with_paths, command)
         for name in reversed(names):
-            with_paths = click.option(f"--{name.replace('_', '-')}", name, default=getattr(PATHS, name),
-                                      show_default=True, help=PATH_HELP[name])(with_paths)
+            with_paths = click.option(
+                f"--{name.replace('_', '-')}",
+                name,
+                default=getattr(PATHS, name),
+                show_default=True,
+                help=PATH_HELP[name],
+            )(with_paths)
         return with_paths
+
     return decorate
 
 
 @main.command()
-@click.option("--images", help="The data: idx images, a folder of class folders, a manifest, .npz or .npy "
-                               "[params: decode.images].")
+@click.option(
+    "--images",
+    help="The data: idx images, a folder of class folders, a manifest, .npz or .npy [params: decode.images].",
+)
 @click.option("--labels", help="idx1 (or .npy) labels beside idx (or .npy) images [params: decode.labels].")
 @path_options("decoded", "timings")
 @params_option
@@ -241,8 +262,7 @@ def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     for pair in pairs:
         section, dot, rest = pair.partition(".")
         if not dot or section not in RUN_SECTIONS:
-            raise InputError("-S", f"{pair!r} is not section.key=value with a section of "
-                                   f"{', '.join(RUN_SECTIONS)}")
+            raise InputError("-S", f"{pair!r} is not section.key=value with a section of {', '.join(RUN_SECTIONS)}")
         by_section.setdefault(section, []).append(rest)
     return {section: tuple(by_section.get(section, ())) for section in RUN_SECTIONS}
 
@@ -251,13 +271,21 @@ RUN_SECTIONS = ("decode", "group", "train", "aggregate", "report")
 
 
 @main.command("run")
-@click.option("--images", help="The data: idx images, a folder of class folders, a manifest, .npz or .npy "
-                               "[params: decode.images].")
+@click.option(
+    "--images",
+    help="The data: idx images, a folder of class folders, a manifest, .npz or .npy [params: decode.images].",
+)
 @click.option("--labels", help="idx1 (or .npy) labels beside idx (or .npy) images [params: decode.labels].")
 @path_options("decoded", "groups", "oob", "decisions", "results", "metrics", writes=True)
 @params_option
-@click.option("-S", "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override one parameter, e.g. -S train.n_models=5 (repeatable; values are YAML).")
+@click.option(
+    "-S",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override one parameter, e.g. -S train.n_models=5 (repeatable; values are YAML).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log each stage on stderr.")
 def run_all(images, labels, paths, params_file, overrides, verbose):
     """Run every stage in one process (no DVC, no cache) and print the suspects' indices, as hw02.py does, but with
@@ -265,13 +293,29 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
     issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
     sets = section_overrides(overrides)
     decoding = decode_params(params_file, sets["decode"], images, labels, "decode.")
-    params = {cls: stage_params(cls, section, params_file, sets[section], f"{section}.") for cls, section in
-              ((GroupParams, "group"), (TrainParams, "train"), (AggregateParams, "aggregate"),
-               (ReportParams, "report"))}
-    log = (lambda message: click.echo(message, err=True)) if verbose else \
-        (lambda message: click.echo(message, err=True) if message.startswith(("group:", "train:")) else None)
-    result = steps.run_all(decoding, params[GroupParams], params[TrainParams], params[AggregateParams],
-                           params[ReportParams], paths, log=log)
+    params = {
+        cls: stage_params(cls, section, params_file, sets[section], f"{section}.")
+        for cls, section in (
+            (GroupParams, "group"),
+            (TrainParams, "train"),
+            (AggregateParams, "aggregate"),
+            (ReportParams, "report"),
+        )
+    }
+    log = (
+        (lambda message: click.echo(message, err=True))
+        if verbose
+        else (lambda message: click.echo(message, err=True) if message.startswith(("group:", "train:")) else None)
+    )
+    result = steps.run_all(
+        decoding,
+        params[GroupParams],
+        params[TrainParams],
+        params[AggregateParams],
+        params[ReportParams],
+        paths,
+        log=log,
+    )
     if result.decisions.note and not verbose:
         click.echo(f"note: {result.decisions.note}", err=True)
     click.echo(f"results in {paths.results}/ (open review.html to act on them)", err=True)
@@ -279,59 +323,110 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
 
 
 @main.command()
-@click.option("--out", "out", default=PATHS.export, show_default=True, type=click.Path(),
-              help="A new (or empty) folder for the cleaned copy and changes.csv; the original is never written.")
-@click.option("--choices", type=click.Path(dir_okay=False),
-              help="Apply a person's choices instead: the CSV the review page (results/review.html) downloads.")
-@click.option("--relabel/--no-relabel", default=None,
-              help="Give wrong labels the suggested label [params: export.relabel, true].")
-@click.option("--drop-outliers/--keep-outliers", default=None,
-              help="Leave outliers out [params: export.drop_outliers, true].")
-@click.option("--drop-odd/--keep-odd", default=None,
-              help="Leave odd (broken) images out [params: export.drop_odd, true].")
-@click.option("--label-unlabelled/--leave-unlabelled", default=None,
-              help="Give unlabelled samples their suggested label [params: export.label_unlabelled, false].")
-@click.option("--format", "form", type=click.Choice(["auto", "manifest", "npz", "idx"]), default="auto",
-              show_default=True, help="auto: a manifest of the source files where there are files, an .npz for "
-                                      "numpy data, else idx files.")
+@click.option(
+    "--out",
+    "out",
+    default=PATHS.export,
+    show_default=True,
+    type=click.Path(),
+    help="A new (or empty) folder for the cleaned copy and changes.csv; the original is never written.",
+)
+@click.option(
+    "--choices",
+    type=click.Path(dir_okay=False),
+    help="Apply a person's choices instead: the CSV the review page (results/review.html) downloads.",
+)
+@click.option(
+    "--relabel/--no-relabel", default=None, help="Give wrong labels the suggested label [params: export.relabel, true]."
+)
+@click.option(
+    "--drop-outliers/--keep-outliers", default=None, help="Leave outliers out [params: export.drop_outliers, true]."
+)
+@click.option(
+    "--drop-odd/--keep-odd", default=None, help="Leave odd (broken) images out [params: export.drop_odd, true]."
+)
+@click.option(
+    "--label-unlabelled/--leave-unlabelled",
+    default=None,
+    help="Give unlabelled samples their suggested label [params: export.label_unlabelled, false].",
+)
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["auto", "manifest", "npz", "idx"]),
+    default="auto",
+    show_default=True,
+    help="auto: a manifest of the source files where there are files, an .npz for numpy data, else idx files.",
+)
 @click.option("--copy", is_flag=True, help="With a manifest: copy the kept files into OUT/files/<class>/.")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 @path_options("decoded", "decisions")
 @params_option
 @set_option
-def export(out, choices, relabel, drop_outliers, drop_odd, label_unlabelled, form, copy, dry_run, paths, params_file,
-           overrides):
+def export(
+    out, choices, relabel, drop_outliers, drop_odd, label_unlabelled, form, copy, dry_run, paths, params_file, overrides
+):
     """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
     out (each switchable), or the review page's choices applied; changes.csv lists every change."""
     decoding = stage_params(DecodeParams, "decode", params_file, ())
-    options = stage_params(ExportOptions, "export", params_file, overrides, relabel=relabel,
-                           drop_outliers=drop_outliers, drop_odd=drop_odd, label_unlabelled=label_unlabelled)
-    steps.export(out, options, choices=choices, form=form, source=decoding.images, copy=copy, dry_run=dry_run,
-                 paths=paths)
+    options = stage_params(
+        ExportOptions,
+        "export",
+        params_file,
+        overrides,
+        relabel=relabel,
+        drop_outliers=drop_outliers,
+        drop_odd=drop_odd,
+        label_unlabelled=label_unlabelled,
+    )
+    steps.export(
+        out, options, choices=choices, form=form, source=decoding.images, copy=copy, dry_run=dry_run, paths=paths
+    )
 
 
 COUNT = click.IntRange(min=0)
 
 
 @main.command()
-@click.option("--source", type=click.Choice(["mnist", "notmnist", "cifar20"]), default="mnist", show_default=True,
-              help="Bundled clean data set to draw from (cifar20: 20 colour photos).")
+@click.option(
+    "--source",
+    type=click.Choice(["mnist", "notmnist", "cifar20"]),
+    default="mnist",
+    show_default=True,
+    help="Bundled clean data set to draw from (cifar20: 20 colour photos).",
+)
 @click.option("--n-clean", default=150, type=COUNT, show_default=True, help="Distinct clean samples.")
 @click.option("--n-evil", default=15, type=COUNT, show_default=True, help="Evil twins: a copy with a different label.")
-@click.option("--n-two-evil", default=0, type=COUNT, show_default=True,
-              help="Groups with two evil copies sharing a wrong label.")
+@click.option(
+    "--n-two-evil", default=0, type=COUNT, show_default=True, help="Groups with two evil copies sharing a wrong label."
+)
 @click.option("--n-benign", default=0, type=COUNT, show_default=True, help="Copies with the same label.")
 @click.option("--n-orphans", default=0, type=COUNT, show_default=True, help="Mislabelled samples with no twin.")
-@click.option("--perturbed", is_flag=True, help="Copies get noise (sigma <= 8), brightness/contrast (+-12%) "
-                                                "and a one-pixel shift.")
+@click.option(
+    "--perturbed",
+    is_flag=True,
+    help="Copies get noise (sigma <= 8), brightness/contrast (+-12%) and a one-pixel shift.",
+)
 @click.option("--seed", default=0, type=COUNT, show_default=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for images-idx3-ubyte.gz (idx4 for colour), labels-idx1-ubyte.gz and truth.txt.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for images-idx3-ubyte.gz (idx4 for colour), labels-idx1-ubyte.gz and truth.txt.",
+)
 def plant(source, n_clean, n_evil, n_two_evil, n_benign, n_orphans, perturbed, seed, out_dir):
     """Make an evil-twin test case from a clean data set, with the truth alongside."""
     try:
-        spec = planting.PlantSpec(n_clean=n_clean, n_evil=n_evil, n_two_evil=n_two_evil, n_benign=n_benign,
-                                  n_orphans=n_orphans, seed=seed, **(planting.PERTURBED if perturbed else {}))
+        spec = planting.PlantSpec(
+            n_clean=n_clean,
+            n_evil=n_evil,
+            n_two_evil=n_two_evil,
+            n_benign=n_benign,
+            n_orphans=n_orphans,
+            seed=seed,
+            **(planting.PERTURBED if perturbed else {}),
+        )
         case = planting.plant(*planting.load_source(source), spec)
     except ValueError as exc:
         raise InputError("plant", str(exc)) from None

@@ -3,6 +3,7 @@
 Each stage owns a frozen dataclass of its parameters with defaults; params.yaml mirrors those defaults, so hw02.py
 (which never reads params.yaml) and `dvc repro` run the same configuration.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,11 @@ P = TypeVar("P")
 
 def _coerce(name: str, value: Any, annotation: Any, source: str) -> Any:
     """Check one value against a field's annotation; ints pass as floats, None only where Optional."""
-    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+    options = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
         else (annotation,)
+    )
     if value is None:
         if type(None) in options:
             return None
@@ -47,8 +51,10 @@ def build_params(cls: type[P], values: dict[str, Any], source: str, section: str
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(str(key) for key in values if key not in fields)  # YAML keys may be numbers or null
     if unknown:
-        raise InputError(source, f"unknown parameter {section}.{unknown[0]}{did_you_mean(unknown[0], fields)} "
-                                 f"(known: {', '.join(fields)})")
+        raise InputError(
+            source,
+            f"unknown parameter {section}.{unknown[0]}{did_you_mean(unknown[0], fields)} (known: {', '.join(fields)})",
+        )
     hints = typing.get_type_hints(cls)
     checked = {key: _coerce(f"{section}.{key}", value, hints[key], source) for key, value in values.items()}
     try:
@@ -71,8 +77,14 @@ def stage_params() -> dict[str, type]:
     from stages.report import ReportParams
     from stages.train import TrainParams
 
-    return {"decode": DecodeParams, "group": GroupParams, "train": TrainParams, "aggregate": AggregateParams,
-            "report": ReportParams, "export": ExportOptions}
+    return {
+        "decode": DecodeParams,
+        "group": GroupParams,
+        "train": TrainParams,
+        "aggregate": AggregateParams,
+        "report": ReportParams,
+        "export": ExportOptions,
+    }
 
 
 def yaml_value(text: str, source: str) -> Any:
@@ -115,16 +127,25 @@ def build_sections(document: dict[str, Any], sections: dict[str, type], source: 
     missing); an unknown section (with the nearest known name) or one that is not a mapping is an InputError."""
     for section, values in document.items():
         if section not in sections:
-            raise InputError(source, f"unknown section {section!r}{did_you_mean(str(section), sections)} "
-                                     f"(known: {', '.join(sections)})")
+            raise InputError(
+                source,
+                f"unknown section {section!r}{did_you_mean(str(section), sections)} (known: {', '.join(sections)})",
+            )
         if values is not None and not isinstance(values, dict):
             raise InputError(source, f"{section} must be a mapping of parameters, not {values!r}")
-    return {section: build_params(cls, dict(document.get(section) or {}), source, section)
-            for section, cls in sections.items()}
+    return {
+        section: build_params(cls, dict(document.get(section) or {}), source, section)
+        for section, cls in sections.items()
+    }
 
 
-def load_params(cls: type[P], section: str, path: str | os.PathLike | None = None,
-                overrides: dict[str, Any] | None = None, sources: dict[str, str] | None = None) -> P:
+def load_params(
+    cls: type[P],
+    section: str,
+    path: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    sources: dict[str, str] | None = None,
+) -> P:
     """`cls` built from the `section` of the YAML file at `path` (None: params.yaml where there is one; the whole
     file is checked), then with each override in turn (None is null), so an override that breaks a rule is blamed
     on itself: sources[key] says where it came from (default section.key), e.g. '-S n_models=0'."""

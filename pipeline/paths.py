@@ -1,5 +1,6 @@
 """Where the pipeline's files live: written once here for the `twins` commands, and once in dvc.yaml's vars
 (a test keeps the two equal)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -21,7 +22,7 @@ class Paths:
     def timing(self, stage: str) -> str:
         return str(Path(self.timings) / f"{stage}.json")
 
-    def under(self, root: str | Path) -> "Paths":
+    def under(self, root: str | Path) -> Paths:
         """The same layout below another folder (tests, benchmarks)."""
         return replace(self, **{f.name: str(Path(root) / getattr(self, f.name)) for f in fields(self)})
 

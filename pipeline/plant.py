@@ -8,6 +8,7 @@ A case holds `n_clean` distinct clean samples, then adds
 then shuffles. Copies may be perturbed: Gaussian pixel noise, a brightness/contrast change, a one-pixel shift.
 Everything is drawn from one seed, so a case is reproducible.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,8 +70,9 @@ def load_source(name: str) -> tuple[np.ndarray, np.ndarray]:
     return read_images(DATA_DIR / images_file), read_labels(DATA_DIR / labels_file)
 
 
-def perturb(image: np.ndarray, rng: np.random.Generator, noise_sigma: float, brightness: float,
-            shift: int) -> np.ndarray:
+def perturb(
+    image: np.ndarray, rng: np.random.Generator, noise_sigma: float, brightness: float, shift: int
+) -> np.ndarray:
     """One near-identical copy of a uint8 (H, W, C) image."""
     out = image.astype(np.float32)
     if shift:
@@ -79,7 +81,7 @@ def perturb(image: np.ndarray, rng: np.random.Generator, noise_sigma: float, bri
             dy, dx = rng.integers(-shift, shift + 1, size=2)
         h, w = out.shape[:2]
         padded = np.pad(out, ((shift, shift), (shift, shift), (0, 0)), mode="edge")
-        out = padded[shift - dy: shift - dy + h, shift - dx: shift - dx + w]
+        out = padded[shift - dy : shift - dy + h, shift - dx : shift - dx + w]
     if brightness:
         contrast = 1 + rng.uniform(-brightness, brightness)
         offset = 255 * rng.uniform(-brightness, brightness)
@@ -99,7 +101,7 @@ def plant(images: np.ndarray, labels: np.ndarray, spec: PlantSpec) -> PlantedCas
     if (spec.n_evil or spec.n_two_evil or spec.n_orphans) and len(classes) < 2:
         raise ValueError("a wrong label needs at least two classes in the source")
     picks = rng.choice(len(images), n_distinct, replace=False)
-    clean, orphans = picks[: spec.n_clean], picks[spec.n_clean:]
+    clean, orphans = picks[: spec.n_clean], picks[spec.n_clean :]
 
     def wrong_label(true_label: int) -> int:
         return int(rng.choice(classes[classes != true_label]))
@@ -122,10 +124,12 @@ def plant(images: np.ndarray, labels: np.ndarray, spec: PlantSpec) -> PlantedCas
 
     order = rng.permutation(len(rows))
     rows = [rows[i] for i in order]
-    out = np.stack([
-        perturb(images[src], rng, spec.noise_sigma, spec.brightness, spec.shift) if is_copy else images[src]
-        for src, _, _, is_copy in rows
-    ])
+    out = np.stack(
+        [
+            perturb(images[src], rng, spec.noise_sigma, spec.brightness, spec.shift) if is_copy else images[src]
+            for src, _, _, is_copy in rows
+        ]
+    )
     role = np.array([r for _, _, r, _ in rows])
     return PlantedCase(
         images=out,
@@ -143,8 +147,9 @@ def copies_and_originals(case: PlantedCase) -> tuple[np.ndarray, np.ndarray]:
     return copies, np.array([original[case.source[i]] for i in copies], dtype=np.int64)
 
 
-def random_label_copies(images: np.ndarray, labels: np.ndarray, alpha: int, rng: np.random.Generator,
-                        n_classes: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def random_label_copies(
+    images: np.ndarray, labels: np.ndarray, alpha: int, rng: np.random.Generator, n_classes: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rolnick et al.'s (2017) NoisyLabelDataset: every image, then alpha copies of it with uniformly random labels
     (item i is image i // (alpha + 1)). Returns (images, given labels, true labels, group id = source image)."""
     block = np.repeat(np.arange(len(labels)), alpha + 1)

@@ -2,6 +2,7 @@
 
 It runs the very same stage functions as the DVC stages, in the same order.
 """
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stages.aggregate import AggregateParams, Decisions, decide
-from stages.group import GroupParams, GroupResult, group_images
 from stages.budget import Budget
+from stages.group import GroupParams, GroupResult, group_images
 from stages.train import TrainParams, TrainResult, train_ensemble
 
 
@@ -29,13 +30,22 @@ def describe_training(oob: TrainResult, model: str) -> str:
         return f"no {model} members trained"
     steps = oob.member_steps
     step_range = f"{steps.min()}" if steps.min() == steps.max() else f"{steps.min()}-{steps.max()}"
-    return (f"{len(steps)} {model} members of {step_range} steps, "
-            f"every sample scored {int(oob.n_scored.min()) if len(oob.n_scored) else 0}+ times")
+    return (
+        f"{len(steps)} {model} members of {step_range} steps, "
+        f"every sample scored {int(oob.n_scored.min()) if len(oob.n_scored) else 0}+ times"
+    )
 
 
-def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupParams = GroupParams(),
-                  train_params: TrainParams = TrainParams(), aggregate_params: AggregateParams = AggregateParams(),
-                  budget: Budget = Budget(), log=lambda message: None, progress_lines: bool = False) -> RunResult:
+def find_suspects(
+    images: np.ndarray,
+    labels: np.ndarray,
+    group_params: GroupParams = GroupParams(),
+    train_params: TrainParams = TrainParams(),
+    aggregate_params: AggregateParams = AggregateParams(),
+    budget: Budget = Budget(),
+    log=lambda message: None,
+    progress_lines: bool = False,
+) -> RunResult:
     """Group, train, decide. `budget` bounds the training; `log` gets progress (and with progress_lines the train
     stage prints a line per wave of members on stderr even where it is no terminal)."""
     seconds = {}
@@ -44,8 +54,10 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
     groups = group_images(images, group_params)
     seconds["group"] = time.monotonic() - start
     n_groups = int(groups.group.max()) + 1
-    log(f"group: {len(labels)} samples in {n_groups} groups ({len(labels) - n_groups} copies), "
-        f"threshold {groups.threshold:.4g}, {seconds['group']:.2f} s")
+    log(
+        f"group: {len(labels)} samples in {n_groups} groups ({len(labels) - n_groups} copies), "
+        f"threshold {groups.threshold:.4g}, {seconds['group']:.2f} s"
+    )
 
     start = time.monotonic()
     oob = train_ensemble(images, labels, groups.group, train_params, budget, progress_lines, keep_out=groups.odd != "")
@@ -55,10 +67,12 @@ def find_suspects(images: np.ndarray, labels: np.ndarray, group_params: GroupPar
     start = time.monotonic()
     decisions = decide(labels, groups.group, oob, aggregate_params, odd=groups.odd)
     seconds["aggregate"] = time.monotonic() - start
-    log(f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
+    log(
+        f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
         f"{int((decisions.reason == 'evidence').sum())} on strong evidence (estimated share of wrong labels "
         f"{decisions.noise_rate:.3g}, threshold {decisions.threshold:.4g}); {int(decisions.outlier.sum())} "
-        f"outliers, {int((decisions.odd != '').sum())} odd images")
+        f"outliers, {int((decisions.odd != '').sum())} odd images"
+    )
     if decisions.note:
         log(f"note: {decisions.note}")
     return RunResult(groups, oob, decisions, seconds)

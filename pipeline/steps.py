@@ -1,5 +1,6 @@
 """Each DVC stage as files in, files out: load the artifacts it reads, call its function in stages/, write what it
 makes atomically (nothing is written when anything fails). The `twins` commands call these; paths from Paths."""
+
 from __future__ import annotations
 
 import io
@@ -11,13 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (atomic_write_bytes, atomic_write_text, immediate_writes, load, made_folders, save,
-                                unwritable, write_idx, write_images, write_timing)
+from pipeline.artifacts import (
+    atomic_write_bytes,
+    atomic_write_text,
+    immediate_writes,
+    load,
+    made_folders,
+    save,
+    unwritable,
+    write_idx,
+    write_images,
+    write_timing,
+)
 from pipeline.paths import PATHS, Paths
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams, Decisions, decide, result_tables, summary_metrics
-from stages.decode import DecodeParams, decode as decode_data
-from stages.decode import Dataset
+from stages.decode import Dataset, DecodeParams
+from stages.decode import decode as decode_data
 from stages.errors import InputError
 from stages.export import CHANGES_HEADER, Changes, ExportOptions, apply_choices, plan_changes
 from stages.group import GroupParams, GroupResult, group_images, summarize
@@ -33,8 +44,11 @@ def decode(params: DecodeParams, paths: Paths = PATHS) -> Dataset:
         print(f"decode: left out {skipped}", file=sys.stderr)
     unlabelled = int((dataset.labels == UNLABELLED).sum())
     if unlabelled:  # said, so that labels left out by mistake do not pass unnoticed
-        print(f"decode: {unlabelled} of {len(dataset.labels)} samples carry no label: they get a suggested label, "
-              f"never a wrong-label flag", file=sys.stderr)
+        print(
+            f"decode: {unlabelled} of {len(dataset.labels)} samples carry no label: they get a suggested label, "
+            f"never a wrong-label flag",
+            file=sys.stderr,
+        )
     save(paths.decoded, dataset)
     write_timing(paths.timing("decode"), seconds=time.monotonic() - start)
     return dataset
@@ -55,21 +69,32 @@ def train(params: TrainParams, paths: Paths = PATHS) -> TrainResult:
     data = load(paths.decoded, Dataset)
     groups = load(paths.groups, GroupResult, len(data.labels))
     start = time.monotonic()
-    result = train_ensemble(data.images, data.labels, groups.group, params, progress_lines=True,
-                            keep_out=groups.odd != "")
+    result = train_ensemble(
+        data.images, data.labels, groups.group, params, progress_lines=True, keep_out=groups.odd != ""
+    )
     save(paths.oob, result)
     seconds = result.member_seconds
-    write_timing(paths.timing("train"), seconds=time.monotonic() - start, members=len(seconds),
-                 median_member_seconds=float(np.median(seconds)) if len(seconds) else 0.0)
+    write_timing(
+        paths.timing("train"),
+        seconds=time.monotonic() - start,
+        members=len(seconds),
+        median_member_seconds=float(np.median(seconds)) if len(seconds) else 0.0,
+    )
     return result
 
 
-def write_results(decisions: Decisions, data: Dataset, group: np.ndarray, oob: TrainResult,
-                  seconds: dict[str, float], results: str | Path, metrics: str | Path) -> None:
+def write_results(
+    decisions: Decisions,
+    data: Dataset,
+    group: np.ndarray,
+    oob: TrainResult,
+    seconds: dict[str, float],
+    results: str | Path,
+    metrics: str | Path,
+) -> None:
     """The results folder's tables (stages.aggregate.result_tables), embedding.npy (the members' mean class
     similarities, float32 (N, K), nan rows where unscored: README, "Your data") and metrics.json."""
-    for name, text in result_tables(decisions, data.labels, group, data.class_names, data.paths,
-                                    data.skipped).items():
+    for name, text in result_tables(decisions, data.labels, group, data.class_names, data.paths, data.skipped).items():
         atomic_write_text(Path(results) / name, text)
     embedding = io.BytesIO()
     np.save(embedding, oob.class_sim.astype(np.float32))
@@ -84,8 +109,10 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
     groups = load(paths.groups, GroupResult, len(data.labels))
     oob = load(paths.oob, TrainResult, len(data.labels))
     if oob.prob.shape[1] <= data.labels.max() or oob.votes.shape != oob.prob.shape:
-        raise InputError(paths.oob, f"holds {oob.prob.shape[1]} classes, the labels {data.labels.max() + 1} "
-                                    f"(run 'twins train' again)")
+        raise InputError(
+            paths.oob,
+            f"holds {oob.prob.shape[1]} classes, the labels {data.labels.max() + 1} (run 'twins train' again)",
+        )
     decisions = decide(data.labels, groups.group, oob, params, odd=groups.odd)
     if decisions.note:
         print(f"aggregate: note: {decisions.note}", file=sys.stderr)
@@ -99,12 +126,24 @@ def report(params: ReportParams, paths: Paths = PATHS) -> list[Path]:
     """Every figure and table into the results folder; returns their paths."""
     data = load(paths.decoded, Dataset)
     n = len(data.labels)
-    return write_report(data, load(paths.groups, GroupResult, n), load(paths.oob, TrainResult, n),
-                        load(paths.decisions, Decisions, n), params, paths.results)
+    return write_report(
+        data,
+        load(paths.groups, GroupResult, n),
+        load(paths.oob, TrainResult, n),
+        load(paths.decisions, Decisions, n),
+        params,
+        paths.results,
+    )
 
 
-def write_report(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisions, params: ReportParams,
-                 results: str | Path) -> list[Path]:
+def write_report(
+    data: Dataset,
+    groups: GroupResult,
+    oob: TrainResult,
+    decisions: Decisions,
+    params: ReportParams,
+    results: str | Path,
+) -> list[Path]:
     files = draw(data, groups, oob, decisions, params)
     out = Path(results)
     for name, content in files.items():
@@ -116,25 +155,46 @@ def write_report(data: Dataset, groups: GroupResult, oob: TrainResult, decisions
     return [out / name for name in files]
 
 
-def run_all(decode_params: DecodeParams, group_params: GroupParams, train_params: TrainParams,
-            aggregate_params: AggregateParams, report_params: ReportParams, paths: Paths = PATHS, log=None):
+def run_all(
+    decode_params: DecodeParams,
+    group_params: GroupParams,
+    train_params: TrainParams,
+    aggregate_params: AggregateParams,
+    report_params: ReportParams,
+    paths: Paths = PATHS,
+    log=None,
+):
     """Every stage in one process (pipeline.runner.find_suspects), writing what the stages would: the artifacts,
     the results tables, metrics.json and the report, so `twins report` and `twins export` work after it."""
     data = decode(decode_params, paths)
-    result = find_suspects(data.images, data.labels, group_params, train_params, aggregate_params,
-                           log=log or (lambda message: None), progress_lines=True)
+    result = find_suspects(
+        data.images,
+        data.labels,
+        group_params,
+        train_params,
+        aggregate_params,
+        log=log or (lambda message: None),
+        progress_lines=True,
+    )
     save(paths.groups, result.groups)
     save(paths.oob, result.oob)
     save(paths.decisions, result.decisions)
-    write_results(result.decisions, data, result.groups.group, result.oob, result.seconds, paths.results,
-                  paths.metrics)
+    write_results(result.decisions, data, result.groups.group, result.oob, result.seconds, paths.results, paths.metrics)
     write_report(data, result.groups, result.oob, result.decisions, report_params, paths.results)
     return result
 
 
-def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices: str | None = None,
-           form: str = "auto", source: str = "", copy: bool = False, dry_run: bool = False,
-           paths: Paths = PATHS) -> Changes:
+def export(
+    out: str | Path,
+    options: ExportOptions = ExportOptions(),
+    *,
+    choices: str | None = None,
+    form: str = "auto",
+    source: str = "",
+    copy: bool = False,
+    dry_run: bool = False,
+    paths: Paths = PATHS,
+) -> Changes:
     """A cleaned copy of the data set in `out` (README, "Acting on the results"): the decisions applied (or a
     person's choices from the review page's CSV), as a manifest of the source files (copied on `copy`), an .npz,
     or idx files (form "auto": a manifest where the samples came from files, an .npz where `source`, decode's
@@ -172,13 +232,25 @@ def export(out: str | Path, options: ExportOptions = ExportOptions(), *, choices
     sure = np.where(changes.action == "label", decisions.suggested_prob, decisions.confidence)
     for i in changes.changed():
         new_label = class_name(changes.new_label[i], names) if changes.keep[i] else ""
-        writer.writerow([i, source_path(data, i), label_cell(data.labels[i], names), new_label, changes.action[i],
-                         changes.reason[i], f"{sure[i]:.6g}"])
+        writer.writerow(
+            [
+                i,
+                source_path(data, i),
+                label_cell(data.labels[i], names),
+                new_label,
+                changes.action[i],
+                changes.reason[i],
+                f"{sure[i]:.6g}",
+            ]
+        )
     kept = np.flatnonzero(changes.keep)
     labelled = int((changes.action == "label").sum())
-    summary = (f"{int((changes.action == 'relabel').sum())} relabelled, "
-               + (f"{labelled} unlabelled labelled, " if labelled else "") + f"{int((~changes.keep).sum())} removed, "
-               f"{len(kept)} of {len(data.labels)} samples kept")
+    summary = (
+        f"{int((changes.action == 'relabel').sum())} relabelled, "
+        + (f"{labelled} unlabelled labelled, " if labelled else "")
+        + f"{int((~changes.keep).sum())} removed, "
+        f"{len(kept)} of {len(data.labels)} samples kept"
+    )
     if dry_run:
         print(f"export (dry run, nothing written): {summary}")
         print(table.getvalue(), end="")
@@ -246,14 +318,21 @@ def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy:
         atomic_write_text(folder / "manifest.csv", manifest.getvalue())
     elif form == "npz":
         with open(folder / "data.npz", "wb") as f:
-            np.savez(f, images=data.images[kept], labels=labels,
-                     **({"class_names": np.array(data.class_names)} if data.class_names else {}))
+            np.savez(
+                f,
+                images=data.images[kept],
+                labels=labels,
+                **({"class_names": np.array(data.class_names)} if data.class_names else {}),
+            )
     else:
         if len(labels) and labels.max() > 255:
             raise InputError("--format", "idx labels are bytes: more than 256 classes need --format npz")
         if (labels == UNLABELLED).any():
-            raise InputError("--format", "idx labels cannot mark unlabelled samples: use --format npz (-1 marks "
-                                         "them) or label them (export.label_unlabelled)")
+            raise InputError(
+                "--format",
+                "idx labels cannot mark unlabelled samples: use --format npz (-1 marks "
+                "them) or label them (export.label_unlabelled)",
+            )
         write_images(folder / f"images-idx{3 if data.images.shape[-1] == 1 else 4}-ubyte.gz", data.images[kept])
         write_idx(folder / "labels-idx1-ubyte.gz", labels.astype(np.uint8))
     atomic_write_text(folder / "changes.csv", changes_csv)

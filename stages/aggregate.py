@@ -5,6 +5,7 @@ choose_evidence picks the members' or the nearest neighbours' evidence; decide s
 group by it and flags other samples only below a threshold read from the data (fit_noise_model, pick_threshold)
 or by the per-class counts (wrong_label_counts). result_tables and summary_metrics are what the results folder
 and metrics.json hold."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -94,14 +95,26 @@ class Decisions(Artifact):
     odd: np.ndarray  # str (N,): the group stage's broken images ("blank", "noise", "saturated"), else ""
 
     STAGE = "aggregate"
-    FIELDS = {"score": Field("f", 1, True), "calibrated": Field("f", 1, True), "disagreement": Field("f", 1, True),
-              "confidence": Field("f", 1, True), "suggested": Field("iu", 1, True),
-              "suggested_prob": Field("f", 1, True), "flagged": Field("b", 1, True),
-              "reason": Field("U", 1, True),
-              "threshold": Field("f", 0), "noise_rate": Field("f", 0), "temperature": Field("f", 0),
-              "note": Field("U", 0), "evidence": Field("U", 0), "wrong_by_class": Field("f", 1),
-              "outlier_score": Field("f", 1, True), "outlier_threshold": Field("f", 0),
-              "outlier": Field("b", 1, True), "odd": Field("U", 1, True)}
+    FIELDS = {
+        "score": Field("f", 1, True),
+        "calibrated": Field("f", 1, True),
+        "disagreement": Field("f", 1, True),
+        "confidence": Field("f", 1, True),
+        "suggested": Field("iu", 1, True),
+        "suggested_prob": Field("f", 1, True),
+        "flagged": Field("b", 1, True),
+        "reason": Field("U", 1, True),
+        "threshold": Field("f", 0),
+        "noise_rate": Field("f", 0),
+        "temperature": Field("f", 0),
+        "note": Field("U", 0),
+        "evidence": Field("U", 0),
+        "wrong_by_class": Field("f", 1),
+        "outlier_score": Field("f", 1, True),
+        "outlier_threshold": Field("f", 0),
+        "outlier": Field("b", 1, True),
+        "odd": Field("U", 1, True),
+    }
 
     def ranking(self) -> np.ndarray:
         """Every sample, the most likely wrong labels first: the flagged ones, most certain first (highest
@@ -175,14 +188,18 @@ def choose_evidence(labels: np.ndarray, oob: TrainResult) -> Evidence:
     if oob.scored.all() and not neighbours_clearly_better(oob.prob[both], oob.nn_prob[both], labels[both]):
         if members_right >= neighbours_right:
             return members
-        return members._replace(note=f"the members were right on {members_right:.0%} of clean samples, nearest "
-                                     f"neighbours on {neighbours_right:.0%}: weak evidence, so expect misses and "
-                                     f"wrong flags (longer training helps: train.min_steps, train.epochs)")
+        return members._replace(
+            note=f"the members were right on {members_right:.0%} of clean samples, nearest "
+            f"neighbours on {neighbours_right:.0%}: weak evidence, so expect misses and "
+            f"wrong flags (longer training helps: train.min_steps, train.epochs)"
+        )
     nn_votes = np.zeros_like(oob.votes)
     nn_votes[np.flatnonzero(oob.nn_scored), oob.nn_prob[oob.nn_scored].argmax(1)] = 1
-    trained = (f"the members were right on {members_right:.0%} of clean samples, nearest neighbours on "
-               f"{neighbours_right:.0%}" if oob.scored.any() else
-               "no member trained (too few agreeing groups to learn from, or too little time)")
+    trained = (
+        f"the members were right on {members_right:.0%} of clean samples, nearest neighbours on {neighbours_right:.0%}"
+        if oob.scored.any()
+        else "no member trained (too few agreeing groups to learn from, or too little time)"
+    )
     note = f"{trained}: twin groups decided by nearest neighbours, no flags without a twin"
     prob = np.where(oob.nn_scored[:, None], oob.nn_prob, np.nan)
     return Evidence(prob, nn_votes, oob.nn_scored.astype(np.int64), "neighbours", note)
@@ -321,8 +338,15 @@ def claimed(prob: np.ndarray) -> np.ndarray:
     return (top - m / k) / (1 - m / k) >= CLAIMED
 
 
-def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked: np.ndarray, *,
-              temperature: float, similar: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def twin_rule(
+    labels: np.ndarray,
+    group: np.ndarray,
+    log_prob: np.ndarray,
+    asked: np.ndarray,
+    *,
+    temperature: float,
+    similar: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(losers bool (N,), winner int (N,), -1 outside the open questions, doubt float (N,), nan outside them: the
     probability that another label than a member's own wins, the softmax of the labels' evidence): each
     conflicting twin group (asked, the scored open questions) goes to the label with the strongest evidence, its
@@ -359,8 +383,9 @@ def twin_rule(labels: np.ndarray, group: np.ndarray, log_prob: np.ndarray, asked
     return losers, winner, doubt
 
 
-def pool_similar(evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, asked: np.ndarray,
-                 similar: np.ndarray) -> np.ndarray:
+def pool_similar(
+    evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, asked: np.ndarray, similar: np.ndarray
+) -> np.ndarray:
     """The conflicting groups' evidence (float (G, K), -inf for labels absent) plus POOL_WEIGHT times the log of
     what their similar groups believe, iterated as label propagation (README, "How it works: 4. aggregate": where
     copies with conflicting labels are the rule, the members learn little from them, and similar pictures carry
@@ -383,14 +408,16 @@ def pool_similar(evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, as
     belief, pooled = believed(evidence), evidence
     for _ in range(POOL_ROUNDS):
         around = neighbours_mean(belief, neighbours)
-        pooled = np.where(conflicting[:, None], evidence + POOL_WEIGHT * np.log(around + POOL_PRIOR / n_classes),
-                          evidence)
+        pooled = np.where(
+            conflicting[:, None], evidence + POOL_WEIGHT * np.log(around + POOL_PRIOR / n_classes), evidence
+        )
         belief = believed(pooled)
     return pooled
 
 
-def spread_to_unlabelled(calibrated_prob: np.ndarray, settled: np.ndarray, labels: np.ndarray, group: np.ndarray,
-                         similar: np.ndarray) -> np.ndarray:
+def spread_to_unlabelled(
+    calibrated_prob: np.ndarray, settled: np.ndarray, labels: np.ndarray, group: np.ndarray, similar: np.ndarray
+) -> np.ndarray:
     """float (N, K): each unlabelled sample's belief, SPREAD of it the mean belief of its similar groups (train.
     similar_groups) and the rest its own calibrated probabilities, iterated POOL_ROUNDS times as label propagation
     (Zhou et al., 2004); a labelled sample believes `settled` (its given label, or its twin group's winner). Members
@@ -434,8 +461,9 @@ def twins_label(group: np.ndarray, labels: np.ndarray, otherwise: np.ndarray) ->
     return np.where(settled >= 0, settled, otherwise)
 
 
-def twinless_threshold(noise_rate: float, n_classes: int, n_alone: int, params: AggregateParams, *, source: str,
-                       through_conflicts: bool) -> tuple[float, bool, str]:
+def twinless_threshold(
+    noise_rate: float, n_classes: int, n_alone: int, params: AggregateParams, *, source: str, through_conflicts: bool
+) -> tuple[float, bool, str]:
     """(threshold on the calibrated probability, whether samples without a twin may be flagged at all, note).
     The threshold is pick_threshold's, or params.threshold; none may be flagged where weak evidence decides, where
     flags are not asked for, or where the fit says more than MAX_NOISE_RATE of the labels are wrong (the members
@@ -445,15 +473,28 @@ def twinless_threshold(noise_rate: float, n_classes: int, n_alone: int, params: 
     if source == "neighbours" or not params.flag_without_twin:
         return 0.0, False, ""
     if noise_rate > MAX_NOISE_RATE and not through_conflicts and params.threshold is None:
-        return 0.0, False, (f"the members contradict {noise_rate:.0%} of the labels: more likely they learnt too "
-                            f"little than that most labels are wrong, so nothing is flagged without a twin")
+        return (
+            0.0,
+            False,
+            (
+                f"the members contradict {noise_rate:.0%} of the labels: more likely they learnt too "
+                f"little than that most labels are wrong, so nothing is flagged without a twin"
+            ),
+        )
     if params.threshold is None and noise_rate * n_alone < params.min_expected_wrong:
         return 0.0, threshold > 0, ""
     return threshold, True, ""
 
 
-def twinless_rule(labels: np.ndarray, calibrated: np.ndarray, disagreement: np.ndarray, alone: np.ndarray, *,
-                  threshold: float, min_disagreement: float) -> np.ndarray:
+def twinless_rule(
+    labels: np.ndarray,
+    calibrated: np.ndarray,
+    disagreement: np.ndarray,
+    alone: np.ndarray,
+    *,
+    threshold: float,
+    min_disagreement: float,
+) -> np.ndarray:
     """bool (N,): samples without a conflicting twin (alone) flagged on strong evidence: at least min_disagreement
     of their scorers predicted another label and the calibrated probability of their label is below threshold."""
     against = alone & (np.nan_to_num(disagreement) >= min_disagreement)
@@ -466,8 +507,16 @@ def label_margin(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return prob[mine] - np.nanmax(np.where(mine, -np.inf, prob), axis=1)
 
 
-def per_class_rule(labels: np.ndarray, calibrated_prob: np.ndarray, disagreement: np.ndarray, alone: np.ndarray,
-                   *, max_threshold: float, min_disagreement: float, count_z: float) -> tuple[np.ndarray, np.ndarray]:
+def per_class_rule(
+    labels: np.ndarray,
+    calibrated_prob: np.ndarray,
+    disagreement: np.ndarray,
+    alone: np.ndarray,
+    *,
+    max_threshold: float,
+    min_disagreement: float,
+    count_z: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """(flagged bool (N,), wrong_by_class float (K,)): natural errors, too few for the global rate, and noise that
     flows into one class, which one global rate spreads over all: per given class, as many of its samples as
     wrong_label_counts counts wrong labels in it, scaled down to the lower bound of the total count
@@ -492,8 +541,9 @@ def per_class_rule(labels: np.ndarray, calibrated_prob: np.ndarray, disagreement
     return flagged, wrong_by_class
 
 
-def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: AggregateParams, *,
-           odd: np.ndarray | None = None) -> Decisions:
+def decide(
+    labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: AggregateParams, *, odd: np.ndarray | None = None
+) -> Decisions:
     """A decision for every sample from the group stage's ids (group int (N,), odd str (N,): its broken images)
     and the train stage's evidence: the rules of README's "How it works: 4. aggregate", in its order."""
     n = len(labels)
@@ -504,18 +554,26 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     outlier_score, fence, outlier = outlier_rule(oob, odd=odd)
     if evidence.source == "neighbours":  # neighbours score no unlabelled sample: the members suggest theirs
         members = ~labelled & oob.scored
-        evidence = evidence._replace(prob=np.where(members[:, None], oob.prob, evidence.prob),
-                                     n_scored=np.where(members, oob.n_scored, evidence.n_scored))
+        evidence = evidence._replace(
+            prob=np.where(members[:, None], oob.prob, evidence.prob),
+            n_scored=np.where(members, oob.n_scored, evidence.n_scored),
+        )
     scored = evidence.scored
     prob = np.where(scored[:, None], evidence.prob, np.nan)
     rows = np.arange(n)
     score = np.where(labelled, prob[rows, given], np.nan) if prob.shape[1] else np.full(n, np.nan)
-    disagreement = np.where(scored & labelled, 1 - evidence.votes[rows, given] / np.maximum(evidence.n_scored, 1),
-                            np.nan)
+    disagreement = np.where(
+        scored & labelled, 1 - evidence.votes[rows, given] / np.maximum(evidence.n_scored, 1), np.nan
+    )
     suggested = np.where(scored, np.nan_to_num(prob, nan=-1).argmax(1) if prob.shape[1] else labels, labels)
     one_label = len(np.unique(labels[labelled])) < 2
-    note = ("every sample carries the same label: nothing can contradict it" if one_label else
-            "no model could be trained (too few groups whose labels agree)" if not scored.any() else evidence.note)
+    note = (
+        "every sample carries the same label: nothing can contradict it"
+        if one_label
+        else "no model could be trained (too few groups whose labels agree)"
+        if not scored.any()
+        else evidence.note
+    )
 
     # Open questions: the conflicting twin groups someone scored. Outliers take part: a twin conflict is surer
     # evidence of a wrong label than the outlier fence is of a stranger (README, "outliers and odd images").
@@ -529,8 +587,14 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     labelled_classes = len(np.unique(labels[labelled]))  # the classes a wrong label can be: those some sample carries
     temperature, noise_rate = fit_noise_model(log_prob[fitted], labels[fitted], labelled_classes)
 
-    losers, winner, doubt = twin_rule(labels, group, log_prob, asked, temperature=temperature,
-                                      similar=oob.similar_groups if oob.through_conflicts else None)
+    losers, winner, doubt = twin_rule(
+        labels,
+        group,
+        log_prob,
+        asked,
+        temperature=temperature,
+        similar=oob.similar_groups if oob.through_conflicts else None,
+    )
     suggested = np.where(asked, winner, suggested)
     outlier &= ~losers
 
@@ -544,18 +608,34 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
         suggested = np.where(~labelled & (oob.similar_groups >= 0).any(1), belief.argmax(1), suggested)
         calibrated_prob = np.where(labelled[:, None], calibrated_prob, belief)
     suggested = np.where(labelled, suggested, twins_label(group, settled, suggested))
-    suggested_prob = np.where(suggested >= 0, calibrated_prob[rows, np.maximum(suggested, 0)], np.nan) \
-        if log_prob.shape[1] else np.full(n, np.nan)
-    threshold, allowed, refusal = twinless_threshold(noise_rate, labelled_classes, int(alone.sum()), params,
-                                                     source=evidence.source, through_conflicts=oob.through_conflicts)
+    suggested_prob = (
+        np.where(suggested >= 0, calibrated_prob[rows, np.maximum(suggested, 0)], np.nan)
+        if log_prob.shape[1]
+        else np.full(n, np.nan)
+    )
+    threshold, allowed, refusal = twinless_threshold(
+        noise_rate,
+        labelled_classes,
+        int(alone.sum()),
+        params,
+        source=evidence.source,
+        through_conflicts=oob.through_conflicts,
+    )
     note = note or refusal
-    strong = twinless_rule(labels, calibrated, disagreement, alone, threshold=threshold,
-                           min_disagreement=params.min_disagreement)
+    strong = twinless_rule(
+        labels, calibrated, disagreement, alone, threshold=threshold, min_disagreement=params.min_disagreement
+    )
     wrong_by_class = np.zeros(prob.shape[1])
     if allowed and params.threshold is None and params.per_class_counts:
-        by_class, wrong_by_class = per_class_rule(given, calibrated_prob, disagreement, alone,
-                                                  max_threshold=params.max_threshold,
-                                                  min_disagreement=params.min_disagreement, count_z=params.count_z)
+        by_class, wrong_by_class = per_class_rule(
+            given,
+            calibrated_prob,
+            disagreement,
+            alone,
+            max_threshold=params.max_threshold,
+            min_disagreement=params.min_disagreement,
+            count_z=params.count_z,
+        )
         strong |= by_class
 
     reason = np.full(n, "", dtype="<U8")
@@ -564,16 +644,36 @@ def decide(labels: np.ndarray, group: np.ndarray, oob: TrainResult, params: Aggr
     reason[losers] = "twin"
     reason[strong] = "evidence"
     confidence = np.where(asked, doubt, 1 - calibrated)
-    return Decisions(score=score, calibrated=calibrated, disagreement=disagreement, confidence=confidence,
-                     suggested=suggested.astype(np.int64), suggested_prob=suggested_prob, flagged=losers | strong,
-                     reason=reason,
-                     threshold=float(threshold), noise_rate=noise_rate, temperature=temperature, note=note,
-                     evidence=evidence.source, wrong_by_class=wrong_by_class, outlier_score=outlier_score,
-                     outlier_threshold=fence, outlier=outlier, odd=odd)
+    return Decisions(
+        score=score,
+        calibrated=calibrated,
+        disagreement=disagreement,
+        confidence=confidence,
+        suggested=suggested.astype(np.int64),
+        suggested_prob=suggested_prob,
+        flagged=losers | strong,
+        reason=reason,
+        threshold=float(threshold),
+        noise_rate=noise_rate,
+        temperature=temperature,
+        note=note,
+        evidence=evidence.source,
+        wrong_by_class=wrong_by_class,
+        outlier_score=outlier_score,
+        outlier_threshold=fence,
+        outlier=outlier,
+        odd=odd,
+    )
 
 
-def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, class_names: list[str] | None = None,
-                  paths: list[str] | None = None, skipped: list[str] | None = None) -> dict[str, str]:
+def result_tables(
+    decisions: Decisions,
+    labels: np.ndarray,
+    group: np.ndarray,
+    class_names: list[str] | None = None,
+    paths: list[str] | None = None,
+    skipped: list[str] | None = None,
+) -> dict[str, str]:
     """The texts of the results folder, by file name: suspects.txt (the graded line: wrong labels only),
     samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest confidence;
     then the outliers, strangest first; then the odd images) and skipped.txt (the
@@ -594,17 +694,48 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
         for i in together if len(together) > 1 else ():
             others = [str(j) for j in together if j != i]
             twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")
-    texts = {"suspects.txt": format_indices(np.flatnonzero(decisions.flagged)) + "\n",
-             "skipped.txt": "".join(f"{path}\n" for path in skipped or [])}
-    header = ["index", "path", "given", "suggested", "confidence", "score", "calibrated", "disagreement", "group",
-              "twins", "flagged", "reason", "outlier_score", "odd", "suggested_prob"]
+    texts = {
+        "suspects.txt": format_indices(np.flatnonzero(decisions.flagged)) + "\n",
+        "skipped.txt": "".join(f"{path}\n" for path in skipped or []),
+    }
+    header = [
+        "index",
+        "path",
+        "given",
+        "suggested",
+        "confidence",
+        "score",
+        "calibrated",
+        "disagreement",
+        "group",
+        "twins",
+        "flagged",
+        "reason",
+        "outlier_score",
+        "odd",
+        "suggested_prob",
+    ]
     apart = decisions.outlier | (decisions.odd != "")  # no suggested label: they belong to no class
-    rows = [[i, paths[i] if paths else "", name(int(labels[i])), "" if apart[i] else name(int(decisions.suggested[i])),
-             number(decisions.confidence[i]), number(decisions.score[i]), number(decisions.calibrated[i]),
-             number(decisions.disagreement[i]),
-             int(group[i]), twins.get(i, ""), int(decisions.flagged[i]), decisions.reason[i],
-             number(decisions.outlier_score[i]), decisions.odd[i], number(decisions.suggested_prob[i])]
-            for i in range(len(labels))]
+    rows = [
+        [
+            i,
+            paths[i] if paths else "",
+            name(int(labels[i])),
+            "" if apart[i] else name(int(decisions.suggested[i])),
+            number(decisions.confidence[i]),
+            number(decisions.score[i]),
+            number(decisions.calibrated[i]),
+            number(decisions.disagreement[i]),
+            int(group[i]),
+            twins.get(i, ""),
+            int(decisions.flagged[i]),
+            decisions.reason[i],
+            number(decisions.outlier_score[i]),
+            decisions.odd[i],
+            number(decisions.suggested_prob[i]),
+        ]
+        for i in range(len(labels))
+    ]
     for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", decisions.issues())):
         table = io.StringIO()
         writer = csv.writer(table, lineterminator="\n")
@@ -614,8 +745,14 @@ def result_tables(decisions: Decisions, labels: np.ndarray, group: np.ndarray, c
     return texts
 
 
-def summary_metrics(decisions: Decisions, labels: np.ndarray, group: np.ndarray, seconds: dict[str, float],
-                    class_names: list[str] | None = None, skipped: list[str] | None = None) -> dict:
+def summary_metrics(
+    decisions: Decisions,
+    labels: np.ndarray,
+    group: np.ndarray,
+    seconds: dict[str, float],
+    class_names: list[str] | None = None,
+    skipped: list[str] | None = None,
+) -> dict:
     """metrics.json: counts of samples, groups and flags (by class too), the threshold and what set it."""
 
     def name(label: int) -> str:
@@ -623,13 +760,17 @@ def summary_metrics(decisions: Decisions, labels: np.ndarray, group: np.ndarray,
 
     group_sizes = np.bincount(group)
     n_classes = class_count(labels, class_names)
-    unlabelled = (labels == UNLABELLED) & (decisions.suggested != UNLABELLED) & ~decisions.outlier & \
-        (decisions.odd == "")
+    unlabelled = (
+        (labels == UNLABELLED) & (decisions.suggested != UNLABELLED) & ~decisions.outlier & (decisions.odd == "")
+    )
     return {
         "samples": len(labels),
         "unlabelled": int((labels == UNLABELLED).sum()),
-        "suggested_for_unlabelled": {name(c): int((unlabelled & (decisions.suggested == c)).sum())
-                                     for c in range(n_classes)} if unlabelled.any() else {},
+        "suggested_for_unlabelled": {
+            name(c): int((unlabelled & (decisions.suggested == c)).sum()) for c in range(n_classes)
+        }
+        if unlabelled.any()
+        else {},
         "skipped_files": len(skipped or []),
         "groups": len(group_sizes),
         "copies": int(len(labels) - len(group_sizes)),
@@ -638,8 +779,9 @@ def summary_metrics(decisions: Decisions, labels: np.ndarray, group: np.ndarray,
         "flagged_twin": int((decisions.reason == "twin").sum()),
         "flagged_evidence": int((decisions.reason == "evidence").sum()),
         "flagged_by_class": {name(c): int((decisions.flagged & (labels == c)).sum()) for c in range(n_classes)},
-        "estimated_wrong_by_class": {name(c): round(float(count), 1)
-                                     for c, count in enumerate(decisions.wrong_by_class)},
+        "estimated_wrong_by_class": {
+            name(c): round(float(count), 1) for c, count in enumerate(decisions.wrong_by_class)
+        },
         "outliers": int(decisions.outlier.sum()),
         "unlabelled_outliers": int((decisions.outlier & (labels == UNLABELLED)).sum()),
         "outlier_threshold": decisions.outlier_threshold if np.isfinite(decisions.outlier_threshold) else None,

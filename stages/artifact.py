@@ -3,6 +3,7 @@
 Each result class lists its arrays in FIELDS (name -> Field) and inherits to_arrays/from_arrays; pipeline/artifacts.py
 does the file reading and writing. A stage that reads an artifact gets the result object back, checked.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar, NamedTuple
@@ -32,8 +33,9 @@ class Artifact:
         return cls(**{name: arrays[name].item() if arrays[name].ndim == 0 else arrays[name] for name in cls.FIELDS})
 
 
-def check_arrays(arrays: dict[str, np.ndarray], fields: dict[str, Field], source: str, stage: str,
-                 n: int | None = None) -> None:
+def check_arrays(
+    arrays: dict[str, np.ndarray], fields: dict[str, Field], source: str, stage: str, n: int | None = None
+) -> None:
     """InputError naming `source` and the command that rewrites it, unless every field is there with its dtype kind
     and dimensions, and every per-sample array has n rows (or, without n, as many as the first)."""
     again = f"run 'twins {stage}' again"
@@ -42,8 +44,10 @@ def check_arrays(arrays: dict[str, np.ndarray], fields: dict[str, Field], source
             raise InputError(source, f"holds no array '{name}' ({again})")
         array = arrays[name]
         if array.dtype.kind not in kinds or array.ndim != ndim:
-            raise InputError(source, f"'{name}' is {array.dtype} with {array.ndim} dimensions, not what "
-                                     f"'twins {stage}' writes ({again})")
+            raise InputError(
+                source,
+                f"'{name}' is {array.dtype} with {array.ndim} dimensions, not what 'twins {stage}' writes ({again})",
+            )
         if per_sample:
             n = len(array) if n is None else n
             if len(array) != n:

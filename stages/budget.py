@@ -3,6 +3,7 @@ what "time left" means (README, "On a slow or busy machine").
 
 A Budget is a deadline on time.monotonic()'s clock, or none. The train stage asks it how long each wave of members
 may take; a member gets its share as a StepClock, which times its own steps and says how many it can afford."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ class Budget:
     deadline: float | None = None  # a time.monotonic() value; None: no budget
 
     @classmethod
-    def of_run(cls, seconds: float | None, start: float | None = None) -> "Budget":
+    def of_run(cls, seconds: float | None, start: float | None = None) -> Budget:
         """A whole run's budget of `seconds` from `start` (default: now), the margin for what follows training
         kept back. None: no budget."""
         if seconds is None:
@@ -27,7 +28,7 @@ class Budget:
         start = time.monotonic() if start is None else start
         return cls(start + seconds - min(MAX_MARGIN_S, MARGIN_S + MARGIN_SHARE * seconds))
 
-    def within(self, seconds: float | None) -> "Budget":
+    def within(self, seconds: float | None) -> Budget:
         """This budget, or `seconds` from now where that ends sooner (a stage's own time_budget_s)."""
         if seconds is None:
             return self

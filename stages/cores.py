@@ -3,11 +3,13 @@
 Threads, not processes: numpy releases the interpreter lock inside its loops (sorts, gathers, arithmetic, matrix
 products), so two threads on two cores take little more than half the time of one, and they share the arrays
 instead of copying them. Each chunk computes its own part, so the answer does not depend on the thread count."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

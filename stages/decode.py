@@ -1,5 +1,6 @@
 """Stage 1, decode: the data in (idx files, image folders, manifests, arrays), one checked artifact out: images,
 labels, class names and source paths where the data have them, and the sources' checksums."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,9 @@ import numpy as np
 
 from stages.artifact import Artifact, Field
 from stages.decode_idx import read_images, read_labels
+from stages.decode_readers import CHANNELS, Read, image_files, kind_of, read_arrays, read_image_folder, read_manifest
 from stages.errors import InputError
 from stages.labels import UNLABELLED
-from stages.decode_readers import CHANNELS, Read, image_files, kind_of, read_arrays, read_image_folder, read_manifest
 
 HASH_CHUNK = 2**20  # bytes a checksum reads at a time
 MAX_CLASSES = 256  # integer labels lie in 0..255 at most (every per-class array has a column per id); names: any
@@ -60,16 +61,22 @@ class Dataset(Artifact):
     labels_sha256: str = ""  # "" where the images carry their own labels
 
     STAGE = "decode"
-    FIELDS = {"images": Field("u", 4, True), "labels": Field("iu", 1, True), "class_names": Field("U", 1),
-              "paths": Field("U", 1), "skipped": Field("U", 1), "images_sha256": Field("U", 0),
-              "labels_sha256": Field("U", 0)}
+    FIELDS = {
+        "images": Field("u", 4, True),
+        "labels": Field("iu", 1, True),
+        "class_names": Field("U", 1),
+        "paths": Field("U", 1),
+        "skipped": Field("U", 1),
+        "images_sha256": Field("U", 0),
+        "labels_sha256": Field("U", 0),
+    }
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         texts = {name: np.array(getattr(self, name) or [], dtype=str) for name in ("class_names", "paths", "skipped")}
         return super().to_arrays() | texts
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "Dataset":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> Dataset:
         data = super().from_arrays(arrays, source, n)
         data.labels = data.labels.astype(np.int64)
         data.class_names = [str(name) for name in data.class_names] or None
@@ -78,8 +85,13 @@ class Dataset(Artifact):
         return data
 
 
-def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | None,
-                  images_name: str = "images", labels_name: str = "labels") -> None:
+def check_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int | None,
+    images_name: str = "images",
+    labels_name: str = "labels",
+) -> None:
     """Raise InputError unless images and labels describe one data set: images (N, H, W, C) of at least MIN_SIDE
     pixels a side and 1, 3 or 4 channels, whatever form they came in. num_classes: None for labels numbered from
     class names (any number of them); integer labels lie in 0..num_classes-1, or are UNLABELLED; at least one
@@ -87,11 +99,13 @@ def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | Non
     height, width, channels = images.shape[1:]
     if min(height, width) < MIN_SIDE:
         hint = " (if they are flattened, reshape them to (N, H, W))" if height == 1 < width else ""
-        raise InputError(images_name, f"images of {height} x {width} pixels (height x width) are too small: at "
-                                      f"least {MIN_SIDE} x {MIN_SIDE} needed{hint}")
+        raise InputError(
+            images_name,
+            f"images of {height} x {width} pixels (height x width) are too small: at "
+            f"least {MIN_SIDE} x {MIN_SIDE} needed{hint}",
+        )
     if channels not in CHANNELS:
-        raise InputError(images_name, f"images of shape {images.shape} have {channels} channels (1, 3 or 4 "
-                                      f"expected)")
+        raise InputError(images_name, f"images of shape {images.shape} have {channels} channels (1, 3 or 4 expected)")
     if len(images) != len(labels):
         raise InputError(labels_name, f"holds {len(labels)} labels but {images_name} holds {len(images)} images")
     if len(labels) and (labels == UNLABELLED).all():
@@ -100,10 +114,16 @@ def check_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int | Non
         out_of_range = np.flatnonzero(((labels < 0) & (labels != UNLABELLED)) | (labels >= num_classes))
         if out_of_range.size:
             first = int(out_of_range[0])
-            hint = "set decode.num_classes to allow more classes" if num_classes < MAX_CLASSES else \
-                f"integer labels stop at {MAX_CLASSES - 1}: give more classes names"
-            raise InputError(labels_name, f"label {int(labels[first])} at index {first} is out of range "
-                                          f"0..{num_classes - 1} ({out_of_range.size} such labels; {hint})")
+            hint = (
+                "set decode.num_classes to allow more classes"
+                if num_classes < MAX_CLASSES
+                else f"integer labels stop at {MAX_CLASSES - 1}: give more classes names"
+            )
+            raise InputError(
+                labels_name,
+                f"label {int(labels[first])} at index {first} is out of range "
+                f"0..{num_classes - 1} ({out_of_range.size} such labels; {hint})",
+            )
 
 
 def read_dataset(params: DecodeParams) -> Dataset:
@@ -126,8 +146,9 @@ def read_dataset(params: DecodeParams) -> Dataset:
     dataset = Dataset(read.images, read.labels, read.class_names, read.paths, list(read.skipped))
     self_labelled = kind in ("folder", "manifest", "npz")
     num_classes = None if dataset.class_names else params.num_classes or MAX_CLASSES
-    check_dataset(dataset.images, dataset.labels, num_classes, params.images,
-                  params.images if self_labelled else params.labels)
+    check_dataset(
+        dataset.images, dataset.labels, num_classes, params.images, params.images if self_labelled else params.labels
+    )
     return dataset
 
 

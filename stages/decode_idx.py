@@ -4,6 +4,7 @@ Images are returned as uint8 (N, H, W, C): C = 1 for grey idx3 files (magic 2051
 says) for colour idx4 files (magic 2052). Labels (magic 2049) come back as int64 (N,).
 Every problem raises InputError naming the file, so the edges can print one line and exit 2.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -84,23 +85,28 @@ def read_idx(path: str | os.PathLike, expected_magic: tuple[int, ...]) -> np.nda
             raise InputError(str(path), f"wrong magic number {magic} (expected {want})")
         sizes = _read(stream, 4 * ndim, path)
         if len(sizes) < 4 * ndim:
-            raise InputError(str(path), f"truncated header ({4 + len(sizes)} bytes, {ndim} dimensions need "
-                                        f"{4 + 4 * ndim})")
-        dims = tuple(int.from_bytes(sizes[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            raise InputError(
+                str(path), f"truncated header ({4 + len(sizes)} bytes, {ndim} dimensions need {4 + 4 * ndim})"
+            )
+        dims = tuple(int.from_bytes(sizes[4 * i : 4 * i + 4], "big") for i in range(ndim))
         expected = math.prod(dims)
         shape = " x ".join(str(d) for d in dims)
         if expected > MAX_BYTES:
-            raise InputError(str(path), f"header says {shape} = {expected:,} bytes, more than the "
-                                        f"{MAX_BYTES // 2**30} GiB this tool reads")
+            raise InputError(
+                str(path),
+                f"header says {shape} = {expected:,} bytes, more than the {MAX_BYTES // 2**30} GiB this tool reads",
+            )
         payload = _read(stream, expected, path)
         if len(payload) < expected:
-            raise InputError(str(path), f"truncated: header says {shape} = {expected} bytes, payload has "
-                                        f"{len(payload)}")
+            raise InputError(
+                str(path), f"truncated: header says {shape} = {expected} bytes, payload has {len(payload)}"
+            )
         if _read(stream, 1, path):
             if stream is not raw:  # damaged deflate data can inflate past the header's size: the CRC at the end
                 _read(stream, CHUNK, path)  # tells corrupt from long (within a chunk, so a bomb still stops)
-            raise InputError(str(path), f"has trailing bytes: header says {shape} = {expected} bytes, the file "
-                                        f"holds more")
+            raise InputError(
+                str(path), f"has trailing bytes: header says {shape} = {expected} bytes, the file holds more"
+            )
     return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
 
 
@@ -129,4 +135,3 @@ def encode_idx(array: np.ndarray) -> bytes:
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, UBYTE, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     return header + array.tobytes()
-

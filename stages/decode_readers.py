@@ -4,13 +4,14 @@ Each reader returns a Read of uint8 images (N, H, W, C), int64 labels, and where
 names and each sample's source path. The rules for mixed sizes and colour modes are in the README ("Your data").
 Every problem is an InputError naming the file, so the edges print one line and exit 2.
 """
+
 from __future__ import annotations
 
 import csv
 import os
 from collections import Counter
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,11 +63,16 @@ def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list
         spelling: dict[int, str] = {}
         for row, (number, text) in enumerate(zip(numbers, values), 1):
             if number >= MAX_LABEL_ID:
-                raise InputError(source, f"label {text[:20]}{'...' if len(text) > 20 else ''} (row {row}) is too "
-                                         f"large for a class id")
+                raise InputError(
+                    source,
+                    f"label {text[:20]}{'...' if len(text) > 20 else ''} (row {row}) is too large for a class id",
+                )
             if text and spelling.setdefault(number, text) != text:
-                raise InputError(source, f"labels {spelling[number]!r} and {text!r} are one number, {number}: "
-                                         f"rename one so the classes stay apart")
+                raise InputError(
+                    source,
+                    f"labels {spelling[number]!r} and {text!r} are one number, {number}: "
+                    f"rename one so the classes stay apart",
+                )
         return np.array(numbers, np.int64), None
     names = sorted(set(given))
     index = {name: i for i, name in enumerate(names)} | {"": UNLABELLED}
@@ -92,8 +98,11 @@ def image_files(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
         for top, folders, files in os.walk(root / name, onerror=cannot_list):
             folders[:] = [folder for folder in folders if not folder.startswith(".")]
             paths += [Path(top, entry) for entry in folders + files if not entry.startswith(".")]
-        found += [(file, "" if name.lower() in UNLABELLED_FOLDERS else name) for file in sorted(paths)
-                  if file.suffix.lower() in IMAGE_SUFFIXES]
+        found += [
+            (file, "" if name.lower() in UNLABELLED_FOLDERS else name)
+            for file in sorted(paths)
+            if file.suffix.lower() in IMAGE_SUFFIXES
+        ]
     return found, unlisted
 
 
@@ -102,13 +111,19 @@ def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
     A folder that cannot be listed stops the reading like an unreadable file, or is left out with it."""
     found, unlisted = image_files(root)
     if unlisted and not skip_unreadable:
-        raise InputError(str(root), f"{len(unlisted)} folders cannot be listed: {', '.join(unlisted[:SHOWN])}"
-                                    f"{', ...' if len(unlisted) > SHOWN else ''} (decode.skip_unreadable leaves them "
-                                    f"out)")
+        raise InputError(
+            str(root),
+            f"{len(unlisted)} folders cannot be listed: {', '.join(unlisted[:SHOWN])}"
+            f"{', ...' if len(unlisted) > SHOWN else ''} (decode.skip_unreadable leaves them "
+            f"out)",
+        )
     paths, values = [file for file, _ in found], [name for _, name in found]
     if not paths:
-        raise InputError(str(root), "holds no images in class folders (expected root/<class name>/<image file>, "
-                                    f"files ending in {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise InputError(
+            str(root),
+            "holds no images in class folders (expected root/<class name>/<image file>, "
+            f"files ending in {', '.join(sorted(IMAGE_SUFFIXES))})",
+        )
     labels, names = labels_from_values(values, str(root))
     read = load_images(paths, labels, names, root, max_side, skip_unreadable)
     return read._replace(skipped=unlisted + list(read.skipped))
@@ -137,8 +152,9 @@ def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Read:
     return load_images(files, labels, names, path, max_side, skip_unreadable)
 
 
-def load_images(files: list[Path], labels: np.ndarray, names: list[str] | None, source: Path, max_side: int,
-                skip_unreadable: bool) -> Read:
+def load_images(
+    files: list[Path], labels: np.ndarray, names: list[str] | None, source: Path, max_side: int, skip_unreadable: bool
+) -> Read:
     """Decode every file with Pillow (EXIF rotation honoured), then bring them to one colour mode and one size.
     Each picture is shrunk to fit max_side as soon as it is read, so memory holds small pictures only, whatever
     the files' sizes; the common size is chosen from the sizes the files had. A path that is no regular file (a
@@ -167,9 +183,12 @@ def load_images(files: list[Path], labels: np.ndarray, names: list[str] | None, 
         except Exception as exc:  # Pillow fails in many ways on a damaged or foreign file
             broken.append(f"{file} ({type(exc).__name__})")
     if broken and not skip_unreadable:
-        raise InputError(str(source), f"{len(broken)} image files cannot be read: {', '.join(broken[:SHOWN])}"
-                                      f"{', ...' if len(broken) > SHOWN else ''} (decode.skip_unreadable leaves "
-                                      f"them out)")
+        raise InputError(
+            str(source),
+            f"{len(broken)} image files cannot be read: {', '.join(broken[:SHOWN])}"
+            f"{', ...' if len(broken) > SHOWN else ''} (decode.skip_unreadable leaves "
+            f"them out)",
+        )
     if not pictures:
         raise InputError(str(source), "no readable images")
     colour = any(p.mode not in GREY_MODES for p in pictures)
@@ -266,8 +285,11 @@ def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | N
     huge = np.flatnonzero(np.isfinite(values) & (np.abs(values) >= 2**63)) if array.dtype.kind in "uf" else []
     if len(huge):  # past int64, a cast would wrap (2**64 - 1 to -1, unlabelled) or warn and wrap
         value = array[huge[0]]
-        raise InputError(source, f"label {value!s} at index {huge[0]} is "
-                                 f"{'negative' if value < 0 else 'too large for a class id'} ({len(huge)} such labels)")
+        raise InputError(
+            source,
+            f"label {value!s} at index {huge[0]} is "
+            f"{'negative' if value < 0 else 'too large for a class id'} ({len(huge)} such labels)",
+        )
     if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
         array = array.astype(np.int64)
     if array.dtype.kind not in "iub":
@@ -299,18 +321,23 @@ def npz_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
         info, name = archive.getinfo(member_name), member_name.removesuffix(".npy")
         with archive.open(info) as member:
             version = np.lib.format.read_magic(member)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
             shape, _, dtype = read_header(member)
             if dtype.hasobject:
                 refuse(f"array {name!r} holds Python objects (save numbers or strings: e.g. labels.astype(str))")
             size = int(np.prod(shape, dtype=object)) * dtype.itemsize
             if size + member.tell() != info.file_size:
-                refuse(f"array {name!r}: its header says {size:,} bytes, the archive holds "
-                       f"{info.file_size - member.tell():,}")
+                refuse(
+                    f"array {name!r}: its header says {size:,} bytes, the archive holds "
+                    f"{info.file_size - member.tell():,}"
+                )
             if size > free // 2:
-                refuse(f"array {name!r} needs {size / 2**30:.1f} GiB, more than half the memory free "
-                       f"({free / 2**30:.1f} GiB)")
+                refuse(
+                    f"array {name!r} needs {size / 2**30:.1f} GiB, more than half the memory free "
+                    f"({free / 2**30:.1f} GiB)"
+                )
         with archive.open(info) as member:  # read_array reads the header again, from the start
             return np.lib.format.read_array(member, allow_pickle=False)
 
@@ -318,8 +345,10 @@ def npz_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with zipfile.ZipFile(path) as archive:
             members = {member.removesuffix(".npy"): member for member in archive.namelist()}
             names = list(members)
-            pair = next(((a, b) for a, b in (("images", "labels"), ("x", "y"), ("X", "y")) if {a, b} <= set(names)),
-                        tuple(names) if len(names) == 2 else None)
+            pair = next(
+                ((a, b) for a, b in (("images", "labels"), ("x", "y"), ("X", "y")) if {a, b} <= set(names)),
+                tuple(names) if len(names) == 2 else None,
+            )
             if pair is None:
                 refuse(f"holds arrays {names}: name them images and labels")
             free = available_memory()
@@ -362,4 +391,3 @@ def read_arrays(images_path: Path, labels_path: Path | None) -> Read:
         labels_source = labels_path
     label_ids, class_names = as_labels(labels, str(labels_source))
     return Read(as_images(images, str(images_path)), label_ids, class_names)
-

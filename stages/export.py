@@ -3,6 +3,7 @@
 plan_changes turns the aggregate stage's decisions, or a person's choices from the review page, into one action per
 sample; pipeline/steps.py's export writes the cleaned copy and changes.csv from it. The original is never touched.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,15 +59,18 @@ def plan_changes(labels: np.ndarray, decisions: Decisions, options: ExportOption
         guessed = (labels == UNLABELLED) & (decisions.suggested != UNLABELLED)
         new_label[guessed] = decisions.suggested[guessed]
         action[guessed], reason[guessed] = "label", "suggested"
-    for drop, mask, why in ((options.drop_outliers, decisions.outlier & ~decisions.flagged, "outlier"),
-                            (options.drop_odd, decisions.odd != "", "odd")):
+    for drop, mask, why in (
+        (options.drop_outliers, decisions.outlier & ~decisions.flagged, "outlier"),
+        (options.drop_odd, decisions.odd != "", "odd"),
+    ):
         if drop:
             keep[mask], new_label[mask], action[mask], reason[mask] = False, labels[mask], "remove", why
     return Changes(keep, new_label, action, reason)
 
 
-def apply_choices(labels: np.ndarray, rows: list[dict[str, str]], class_names: list[str] | None, source: str
-                  ) -> Changes:
+def apply_choices(
+    labels: np.ndarray, rows: list[dict[str, str]], class_names: list[str] | None, source: str
+) -> Changes:
     """A person's choices (rows of the review page's CSV: index, choice, new_label; see stages/review.py):
     accept or relabel gives new_label, remove leaves the sample out, keep changes nothing; samples without a row
     are unchanged. InputError names the row that is wrong."""

@@ -3,6 +3,7 @@
 group_images runs the steps in order: exact copies (group_candidates.unique_images), blanks (group_blanks),
 candidate pairs (group_candidates), pair checks (group_pairs), the threshold (_shape_groups) and clusters
 (group_clusters)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -98,9 +99,15 @@ class GroupResult(Artifact):
     odd: np.ndarray  # str (N,): "blank", "noise", "saturated" (broken: kept out of training), or ""
 
     STAGE = "group"
-    FIELDS = {"group": Field("iu", 1, True), "distance": Field("f", 1, True), "threshold": Field("f", 0),
-              "representative": Field("iu", 1), "exact": Field("iu", 1, True), "blank": Field("b", 1, True),
-              "odd": Field("U", 1, True)}
+    FIELDS = {
+        "group": Field("iu", 1, True),
+        "distance": Field("f", 1, True),
+        "threshold": Field("f", 0),
+        "representative": Field("iu", 1),
+        "exact": Field("iu", 1, True),
+        "blank": Field("b", 1, True),
+        "odd": Field("U", 1, True),
+    }
 
 
 def _threshold(nearest: np.ndarray, params: GroupParams) -> float:
@@ -128,13 +135,13 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
         return np.arange(n), np.zeros(n, np.float32), 0.0
     descriptors = shifted_descriptors(images, params.grid, params.max_shift)
     i, j = forest_neighbours(descriptors, params.neighbours, params.n_trees, params.leaf_size, params.seed)
-    sample = np.random.default_rng(params.seed).permutation(n)[:params.threshold_sample]
+    sample = np.random.default_rng(params.seed).permutation(n)[: params.threshold_sample]
     q, m = exhaustive_neighbours(descriptors, np.sort(sample), SAMPLE_MATCHES)
     del descriptors
     pairs = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
     a, b = pairs // n, pairs % n
     d, shift = shift_distances(images, np.r_[a, q], np.r_[b, m], params.max_shift)  # one pass for both
-    d, shift, qd = d[:len(a)], shift[:len(a)], d[len(a):]  # qd: exact distances of the sample's best matches
+    d, shift, qd = d[: len(a)], shift[: len(a)], d[len(a) :]  # qd: exact distances of the sample's best matches
     checked, noise_like = np.zeros(len(a), bool), np.zeros(len(a), bool)
 
     def accepted(threshold: float) -> np.ndarray:
@@ -194,7 +201,8 @@ def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
     shaped = np.flatnonzero(~blank)
     # the one copy of the images made here, and only when some repeat or are blank
     shape_centre, shape_dist, threshold = _shape_groups(
-        images if len(shaped) == len(images) else images[first[shaped]], params)
+        images if len(shaped) == len(images) else images[first[shaped]], params
+    )
     centre[shaped] = shaped[shape_centre]
     dist[shaped] = shape_dist
     blanks = np.flatnonzero(blank)
@@ -204,14 +212,22 @@ def group_images(images: np.ndarray, params: GroupParams) -> GroupResult:
     group = _by_first_appearance(centre[exact])
     representative = np.empty(group.max() + 1, np.int64)
     representative[group] = first[centre[exact]]
-    odd, = _per_image(odd_kinds, images, first, blank)
-    return GroupResult(group=group, distance=dist[exact], threshold=threshold, representative=representative,
-                       exact=exact, blank=blank[exact], odd=odd[exact])
+    (odd,) = _per_image(odd_kinds, images, first, blank)
+    return GroupResult(
+        group=group,
+        distance=dist[exact],
+        threshold=threshold,
+        representative=representative,
+        exact=exact,
+        blank=blank[exact],
+        odd=odd[exact],
+    )
 
 
 def _per_image(measure, images: np.ndarray, rows: np.ndarray, *more: np.ndarray) -> tuple[np.ndarray, ...]:
     """measure(images[rows], *more), one array or a tuple of them, each one value per image, computed IMAGE_CHUNK
     images at a time on every core: float copies of all the images, or even a copy of the rows, are large."""
+
     def part_of(part: slice) -> tuple[np.ndarray, ...]:
         out = measure(images[rows[part]], *(m[part] for m in more))
         return out if isinstance(out, tuple) else (out,)

@@ -2,6 +2,7 @@
 
 Blanks (one grey level plus noise) have no shape to compare and are grouped by level instead; blanks, pure noise and
 washed-out images are also reported as odd and kept out of training."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ def blank_scores(images: np.ndarray, max_z: float) -> tuple[np.ndarray, np.ndarr
     # thin strokes and fine textures also have large differences, so a low screen score proves nothing yet
     maybe = np.flatnonzero(scores <= max_z)
     for s0 in range(0, len(maybe), 1024):
-        part = maybe[s0:s0 + 1024]
+        part = maybe[s0 : s0 + 1024]
         q = x[part].reshape(len(part), -1).astype(np.float64)
         level, sigma[part] = _clipped_level(q)
         mean, _ = clipped_model(level[:, None], sigma[part][:, None])
@@ -46,7 +47,7 @@ def tiled_excess(residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     if not sizes:
         return local_excess(residual, sigma)
     k = max(sizes)
-    tiles = residual[:, :h // k * k, :w // k * k].reshape(n, h // k, k, w // k, k, c).sum(axis=(2, 4))
+    tiles = residual[:, : h // k * k, : w // k * k].reshape(n, h // k, k, w // k, k, c).sum(axis=(2, 4))
     return np.abs(tiles).max(axis=(1, 2, 3)) / k / (sigma + 1.0)
 
 
@@ -63,10 +64,11 @@ def _clipped_level(q: np.ndarray, iterations: int = 50) -> tuple[np.ndarray, np.
         tail_hi = np.exp(-0.5 * hi * hi) / np.sqrt(2 * np.pi) / np.maximum(1 - normal_cdf(hi), 1e-12)
         tail_lo = np.exp(-0.5 * lo * lo) / np.sqrt(2 * np.pi) / np.maximum(normal_cdf(lo), 1e-12)
         first = np.where(top, mu + s * tail_hi, np.where(bottom, mu - s * tail_lo, q))
-        second = np.where(top, mu ** 2 + s ** 2 + s * (mu + 255) * tail_hi,
-                          np.where(bottom, mu ** 2 + s ** 2 - s * mu * tail_lo, q * q))
+        second = np.where(
+            top, mu**2 + s**2 + s * (mu + 255) * tail_hi, np.where(bottom, mu**2 + s**2 - s * mu * tail_lo, q * q)
+        )
         level = first.mean(axis=1)
-        sigma = np.sqrt(np.maximum(second.mean(axis=1) - level ** 2, 0.25))
+        sigma = np.sqrt(np.maximum(second.mean(axis=1) - level**2, 0.25))
     return level, sigma
 
 

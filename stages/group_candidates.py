@@ -1,5 +1,6 @@
 """The group stage's candidate pairs: exact copies by their bytes, near copies proposed by a random-projection
 forest over small shifted descriptors (README, "How it works": 2. group)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ def row_hashes(rows: np.ndarray, chunk: int = 65536) -> np.ndarray:
 
     def hashed(part: slice) -> None:
         words = np.zeros((part.stop - part.start, width), np.uint8)
-        words[:, :rows.shape[1]] = rows[part]
+        words[:, : rows.shape[1]] = rows[part]
         mixed = words.view(np.uint64) * odd  # wraps modulo 2**64, as a hash should
         key[part] = np.bitwise_xor.reduce(mixed ^ (mixed >> np.uint64(29)), axis=1)
 
@@ -80,7 +81,7 @@ def shifted_descriptors(images: np.ndarray, grid: int, max_shift: int, chunk: in
         boxed = (box_rows @ across) / (kh * kw)  # (m, shifts down x rows, shifts across x columns)
         for s, (dy, dx) in enumerate(offsets):
             y0, x0 = dys.index(dy) * gh, dxs.index(dx) * gw
-            d = np.ascontiguousarray(boxed[:, y0:y0 + gh, x0:x0 + gw]).reshape(m, gh * gw)
+            d = np.ascontiguousarray(boxed[:, y0 : y0 + gh, x0 : x0 + gw]).reshape(m, gh * gw)
             d -= d.mean(axis=1, keepdims=True)
             norm = np.linalg.norm(d, axis=1, keepdims=True)
             np.divide(d, np.maximum(norm, 1e-6), out=out[s, part])
@@ -123,8 +124,9 @@ def _split(node: np.ndarray, values: np.ndarray, n_nodes: int) -> tuple[np.ndarr
     return child, threshold
 
 
-def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: int, seed: int,
-                      chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+def forest_neighbours(
+    descriptors: np.ndarray, k: int, n_trees: int, leaf_size: int, seed: int, chunk: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours (i, j), i != j, under the best-shift descriptor similarity.
 
     Each tree splits the unshifted descriptors at the median of a random projection, level by level, until
@@ -143,7 +145,7 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
         base_proj = base @ directions[tree.start]
         thresholds = []
         for level in range(depth):
-            node, threshold = _split(node, base_proj[:, level], 2 ** level)
+            node, threshold = _split(node, base_proj[:, level], 2**level)
             thresholds.append(threshold)
         return node, thresholds
 
@@ -157,11 +159,11 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
             proj, at = (queries[part] @ directions[tree]).T.copy(), np.zeros(part.stop - part.start, np.int32)
             for level, threshold in enumerate(thresholds):
                 at = 2 * at + (proj[level] > threshold[at])
-            query_node[part] = at
+            query_node[part] = at  # noqa: F821 (ruff misreads a subscript store in a closure as a use)
 
         map_chunks(route, len(queries), chunk, threads=1)  # steps too small for threads to gain
         # leaf table: the members of every leaf, padded with -1
-        leaves = np.arange(2 ** depth)
+        leaves = np.arange(2**depth)
         order = _by_leaf(node, len(leaves))
         starts = np.searchsorted(node[order], leaves)
         ends = np.searchsorted(node[order], leaves, side="right")
@@ -190,13 +192,16 @@ def forest_neighbours(descriptors: np.ndarray, k: int, n_trees: int, leaf_size: 
             sim = queries[np.maximum(q, 0)] @ base[members[:, 0]].transpose(0, 2, 1)  # (blocks, QUERY_BLOCK, width)
             sim[(members < 0) | (members == (q % n)[..., None])] = -np.inf  # padding, and the image itself
             sim = sim.reshape(-1, width)
-            top = np.argpartition(-sim, keep - 1, axis=1)[:, :keep] if width > keep else \
-                np.broadcast_to(np.arange(width), (len(sim), width))
+            top = (
+                np.argpartition(-sim, keep - 1, axis=1)[:, :keep]
+                if width > keep
+                else np.broadcast_to(np.arange(width), (len(sim), width))
+            )
             q = q.ravel()
             real = np.flatnonzero(q >= 0)  # rows of real queries, not padding
             top = top[real]
-            partner[q[real], :top.shape[1]] = table[leaf[real // QUERY_BLOCK][:, None], top]  # one block each
-            score[q[real], :top.shape[1]] = np.take_along_axis(sim[real], top, 1)
+            partner[q[real], : top.shape[1]] = table[leaf[real // QUERY_BLOCK][:, None], top]  # one block each
+            score[q[real], : top.shape[1]] = np.take_along_axis(sim[real], top, 1)
 
         map_chunks(match, len(blocks), chunk // QUERY_BLOCK)
         # (image, shift * keep + rank): each image's matches over all its shifted queries
@@ -220,8 +225,7 @@ def _float_order(bits: np.ndarray) -> np.ndarray:
     return bits ^ ((bits >> 31) & 0x7FFFFFFF)
 
 
-def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int,
-                   chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """Each row's k best distinct partners (partner int (N, M), -1 for none; score float32 (N, M)), best first, ties
     by partner index: (partner, score), each (N, <= k), -1 / -inf where a row has fewer. A partner met more than once
     counts at its best score, so the k best of several trees' k best are the k best of them all. Each pair is one
@@ -245,8 +249,9 @@ def _best_distinct(partner: np.ndarray, score: np.ndarray, k: int,
     return np.where(found, best & 0xFFFFFFFF, -1), np.where(found, -bits.view(np.float32), -np.inf).astype(np.float32)
 
 
-def exhaustive_neighbours(descriptors: np.ndarray, queries: np.ndarray, k: int,
-                          chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def exhaustive_neighbours(
+    descriptors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """The k best matches of each query image among all images, by best-shift descriptor similarity, searched
     exhaustively (no forest, so no misses): (query index repeated, match index), best first per query. Each
     chunk of images keeps its own k best per query; the best of those are the answer."""
@@ -262,8 +267,11 @@ def exhaustive_neighbours(descriptors: np.ndarray, queries: np.ndarray, k: int,
             np.maximum(sim, shifted[s] @ block, out=sim)
         inside = np.flatnonzero((queries >= part.start) & (queries < part.stop))
         sim[inside, queries[inside] - part.start] = -np.inf  # never itself
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if sim.shape[1] > k else \
-            np.broadcast_to(np.arange(sim.shape[1]), sim.shape)
+        top = (
+            np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            if sim.shape[1] > k
+            else np.broadcast_to(np.arange(sim.shape[1]), sim.shape)
+        )
         return np.take_along_axis(sim, top, 1), top + part.start
 
     found_sim, found_idx = zip(*map_chunks(search, n, chunk, threads=1))  # the matrix products use every core

@@ -1,5 +1,6 @@
 """The group stage's clusters: join accepted pairs into groups whose every member stays near its representative,
 so a chain of near matches does not merge distinct images (README, "How it works": 2. group)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,9 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([find(parent, x) for x in range(n)], np.int64)
 
 
-def bounded_clusters(images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray, radius: float,
-                     max_shift: int) -> np.ndarray:
+def bounded_clusters(
+    images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray, radius: float, max_shift: int
+) -> np.ndarray:
     """Cluster id of each image, joining images along accepted pairs (a, b) at distance d.
 
     Two copies of one original can be 2 * max_shift pixels and about twice the threshold apart, so a cluster
@@ -56,11 +58,15 @@ def bounded_clusters(images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.nda
             p, q = np.triu_indices(len(nodes), 1)
             pairs.append((comp, p, q, nodes))
     if pairs:
-        gaps, _ = shift_distances(images, np.concatenate([nodes[p] for _, p, _, nodes in pairs]),
-                                  np.concatenate([nodes[q] for _, _, q, nodes in pairs]), 2 * max_shift)
+        gaps, _ = shift_distances(
+            images,
+            np.concatenate([nodes[p] for _, p, _, nodes in pairs]),
+            np.concatenate([nodes[q] for _, _, q, nodes in pairs]),
+            2 * max_shift,
+        )
         start = 0
         for comp, p, q, _ in pairs:
-            table[comp][p, q] = table[comp][q, p] = gaps[start:start + len(p)]
+            table[comp][p, q] = table[comp][q, p] = gaps[start : start + len(p)]
             start += len(p)
 
     def gap(comp: int, joining: list[int], big: int) -> float:

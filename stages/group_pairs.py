@@ -3,6 +3,7 @@
 shift_distances gives the shape distance, noise_z whether what is left after fitting brightness and contrast
 looks like a copy's white noise. Both work on uint8 images (N, H, W, C) in chunks: no N x N array is built.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,8 +53,14 @@ def normal_cdf(x: np.ndarray) -> np.ndarray:
     # Abramowitz & Stegun 7.1.26 (error below 1.5e-7): numpy has no erf and scipy is not a dependency.
     z = np.abs(x) * np.float32(1 / np.sqrt(2.0))
     t = 1 / (1 + np.float32(0.3275911) * z)
-    poly = ((((np.float32(1.061405429) * t - np.float32(1.453152027)) * t + np.float32(1.421413741)) * t
-             - np.float32(0.284496736)) * t + np.float32(0.254829592)) * t
+    poly = (
+        (
+            ((np.float32(1.061405429) * t - np.float32(1.453152027)) * t + np.float32(1.421413741)) * t
+            - np.float32(0.284496736)
+        )
+        * t
+        + np.float32(0.254829592)
+    ) * t
     return 0.5 + np.copysign(0.5 - 0.5 * poly * np.exp(-z * z), x)
 
 
@@ -83,14 +90,15 @@ def _robust_sigma(r: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(sigma), sigma, 0.0).astype(np.float32)
 
 
-def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int,
-                    chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def shift_distances(
+    images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """Pearson distance sqrt(2 - 2 r) between images i and j, minimised over shifts: (distance, shift index).
     r is computed over the overlap only, so it ignores brightness and contrast; flat overlaps give r = 0.
     Each channel is centred on its own mean: otherwise the fixed offsets between the channels of colour
     images (a blue sky) would correlate every pair of images and squeeze all distances together."""
     involved, local = np.unique(np.r_[i, j], return_inverse=True)
-    i, j = local[:len(i)], local[len(i):]
+    i, j = local[: len(i)], local[len(i) :]
     n_img, h, w, c = len(involved), *images.shape[1:]
     offsets = shifts(max_shift)
     mean = np.zeros((n_img, 1, 1, c), np.float32)  # each involved image's channel means
@@ -102,12 +110,13 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
     # per image and offset: sums per channel and sum of squares over the part of the image that takes part, read
     # off summed-area tables at the overlaps' corners, made a chunk of images at a time (float copies of them all
     # would be large). corners[o][side]: the overlap's (top, bottom, left, right) positions among ys and xs.
-    spans = [[(r[0].indices(h)[:2], r[1].indices(w)[:2]) for r in overlap_regions(h, w, dy, dx)]
-             for dy, dx in offsets]
+    spans = [[(r[0].indices(h)[:2], r[1].indices(w)[:2]) for r in overlap_regions(h, w, dy, dx)] for dy, dx in offsets]
     ys = np.unique([y for o in spans for (y_span, _) in o for y in y_span])
     xs = np.unique([x for o in spans for (_, x_span) in o for x in x_span])
-    corners = [[tuple(np.searchsorted(ys, y_span).tolist() + np.searchsorted(xs, x_span).tolist())
-                for y_span, x_span in o] for o in spans]
+    corners = [
+        [tuple(np.searchsorted(ys, y_span).tolist() + np.searchsorted(xs, x_span).tolist()) for y_span, x_span in o]
+        for o in spans
+    ]
     area = np.array([(y1 - y0) * (x1 - x0) for ((y0, y1), (x0, x1)), _ in spans], np.int64)
     sums = np.zeros((2, len(offsets), n_img, c))  # [image a's side / image b's side, offset, image, channel]
     squares = np.zeros((2, len(offsets), n_img))
@@ -116,7 +125,7 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
         x = images[involved[part]].astype(np.float32)
         mean[part] = x.mean(axis=(1, 2), keepdims=True)
         centred_part = (x - mean[part]).astype(np.float64)
-        t1, t2 = corner_sums(centred_part, ys, xs), corner_sums(centred_part ** 2, ys, xs).sum(axis=3)
+        t1, t2 = corner_sums(centred_part, ys, xs), corner_sums(centred_part**2, ys, xs).sum(axis=3)
         for o, sides in enumerate(corners):
             for side, (a0, a1, b0, b1) in enumerate(sides):
                 sums[side, o, part] = t1[:, a1, b1] - t1[:, a0, b1] - t1[:, a1, b0] + t1[:, a0, b0]
@@ -150,8 +159,9 @@ def shift_distances(images: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift:
     return best, arg
 
 
-def _noise_z_one_way(p: np.ndarray, q: np.ndarray, shape: tuple[int, ...],
-                     iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def _noise_z_one_way(
+    p: np.ndarray, q: np.ndarray, shape: tuple[int, ...], iterations: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """Model q = clip(a p + b + white noise, 0, 255) (rows are pairs, float32); return the residual's local
     excess and the noise level sigma (grey levels). Least squares on unclipped pixels starts it; Gauss-Newton
     on the clipped model finishes it, so saturated pixels (brightness pushed past 0 or 255) neither bias a
@@ -186,8 +196,9 @@ def _noise_z_one_way(p: np.ndarray, q: np.ndarray, shape: tuple[int, ...],
     return local_excess((q - mean).reshape((len(p),) + shape), sigma), sigma
 
 
-def noise_z(images: np.ndarray, i: np.ndarray, j: np.ndarray, shift_index: np.ndarray, max_shift: int,
-            chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def noise_z(
+    images: np.ndarray, i: np.ndarray, j: np.ndarray, shift_index: np.ndarray, max_shift: int, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """How unlike a copy's white noise the difference between images i and j is, at their best shift.
     Brightness and contrast are fitted both ways, column 0 taking image i as the original and column 1
     image j; a copy fits well one way (original -> copy), the other way its noise sits in the regressor.
@@ -198,7 +209,7 @@ def noise_z(images: np.ndarray, i: np.ndarray, j: np.ndarray, shift_index: np.nd
     z, sigma = np.zeros((len(i), 2)), np.zeros((len(i), 2))
     offsets = shifts(max_shift)
     by_shift = [np.flatnonzero(shift_index == o) for o in range(len(offsets))]
-    tasks = [(o, sel[s0:s0 + chunk]) for o, sel in enumerate(by_shift) for s0 in range(0, len(sel), chunk)]
+    tasks = [(o, sel[s0 : s0 + chunk]) for o, sel in enumerate(by_shift) for s0 in range(0, len(sel), chunk)]
 
     def explain(task: slice) -> None:
         for o, part in tasks[task]:

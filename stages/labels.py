@@ -1,5 +1,6 @@
 """What the labels say, shared by the stages: how many classes there are, a label's name, which samples carry none
 (UNLABELLED), and which twin groups disagree on their label (the open questions no member trains on)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -14,6 +14,7 @@
 Figures are built as matplotlib Figure objects without pyplot, so no backend (let alone a GUI) is ever chosen:
 savefig renders PNG with Agg. draw() returns every file's contents; pipeline/steps.py writes them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -68,6 +69,7 @@ class ReportParams:
 
 # ---- the montage of flagged samples -------------------------------------------------------------------------------
 
+
 class Tile(NamedTuple):
     index: int  # the sample shown
     row: int  # position on its page
@@ -88,15 +90,16 @@ def montage_runs(flagged: np.ndarray, group: np.ndarray, max_twins: int) -> list
         if g in seen:
             continue
         seen.add(g)
-        members = order[np.searchsorted(sorted_group, g): np.searchsorted(sorted_group, g, side="right")]
+        members = order[np.searchsorted(sorted_group, g) : np.searchsorted(sorted_group, g, side="right")]
         twins = members[~flagged[members]]
         shown = members[flagged[members]].tolist() + twins[:max_twins].tolist()
         runs.append(([int(m) for m in shown], max(0, len(twins) - max_twins)))
     return runs
 
 
-def layout_pages(runs: list[tuple[list[int], int]], flagged: np.ndarray, columns: int,
-                 tiles_per_page: int) -> list[list[Tile]]:
+def layout_pages(
+    runs: list[tuple[list[int], int]], flagged: np.ndarray, columns: int, tiles_per_page: int
+) -> list[list[Tile]]:
     """Place the runs row by row on pages of at most tiles_per_page tiles.
 
     A group starts a new row rather than break across two, and a new page rather than break across two, whenever
@@ -155,8 +158,16 @@ def message_figure(text: str, title: str):
     return fig
 
 
-def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray, tiles: list[Tile],
-                   columns: int, title: str, class_names: list[str] | None = None, paths: list[str] | None = None):
+def montage_figure(
+    images: np.ndarray,
+    given: np.ndarray,
+    suggested: np.ndarray,
+    tiles: list[Tile],
+    columns: int,
+    title: str,
+    class_names: list[str] | None = None,
+    paths: list[str] | None = None,
+):
     """One page of the montage: tiles on a grid, each group's tiles on a grey band, flagged ones framed in red."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -174,19 +185,31 @@ def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray,
     for run in sorted({(t.run, t.row) for t in tiles}):
         cols = [t.col for t in tiles if (t.run, t.row) == run]
         x0, y0 = cell(run[1], min(cols))
-        fig.add_artist(Rectangle((x0 + 0.03 / width, y0 + 0.03 / height),
-                                 ((max(cols) - min(cols) + 1) * tile_w - 0.06) / width, (tile_h - 0.06) / height,
-                                 transform=fig.transFigure, color=BAND_COLOUR, zorder=0))
+        fig.add_artist(
+            Rectangle(
+                (x0 + 0.03 / width, y0 + 0.03 / height),
+                ((max(cols) - min(cols) + 1) * tile_w - 0.06) / width,
+                (tile_h - 0.06) / height,
+                transform=fig.transFigure,
+                color=BAND_COLOUR,
+                zorder=0,
+            )
+        )
     image_w, image_h = 0.8, 0.8  # inches, centred in the cell's width, captioned above
     for t in tiles:
         x0, y0 = cell(t.row, t.col)
-        ax = fig.add_axes(((x0 + (tile_w - image_w) / 2 / width), y0 + 0.2 / height, image_w / width,
-                           image_h / height))
+        ax = fig.add_axes(((x0 + (tile_w - image_w) / 2 / width), y0 + 0.2 / height, image_w / width, image_h / height))
         _show(ax, images[t.index])
         colour = FLAG_COLOUR if t.flagged else "black"
-        ax.set_title(f"{tile_name(t.index, paths)}\n{label_name(given[t.index], class_names, 9)} \u2192 "
-                     f"{label_name(suggested[t.index], class_names, 9)}", fontsize=7, color=colour,
-                     fontweight="bold" if t.flagged else "normal", pad=2, linespacing=1.1)
+        ax.set_title(
+            f"{tile_name(t.index, paths)}\n{label_name(given[t.index], class_names, 9)} \u2192 "
+            f"{label_name(suggested[t.index], class_names, 9)}",
+            fontsize=7,
+            color=colour,
+            fontweight="bold" if t.flagged else "normal",
+            pad=2,
+            linespacing=1.1,
+        )
         for spine in ax.spines.values():
             spine.set_color(FLAG_COLOUR if t.flagged else TWIN_COLOUR)
             spine.set_linewidth(3 if t.flagged else 1)
@@ -195,34 +218,51 @@ def montage_figure(images: np.ndarray, given: np.ndarray, suggested: np.ndarray,
     return fig
 
 
-def strangers_figure(images: np.ndarray, given: np.ndarray, decisions: Decisions, columns: int, most: int,
-                     class_names: list[str] | None = None):
+def strangers_figure(
+    images: np.ndarray,
+    given: np.ndarray,
+    decisions: Decisions,
+    columns: int,
+    most: int,
+    class_names: list[str] | None = None,
+):
     """The outliers, strangest first, then the odd images: each captioned with its index, given label and outlier
     score (or what is broken about it). None when there are neither."""
     from matplotlib.figure import Figure
 
     outliers = np.flatnonzero(decisions.outlier)
-    shown = (outliers[np.argsort(-decisions.outlier_score[outliers], kind="stable")].tolist()
-             + np.flatnonzero(decisions.odd != "").tolist())[:most]
+    shown = (
+        outliers[np.argsort(-decisions.outlier_score[outliers], kind="stable")].tolist()
+        + np.flatnonzero(decisions.odd != "").tolist()
+    )[:most]
     if not shown:
         return None
     columns = min(columns, len(shown))
     rows = math.ceil(len(shown) / columns)
     fig = Figure(figsize=(columns * TILE_INCHES[0], rows * TILE_INCHES[1] + HEADER_INCHES))
-    fig.suptitle(f"{len(outliers)} outliers (belong to no class), {int((decisions.odd != '').sum())} odd images"
-                 + (f"; the first {most}" if len(shown) == most else ""), fontsize=10)
+    fig.suptitle(
+        f"{len(outliers)} outliers (belong to no class), {int((decisions.odd != '').sum())} odd images"
+        + (f"; the first {most}" if len(shown) == most else ""),
+        fontsize=10,
+    )
     for k, index in enumerate(shown):
         ax = fig.add_subplot(rows, columns, k + 1)
         _show(ax, images[index])
         note = decisions.odd[index] or f"score {decisions.outlier_score[index]:.2f}"
-        ax.set_title(f"#{index} {label_name(given[index], class_names)}\n{note}", fontsize=8, pad=2,
-                     color=OUTLIER_COLOUR)
+        ax.set_title(
+            f"#{index} {label_name(given[index], class_names)}\n{note}", fontsize=8, pad=2, color=OUTLIER_COLOUR
+        )
     fig.subplots_adjust(top=1 - HEADER_INCHES / fig.get_figheight(), hspace=0.6)
     return fig
 
 
-def map_figure(class_sim: np.ndarray, group: np.ndarray, decisions: Decisions, labels: np.ndarray | None = None,
-               class_names: list[str] | None = None):
+def map_figure(
+    class_sim: np.ndarray,
+    group: np.ndarray,
+    decisions: Decisions,
+    labels: np.ndarray | None = None,
+    class_names: list[str] | None = None,
+):
     """Every scored sample on a 2-D map drawn from the members' features: the first two principal components of
     class_sim float (N, K), its features' mean similarity to each class's (train.feature_evidence, averaged over the
     members that scored it; rows of nan where unscored). Wrong labels, samples with twins, outliers and odd images
@@ -240,21 +280,42 @@ def map_figure(class_sim: np.ndarray, group: np.ndarray, decisions: Decisions, l
     xy = x @ axes[:2].T
     twins = np.bincount(group)[group[scored]] > 1
     classes = np.unique(labels[scored]) if labels is not None else np.zeros(0, int)
-    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8",
-               "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79", "#637939", "#8c6d31",
-               "#843c39", "#7b4173"]  # no red or orange: those mark flags
+    palette = [
+        "#1f77b4",
+        "#2ca02c",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#17becf",
+        "#bcbd22",
+        "#7f7f7f",
+        "#aec7e8",
+        "#98df8a",
+        "#c5b0d5",
+        "#c49c94",
+        "#f7b6d2",
+        "#9edae5",
+        "#dbdb8d",
+        "#393b79",
+        "#637939",
+        "#8c6d31",
+        "#843c39",
+        "#7b4173",
+    ]  # no red or orange: those mark flags
     if 0 < len(classes) <= len(palette):
         for k, c in enumerate(classes):
             mine = labels[scored] == c
-            ax.scatter(xy[mine, 0], xy[mine, 1], s=6, c=palette[k], alpha=0.6,
-                       label=f"given {label_name(c, class_names)}")
+            ax.scatter(
+                xy[mine, 0], xy[mine, 1], s=6, c=palette[k], alpha=0.6, label=f"given {label_name(c, class_names)}"
+            )
     else:
         ax.scatter(xy[:, 0], xy[:, 1], s=6, c="#c8c8c8", label="sample")
     marks = [
-             (decisions.flagged[scored], dict(s=30, c=FLAG_COLOUR, marker="x", label="wrong label")),
-             (twins, dict(s=70, facecolors="none", edgecolors="black", linewidths=0.6, label="has a twin")),
-             (decisions.outlier[scored], dict(s=30, c=OUTLIER_COLOUR, marker="^", label="outlier")),
-             (decisions.odd[scored] != "", dict(s=30, c="black", marker="s", label="odd image"))]
+        (decisions.flagged[scored], dict(s=30, c=FLAG_COLOUR, marker="x", label="wrong label")),
+        (twins, dict(s=70, facecolors="none", edgecolors="black", linewidths=0.6, label="has a twin")),
+        (decisions.outlier[scored], dict(s=30, c=OUTLIER_COLOUR, marker="^", label="outlier")),
+        (decisions.odd[scored] != "", dict(s=30, c="black", marker="s", label="odd image")),
+    ]
     for chosen, style in marks:
         if chosen.any():
             ax.scatter(xy[chosen, 0], xy[chosen, 1], **style)
@@ -264,15 +325,17 @@ def map_figure(class_sim: np.ndarray, group: np.ndarray, decisions: Decisions, l
     ax.set_ylabel("second component")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, markerscale=1.5, frameon=False)
     fig.subplots_adjust(right=0.72)
-    ax.set_title("The samples in the members' feature space (first two principal components of\n"
-                 "their similarity to each class)", fontsize=10)
+    ax.set_title(
+        "The samples in the members' feature space (first two principal components of\ntheir similarity to each class)",
+        fontsize=10,
+    )
     return fig
 
 
 def label_name(label: int, class_names: list[str] | None, width: int = 12) -> str:
     """A label as its class name where the data name their classes, cut to `width` characters for a caption."""
     name = class_name(label, class_names)
-    return name if len(name) <= width else name[:width - 1] + "\u2026"
+    return name if len(name) <= width else name[: width - 1] + "\u2026"
 
 
 def tile_name(index: int, paths: list[str] | None) -> str:
@@ -285,14 +348,18 @@ def tile_name(index: int, paths: list[str] | None) -> str:
 
 def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str:
     pages = f" (page {page} of {n_pages})" if n_pages > 1 else ""
-    return (f"{n_flagged} flagged sample{'s' * (n_flagged != 1)} in {n_groups} group{'s' * (n_groups != 1)}, "
-            f"beside their twins{pages}\ncaption: file (or #index), given \u2192 suggested label; red frame: flagged")
+    return (
+        f"{n_flagged} flagged sample{'s' * (n_flagged != 1)} in {n_groups} group{'s' * (n_groups != 1)}, "
+        f"beside their twins{pages}\ncaption: file (or #index), given \u2192 suggested label; red frame: flagged"
+    )
 
 
 # ---- scores, confusion, loss --------------------------------------------------------------------------------------
 
-def scores_figure(calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray, threshold: float,
-                  temperature: float | None = None):
+
+def scores_figure(
+    calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray, threshold: float, temperature: float | None = None
+):
     """Histogram of the calibrated probability of the given label on log axes, stacked by kind of sample:
     singletons and agreeing twin groups (the threshold applies to both) and conflicting groups (decided by the
     twin rule, so the threshold does not apply)."""
@@ -303,8 +370,11 @@ def scores_figure(calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray,
         return message_figure("no sample was scored", "Calibrated probability of the given label")
     size = np.bincount(group)[group]
     conflicted = np.isin(group, np.unique(group[reason == "twin"]))
-    kinds = [("singletons", size == 1), ("twin groups, labels agree", (size > 1) & ~conflicted),
-             ("conflicting twin groups (twin rule)", conflicted)]
+    kinds = [
+        ("singletons", size == 1),
+        ("twin groups, labels agree", (size > 1) & ~conflicted),
+        ("conflicting twin groups (twin rule)", conflicted),
+    ]
     positive = calibrated[scored & (calibrated > 0)]
     floor = max(1e-16, float(positive.min()) if positive.size else 1e-16)
     low = math.floor(math.log10(min(floor, threshold if threshold > 0 else 1.0)))
@@ -313,24 +383,39 @@ def scores_figure(calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray,
 
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
-    ax.hist([values[scored & mask] for _, mask in kinds], bins=bins, stacked=True, log=True,
-            color=["#1f77b4", "#ff7f0e", "#9467bd"],
-            label=[f"{name} ({int((scored & mask).sum())})" for name, mask in kinds])
+    ax.hist(
+        [values[scored & mask] for _, mask in kinds],
+        bins=bins,
+        stacked=True,
+        log=True,
+        color=["#1f77b4", "#ff7f0e", "#9467bd"],
+        label=[f"{name} ({int((scored & mask).sum())})" for name, mask in kinds],
+    )
     if threshold > 0:
-        ax.axvline(threshold, color=FLAG_COLOUR, linestyle="--", linewidth=1.5,
-                   label=f"threshold {threshold:.2g}: below it (and outvoted) is flagged")
+        ax.axvline(
+            threshold,
+            color=FLAG_COLOUR,
+            linestyle="--",
+            linewidth=1.5,
+            label=f"threshold {threshold:.2g}: below it (and outvoted) is flagged",
+        )
     else:
         ax.plot([], [], " ", label="threshold 0: nothing is flagged on evidence alone")
     ax.set_xscale("log")
     ax.set_xlim(bins[0], 1.0)
-    ax.set_xlabel("calibrated probability of the given label" + (" (values below shown at the left edge)"
-                                                                 if floor < bins[0] * 10 ** 0.25 else ""))
+    ax.set_xlabel(
+        "calibrated probability of the given label"
+        + (" (values below shown at the left edge)" if floor < bins[0] * 10**0.25 else "")
+    )
     ax.set_ylabel("samples")
     _plain_log_ticks(ax.yaxis, minor=False)
     unscored = int((~scored).sum())
-    ax.set_title(f"Calibrated scores of {int(scored.sum())} samples"
-                 + (f" (temperature {temperature:.3g})" if temperature is not None else "")
-                 + (f"; {unscored} never scored" if unscored else ""), fontsize=11)
+    ax.set_title(
+        f"Calibrated scores of {int(scored.sum())} samples"
+        + (f" (temperature {temperature:.3g})" if temperature is not None else "")
+        + (f"; {unscored} never scored" if unscored else ""),
+        fontsize=11,
+    )
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
@@ -357,17 +442,27 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str] | None = None):
         for (i, j), count in np.ndenumerate(matrix):
             if count:
                 off = i != j
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=8 if k > 10 else 9,
-                        color=FLAG_COLOUR if off else ("white" if count > matrix.max() ** 0.6 else "black"),
-                        fontweight="bold" if off else "normal")
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=8 if k > 10 else 9,
+                    color=FLAG_COLOUR if off else ("white" if count > matrix.max() ** 0.6 else "black"),
+                    fontweight="bold" if off else "normal",
+                )
     ticks = np.arange(k) if k <= MAX_ANNOTATED_CLASSES else np.arange(0, k, max(1, k // 20))
     ax.set_xticks(ticks, [label_name(t, class_names) for t in ticks], rotation=90 if class_names else 0)
     ax.set_yticks(ticks, [label_name(t, class_names) for t in ticks])
     ax.set_xlabel("suggested label")
     ax.set_ylabel("given label")
     total, differ = int(matrix.sum()), int(matrix.sum() - np.trace(matrix))
-    ax.set_title(f"Given label against the label the evidence favours, all {total} samples: they differ on "
-                 f"{differ}\n(the members' disagreement, not the flags: only strong evidence flags)", fontsize=10)
+    ax.set_title(
+        f"Given label against the label the evidence favours, all {total} samples: they differ on "
+        f"{differ}\n(the members' disagreement, not the flags: only strong evidence flags)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -381,8 +476,9 @@ def confusion_csv(given: np.ndarray, suggested: np.ndarray, class_names: list[st
     return table.getvalue()
 
 
-def class_csv(given: np.ndarray, flagged: np.ndarray, wrong_by_class: np.ndarray,
-              class_names: list[str] | None = None) -> str:
+def class_csv(
+    given: np.ndarray, flagged: np.ndarray, wrong_by_class: np.ndarray, class_names: list[str] | None = None
+) -> str:
     """One row per given class: class, samples, flagged, estimated_wrong (empty where not estimated)."""
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
@@ -390,8 +486,14 @@ def class_csv(given: np.ndarray, flagged: np.ndarray, wrong_by_class: np.ndarray
     n_classes = max(int(given.max()) + 1 if len(given) else 0, len(class_names or []))
     for c in range(n_classes):
         name = class_name(c, class_names)
-        writer.writerow([name, int((given == c).sum()), int((flagged & (given == c)).sum()),
-                         round(float(wrong_by_class[c]), 1) if c < len(wrong_by_class) else ""])
+        writer.writerow(
+            [
+                name,
+                int((given == c).sum()),
+                int((flagged & (given == c)).sum()),
+                round(float(wrong_by_class[c]), 1) if c < len(wrong_by_class) else "",
+            ]
+        )
     return table.getvalue()
 
 
@@ -431,14 +533,16 @@ def loss_figure(loss_curves: np.ndarray, member_seconds: np.ndarray | None = Non
     timing = ""
     if member_seconds is not None and len(member_seconds):
         timing = f", {np.median(member_seconds):.3g} s each (median)"
-    ax.set_title(f"Training loss of {len(loss_curves)} ensemble member{'s' * (len(loss_curves) != 1)}{timing}",
-                 fontsize=11)
+    ax.set_title(
+        f"Training loss of {len(loss_curves)} ensemble member{'s' * (len(loss_curves) != 1)}{timing}", fontsize=11
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 # ---- file edges ---------------------------------------------------------------------------------------------------
+
 
 def png_bytes(fig, dpi: int) -> bytes:
     buffer = io.BytesIO()
@@ -451,8 +555,9 @@ def page_name(page: int) -> str:
     return "flagged.png" if page == 1 else f"flagged-{page}.png"
 
 
-def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisions,
-         params: ReportParams) -> dict[str, bytes | str]:
+def draw(
+    data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisions, params: ReportParams
+) -> dict[str, bytes | str]:
     """Every figure (PNG bytes) and table (CSV text) of the report, by file name."""
     images, names, group, given = data.images, data.class_names, groups.group, data.labels
     flagged, suggested = decisions.flagged, decisions.suggested
@@ -461,21 +566,26 @@ def draw(data: Dataset, groups: GroupResult, oob: TrainResult, decisions: Decisi
     pages = layout_pages(runs, flagged, params.columns, params.tiles_per_page)
     for number, tiles in enumerate(pages, start=1):
         title = montage_title(int(flagged.sum()), len(runs), number, len(pages))
-        files[page_name(number)] = png_bytes(montage_figure(images, given, suggested, tiles, params.columns, title,
-                                                            names, data.paths), params.dpi)
+        files[page_name(number)] = png_bytes(
+            montage_figure(images, given, suggested, tiles, params.columns, title, names, data.paths), params.dpi
+        )
     if not pages:
         files[page_name(1)] = png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi)
-    files["scores.png"] = png_bytes(scores_figure(decisions.calibrated, group, decisions.reason,
-                                                  decisions.threshold, decisions.temperature), params.dpi)
+    files["scores.png"] = png_bytes(
+        scores_figure(decisions.calibrated, group, decisions.reason, decisions.threshold, decisions.temperature),
+        params.dpi,
+    )
     labelled = given != UNLABELLED  # the confusion is of given labels: unlabelled samples have none
     n_classes = max(int(max(given.max(), suggested.max())) + 1, len(names or []))
-    files["confusion.png"] = png_bytes(confusion_figure(confusion_matrix(given[labelled], suggested[labelled],
-                                                                         n_classes), names), params.dpi)
+    files["confusion.png"] = png_bytes(
+        confusion_figure(confusion_matrix(given[labelled], suggested[labelled], n_classes), names), params.dpi
+    )
     files["confusion.csv"] = confusion_csv(given[labelled], suggested[labelled], names)
     files["classes.csv"] = class_csv(given, flagged, decisions.wrong_by_class, names)
     strangers = strangers_figure(images, given, decisions, params.columns, params.tiles_per_page, names)
-    files["outliers.png"] = png_bytes(strangers if strangers is not None else
-                                      message_figure("no outliers and no odd images", "Outliers"), params.dpi)
+    files["outliers.png"] = png_bytes(
+        strangers if strangers is not None else message_figure("no outliers and no odd images", "Outliers"), params.dpi
+    )
     files["map.png"] = png_bytes(map_figure(oob.class_sim, group, decisions, given, names), params.dpi)
     files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
     files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)

@@ -8,6 +8,7 @@ card a person accepts the suggestion, keeps the label, relabels it as another cl
 choices download as a CSV (a static page cannot write files) that `twins export --choices` applies.
 Nothing here needs the report's plotting library: images are encoded as PNG by png_bytes below.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,8 +41,12 @@ def png_bytes(image: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 def data_uri(image: np.ndarray) -> str:
@@ -71,38 +76,61 @@ def review_page(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_c
         twins = [j for j in members[int(group[i])] if j != i][:MAX_TWINS]
         path = data.paths[i] if data.paths else ""
         confidence = decisions.confidence[i]
-        reason = {"twin": "its twins' evidence favours another label",
-                  "evidence": "every member that scored it predicted another class",
-                  "outlier": "unlike every class", "odd": f"broken image ({decisions.odd[i]})"}[kind]
+        reason = {
+            "twin": "its twins' evidence favours another label",
+            "evidence": "every member that scored it predicted another class",
+            "outlier": "unlike every class",
+            "odd": f"broken image ({decisions.odd[i]})",
+        }[kind]
         figures = "".join(
             f'<figure class="twin"><img src="{data_uri(data.images[j])}" alt="twin {j}">'
-            f'<figcaption>#{j} {html.escape(class_name(data.labels[j], data.class_names))}</figcaption></figure>'
-            for j in twins)
-        options = "".join(f'<option value="{html.escape(n)}"{" selected" if n == suggested else ""}>'
-                          f'{html.escape(n)}</option>' for n in names)
+            f"<figcaption>#{j} {html.escape(class_name(data.labels[j], data.class_names))}</figcaption></figure>"
+            for j in twins
+        )
+        options = "".join(
+            f'<option value="{html.escape(n)}"{" selected" if n == suggested else ""}>{html.escape(n)}</option>'
+            for n in names
+        )
         buttons = "".join(
             f'<label><input type="radio" name="choice-{i}" value="{choice}"'
-            f'{" disabled" if choice == "accept" and apart else ""}> {choice}</label>' for choice in CHOICES)
+            f"{' disabled' if choice == 'accept' and apart else ''}> {choice}</label>"
+            for choice in CHOICES
+        )
         cards.append(f'''
 <article class="card" id="card-{i}" data-index="{i}" data-kind="{kind}" data-given="{given}"
  data-suggested="{html.escape(suggested)}" data-path="{html.escape(path)}">
  <div class="pictures"><figure><img src="{data_uri(data.images[i])}" alt="sample {i}">
  <figcaption>#{i}</figcaption></figure>{figures}</div>
- <p class="labels"><span class="given">{given}</span>{" &rarr; <b class='suggested'>"
-    + html.escape(suggested) + "</b>" if suggested else ""}</p>
- <p class="why"><span class="kind {kind}">{KINDS[kind]}</span> {reason}{"" if np.isnan(confidence) or apart
-    else f", confidence {confidence:.3f}"}</p>
+ <p class="labels"><span class="given">{given}</span>{
+            " &rarr; <b class='suggested'>" + html.escape(suggested) + "</b>" if suggested else ""
+        }</p>
+ <p class="why"><span class="kind {kind}">{KINDS[kind]}</span> {reason}{
+            "" if np.isnan(confidence) or apart else f", confidence {confidence:.3f}"
+        }</p>
  {f'<p class="path">{html.escape(path)}</p>' if path else ""}
  <form class="choice">{buttons} <select name="new_label" aria-label="new label">{options}</select></form>
 </article>''')
-    more = (f"<p class='more'>{len(order) - len(shown)} more issues are listed in issues.csv only.</p>"
-            if len(order) > len(shown) else "")
-    kind_boxes = "".join(f'<label><input type="checkbox" class="kind-filter" value="{k}" checked> {v} '
-                         f'({sum(card_kind(decisions, i) == k for i in shown)})</label>' for k, v in KINDS.items())
+    more = (
+        f"<p class='more'>{len(order) - len(shown)} more issues are listed in issues.csv only.</p>"
+        if len(order) > len(shown)
+        else ""
+    )
+    kind_boxes = "".join(
+        f'<label><input type="checkbox" class="kind-filter" value="{k}" checked> {v} '
+        f"({sum(card_kind(decisions, i) == k for i in shown)})</label>"
+        for k, v in KINDS.items()
+    )
     class_options = "".join(f'<option value="{html.escape(n)}">{html.escape(n)}</option>' for n in names)
     meta = json.dumps({"header": CHOICES_HEADER})
-    return PAGE.format(n=len(data.labels), issues=len(order), cards="".join(cards) or "<p>Nothing to review.</p>",
-                       more=more, kinds=kind_boxes, classes=class_options, meta=meta)
+    return PAGE.format(
+        n=len(data.labels),
+        issues=len(order),
+        cards="".join(cards) or "<p>Nothing to review.</p>",
+        more=more,
+        kinds=kind_boxes,
+        classes=class_options,
+        meta=meta,
+    )
 
 
 PAGE = """<!DOCTYPE html>

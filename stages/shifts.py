@@ -1,5 +1,6 @@
 """Where two images overlap when one is moved by a few pixels: shared by the group stage's pair checks and the train
 stage's nearest neighbours, so that neither stage depends on the other's code."""
+
 from __future__ import annotations
 
 

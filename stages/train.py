@@ -5,6 +5,7 @@ Members come in rounds. Each round splits the groups into folds at random (whole
 are always on the same side); each member trains on all folds but one and scores the one it left out. Groups whose
 members disagree on the label never train anyone (unless they are the rule: trains_through_conflicts), so every
 member scores them. Nearest neighbours give evidence before any member trains (nearest_neighbour_probs)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,8 @@ import numpy as np
 from stages.artifact import Artifact, Field, check_arrays
 from stages.budget import Budget, StepClock
 from stages.cores import usable_cores
-from stages.shifts import overlap_regions
 from stages.labels import UNLABELLED, class_count, open_questions
+from stages.shifts import overlap_regions
 
 MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # stages/train_models.py builds each
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask")  # joblib's, and dask's through joblib
@@ -156,11 +157,21 @@ class TrainResult(Artifact):
     member_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 (M,)
 
     STAGE = "train"
-    FIELDS = {"prob": Field("f", 2, True), "n_scored": Field("iu", 1, True), "votes": Field("iu", 2, True),
-              "strangeness": Field("f", 1, True), "class_sim": Field("f", 2, True), "nn_prob": Field("f", 2, True),
-              "nn_scored": Field("b", 1, True), "open_question": Field("b", 1, True),
-              "through_conflicts": Field("b", 0), "similar_groups": Field("i", 2),
-              "pixel_strangeness": Field("f", 1), "loss_curves": Field("f", 2), "member_steps": Field("iu", 1)}
+    FIELDS = {
+        "prob": Field("f", 2, True),
+        "n_scored": Field("iu", 1, True),
+        "votes": Field("iu", 2, True),
+        "strangeness": Field("f", 1, True),
+        "class_sim": Field("f", 2, True),
+        "nn_prob": Field("f", 2, True),
+        "nn_scored": Field("b", 1, True),
+        "open_question": Field("b", 1, True),
+        "through_conflicts": Field("b", 0),
+        "similar_groups": Field("i", 2),
+        "pixel_strangeness": Field("f", 1),
+        "loss_curves": Field("f", 2),
+        "member_steps": Field("iu", 1),
+    }
 
     @property
     def scored(self) -> np.ndarray:
@@ -168,11 +179,15 @@ class TrainResult(Artifact):
         return self.n_scored > 0
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> "TrainResult":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str, n: int | None = None) -> TrainResult:
         check_arrays(arrays, cls.FIELDS, source, cls.STAGE, n)
-        return cls(**{name: arrays[name] for name in cls.FIELDS}
-                   | {"through_conflicts": bool(arrays["through_conflicts"]),
-                      "member_seconds": np.full(len(arrays["member_steps"]), np.nan)})
+        return cls(
+            **{name: arrays[name] for name in cls.FIELDS}
+            | {
+                "through_conflicts": bool(arrays["through_conflicts"]),
+                "member_seconds": np.full(len(arrays["member_steps"]), np.nan),
+            }
+        )
 
 
 def known_device(name: str) -> bool:
@@ -180,16 +195,18 @@ def known_device(name: str) -> bool:
     return name in DEVICES or re.fullmatch(r"cuda:\d+", name) is not None
 
 
-def trains_through_conflicts(group: np.ndarray, labels: np.ndarray, params: TrainParams,
-                             keep_out: np.ndarray | None = None) -> bool:
+def trains_through_conflicts(
+    group: np.ndarray, labels: np.ndarray, params: TrainParams, keep_out: np.ndarray | None = None
+) -> bool:
     """Do the open questions hold more than params.conflict_share of the labelled samples? Then members train on them
     too (README, "How it works": when every image has evil twins, the rest is too little to learn from)."""
     labelled = labels != UNLABELLED
     return bool(open_questions(group, labels, keep_out)[labelled].mean() > params.conflict_share)
 
 
-def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams,
-                 keep_out: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def plan_members(
+    group: np.ndarray, labels: np.ndarray, params: TrainParams, keep_out: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train indices, scored indices) for every member, in the order they are trained. Whole groups go to one side
     of each split. Usually the open questions (labels.open_questions) train nobody and every member scores them;
     when they are the rule (trains_through_conflicts), every group is split alike and trains with each copy's own
@@ -209,8 +226,9 @@ def plan_members(group: np.ndarray, labels: np.ndarray, params: TrainParams,
         parts = np.array_split(rng.permutation(clean_groups), params.folds)
         for held_out in parts:
             held = np.isin(group, held_out)
-            train = np.flatnonzero(~held & ~in_question[group] & ~unlabelled
-                                   & ~(False if keep_out is None else keep_out))
+            train = np.flatnonzero(
+                ~held & ~in_question[group] & ~unlabelled & ~(False if keep_out is None else keep_out)
+            )
             scored = np.union1d(np.flatnonzero(held), open_idx)
             if train.size == 0 or len(np.unique(labels[train])) < 2 or scored.size == 0:
                 continue  # too few groups to learn from (it could only guess), or nothing left to score
@@ -238,8 +256,11 @@ def shifted_references(images: np.ndarray, max_shift: int) -> list[np.ndarray]:
     """The images standardised and moved by every shift of up to max_shift pixels: float32 (N, H*W*C) per shift,
     computed once for best_correlation to compare many queries with."""
     x = standardized_pixels(images)
-    return [shifted(x, dy, dx).reshape(len(x), -1)
-            for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    return [
+        shifted(x, dy, dx).reshape(len(x), -1)
+        for dy in range(-max_shift, max_shift + 1)
+        for dx in range(-max_shift, max_shift + 1)
+    ]
 
 
 def best_correlation(images: np.ndarray, moved: list[np.ndarray]) -> np.ndarray:
@@ -252,14 +273,15 @@ def best_correlation(images: np.ndarray, moved: list[np.ndarray]) -> np.ndarray:
     return similarity
 
 
-def masked_similarities(images: np.ndarray, group: np.ndarray, query: np.ndarray, refs: np.ndarray,
-                        max_shift: int, chunk: int):
+def masked_similarities(
+    images: np.ndarray, group: np.ndarray, query: np.ndarray, refs: np.ndarray, max_shift: int, chunk: int
+):
     """Yields (rows, similarity float32 (len(rows), len(refs))): images[query], `chunk` at a time (rows: their
     slice of query), against images[refs] by best_correlation, -1 where a reference is in the query's own twin
     group. The references are standardised and shifted once."""
     moved = shifted_references(images[refs], max_shift)
     for start in range(0, len(query), chunk):
-        part = query[start:start + chunk]
+        part = query[start : start + chunk]
         similarity = best_correlation(images[part], moved)
         similarity[group[part][:, None] == group[refs][None, :]] = -1.0
         yield slice(start, start + len(part)), similarity
@@ -276,9 +298,17 @@ def reference_budget(images: np.ndarray, n_queries: int, max_shift: int, floor: 
     return max(floor, int(POOL_FLOPS / per_ref))
 
 
-def nearest_neighbour_probs(images: np.ndarray, labels: np.ndarray, group: np.ndarray, query: np.ndarray,
-                            refs: np.ndarray, n_classes: int, max_shift: int = 1, sharpness: float = 50.0,
-                            chunk: int = 2048) -> np.ndarray:
+def nearest_neighbour_probs(
+    images: np.ndarray,
+    labels: np.ndarray,
+    group: np.ndarray,
+    query: np.ndarray,
+    refs: np.ndarray,
+    n_classes: int,
+    max_shift: int = 1,
+    sharpness: float = 50.0,
+    chunk: int = 2048,
+) -> np.ndarray:
     """Class probabilities (float64 (len(query), K)) of images[query] from the training images images[refs].
 
     A class's evidence is the mean correlation with its NEIGHBOURS most similar reference images, best over
@@ -297,8 +327,14 @@ def nearest_neighbour_probs(images: np.ndarray, labels: np.ndarray, group: np.nd
     return np.exp(z) / np.exp(z).sum(1, keepdims=True)
 
 
-def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray, n_classes: int,
-                       seed: int, keep_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def neighbour_evidence(
+    images: np.ndarray,
+    labels: np.ndarray,
+    group: np.ndarray,
+    n_classes: int,
+    seed: int,
+    keep_out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(nn_prob, nn_scored) for TrainResult: every open question, and up to NEIGHBOUR_CHECKS clean samples
     (so the aggregate stage can compare how often neighbours and members are right), against up to
     NEIGHBOUR_REFS clean samples, as members never train on an open question either (nor on keep_out or an
@@ -318,8 +354,9 @@ def neighbour_evidence(images: np.ndarray, labels: np.ndarray, group: np.ndarray
     return prob, scored
 
 
-def similar_groups(images: np.ndarray, group: np.ndarray, seed: int, k: int = POOL_K, max_shift: int = 1,
-                   chunk: int = 1024) -> np.ndarray:
+def similar_groups(
+    images: np.ndarray, group: np.ndarray, seed: int, k: int = POOL_K, max_shift: int = 1, chunk: int = 1024
+) -> np.ndarray:
     """int64 (N, k): per sample, the k groups whose first image correlates best with its group's first image (best
     over shifts of up to max_shift pixels; among at most POOL_REFS other groups), most similar first; -1 where
     fewer exist. Where copies with conflicting labels are the rule, the aggregate stage pools these groups' labels,
@@ -328,8 +365,11 @@ def similar_groups(images: np.ndarray, group: np.ndarray, seed: int, k: int = PO
     first = np.full(n_groups, len(group))
     np.minimum.at(first, group, np.arange(len(group)))
     rng = np.random.default_rng(seed)
-    refs = np.sort(rng.choice(n_groups, min(n_groups, POOL_REFS, reference_budget(images, n_groups, max_shift, k + 1)),
-                              replace=False))
+    refs = np.sort(
+        rng.choice(
+            n_groups, min(n_groups, POOL_REFS, reference_budget(images, n_groups, max_shift, k + 1)), replace=False
+        )
+    )
     moved = shifted_references(images[first[refs]], max_shift)
     found = np.full((n_groups, k), -1, np.int64)
     take = min(k, len(refs) - 1)
@@ -343,8 +383,15 @@ def similar_groups(images: np.ndarray, group: np.ndarray, seed: int, k: int = PO
     return found[group]
 
 
-def pixel_strangeness(images: np.ndarray, labels: np.ndarray, group: np.ndarray, seed: int,
-                      keep_out: np.ndarray | None = None, max_shift: int = 1, chunk: int = 1024) -> np.ndarray:
+def pixel_strangeness(
+    images: np.ndarray,
+    labels: np.ndarray,
+    group: np.ndarray,
+    seed: int,
+    keep_out: np.ndarray | None = None,
+    max_shift: int = 1,
+    chunk: int = 1024,
+) -> np.ndarray:
     """float64 (N,): how far each image lies from the labelled pictures, in pixels: 1 - its mean correlation with
     its NEIGHBOURS most similar labelled images (best over shifts of up to max_shift pixels, among at most
     NEIGHBOUR_REFS of them and fewer past POOL_FLOPS, never its own twin group), over the median of that distance
@@ -376,8 +423,11 @@ def class_weights(labels: np.ndarray, train_idx: np.ndarray, n_classes: int, bal
     import torch
 
     have = np.bincount(labels[train_idx], minlength=n_classes).astype(np.float64)
-    want = np.ones(n_classes) if balance else \
-        np.bincount(labels[labels != UNLABELLED], minlength=n_classes).astype(np.float64)
+    want = (
+        np.ones(n_classes)
+        if balance
+        else np.bincount(labels[labels != UNLABELLED], minlength=n_classes).astype(np.float64)
+    )
     per_class = np.divide(want, have, out=np.zeros(n_classes), where=have > 0)
     return torch.as_tensor(per_class[labels[train_idx]])
 
@@ -393,9 +443,18 @@ class MemberOutput(NamedTuple):
     class_sim: np.ndarray  # float64 (n, K): feature_evidence's
 
 
-def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, score_idx: np.ndarray,
-                 n_classes: int, params: TrainParams, seed: int, threads: int, seconds_allowed: float | None = None,
-                 device: str = "cpu") -> MemberOutput:
+def train_member(
+    images: np.ndarray,
+    labels: np.ndarray,
+    train_idx: np.ndarray,
+    score_idx: np.ndarray,
+    n_classes: int,
+    params: TrainParams,
+    seed: int,
+    threads: int,
+    seconds_allowed: float | None = None,
+    device: str = "cpu",
+) -> MemberOutput:
     """Train one model on train_idx and score score_idx with it.
 
     With seconds_allowed, the member times its first PROBE_STEPS steps and a forward pass over some of the images
@@ -425,18 +484,22 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     shift = params.max_shift if conv else 0
     kind = params.augment if params.augment != "auto" else "affine" if len(train_idx) < AFFINE_BELOW else "shift"
     if conv and kind == "affine":
+
         def augment(batch):
             return random_affine(batch, shift, generator, params.max_rotation, params.max_scale)
     else:
+
         def augment(batch):
             return random_shift(batch, shift, generator)
+
     losses = torch.empty(steps)
     model.train()
     step = 0
     while step < steps:
         batch = torch.multinomial(weights, params.batch_size, replacement=True, generator=generator)
-        loss = torch.nn.functional.cross_entropy(model(augment(x[batch]).to(device)), y[batch].to(device),
-                                                 label_smoothing=params.label_smoothing)
+        loss = torch.nn.functional.cross_entropy(
+            model(augment(x[batch]).to(device)), y[batch].to(device), label_smoothing=params.label_smoothing
+        )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -455,18 +518,28 @@ def train_member(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
             planned = clock.affordable(step, per_step)
             if planned != steps:
                 steps = planned
-                schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params.learning_rate,
-                                                               total_steps=steps - step)
+                schedule = torch.optim.lr_scheduler.OneCycleLR(
+                    optimiser, params.learning_rate, total_steps=steps - step
+                )
     losses = losses[:steps]
     probs, asked = predict(model, images, score_idx, device)
     strangeness, class_sim = feature_evidence(model, images, labels, train_idx, asked, n_classes, seed, device)
     curve = np.array([chunk.mean() for chunk in np.array_split(losses.numpy(), LOSS_POINTS) if chunk.size])
-    return MemberOutput(probs.astype(np.float64), curve.astype(np.float32), clock.seconds(), steps,
-                        strangeness, class_sim)
+    return MemberOutput(
+        probs.astype(np.float64), curve.astype(np.float32), clock.seconds(), steps, strangeness, class_sim
+    )
 
 
-def feature_evidence(model, images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, asked: np.ndarray,
-                     n_classes: int, seed: int, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def feature_evidence(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    train_idx: np.ndarray,
+    asked: np.ndarray,
+    n_classes: int,
+    seed: int,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
     """What the member's feature space says of each scored image (README, "How it works": outliers and odd images),
     from its features `asked` (predict's) and those of up to STRANGER_REFS of its training images:
     strangeness float (n,): the mean cosine distance to its STRANGER_K nearest training images, over the median of
@@ -482,8 +555,8 @@ def feature_evidence(model, images: np.ndarray, labels: np.ndarray, train_idx: n
     k = min(STRANGER_K, len(refs))
     distance = np.empty(len(asked))
     for s0 in range(0, len(asked), SCORE_CHUNK):
-        closest = -np.partition(-(asked[s0:s0 + SCORE_CHUNK] @ known.T), k - 1, axis=1)[:, :k]
-        distance[s0:s0 + SCORE_CHUNK] = 1 - closest.mean(axis=1)
+        closest = -np.partition(-(asked[s0 : s0 + SCORE_CHUNK] @ known.T), k - 1, axis=1)[:, :k]
+        distance[s0 : s0 + SCORE_CHUNK] = 1 - closest.mean(axis=1)
     centres = np.zeros((n_classes, known.shape[1]), np.float32)
     np.add.at(centres, labels[refs], known)
     centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
@@ -546,8 +619,11 @@ def resolve_device(name: str) -> str:
     """The torch device a member uses: "auto" becomes "cuda" where a CUDA GPU is, else "mps" where Apple's is,
     else "cpu"; a device asked for by name must be there (InputError naming what is missing). Where no GPU driver
     is present at all, "auto" is "cpu" without importing torch (2 s that the graded run would rather keep)."""
-    if name == "cpu" or (name == "auto" and sys.platform != "darwin" and not any(
-            os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd"))):
+    if name == "cpu" or (
+        name == "auto"
+        and sys.platform != "darwin"
+        and not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd"))
+    ):
         return "cpu"
     import torch
 
@@ -595,8 +671,9 @@ def dask_client(scheduler: str | None, n_workers: int):
     try:
         from distributed import Client, LocalCluster, get_client
     except ImportError:
-        raise InputError("train.backend", "dask needs the distributed package (pip install 'dask[distributed]')") \
-            from None
+        raise InputError(
+            "train.backend", "dask needs the distributed package (pip install 'dask[distributed]')"
+        ) from None
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout=10)
@@ -612,8 +689,10 @@ def dask_client(scheduler: str | None, n_workers: int):
     if client is not None:
         yield client
         return
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) \
-            as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -636,6 +715,7 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
     import threading
+
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
@@ -657,8 +737,11 @@ def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
         Parallel = None
     if Parallel is not None:
         # parallel_config, not Parallel(backend=...): only it registers the optional dask backend on first use.
-        with dask_client(scheduler, n_jobs) if backend == "dask" else contextlib.nullcontext(), \
-                parallel_config(backend=backend, n_jobs=n_jobs), Parallel() as parallel:
+        with (
+            dask_client(scheduler, n_jobs) if backend == "dask" else contextlib.nullcontext(),
+            parallel_config(backend=backend, n_jobs=n_jobs),
+            Parallel() as parallel,
+        ):
             yield lambda calls: parallel(delayed(in_worker)(os.getpid(), function, args) for function, args in calls)
     elif n_jobs == 1:
         yield lambda calls: [function(*args) for function, args in calls]
@@ -667,13 +750,21 @@ def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            yield lambda calls: [job.result() for job in [pool.submit(in_worker, os.getpid(), function, args)
-                                                          for function, args in calls]]
+            yield lambda calls: [
+                job.result()
+                for job in [pool.submit(in_worker, os.getpid(), function, args) for function, args in calls]
+            ]
 
 
-def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, params: TrainParams,
-                   budget: Budget = Budget(), progress_lines: bool = False,
-                   keep_out: np.ndarray | None = None) -> TrainResult:
+def train_ensemble(
+    images: np.ndarray,
+    labels: np.ndarray,
+    group: np.ndarray,
+    params: TrainParams,
+    budget: Budget = Budget(),
+    progress_lines: bool = False,
+    keep_out: np.ndarray | None = None,
+) -> TrainResult:
     """Train the ensemble within `budget` (and params.time_budget_s from now, where that is sooner); keep_out
     (bool (N,)): samples that train nobody (the group stage's odd images).
     When the time left would give each member less than MIN_WAVE_SECONDS, none trains: the nearest-neighbour
@@ -696,15 +787,32 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
         for first in range(0, len(members), n_jobs):
             if n_scored.min() > 0 and budget.would_pass(wave_seconds):
                 break
-            wave = members[first: first + n_jobs]
+            wave = members[first : first + n_jobs]
             wave_start = time.monotonic()
             # the waves still needed to score every sample share the time left
             allowed = budget.per_wave(math.ceil((covering - first) / n_jobs))
-            outputs = run_wave([(train_member, (images, labels, train, scored, n_classes, params,
-                                                params.seed * 1000 + first + k, threads, allowed, device))
-                                for k, (train, scored) in enumerate(wave)])
+            outputs = run_wave(
+                [
+                    (
+                        train_member,
+                        (
+                            images,
+                            labels,
+                            train,
+                            scored,
+                            n_classes,
+                            params,
+                            params.seed * 1000 + first + k,
+                            threads,
+                            allowed,
+                            device,
+                        ),
+                    )
+                    for k, (train, scored) in enumerate(wave)
+                ]
+            )
             wave_seconds = time.monotonic() - wave_start
-            for (train, scored), out in zip(wave, outputs):
+            for (_, scored), out in zip(wave, outputs):
                 prob_sum[scored] += out.probs
                 strange_sum[scored] += out.strangeness
                 class_sim_sum[scored] += out.class_sim
@@ -713,21 +821,34 @@ def train_ensemble(images: np.ndarray, labels: np.ndarray, group: np.ndarray, pa
                 curves.append(out.curve)
                 seconds.append(out.seconds)
                 steps.append(out.steps)
-            _progress(len(curves), len(members), sum(steps) * params.batch_size, time.monotonic() - start,
-                      progress_lines)
+            _progress(
+                len(curves), len(members), sum(steps) * params.batch_size, time.monotonic() - start, progress_lines
+            )
     per_member = np.where(n_scored > 0, n_scored, np.nan)
     loss_curves = np.zeros((0, LOSS_POINTS), np.float32)
     if curves:
-        loss_curves = np.stack([np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c)
-                                for c in curves]).astype(np.float32)
+        loss_curves = np.stack(
+            [np.interp(np.linspace(0, 1, LOSS_POINTS), np.linspace(0, 1, len(c)), c) for c in curves]
+        ).astype(np.float32)
     through = trains_through_conflicts(group, labels, params, keep_out)
     unlabelled = bool((labels == UNLABELLED).any())
-    pooled = similar_groups(images, group, params.seed) if n and (through or unlabelled) \
-        else np.zeros((0, POOL_K), np.int64)
+    pooled = (
+        similar_groups(images, group, params.seed) if n and (through or unlabelled) else np.zeros((0, POOL_K), np.int64)
+    )
     far = pixel_strangeness(images, labels, group, params.seed, keep_out) if unlabelled else np.zeros(0)
-    return TrainResult(prob=prob_sum / per_member[:, None], n_scored=n_scored, votes=votes,
-                       strangeness=strange_sum / per_member, class_sim=class_sim_sum / per_member[:, None],
-                       nn_prob=nn_prob, nn_scored=nn_scored, open_question=open_questions(group, labels, keep_out),
-                       through_conflicts=through, similar_groups=pooled, pixel_strangeness=far,
-                       loss_curves=loss_curves, member_steps=np.array(steps, np.int64),
-                       member_seconds=np.array(seconds))
+    return TrainResult(
+        prob=prob_sum / per_member[:, None],
+        n_scored=n_scored,
+        votes=votes,
+        strangeness=strange_sum / per_member,
+        class_sim=class_sim_sum / per_member[:, None],
+        nn_prob=nn_prob,
+        nn_scored=nn_scored,
+        open_question=open_questions(group, labels, keep_out),
+        through_conflicts=through,
+        similar_groups=pooled,
+        pixel_strangeness=far,
+        loss_curves=loss_curves,
+        member_steps=np.array(steps, np.int64),
+        member_seconds=np.array(seconds),
+    )

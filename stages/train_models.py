@@ -2,7 +2,14 @@
 
 torch is imported where it is used: a run whose members never start (a short budget, too few groups) needs none.
 """
+
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: torch itself is imported where it runs
+    import torch
+    from torch import nn
 
 
 def build_model(kind: str, channels: int, height: int, width: int, n_classes: int) -> nn.Module:
@@ -12,20 +19,40 @@ def build_model(kind: str, channels: int, height: int, width: int, n_classes: in
     if kind == "linear":
         return nn.Sequential(nn.Flatten(), nn.Linear(pixels, n_classes))
     if kind == "mlp":  # the classic homework net: two hidden layers of 128 and 64
-        return nn.Sequential(nn.Flatten(), nn.Linear(pixels, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
-                             nn.Linear(64, n_classes))
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(pixels, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, n_classes)
+        )
     if kind == "cnn":  # small enough to train a member in a couple of seconds on one core; any image size
         return nn.Sequential(
-            nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Dropout(0.25),
-            nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, n_classes))
+            nn.Conv2d(channels, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d((7, 7)),
+            nn.Flatten(),
+            nn.Dropout(0.25),
+            nn.Linear(32 * 7 * 7, 64),
+            nn.ReLU(),
+            nn.Linear(64, n_classes),
+        )
     if kind == "conv4":  # four 3x3 conv layers of 16/32/64/128, as in the label-noise literature
+
         def block(c_in, c_out):
             return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+
         return nn.Sequential(
-            *block(channels, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2),
-            *block(32, 64), *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, n_classes))
+            *block(channels, 16),
+            nn.MaxPool2d(2),
+            *block(16, 32),
+            nn.MaxPool2d(2),
+            *block(32, 64),
+            *block(64, 128),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(128, n_classes),
+        )
     raise ValueError(f"unknown model kind {kind!r} (known: linear, mlp, cnn, conv4)")
 
 
@@ -58,8 +85,9 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return padded[torch.arange(b)[:, None, None], rows, cols].permute(0, 3, 1, 2)
 
 
-def random_affine(x: torch.Tensor, max_shift: int, generator: torch.Generator, max_rotation: float = 20.0,
-                  max_scale: float = 0.15) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor, max_shift: int, generator: torch.Generator, max_rotation: float = 20.0, max_scale: float = 0.15
+) -> torch.Tensor:
     """Shift by up to max_shift pixels, rotate by up to max_rotation degrees, scale by up to +-max_scale:
     the ways two honest writings of one digit differ, so tiny training sets generalise further."""
     import torch
@@ -70,7 +98,12 @@ def random_affine(x: torch.Tensor, max_shift: int, generator: torch.Generator, m
     angle = u[:, 0] * max_rotation * torch.pi / 180
     scale = 1 + u[:, 1] * max_scale
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * 2 * max_shift / w], 1),
-                         torch.stack([sin, cos, u[:, 3] * 2 * max_shift / h], 1)], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin, u[:, 2] * 2 * max_shift / w], 1),
+            torch.stack([sin, cos, u[:, 3] * 2 * max_shift / h], 1),
+        ],
+        1,
+    )
     grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
     return nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)

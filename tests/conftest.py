@@ -11,17 +11,23 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m pipeline.cli ARGS` (the `twins` command) as a user would."""
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=_env())
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+    )
 
 
 def run_script(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=_env())
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env())
 
 
 def _env():
     import os
+
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
@@ -36,8 +42,9 @@ def pictures(n: int, height: int, width: int, channels: int = 0, seed: int = 0) 
     """n random uint8 pictures (N, H, W[, C]) made of 2 x 2 blocks, so neighbouring pixels correlate as in a photo:
     pure pixel noise is what the group stage reports as an odd (broken) image."""
     rng = np.random.default_rng(seed)
-    blocks = rng.integers(0, 256, (n, height // 2 + 1, width // 2 + 1) + ((channels,) if channels else ()),
-                          dtype=np.uint8)
+    blocks = rng.integers(
+        0, 256, (n, height // 2 + 1, width // 2 + 1) + ((channels,) if channels else ()), dtype=np.uint8
+    )
     return blocks.repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]
 
 
@@ -51,11 +58,20 @@ def browser(download_dir):
         pytest.skip("no chromium and chromedriver here (Debian: apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
         options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(download_dir), "download.prompt_for_download": False}
+    )
     from selenium.webdriver.chrome.service import Service
 
     return webdriver.Chrome(service=Service(driver_path), options=options)

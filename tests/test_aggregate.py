@@ -1,19 +1,39 @@
 """Aggregate: decide every conflicting twin group by evidence, flag others only on strong evidence."""
+
 import csv
-from dataclasses import replace
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from stages.aggregate import (AggregateParams, decide, estimate_noise_rate, fit_noise_model, format_indices,
-                              pick_threshold, result_tables, softmax, summary_metrics, wrong_label_counts)
+from stages.aggregate import (
+    AggregateParams,
+    decide,
+    estimate_noise_rate,
+    fit_noise_model,
+    format_indices,
+    pick_threshold,
+    result_tables,
+    softmax,
+    summary_metrics,
+    wrong_label_counts,
+)
 from stages.labels import open_questions
 from stages.train import TrainResult
 
 
-def evidence(labels, group, probabilities, n_members=3, votes=None, neighbours=None, strangeness=None, odd=None,
-             through_conflicts=False):
+def evidence(
+    labels,
+    group,
+    probabilities,
+    n_members=3,
+    votes=None,
+    neighbours=None,
+    strangeness=None,
+    odd=None,
+    through_conflicts=False,
+):
     """The train stage's result, from each sample's mean class probabilities: every member votes for the most
     probable class (unless votes are given), no nearest neighbours (unless given as (nn_prob, nn_scored)), and no
     feature distances (unless strangeness is given, float (N,)), so no outliers are looked for."""
@@ -23,12 +43,19 @@ def evidence(labels, group, probabilities, n_members=3, votes=None, neighbours=N
         votes = np.zeros_like(p, dtype=np.int64)
         votes[np.arange(n), p.argmax(1)] = n_members
     nn_prob, nn_scored = neighbours if neighbours is not None else (np.zeros_like(p), np.zeros(n, bool))
-    return TrainResult(prob=p, n_scored=np.full(n, n_members), votes=votes,
-                       strangeness=np.full(n, np.nan) if strangeness is None else np.asarray(strangeness, float),
-                       class_sim=np.zeros_like(p), nn_prob=nn_prob, nn_scored=nn_scored,
-                       open_question=open_questions(group, labels, None if odd is None else odd != ""),
-                       through_conflicts=through_conflicts, loss_curves=np.zeros((0, 20), np.float32),
-                       member_steps=np.zeros(0, np.int64))
+    return TrainResult(
+        prob=p,
+        n_scored=np.full(n, n_members),
+        votes=votes,
+        strangeness=np.full(n, np.nan) if strangeness is None else np.asarray(strangeness, float),
+        class_sim=np.zeros_like(p),
+        nn_prob=nn_prob,
+        nn_scored=nn_scored,
+        open_question=open_questions(group, labels, None if odd is None else odd != ""),
+        through_conflicts=through_conflicts,
+        loss_curves=np.zeros((0, 20), np.float32),
+        member_steps=np.zeros(0, np.int64),
+    )
 
 
 def decided(labels, group, probabilities, params=AggregateParams(), odd=None, **given):
@@ -212,8 +239,9 @@ def test_min_disagreement_below_one_flags_a_sample_most_members_doubt():
     votes = evidence(labels, np.arange(len(labels)), probs).votes
     votes[9] = [1, 2, 0]  # one of the three members voted for the given label
     assert not decided(labels, np.arange(len(labels)), probs, votes=votes).flagged[9]
-    doubted = decided(labels, np.arange(len(labels)), probs, AggregateParams(threshold=0.01, min_disagreement=0.6),
-                      votes=votes)
+    doubted = decided(
+        labels, np.arange(len(labels)), probs, AggregateParams(threshold=0.01, min_disagreement=0.6), votes=votes
+    )
     assert doubted.flagged[9]
 
 
@@ -257,8 +285,9 @@ def test_files_decode_left_out_are_listed_in_the_results():
     labels, group = np.array([0, 1]), np.array([0, 1])
     decisions = decided(labels, group, [confident(0), confident(1)])
     skipped = ["cats/broken.png", "dogs/empty.jpg"]
-    assert result_tables(decisions, labels, group, skipped=skipped)["skipped.txt"] == \
-        "cats/broken.png\ndogs/empty.jpg\n"
+    assert (
+        result_tables(decisions, labels, group, skipped=skipped)["skipped.txt"] == "cats/broken.png\ndogs/empty.jpg\n"
+    )
     assert summary_metrics(decisions, labels, group, {}, skipped=skipped)["skipped_files"] == 2
 
 
@@ -323,8 +352,7 @@ def strangers_case(twins: bool = True):
     rng = np.random.default_rng(0)
     labels = np.r_[np.arange(40) % 3, 1, 2, 0]
     group = np.r_[np.arange(40), 40, 40, 41] if twins else np.arange(43)
-    probs = [confident(c, p=rng.uniform(0.85, 0.95)) for c in labels[:40]] + [np.full(3, 1 / 3)] * 2 + \
-        [confident(1)]
+    probs = [confident(c, p=rng.uniform(0.85, 0.95)) for c in labels[:40]] + [np.full(3, 1 / 3)] * 2 + [confident(1)]
     strangeness = np.r_[rng.uniform(0.8, 1.2, 40), 8.0, 8.0, 1.0]
     odd = np.array([""] * 42 + ["blank"])
     return labels, group, probs, strangeness, odd
@@ -374,8 +402,11 @@ def test_outliers_and_odd_images_are_listed_apart_in_the_results():
     texts = result_tables(decisions, labels, group)
     assert texts["suspects.txt"] == "\n"  # the graded line lists wrong labels only
     issues = list(csv.DictReader(io.StringIO(texts["issues.csv"])))
-    assert [(r["index"], r["reason"], r["suggested"], r["odd"]) for r in issues] == \
-        [("40", "outlier", "", ""), ("41", "outlier", "", ""), ("42", "odd", "", "blank")]
+    assert [(r["index"], r["reason"], r["suggested"], r["odd"]) for r in issues] == [
+        ("40", "outlier", "", ""),
+        ("41", "outlier", "", ""),
+        ("42", "odd", "", "blank"),
+    ]
     metrics = summary_metrics(decisions, labels, group, {})
     assert metrics["outliers"] == 2 and metrics["odd"] == {"blank": 1, "noise": 0, "saturated": 0}
 
@@ -386,8 +417,8 @@ def graded_case(n_orphans: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     true = rng.integers(0, 10, 150 + 15)
     group = np.arange(165)
-    group[150:165 - n_orphans] = np.arange(15 - n_orphans)  # the evil twins share their original's group
-    true[150:165 - n_orphans] = true[:15 - n_orphans]
+    group[150 : 165 - n_orphans] = np.arange(15 - n_orphans)  # the evil twins share their original's group
+    true[150 : 165 - n_orphans] = true[: 15 - n_orphans]
     labels = true.copy()
     wrong = np.arange(150, 165)
     labels[wrong] = (true[wrong] + rng.integers(1, 10, 15)) % 10
@@ -402,9 +433,9 @@ def test_the_graded_run_flags_wrong_labels_whether_or_not_they_have_a_twin(n_orp
     labels, group, prob, wrong = graded_case(n_orphans)
     decisions = decided(labels, group, prob, GRADED_AGGREGATE)
     assert np.flatnonzero(decisions.flagged).tolist() == wrong.tolist()
-    assert (decisions.reason[wrong[15 - n_orphans:]] == "evidence").all()
+    assert (decisions.reason[wrong[15 - n_orphans :]] == "evidence").all()
     twins_only = decided(labels, group, prob, replace(GRADED_AGGREGATE, flag_without_twin=False))
-    assert np.flatnonzero(twins_only.flagged).tolist() == wrong[:15 - n_orphans].tolist()
+    assert np.flatnonzero(twins_only.flagged).tolist() == wrong[: 15 - n_orphans].tolist()
 
 
 def test_the_graded_run_leaves_one_misread_clean_digit_alone():

@@ -1,17 +1,18 @@
 """The Python API: arrays in, per-sample results out; the README's example runs as written."""
+
 import re
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from pipeline.api import find_issues
 from stages.errors import InputError
 
 
 def readme_example() -> str:
     text = (REPO / "README.md").read_text()
-    section = text[text.index("## Python API"):]
+    section = text[text.index("## Python API") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -42,7 +43,17 @@ def test_a_path_works_as_decode_takes_it_and_results_carry_paths_and_probabiliti
     result = find_issues(tmp_path / "digits", params={"train": {"model": "linear", "n_models": 3, "min_steps": 30}})
     assert len(result.paths) == 60 and result.paths[0].endswith(".png") and result.prob.shape == (60, 10)
     frame = result.to_frame()
-    assert len(frame) == 60 and frame["given"].iloc[0] in ("zero", "one", "two", "three", "four", "five", "six",
-                                                           "seven", "eight", "nine")
+    assert len(frame) == 60 and frame["given"].iloc[0] in (
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+    )
     with pytest.raises(InputError, match="labels' path"):
         find_issues(REPO / "data" / "sample" / "images-idx3-ubyte.gz")

@@ -1,15 +1,16 @@
 """Artifacts between stages: a damaged, incomplete or mismatched one is one line naming the file and the command
 that rewrites it, and exit code 2, whatever the damage."""
+
 import io
 import shutil
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from pipeline.plant import PlantSpec, load_source, plant, write_case
+
 from pipeline import steps
 from pipeline.paths import PATHS
+from pipeline.plant import PlantSpec, load_source, plant, write_case
 from stages import decode, group, train
 
 DAMAGE = {
@@ -51,8 +52,9 @@ def artifacts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("artifacts")
     write_case(plant(*load_source("mnist"), PlantSpec(n_clean=40, n_evil=4, seed=1)), folder / "case")
     paths = PATHS.under(folder)
-    steps.decode(decode.DecodeParams(str(folder / "case/images-idx3-ubyte.gz"),
-                                     str(folder / "case/labels-idx1-ubyte.gz")), paths)
+    steps.decode(
+        decode.DecodeParams(str(folder / "case/images-idx3-ubyte.gz"), str(folder / "case/labels-idx1-ubyte.gz")), paths
+    )
     steps.group(group.GroupParams(), paths)
     steps.train(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), paths)
     return folder
@@ -61,9 +63,21 @@ def artifacts(tmp_path_factory):
 def aggregate(folder, oob):
     """`twins aggregate` on the artifacts in folder, with this train artifact; results and metrics beside them."""
     paths = PATHS.under(folder)
-    return run_cli("aggregate", "--decoded", paths.decoded, "--groups", str(groups_in(folder)), "--oob", str(oob),
-                   "--decisions", paths.decisions, "--results", str(folder / "results"),
-                   "--metrics", str(folder / "m.json"))
+    return run_cli(
+        "aggregate",
+        "--decoded",
+        paths.decoded,
+        "--groups",
+        str(groups_in(folder)),
+        "--oob",
+        str(oob),
+        "--decisions",
+        paths.decisions,
+        "--results",
+        str(folder / "results"),
+        "--metrics",
+        str(folder / "m.json"),
+    )
 
 
 def groups_in(folder):

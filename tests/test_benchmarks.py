@@ -1,5 +1,6 @@
 """The side-by-side benchmark: its peer methods return index sets, its plans hold out what they should, its table
 prints. Tiny cases and a few training steps: seconds, no timing assertions."""
+
 import numpy as np
 import pytest
 
@@ -57,13 +58,31 @@ def test_variants_past_the_bundled_images_are_distinct_images_the_group_stage_ke
 
 
 def test_table_rows_pool_precision_and_recall_and_show_dashes_when_undefined():
-    rows = [{"method": "hw02", "family": "exact", "n": 165, "seed": s, "seconds": 10.0 + s, "peak_mb": 300.0 + s,
-             **score(line, np.array([1, 2]))} for s, line in enumerate(["1, 2", "1, 7"])]
-    rows.append({"method": "cleanlab", "family": "no-evil", "n": 165, "seed": 0, "seconds": 5.0, "peak_mb": 250.0,
-                 **score("", np.array([], int))})
+    rows = [
+        {
+            "method": "hw02",
+            "family": "exact",
+            "n": 165,
+            "seed": s,
+            "seconds": 10.0 + s,
+            "peak_mb": 300.0 + s,
+            **score(line, np.array([1, 2])),
+        }
+        for s, line in enumerate(["1, 2", "1, 7"])
+    ]
+    rows.append(
+        {
+            "method": "cleanlab",
+            "family": "no-evil",
+            "n": 165,
+            "seed": 0,
+            "seconds": 5.0,
+            "peak_mb": 250.0,
+            **score("", np.array([], int)),
+        }
+    )
     table = format_table(summarize(rows)).splitlines()
-    assert table[0] == ("| method | family | N | cases | mean errors | precision | recall | mean wall s "
-                        "| peak MB |")
+    assert table[0] == ("| method | family | N | cases | mean errors | precision | recall | mean wall s | peak MB |")
     assert table[2] == "| hw02 | exact | 165 | 2 | 1.00 | 0.750 | 0.750 | 10.5 | 301 |"
     assert table[3] == "| cleanlab | no-evil | 165 | 1 | 0.00 | - | - | 5.0 | 250 |"
 
@@ -91,16 +110,18 @@ def test_auroc_is_the_chance_a_positive_outscores_a_negative():
 def test_the_speed_table_divides_each_methods_wall_time_by_the_advices_on_the_same_cases():
     from benchmarks.speed import table
 
-    rows = [{"case": "c", "method": m, "wall": w, "cpu": 2 * w, "peak_mb": 100.0, "hit": 1, "missed": 0, "false": f}
-            for m, w, f in (("hw02", 6.0, 0), ("subsets", 4.0, 3), ("cleanlab", 5.0, 1))]
+    rows = [
+        {"case": "c", "method": m, "wall": w, "cpu": 2 * w, "peak_mb": 100.0, "hit": 1, "missed": 0, "false": f}
+        for m, w, f in (("hw02", 6.0, 0), ("subsets", 4.0, 3), ("cleanlab", 5.0, 1))
+    ]
     lines = table(rows).splitlines()
     assert lines[2] == "| c | hw02 | 1 | 0.00 | 6.0 | 12.0 | 1.50 | 100 |"
     assert lines[3].split(" | ")[6] == "1.00" and lines[4].split(" | ")[6] == "1.25"
 
 
 def test_the_best_cut_is_the_top_k_of_a_ranking_with_the_highest_f1():
-    from benchmarks.natural_noise import best_cut
     from benchmarks.graded_ceiling import best_cut_errors
+    from benchmarks.natural_noise import best_cut
 
     ranking = np.array([4, 7, 1, 9, 2, 3])  # most suspect first; 4 and 1 are wrong, then 3 far down
     assert best_cut(ranking, np.array([1, 4, 3])) == (3, 2)  # F1 0.67 (top 3), against 0.5 (top 1), 0.67 (all 6)

@@ -1,4 +1,5 @@
 """The time budget: one deadline, and the arithmetic every stage shares on it."""
+
 import time
 
 import pytest

@@ -1,5 +1,6 @@
 """The submittable file: `make hw02` bundles hw02.py and all it runs into dist/hw02.py, which runs alone, in an
 empty folder, where only torch and numpy are installed, and prints what the repo's hw02.py prints."""
+
 import ast
 import re
 import shutil
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_script
+
 from pipeline import bundle
 from pipeline.bundle import python_with_only
 
@@ -26,8 +27,9 @@ def test_the_bundle_starts_with_the_author_block_and_imports_nothing_of_ours(bun
     lines = bundled.splitlines()
     assert lines[0] == "# Author: Ada Lovelace" and lines[1] == "# Netid: al123" and lines[2].startswith("# Aid: ")
     tree = ast.parse(bundled)
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not imported & {"pipeline", "stages", "click", "yaml", "dvc", "matplotlib"}
     assert imported & {"numpy", "torch"} == {"numpy", "torch"}
@@ -47,10 +49,13 @@ def write_module(root: Path, name: str, text: str) -> None:
     path.write_text(text)
 
 
-@pytest.mark.parametrize("source, problem", [
-    ("from pipeline import helpers\n", "import names from a module"),
-    ("from pipeline.helpers import twice as double\n", "unrenamed"),
-])
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("from pipeline import helpers\n", "import names from a module"),
+        ("from pipeline.helpers import twice as double\n", "unrenamed"),
+    ],
+)
 def test_the_bundler_refuses_imports_it_cannot_flatten(tmp_path, monkeypatch, source, problem):
     monkeypatch.setattr(bundle, "ROOT", tmp_path)
     write_module(tmp_path, "pipeline.helpers", "def twice(x):\n    return 2 * x\n")
@@ -63,20 +68,26 @@ def test_the_bundler_refuses_two_definitions_of_one_name(tmp_path, monkeypatch):
     monkeypatch.setattr(bundle, "ROOT", tmp_path)
     write_module(tmp_path, "pipeline.a", "def f():\n    return 1\n")
     write_module(tmp_path, "stages.b", "def f():\n    return 2\n")
-    write_module(tmp_path, "entry", "# Author: a\n# Netid: b\n# Aid: c\nfrom pipeline.a import f\n"
-                                    "from stages.b import f as g\n")
+    write_module(
+        tmp_path, "entry", "# Author: a\n# Netid: b\n# Aid: c\nfrom pipeline.a import f\nfrom stages.b import f as g\n"
+    )
     with pytest.raises(bundle.BundleError):
         bundle.bundle(tmp_path / "entry.py")
 
 
 def test_a_bundled_definition_keeps_its_comments_and_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(bundle, "ROOT", tmp_path)
-    write_module(tmp_path, "pipeline.a", "import math\n\n\n# twice, rounded up\ndef f(x):\n"
-                                         "    from pipeline.c import g\n    return math.ceil(g(x))\n\n\n"
-                                         "def unused():\n    pass\n")
+    write_module(
+        tmp_path,
+        "pipeline.a",
+        "import math\n\n\n# twice, rounded up\ndef f(x):\n"
+        "    from pipeline.c import g\n    return math.ceil(g(x))\n\n\n"
+        "def unused():\n    pass\n",
+    )
     write_module(tmp_path, "pipeline.c", "def g(x):\n    return 2 * x\n")
-    write_module(tmp_path, "entry", "# Author: a\n# Netid: b\n# Aid: c\nimport sys\nfrom pipeline.a import f\n\n"
-                                    "print(f(1.2))\n")
+    write_module(
+        tmp_path, "entry", "# Author: a\n# Netid: b\n# Aid: c\nimport sys\nfrom pipeline.a import f\n\nprint(f(1.2))\n"
+    )
     text = bundle.bundle(tmp_path / "entry.py")
     assert "# twice, rounded up" in text and "unused" not in text and "from pipeline" not in text
     (tmp_path / "out.py").write_text(text)
@@ -87,8 +98,14 @@ def test_a_bundled_definition_keeps_its_comments_and_runs(tmp_path, monkeypatch)
 @pytest.fixture(scope="module")
 def repo_answer() -> str:
     """What the repo's hw02.py prints on the bundled sample (seed 0)."""
-    done = run_script("hw02.py", "--data", str(SAMPLE / "images-idx3-ubyte.gz"), "--labels",
-                      str(SAMPLE / "labels-idx1-ubyte.gz"), timeout=300)
+    done = run_script(
+        "hw02.py",
+        "--data",
+        str(SAMPLE / "images-idx3-ubyte.gz"),
+        "--labels",
+        str(SAMPLE / "labels-idx1-ubyte.gz"),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -115,13 +132,25 @@ def test_the_bundle_alone_with_only_torch_and_numpy_prints_what_the_repo_prints(
     for name in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"):
         shutil.copy(SAMPLE / name, folder / name)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no PYTHONPATH: nothing of the repo can be found
-    done = subprocess.run([python, "hw02.py", "\u2013data", "images-idx3-ubyte.gz", "\u2013labels",
-                           "labels-idx1-ubyte.gz"], cwd=folder, capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [python, "hw02.py", "\u2013data", "images-idx3-ubyte.gz", "\u2013labels", "labels-idx1-ubyte.gz"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == repo_answer
     assert sorted(p.name for p in folder.iterdir()) == ["hw02.py", "images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"]
-    bad = subprocess.run([python, "hw02.py", "--data", "x", "--labels", "y", "--time-budget", "nan"], cwd=folder,
-                         capture_output=True, text=True, timeout=60, env=env)
+    bad = subprocess.run(
+        [python, "hw02.py", "--data", "x", "--labels", "y", "--time-budget", "nan"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1
 
 

@@ -1,4 +1,5 @@
 """The cores this process may use, and chunked work spread over them."""
+
 import os
 import threading
 

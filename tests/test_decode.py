@@ -1,16 +1,15 @@
 """Decode: idx files in (gzipped or raw, grey or colour), one checked artifact out; bad input is one line, exit 2."""
+
 import gzip
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from stages.errors import InputError
-from pipeline.artifacts import write_idx, write_images
+
+from pipeline.artifacts import load, write_idx, write_images
+from stages.decode import Dataset, DecodeParams, decode_files
 from stages.decode_idx import encode_idx, read_images, read_labels
-from pipeline.artifacts import load
-from stages.decode import DecodeParams, decode_files
-from stages.decode import Dataset
+from stages.errors import InputError
 
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, (7, 28, 28), dtype=np.uint8)
@@ -47,8 +46,17 @@ def test_decode_checks_and_writes_one_artifact(tmp_path):
     write_images(tmp_path / "i.gz", GREY)
     write_idx(tmp_path / "l.gz", LABELS)
     out = tmp_path / "decoded.npz"
-    result = run_cli("decode", "--images", str(tmp_path / "i.gz"), "--labels", str(tmp_path / "l.gz"),
-                     "--decoded", str(out), "--timings", str(tmp_path))
+    result = run_cli(
+        "decode",
+        "--images",
+        str(tmp_path / "i.gz"),
+        "--labels",
+        str(tmp_path / "l.gz"),
+        "--decoded",
+        str(out),
+        "--timings",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     data = load(out, Dataset)
     assert data.images.shape == (7, 28, 28, 1) and data.labels.tolist() == LABELS.tolist()
@@ -96,19 +104,22 @@ def _not_idx_at_all(path):
     path.write_bytes(b"hello")
 
 
-BAD_IMAGES = {"truncated gzip": (_truncated_gzip, "truncated gzip"),
-              "truncated payload": (_truncated_payload, "truncated"),
-              "corrupt gzip": (_corrupt_gzip, "corrupt gzip stream (CRC check failed"),
-              "wrong magic": (_wrong_magic, "wrong magic number 2049"),
-              "wrong type byte": (_wrong_type, "element type 0x0d"),
-              "no samples": (_empty, "no images"),
-              "not an idx file": (_not_idx_at_all, "wrong magic")}
+BAD_IMAGES = {
+    "truncated gzip": (_truncated_gzip, "truncated gzip"),
+    "truncated payload": (_truncated_payload, "truncated"),
+    "corrupt gzip": (_corrupt_gzip, "corrupt gzip stream (CRC check failed"),
+    "wrong magic": (_wrong_magic, "wrong magic number 2049"),
+    "wrong type byte": (_wrong_type, "element type 0x0d"),
+    "no samples": (_empty, "no images"),
+    "not an idx file": (_not_idx_at_all, "wrong magic"),
+}
 
 
 def _decode_fails(tmp_path, images, labels):
     out = tmp_path / "out" / "decoded.npz"
-    result = run_cli("decode", "--images", str(images), "--labels", str(labels), "--decoded", str(out),
-                     "--timings", str(out.parent))
+    result = run_cli(
+        "decode", "--images", str(images), "--labels", str(labels), "--decoded", str(out), "--timings", str(out.parent)
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -138,8 +149,10 @@ def test_an_empty_path_is_refused_not_read_as_the_working_folder(tmp_path):
     write_images(tmp_path / "i.gz", GREY)
     write_idx(tmp_path / "l.gz", LABELS)
     assert _decode_fails(tmp_path, "", tmp_path / "l.gz") == "error: decode.images: is empty"
-    assert _decode_fails(tmp_path, tmp_path / "i.gz", "") == \
-        "error: decode.labels: is empty: idx images need their labels' file"
+    assert (
+        _decode_fails(tmp_path, tmp_path / "i.gz", "")
+        == "error: decode.labels: is empty: idx images need their labels' file"
+    )
 
 
 def test_idx_images_named_without_labels_are_not_paired_with_the_samples_default_labels(tmp_path):
@@ -147,11 +160,14 @@ def test_idx_images_named_without_labels_are_not_paired_with_the_samples_default
     out = tmp_path / "out" / "decoded.npz"
     result = run_cli("decode", "--images", str(tmp_path / "i.gz"), "--decoded", str(out), "--timings", str(out.parent))
     assert result.returncode == 2 and not out.exists()
-    assert result.stderr.strip() == f"error: --labels: not given: the idx images {tmp_path / 'i.gz'} need their " \
-                                    "labels' file (decode.labels is still the sample's, " \
-                                    "data/sample/labels-idx1-ubyte.gz)"
-    result = run_cli("decode", "--images", "data/sample/images-idx3-ubyte.gz", "--decoded", str(out), "--timings",
-                     str(out.parent))  # the sample's own images keep their labels
+    assert (
+        result.stderr.strip() == f"error: --labels: not given: the idx images {tmp_path / 'i.gz'} need their "
+        "labels' file (decode.labels is still the sample's, "
+        "data/sample/labels-idx1-ubyte.gz)"
+    )
+    result = run_cli(
+        "decode", "--images", "data/sample/images-idx3-ubyte.gz", "--decoded", str(out), "--timings", str(out.parent)
+    )  # the sample's own images keep their labels
     assert result.returncode == 0, result.stderr
 
 

@@ -1,11 +1,12 @@
 """Real data in: image folders, manifests and arrays decode to one checked data set, class names and paths kept."""
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from stages.errors import InputError
 from stages.decode import DecodeParams, read_dataset
 from stages.decode_readers import as_images, as_labels, kind_of
+from stages.errors import InputError
 
 RNG = np.random.default_rng(0)
 
@@ -13,7 +14,7 @@ RNG = np.random.default_rng(0)
 def picture(path, size=(12, 10), colour=False, exif_orientation=None):
     """A random picture: blocks of 3 x 3 pixels, so neighbouring pixels correlate as in a photo (not noise)."""
     blocks = RNG.integers(0, 256, (size[1] // 3 + 1, size[0] // 3 + 1) + ((3,) if colour else ()), dtype=np.uint8)
-    pixels = blocks.repeat(3, axis=0).repeat(3, axis=1)[:size[1], :size[0]]
+    pixels = blocks.repeat(3, axis=0).repeat(3, axis=1)[: size[1], : size[0]]
     image = Image.fromarray(pixels)
     path.parent.mkdir(parents=True, exist_ok=True)
     if exif_orientation:
@@ -134,9 +135,10 @@ def test_names_travel_to_the_results_a_person_reads(tmp_path):
 
     from pipeline import steps
     from pipeline.paths import PATHS
-    from stages import aggregate, decode as decode_stage, group, train
+    from stages import aggregate, group, train
+    from stages import decode as decode_stage
 
-    for k, name in enumerate(["apple", "pear"]):
+    for name in ["apple", "pear"]:
         for i in range(12):
             picture(tmp_path / "data" / name / f"{i}.png")
     twin = tmp_path / "data" / "pear" / "twin-of-apple-0.png"
@@ -155,13 +157,16 @@ def test_names_travel_to_the_results_a_person_reads(tmp_path):
     assert set(json.loads((tmp_path / "metrics.json").read_text())["flagged_by_class"]) == {"apple", "pear"}
 
 
-@pytest.mark.parametrize("shape, problem", [
-    ((6, 3, 28), "images of 3 x 28 pixels (height x width) are too small: at least 4 x 4 needed"),
-    ((6, 2, 28), "images of 2 x 28 pixels"),
-    ((6, 1, 784), "if they are flattened, reshape them to (N, H, W)"),
-    ((6, 28, 28, 2), "have 2 channels (1, 3 or 4 expected)"),
-    ((6, 8, 8, 7), "have 7 channels (1, 3 or 4 expected)"),
-])
+@pytest.mark.parametrize(
+    "shape, problem",
+    [
+        ((6, 3, 28), "images of 3 x 28 pixels (height x width) are too small: at least 4 x 4 needed"),
+        ((6, 2, 28), "images of 2 x 28 pixels"),
+        ((6, 1, 784), "if they are flattened, reshape them to (N, H, W)"),
+        ((6, 28, 28, 2), "have 2 channels (1, 3 or 4 expected)"),
+        ((6, 8, 8, 7), "have 7 channels (1, 3 or 4 expected)"),
+    ],
+)
 def test_images_too_small_for_the_cnn_or_with_odd_channels_are_refused_alike_in_every_form(tmp_path, shape, problem):
     from pipeline.api import find_issues
     from pipeline.artifacts import write_idx, write_images
@@ -184,9 +189,15 @@ def test_images_too_small_for_the_cnn_or_with_odd_channels_are_refused_alike_in_
             decode(tmp_path / "folder")
 
 
-@pytest.mark.parametrize("labels, problem", [(np.zeros((6, 1), int), "must be one-dimensional"),
-                                             (np.array([""] * 6), "every label is empty"),
-                                             (np.array(3), "must be one-dimensional")], ids=["2-D", "empty", "0-d"])
+@pytest.mark.parametrize(
+    "labels, problem",
+    [
+        (np.zeros((6, 1), int), "must be one-dimensional"),
+        (np.array([""] * 6), "every label is empty"),
+        (np.array(3), "must be one-dimensional"),
+    ],
+    ids=["2-D", "empty", "0-d"],
+)
 def test_label_problems_inside_an_npz_name_the_npz_not_a_labels_path_it_does_not_read(tmp_path, labels, problem):
     path = tmp_path / "data.npz"
     np.savez(path, images=RNG.integers(0, 256, (6, 8, 8), dtype=np.uint8), labels=labels)
@@ -196,11 +207,15 @@ def test_label_problems_inside_an_npz_name_the_npz_not_a_labels_path_it_does_not
         assert str(exc.value).startswith(f"{path}: ") and problem in str(exc.value)
 
 
-@pytest.mark.parametrize("labels, problem", [
-    (np.array([1, 2**64 - 1], np.uint64), "label 18446744073709551615 at index 1 is too large for a class id"),
-    (np.array([1.0, 1e30]), "label 1e+30 at index 1 is too large for a class id"),
-    (np.array([1.0, -1e30], np.float32), "label -1e+30 at index 1 is negative"),
-], ids=["uint64-max", "float-1e30", "float-minus-1e30"])
+@pytest.mark.parametrize(
+    "labels, problem",
+    [
+        (np.array([1, 2**64 - 1], np.uint64), "label 18446744073709551615 at index 1 is too large for a class id"),
+        (np.array([1.0, 1e30]), "label 1e+30 at index 1 is too large for a class id"),
+        (np.array([1.0, -1e30], np.float32), "label -1e+30 at index 1 is negative"),
+    ],
+    ids=["uint64-max", "float-1e30", "float-minus-1e30"],
+)
 def test_labels_past_the_int64_range_are_named_never_wrapped_and_warn_nothing(tmp_path, labels, problem):
     import warnings
 

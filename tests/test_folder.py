@@ -1,5 +1,6 @@
 """A folder of one's own, as README's "Your own data in three commands" has it: run, review, export; and the
 export read back in."""
+
 import csv
 import sys
 
@@ -51,8 +52,10 @@ def test_the_readmes_three_commands_run_review_and_export_a_folder(tmp_path):
         f.write("index,path,given,suggested,kind,choice,new_label\n")
         for row in rows:
             if row["flagged"] == "1":
-                f.write(f"{row['index']},{row['path']},{row['given']},{row['suggested']},evidence,accept,"
-                        f"{row['suggested']}\n")
+                f.write(
+                    f"{row['index']},{row['path']},{row['given']},{row['suggested']},evidence,accept,"
+                    f"{row['suggested']}\n"
+                )
     dry = sh(*twins, "export", "--out", "clean", "--choices", "review-choices.csv", "--dry-run", cwd=tmp_path)
     assert f"{len(found)} relabelled" in dry.stdout and not (tmp_path / "clean").exists()
     sh(*twins, "export", "--out", "clean", "--choices", "review-choices.csv", "--copy", cwd=tmp_path)
@@ -62,8 +65,11 @@ def test_the_readmes_three_commands_run_review_and_export_a_folder(tmp_path):
     # read back: the manifest of the cleaned copy runs as any data set, the applied flags gone
     again = sh(*twins, "run", "--images", "clean/manifest.csv", "--results", "again", cwd=tmp_path)
     assert again.returncode == 0
-    refound = {row["path"].rsplit("/", 1)[-1].split("-", 1)[-1] for row in
-               csv.DictReader(open(tmp_path / "again" / "issues.csv")) if row["flagged"] == "1"}
+    refound = {
+        row["path"].rsplit("/", 1)[-1].split("-", 1)[-1]
+        for row in csv.DictReader(open(tmp_path / "again" / "issues.csv"))
+        if row["flagged"] == "1"
+    }
     assert not refound & found
     refused = sh(*twins, "export", "--out", "my_photos", cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "not an empty folder" in refused.stderr

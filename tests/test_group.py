@@ -1,4 +1,5 @@
 """The group stage: exact and near-identical copies end up in one group, distinct images do not."""
+
 import json
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def recovered(case, result):
 
 
 # --- recall -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("source", ["mnist", "notmnist"])
 def test_every_exact_copy_lands_with_its_original_at_the_same_distance(source, request):
@@ -98,6 +100,7 @@ def test_a_set_where_most_images_have_twins_still_gets_a_sensible_threshold(mnis
 
 # --- no false merges ----------------------------------------------------------------------------------------
 
+
 def test_mnist_test_set_forms_no_group_with_conflicting_labels(mnist):
     images, labels = mnist
     result = group_images(images, PARAMS)
@@ -124,9 +127,11 @@ def test_glyphs_that_differ_by_one_bar_are_not_copies_although_close_in_shape(no
     assert (labels[e], labels[f]) == (4, 5)
     distance, shift = group_pairs.shift_distances(images, np.array([e]), np.array([f]), 1)
     assert distance[0] < 0.2  # closer in shape than many noisy copies...
-    assert group_pairs.noise_z(images, np.array([e]), np.array([f]), shift, 1)[0].min() > 5 * PARAMS.max_noise_z  # ...not noise
+    assert (
+        group_pairs.noise_z(images, np.array([e]), np.array([f]), shift, 1)[0].min() > 5 * PARAMS.max_noise_z
+    )  # ...not noise
     copy = perturb(images[e], np.random.default_rng(0), **PERTURBED)[None]
-    pair = np.concatenate([images[e:e + 1], copy])
+    pair = np.concatenate([images[e : e + 1], copy])
     distance, shift = group_pairs.shift_distances(pair, np.array([0]), np.array([1]), 1)
     z, sigma = group_pairs.noise_z(pair, np.array([0]), np.array([1]), shift, 1)
     assert z[0, 0] < PARAMS.max_noise_z and sigma[0, 0] < PARAMS.max_noise_sigma  # original -> copy fits
@@ -146,6 +151,7 @@ def test_a_chain_of_small_steps_does_not_merge_its_distant_ends(mnist):
 
 
 # --- shape of the result ------------------------------------------------------------------------------------
+
 
 def test_distinct_images_are_singleton_groups_numbered_in_order(mnist):
     images, _ = mnist
@@ -191,8 +197,9 @@ def test_one_thread_and_several_give_the_same_groups(mnist, monkeypatch):
 def test_an_images_descriptors_do_not_depend_on_the_images_described_beside_it(mnist):
     images = mnist[0][:300]
     together = shifted_descriptors(images, PARAMS.grid, PARAMS.max_shift, chunk=128)
-    alone = np.concatenate([shifted_descriptors(images[i:i + 1], PARAMS.grid, PARAMS.max_shift)
-                            for i in range(0, 300, 37)], axis=1)
+    alone = np.concatenate(
+        [shifted_descriptors(images[i : i + 1], PARAMS.grid, PARAMS.max_shift) for i in range(0, 300, 37)], axis=1
+    )
     assert np.array_equal(together[:, ::37], alone)
 
 
@@ -261,12 +268,16 @@ def test_pure_noise_images_are_neither_blank_nor_grouped():
 
 # --- summary and files --------------------------------------------------------------------------------------
 
+
 def test_summary_counts_group_sizes_and_conflicting_groups():
     group = np.array([0, 1, 0, 2, 1, 3, 3, 3])
     labels = np.array([5, 1, 5, 2, 7, 4, 4, 9])
     assert summarize(group, labels) == {
-        "images": 8, "groups": 4, "groups_by_size": {"1": 1, "2": 2, "3": 1},
-        "conflicting_groups": 2, "images_in_conflicting_groups": 5,
+        "images": 8,
+        "groups": 4,
+        "groups_by_size": {"1": 1, "2": 2, "3": 1},
+        "conflicting_groups": 2,
+        "images_in_conflicting_groups": 5,
     }
 
 
@@ -282,8 +293,12 @@ def test_the_group_step_writes_the_artifact_and_a_summary(tmp_path, mnist):
     assert summary["groups_by_size"] == {"1": 135, "2": 15}
     assert summary["conflicting_groups"] == 15
     assert summary["threshold"] == pytest.approx(result.threshold, abs=1e-6)
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == \
-        ["artifacts/decoded.npz", "artifacts/groups.json", "artifacts/groups.npz", "metrics/group.json"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "artifacts/decoded.npz",
+        "artifacts/groups.json",
+        "artifacts/groups.npz",
+        "metrics/group.json",
+    ]
 
 
 def test_threshold_is_read_from_the_data(mnist):
@@ -293,9 +308,19 @@ def test_threshold_is_read_from_the_data(mnist):
     assert 0 < dense < sparse  # more images, closer nearest neighbours, a tighter threshold
 
 
-@pytest.mark.parametrize("field, value", [("threshold_fraction", 0.0), ("threshold_quantile", 1.5),
-                                          ("max_noise_z", -1.0), ("neighbours", 0), ("leaf_size", 1),
-                                          ("max_shift", 4), ("grid", 1), ("blank_tolerance", 2.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("threshold_fraction", 0.0),
+        ("threshold_quantile", 1.5),
+        ("max_noise_z", -1.0),
+        ("neighbours", 0),
+        ("leaf_size", 1),
+        ("max_shift", 4),
+        ("grid", 1),
+        ("blank_tolerance", 2.0),
+    ],
+)
 def test_out_of_range_parameters_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         GroupParams(**{field: value})

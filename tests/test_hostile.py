@@ -2,6 +2,7 @@
 labels, damaged .npz, outputs that cannot be written, a closed stdout, runs killed from outside, the API given the
 wrong types. Each is one line naming the file and the problem (InputError; exit 2 at the edges), memory bounded by
 the data used, nothing half-written, and no process left behind."""
+
 import csv
 import os
 import signal
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, pictures, run_cli, run_script
 from PIL import Image
 
-from conftest import REPO, pictures, run_cli, run_script
 from pipeline import artifacts
 from pipeline.api import find_issues
 from pipeline.artifacts import all_or_nothing, atomic_write_text, write_idx, write_images
@@ -65,6 +66,7 @@ def finishes_within(seconds: float, function):
 
 
 # -- files beside the data ---------------------------------------------------------------------------------------
+
 
 def test_a_large_file_beside_the_images_is_neither_read_nor_held_in_memory(tmp_path):
     folder(tmp_path)
@@ -118,10 +120,12 @@ def test_a_fifo_named_like_an_image_is_unreadable_not_a_hang(tmp_path):
 
 def refusing(real, path, error=PermissionError(13, "Permission denied")):
     """real (os.scandir, open), except that it refuses path as a file system refuses one without permission."""
+
     def call(file, *args, **kwargs):
         if os.fspath(file) == str(path):
             raise type(error)(error.errno, error.strerror, str(path))
         return real(file, *args, **kwargs)
+
     return call
 
 
@@ -156,16 +160,19 @@ def test_huge_pictures_are_shrunk_as_they_are_read(tmp_path):
         for i in range(3 if c == "a" else 2):
             Image.new("1", (9000, 9000), i % 2).save(tmp_path / c / f"{i}.png")
     # The peak of this process's own memory (VmHWM; ru_maxrss would count the parent's, inherited at exec).
-    code = ("from stages.decode import DecodeParams, read_dataset; "
-            f"d = read_dataset(DecodeParams({str(tmp_path)!r}, '')); "
-            "peak = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]; "
-            "print(d.images.shape, int(peak) // 1024)")
+    code = (
+        "from stages.decode import DecodeParams, read_dataset; "
+        f"d = read_dataset(DecodeParams({str(tmp_path)!r}, '')); "
+        "peak = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]; "
+        "print(d.images.shape, int(peak) // 1024)"
+    )
     done = run_script("-c", code, timeout=300)
     shape, peak_mb = done.stdout.rsplit(" ", 1)
     assert done.returncode == 0 and shape == "(5, 64, 64, 1)" and int(peak_mb) < 300, done.stdout + done.stderr
 
 
 # -- labels in manifests and folders -------------------------------------------------------------------------------
+
 
 def manifest(tmp_path, labels: list[str]):
     image = tmp_path / "x.png"
@@ -218,6 +225,7 @@ def npz_with(path, **members: bytes):
 
 def npy_bytes(array) -> bytes:
     import io
+
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=True)
     return buffer.getvalue()
@@ -226,16 +234,24 @@ def npy_bytes(array) -> bytes:
 def claiming(shape) -> bytes:
     """An .npy header that declares `shape` of bytes, whatever follows it."""
     import io
+
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": shape})
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("members, problem", [
-    (dict(images=npy_bytes(IMAGES), labels=npy_bytes(np.array(["cat", 1], dtype=object))), "holds Python objects"),
-    (dict(images=claiming((6_000_000_000, 8, 8000)) + IMAGES.tobytes(), labels=npy_bytes(LABELS)), "its header says"),
-    (dict(images=npy_bytes(IMAGES)[:-10], labels=npy_bytes(LABELS)), "its header says"),
-], ids=["object-labels", "header-claims-terabytes", "truncated-member"])
+@pytest.mark.parametrize(
+    "members, problem",
+    [
+        (dict(images=npy_bytes(IMAGES), labels=npy_bytes(np.array(["cat", 1], dtype=object))), "holds Python objects"),
+        (
+            dict(images=claiming((6_000_000_000, 8, 8000)) + IMAGES.tobytes(), labels=npy_bytes(LABELS)),
+            "its header says",
+        ),
+        (dict(images=npy_bytes(IMAGES)[:-10], labels=npy_bytes(LABELS)), "its header says"),
+    ],
+    ids=["object-labels", "header-claims-terabytes", "truncated-member"],
+)
 def test_a_damaged_or_foreign_npz_is_refused_before_anything_is_allocated(tmp_path, members, problem):
     path = npz_with(tmp_path / "data.npz", **members)
     with pytest.raises(InputError) as exc:
@@ -280,6 +296,7 @@ def test_an_npy_named_npz_and_an_npz_named_npy_say_which_they_are(tmp_path):
 
 # -- outputs that cannot be written ----------------------------------------------------------------------------------
 
+
 def test_an_output_path_that_is_a_folder_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "decoded.npz").mkdir()
     done = run_cli("decode", "--decoded", str(tmp_path / "decoded.npz"))
@@ -287,10 +304,14 @@ def test_an_output_path_that_is_a_folder_is_one_line_and_exit_2(tmp_path):
     assert done.stderr.strip() == f"error: {tmp_path / 'decoded.npz'}: is a folder, not a file (--decoded)"
 
 
-@pytest.mark.parametrize("option, taken, problem", [
-    ("--results", "results", "is a file, not a folder (--results)"),
-    ("--metrics", "metrics.json/", "is a folder, not a file (--metrics)"),
-    ("--metrics", "file/metrics.json", "cannot be written: {root}/file is a file, not a folder")])
+@pytest.mark.parametrize(
+    "option, taken, problem",
+    [
+        ("--results", "results", "is a file, not a folder (--results)"),
+        ("--metrics", "metrics.json/", "is a folder, not a file (--metrics)"),
+        ("--metrics", "file/metrics.json", "cannot be written: {root}/file is a file, not a folder"),
+    ],
+)
 def test_an_output_no_file_can_take_is_refused_before_any_work(tmp_path, option, taken, problem):
     (tmp_path / "file").write_text("mine")
     target = tmp_path / taken.rstrip("/")
@@ -299,15 +320,24 @@ def test_an_output_no_file_can_take_is_refused_before_any_work(tmp_path, option,
     elif taken == "results":
         target.write_text("mine")
     before = sorted(tmp_path.rglob("*"))
-    done = run_cli("run", "--images", str(SAMPLE / "images-idx3-ubyte.gz"), "--labels",
-                   str(SAMPLE / "labels-idx1-ubyte.gz"), option, str(target), cwd=tmp_path)
+    done = run_cli(
+        "run",
+        "--images",
+        str(SAMPLE / "images-idx3-ubyte.gz"),
+        "--labels",
+        str(SAMPLE / "labels-idx1-ubyte.gz"),
+        option,
+        str(target),
+        cwd=tmp_path,
+    )
     # the one line alone: no stage ran (each logs a line), and nothing was written
     assert done.returncode == 2 and done.stderr.strip() == f"error: {target}: {problem.format(root=tmp_path)}"
     assert sorted(tmp_path.rglob("*")) == before
 
 
-@pytest.mark.parametrize("errno, problem", [(28, "No space left on device"), (13, "Permission denied")],
-                         ids=["full-disk", "read-only"])
+@pytest.mark.parametrize(
+    "errno, problem", [(28, "No space left on device"), (13, "Permission denied")], ids=["full-disk", "read-only"]
+)
 def test_a_full_disk_or_a_read_only_folder_midway_leaves_no_output_written(tmp_path, monkeypatch, errno, problem):
     """(Simulated: the tests may run as root, whom a read-only folder does not stop.)"""
     (tmp_path / "old.txt").write_text("before")
@@ -357,6 +387,7 @@ def test_a_run_refuses_a_folder_it_may_not_write_in_before_any_work(tmp_path, mo
             check_layout(paths, (name,), writes=True)
         one_line(exc, getattr(paths, name), f"cannot be written (no permission to write in {tmp_path / 'ro'})")
 
+
 def test_a_failed_step_takes_back_the_empty_folders_it_made(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "kept").mkdir()
@@ -369,11 +400,26 @@ def test_a_failed_step_takes_back_the_empty_folders_it_made(tmp_path):
 
 # -- stdout --------------------------------------------------------------------------------------------------------
 
+
 def test_a_closed_stdout_is_one_line_and_exit_2_not_a_lost_answer():
-    done = subprocess.run([sys.executable, "hw02.py", "--data", str(SAMPLE / "images-idx3-ubyte.gz"), "--labels",
-                           str(SAMPLE / "labels-idx1-ubyte.gz")], cwd=REPO, stdin=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, timeout=60, close_fds=True,
-                          preexec_fn=lambda: os.close(1), env=dict(os.environ, PYTHONPATH=str(REPO)))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "hw02.py",
+            "--data",
+            str(SAMPLE / "images-idx3-ubyte.gz"),
+            "--labels",
+            str(SAMPLE / "labels-idx1-ubyte.gz"),
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        close_fds=True,
+        preexec_fn=lambda: os.close(1),
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert done.returncode == 2 and done.stderr.strip() == "error: stdout is closed: the answer has nowhere to go"
 
 
@@ -381,10 +427,24 @@ def test_a_broken_pipe_is_one_line_and_exit_2():
     reader, writer = os.pipe()
     os.close(reader)  # nobody will read the answer
     try:
-        done = subprocess.run([sys.executable, "hw02.py", "--data", str(SAMPLE / "images-idx3-ubyte.gz"),
-                               "--labels", str(SAMPLE / "labels-idx1-ubyte.gz"), "--time-budget", "0.001"],
-                              cwd=REPO, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+        done = subprocess.run(
+            [
+                sys.executable,
+                "hw02.py",
+                "--data",
+                str(SAMPLE / "images-idx3-ubyte.gz"),
+                "--labels",
+                str(SAMPLE / "labels-idx1-ubyte.gz"),
+                "--time-budget",
+                "0.001",
+            ],
+            cwd=REPO,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
     finally:
         os.close(writer)
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -392,20 +452,32 @@ def test_a_broken_pipe_is_one_line_and_exit_2():
 
 
 def test_images_through_a_pipe_are_read_as_a_stream(tmp_path):
-    done = subprocess.run(f"{sys.executable} hw02.py --data <(cat {SAMPLE / 'images-idx3-ubyte.gz'}) "
-                          f"--labels <(cat {SAMPLE / 'labels-idx1-ubyte.gz'}) --time-budget 0.001",
-                          shell=True, executable="/bin/bash", cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    done = subprocess.run(
+        f"{sys.executable} hw02.py --data <(cat {SAMPLE / 'images-idx3-ubyte.gz'}) "
+        f"--labels <(cat {SAMPLE / 'labels-idx1-ubyte.gz'}) --time-budget 0.001",
+        shell=True,
+        executable="/bin/bash",
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
 # -- the command line ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, line", [
-    (["frobnicate"], "No such command 'frobnicate'."),
-    (["decode", "--bogus"], "No such option '--bogus'."),
-    (["export", "--choices", "."], "Invalid value for '--choices': File '.' is a directory."),
-], ids=["unknown-command", "unknown-option", "folder-for-file"])
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["frobnicate"], "No such command 'frobnicate'."),
+        (["decode", "--bogus"], "No such option '--bogus'."),
+        (["export", "--choices", "."], "Invalid value for '--choices': File '.' is a directory."),
+    ],
+    ids=["unknown-command", "unknown-option", "folder-for-file"],
+)
 def test_a_usage_error_is_one_line_and_exit_2(tmp_path, args, line):
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr == f"error: {line}\n"
@@ -418,6 +490,7 @@ def test_an_option_typed_with_an_en_or_em_dash_is_the_option(tmp_path, dash):
 
 
 # -- runs killed from outside --------------------------------------------------------------------------------------
+
 
 def descendants(pid: int) -> set[int]:
     """Every process under pid (Linux: /proc), children of every thread, recursively."""
@@ -445,23 +518,38 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-@pytest.mark.parametrize("script, pool", [("hw02.py", "loky"), ("hw02.py", "standard-library"),
-                                          ("bundle", "standard-library")], ids=["loky", "stdlib", "bundle"])
+@pytest.mark.parametrize(
+    "script, pool",
+    [("hw02.py", "loky"), ("hw02.py", "standard-library"), ("bundle", "standard-library")],
+    ids=["loky", "stdlib", "bundle"],
+)
 def test_workers_die_within_seconds_of_their_killed_parent(tmp_path, script, pool, signal_number):
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc")
     if script == "bundle":  # dist/hw02.py, as `make hw02` writes it
         from pipeline import bundle
+
         script = tmp_path / "hw02.py"
         script.write_text(bundle.bundle(author="A", netid="a"))
     run = "import runpy, sys; sys.argv = ['hw02.py'] + sys.argv[1:]; "
     if pool == "standard-library":  # as where only torch and numpy are installed
         run += "sys.modules['joblib'] = None; "
     run += f"runpy.run_path({str(script)!r}, run_name='__main__')"
-    process = subprocess.Popen([sys.executable, "-c", run, "--data", str(SAMPLE / "images-idx3-ubyte.gz"),
-                                "--labels", str(SAMPLE / "labels-idx1-ubyte.gz")], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=dict(os.environ, PYTHONPATH=str(REPO)))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            run,
+            "--data",
+            str(SAMPLE / "images-idx3-ubyte.gz"),
+            "--labels",
+            str(SAMPLE / "labels-idx1-ubyte.gz"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     give_up, workers = time.monotonic() + 120, set()
     while len(workers) < 2 and process.poll() is None and time.monotonic() < give_up:
         time.sleep(0.2)
@@ -482,16 +570,28 @@ def test_workers_die_within_seconds_of_their_killed_parent(tmp_path, script, poo
 
 # -- the Python API --------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("call, source, problem", [
-    (lambda: find_issues(IMAGES, np.array([0, 1, 0, 1, 0, 9_000_000])), "labels", "out of range 0..255"),
-    (lambda: find_issues(IMAGES, LABELS, time_budget_s=float("nan")), "time_budget_s", "positive number"),
-    (lambda: find_issues(IMAGES, LABELS, time_budget_s="60"), "time_budget_s", "positive number"),
-    (lambda: find_issues(IMAGES, LABELS, params=[("train", {})]), "params", "must be a dict"),
-    (lambda: find_issues(IMAGES, LABELS, params={"train": {1: 2}}), "params", "unknown parameter train.1"),
-    (lambda: find_issues([np.zeros((8, 8)), np.zeros((9, 9))], [0, 1]), "images", "one array of equal-sized"),
-    (lambda: find_issues(IMAGES, [0, 1, 0, 1, 0, object()]), "labels", "integers or class names"),
-], ids=["huge-label-ids", "nan-budget", "string-budget", "params-as-list", "number-as-parameter",
-    "ragged-images", "object-label"])
+
+@pytest.mark.parametrize(
+    "call, source, problem",
+    [
+        (lambda: find_issues(IMAGES, np.array([0, 1, 0, 1, 0, 9_000_000])), "labels", "out of range 0..255"),
+        (lambda: find_issues(IMAGES, LABELS, time_budget_s=float("nan")), "time_budget_s", "positive number"),
+        (lambda: find_issues(IMAGES, LABELS, time_budget_s="60"), "time_budget_s", "positive number"),
+        (lambda: find_issues(IMAGES, LABELS, params=[("train", {})]), "params", "must be a dict"),
+        (lambda: find_issues(IMAGES, LABELS, params={"train": {1: 2}}), "params", "unknown parameter train.1"),
+        (lambda: find_issues([np.zeros((8, 8)), np.zeros((9, 9))], [0, 1]), "images", "one array of equal-sized"),
+        (lambda: find_issues(IMAGES, [0, 1, 0, 1, 0, object()]), "labels", "integers or class names"),
+    ],
+    ids=[
+        "huge-label-ids",
+        "nan-budget",
+        "string-budget",
+        "params-as-list",
+        "number-as-parameter",
+        "ragged-images",
+        "object-label",
+    ],
+)
 def test_the_api_refuses_wrong_types_with_input_error_before_any_work(call, source, problem):
     with pytest.raises(InputError) as exc:
         finishes_within(30, call)
@@ -517,11 +617,28 @@ def test_twins_run_writes_its_files_even_when_stdout_is_broken(tmp_path):
     reader, writer = os.pipe()
     os.close(reader)
     try:
-        done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--params", str(REPO / "params.yaml"),
-                               "--images", str(SAMPLE / "images-idx3-ubyte.gz"), "--labels",
-                               str(SAMPLE / "labels-idx1-ubyte.gz"), "-S", "train.time_budget_s=0.001"],
-                              cwd=tmp_path, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "run",
+                "--params",
+                str(REPO / "params.yaml"),
+                "--images",
+                str(SAMPLE / "images-idx3-ubyte.gz"),
+                "--labels",
+                str(SAMPLE / "labels-idx1-ubyte.gz"),
+                "-S",
+                "train.time_budget_s=0.001",
+            ],
+            cwd=tmp_path,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
     finally:
         os.close(writer)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -1,10 +1,11 @@
 """hw02.py, the graded run: one line on stdout and nothing else; bad input is one line on stderr and exit 2."""
+
 import gzip
 
 import numpy as np
 import pytest
-
 from conftest import pictures, run_script
+
 from pipeline.artifacts import write_idx, write_images
 from stages.decode_idx import encode_idx
 
@@ -41,8 +42,9 @@ def test_a_truncated_image_file_is_named(tmp_path, good):
     _, labels = good
     data = gzip.compress(encode_idx(IMAGES))
     (tmp_path / "cut.gz").write_bytes(data[: len(data) // 2])
-    fails_with_one_line(hw02("--data", str(tmp_path / "cut.gz"), "--labels", str(labels)), tmp_path / "cut.gz",
-                        "truncated")
+    fails_with_one_line(
+        hw02("--data", str(tmp_path / "cut.gz"), "--labels", str(labels)), tmp_path / "cut.gz", "truncated"
+    )
 
 
 def test_labels_given_as_images_are_a_wrong_magic(good):
@@ -58,15 +60,17 @@ def test_images_given_as_labels_are_a_wrong_magic(good):
 def test_mismatched_counts_name_the_label_file(tmp_path, good):
     images, _ = good
     write_idx(tmp_path / "short.gz", LABELS[:5])
-    fails_with_one_line(hw02("--data", str(images), "--labels", str(tmp_path / "short.gz")), tmp_path / "short.gz",
-                        "5 labels")
+    fails_with_one_line(
+        hw02("--data", str(images), "--labels", str(tmp_path / "short.gz")), tmp_path / "short.gz", "5 labels"
+    )
 
 
 def test_labels_out_of_range_are_named(tmp_path, good):
     images, _ = good
     write_idx(tmp_path / "wide.gz", np.where(LABELS == 3, 11, LABELS).astype(np.uint8))
-    fails_with_one_line(hw02("--data", str(images), "--labels", str(tmp_path / "wide.gz")), tmp_path / "wide.gz",
-                        "out of range")
+    fails_with_one_line(
+        hw02("--data", str(images), "--labels", str(tmp_path / "wide.gz")), tmp_path / "wide.gz", "out of range"
+    )
 
 
 @pytest.mark.parametrize("dash", ["--", "\u2013", "\u2014"])
@@ -82,8 +86,14 @@ def test_single_class_data_prints_an_empty_line_and_says_why_whatever_the_dash(t
 def test_the_graded_line_on_the_sample_is_its_truth_zero_based_ascending_comma_joined(repo):
     # 5 s leaves no time for members: nearest neighbours decide in about 3 s, so the real command line is tested fast
     sample = repo / "data" / "sample"
-    done = hw02("--data", str(sample / "images-idx3-ubyte.gz"), "--labels", str(sample / "labels-idx1-ubyte.gz"),
-                "--time-budget", "5")
+    done = hw02(
+        "--data",
+        str(sample / "images-idx3-ubyte.gz"),
+        "--labels",
+        str(sample / "labels-idx1-ubyte.gz"),
+        "--time-budget",
+        "5",
+    )
     assert done.returncode == 0, done.stderr
     truth = (sample / "truth.txt").read_text()
     assert done.stdout.count("\n") == 1 and ", ".join(done.stdout.strip().split(", ")) == done.stdout.strip()
@@ -94,10 +104,22 @@ def test_the_graded_line_on_the_sample_is_its_truth_zero_based_ascending_comma_j
     assert "nearest neighbours" in done.stderr and len(done.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("option, value", [("--time-budget", "nan"), ("--time-budget", "inf"), ("--time-budget", "0"),
-                                           ("--time-budget", "-5"), ("--num-classes", "0"),
-                                           ("--num-classes", "300"), ("--seed", "-1"), ("--seed", "2**40"),
-                                           ("--seed", "4294967296"), ("--device", "tpu"), ("--device", "cuda:x")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--time-budget", "nan"),
+        ("--time-budget", "inf"),
+        ("--time-budget", "0"),
+        ("--time-budget", "-5"),
+        ("--num-classes", "0"),
+        ("--num-classes", "300"),
+        ("--seed", "-1"),
+        ("--seed", "2**40"),
+        ("--seed", "4294967296"),
+        ("--device", "tpu"),
+        ("--device", "cuda:x"),
+    ],
+)
 def test_a_bad_option_is_one_line_and_exit_2(good, option, value):
     images, labels = good
     done = hw02("--data", str(images), "--labels", str(labels), option, value)
@@ -114,7 +136,9 @@ def test_a_gpu_that_is_not_there_is_one_line_and_exit_2(tmp_path):
     write_idx(tmp_path / "labels.gz", np.repeat(LABELS, 5))
     done = hw02("--data", str(tmp_path / "images.gz"), "--labels", str(tmp_path / "labels.gz"), "--device", "cuda:7")
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
-    assert done.stderr.strip() == f"error: train.device: cuda:7: no such CUDA GPU here ({torch.cuda.device_count()} found)"
+    assert (
+        done.stderr.strip() == f"error: train.device: cuda:7: no such CUDA GPU here ({torch.cuda.device_count()} found)"
+    )
 
 
 def test_two_distinct_samples_are_answered_at_once_and_the_note_says_why(tmp_path):
@@ -134,12 +158,24 @@ def test_an_interrupt_is_one_line_and_exit_130(repo):
     import time
 
     sample = repo / "data" / "sample"
-    process = subprocess.Popen([sys.executable, "hw02.py", "--data", str(sample / "images-idx3-ubyte.gz"),
-                                "--labels", str(sample / "labels-idx1-ubyte.gz"), "-v"], cwd=repo, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=dict(os.environ, PYTHONPATH=str(repo)),
-                               # a shell's background job (`cmd &`) ignores SIGINT, and its children with it
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "hw02.py",
+            "--data",
+            str(sample / "images-idx3-ubyte.gz"),
+            "--labels",
+            str(sample / "labels-idx1-ubyte.gz"),
+            "-v",
+        ],
+        cwd=repo,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(repo)),
+        # a shell's background job (`cmd &`) ignores SIGINT, and its children with it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     for line in process.stderr:
         if "group:" in line:  # training starts next
             break
@@ -157,8 +193,9 @@ def test_colour_idx4_images_run_through_the_graded_command(tmp_path):
     images = np.concatenate([colour, colour[:2]])  # two twins, labelled differently
     write_images(tmp_path / "colour.gz", images)
     write_idx(tmp_path / "colour-labels.gz", np.r_[LABELS, (LABELS[:2] + 1) % 10].astype(np.uint8))
-    done = hw02("--data", str(tmp_path / "colour.gz"), "--labels", str(tmp_path / "colour-labels.gz"),
-                "--time-budget", "5")
+    done = hw02(
+        "--data", str(tmp_path / "colour.gz"), "--labels", str(tmp_path / "colour-labels.gz"), "--time-budget", "5"
+    )
     assert done.returncode == 0, done.stderr
     flagged = [int(i) for i in done.stdout.split(", ")]
     assert len(flagged) == 2 and all(i in (0, 1, 12, 13) for i in flagged)  # one of each conflicting pair
@@ -170,8 +207,15 @@ def test_a_short_budget_on_two_thousand_samples_still_finds_the_twins(tmp_path, 
 
     case = plant(*load_source("mnist"), PlantSpec(n_clean=1800, n_evil=200, seed=7))
     write_case(case, tmp_path)
-    done = hw02("--data", str(tmp_path / "images-idx3-ubyte.gz"), "--labels", str(tmp_path / "labels-idx1-ubyte.gz"),
-                "--time-budget", "20", "-v")
+    done = hw02(
+        "--data",
+        str(tmp_path / "images-idx3-ubyte.gz"),
+        "--labels",
+        str(tmp_path / "labels-idx1-ubyte.gz"),
+        "--time-budget",
+        "20",
+        "-v",
+    )
     assert done.returncode == 0, done.stderr
     assert "train: " in done.stderr and "done in" in done.stderr
     found = {int(i) for i in done.stdout.split(", ")}

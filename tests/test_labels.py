@@ -1,4 +1,5 @@
 """What the labels say: the number of classes, and the open questions every stage agrees on."""
+
 import numpy as np
 
 from stages.labels import class_count, conflicting_groups, open_questions

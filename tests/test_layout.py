@@ -1,5 +1,6 @@
 """The layout keeps its promises: stages/ never imports pipeline/, dvc.yaml names each stage's function and every
 module it runs, and the paths in dvc.yaml are the ones the `twins` commands use."""
+
 import dataclasses
 import importlib
 import re

@@ -1,21 +1,27 @@
 """params.yaml mirrors the stages' defaults, so hw02.py (defaults) and `dvc repro` (params.yaml) agree."""
+
 import dataclasses
 
 import pytest
 import yaml
-
 from conftest import run_cli
-from stages.errors import InputError
+
 from pipeline.cli import parse_overrides
 from pipeline.params import load_params
 from stages.aggregate import AggregateParams
 from stages.decode import DecodeParams
+from stages.errors import InputError
 from stages.group import GroupParams
 from stages.report import ReportParams
 from stages.train import TrainParams
 
-SECTIONS = {"decode": DecodeParams, "group": GroupParams, "train": TrainParams, "aggregate": AggregateParams,
-            "report": ReportParams}
+SECTIONS = {
+    "decode": DecodeParams,
+    "group": GroupParams,
+    "train": TrainParams,
+    "aggregate": AggregateParams,
+    "report": ReportParams,
+}
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -38,18 +44,21 @@ def test_unknown_and_out_of_range_parameters_are_refused(repo):
         load_params(TrainParams, "train", repo / "params.yaml", {"model": "resnet"})
 
 
-@pytest.mark.parametrize("edit, problem", [
-    ({"trian": {"seed": 1}}, "unknown section 'trian' (did you mean train?)"),
-    ({"train": {"modle": "cnn"}}, "unknown parameter train.modle (did you mean model?)"),
-    ({"train": 5}, "train must be a mapping of parameters"),
-    ({"train": [1, 2]}, "train must be a mapping of parameters"),
-    ({"train": {"backend": "foo"}}, "backend must be one of"),
-    ({"train": {"seed": -1}}, "seed must lie in 0..4294967295"),
-    ({"group": {"seed": 2**40}}, "seed must lie in 0..4294967295"),
-    ({"train": {"time_budget_s": float("nan")}}, "time_budget_s = nan is not a finite number"),
-    ({"train": {"time_budget_s": 0}}, "time_budget_s must be positive"),
-    ({"train": {"learning_rate": float("inf")}}, "learning_rate = inf is not a finite number"),
-])
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        ({"trian": {"seed": 1}}, "unknown section 'trian' (did you mean train?)"),
+        ({"train": {"modle": "cnn"}}, "unknown parameter train.modle (did you mean model?)"),
+        ({"train": 5}, "train must be a mapping of parameters"),
+        ({"train": [1, 2]}, "train must be a mapping of parameters"),
+        ({"train": {"backend": "foo"}}, "backend must be one of"),
+        ({"train": {"seed": -1}}, "seed must lie in 0..4294967295"),
+        ({"group": {"seed": 2**40}}, "seed must lie in 0..4294967295"),
+        ({"train": {"time_budget_s": float("nan")}}, "time_budget_s = nan is not a finite number"),
+        ({"train": {"time_budget_s": 0}}, "time_budget_s must be positive"),
+        ({"train": {"learning_rate": float("inf")}}, "learning_rate = inf is not a finite number"),
+    ],
+)
 def test_the_whole_file_is_checked_whichever_stage_reads_it(tmp_path, edit, problem):
     document = {"decode": {"num_classes": 10}, **edit}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
@@ -73,8 +82,9 @@ def unreadable(path, kind, monkeypatch):
         monkeypatch.setattr(type(path), "read_text", refused)
 
 
-@pytest.mark.parametrize("kind, why", [("folder", "Is a directory"), ("not-utf8", "not UTF-8 text"),
-                                       ("no-permission", "Permission denied")])
+@pytest.mark.parametrize(
+    "kind, why", [("folder", "Is a directory"), ("not-utf8", "not UTF-8 text"), ("no-permission", "Permission denied")]
+)
 def test_a_params_file_that_cannot_be_read_as_text_is_named(tmp_path, monkeypatch, kind, why):
     unreadable(tmp_path / "p.yaml", kind, monkeypatch)
     with pytest.raises(InputError) as exc:
@@ -82,28 +92,32 @@ def test_a_params_file_that_cannot_be_read_as_text_is_named(tmp_path, monkeypatc
     assert str(exc.value) == f"{tmp_path / 'p.yaml'}: cannot be read ({why})"
 
 
-@pytest.mark.parametrize("text, name", [("train:\n  1: 3\n", "train.1"), ("train:\n  ~: 3\n", "train.None")],
-                         ids=["number", "null"])
+@pytest.mark.parametrize(
+    "text, name", [("train:\n  1: 3\n", "train.1"), ("train:\n  ~: 3\n", "train.None")], ids=["number", "null"]
+)
 def test_a_parameter_name_that_is_not_a_string_is_an_unknown_parameter(tmp_path, text, name):
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(InputError, match=f"unknown parameter {name} \\(known: "):
         load_params(TrainParams, "train", tmp_path / "params.yaml")
 
 
-def test_a_params_file_named_but_missing_is_an_error_and_the_default_one_missing_is_all_defaults(tmp_path,
-                                                                                               monkeypatch):
+def test_a_params_file_named_but_missing_is_an_error_and_the_default_one_missing_is_all_defaults(tmp_path, monkeypatch):
     done = run_cli("group", "--params", "nope.yaml", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr == "error: nope.yaml: cannot be read (No such file or directory)\n"
     monkeypatch.chdir(tmp_path)
     assert load_params(TrainParams, "train") == TrainParams()
 
 
-@pytest.mark.parametrize("args, line", [
-    (("group", "-S", "seed=[1"), "-S seed=[1: not valid YAML (expected ',' or ']', but got '<stream end>')"),
-    (("group", "-S", "seed="), "-S seed=: group.seed must not be empty"),
-    (("run", "-S", "train.n_models=-1"), "-S train.n_models=-1: train: n_models must be at least 1, got -1"),
-    (("run", "-S", "train.n_models=x"), "-S train.n_models=x: train.n_models = 'x' is not a int"),
-], ids=["not-yaml", "empty", "out-of-range", "wrong-type"])
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (("group", "-S", "seed=[1"), "-S seed=[1: not valid YAML (expected ',' or ']', but got '<stream end>')"),
+        (("group", "-S", "seed="), "-S seed=: group.seed must not be empty"),
+        (("run", "-S", "train.n_models=-1"), "-S train.n_models=-1: train: n_models must be at least 1, got -1"),
+        (("run", "-S", "train.n_models=x"), "-S train.n_models=x: train.n_models = 'x' is not a int"),
+    ],
+    ids=["not-yaml", "empty", "out-of-range", "wrong-type"],
+)
 def test_a_bad_override_is_one_line_naming_the_override_not_a_params_file(tmp_path, args, line):
     done = run_cli(*args, cwd=tmp_path)  # no params.yaml here
     assert done.returncode == 2 and done.stderr == f"error: {line}\n"

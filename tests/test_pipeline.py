@@ -1,4 +1,5 @@
 """The DVC pipeline and the `twins` command, run as a user runs them, in a temporary copy of the repo."""
+
 import csv
 import json
 import os
@@ -13,18 +14,27 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import REPO
+
 from pipeline.cli import main
 
 FAST_TRAIN = {"model": "linear", "n_models": 3, "min_steps": 30}
-COPIED = ["pipeline", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots.html", ".dvcignore", ".gitignore",
-          "hw02.py", "data/sample"]
+COPIED = [
+    "pipeline",
+    "stages",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvc/plots.html",
+    ".dvcignore",
+    ".gitignore",
+    "hw02.py",
+    "data/sample",
+]
 
 
 def sh(*args, cwd, check=True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               PYTHONPATH=str(REPO))
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], PYTHONPATH=str(REPO))
     done = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
     if check and done.returncode != 0:
         raise AssertionError(f"{args} failed:\n{done.stdout}\n{done.stderr}")
@@ -102,8 +112,10 @@ def test_plots_show_draws_every_chart_offline(fast_repo, tmp_path):
         driver.get(page.as_uri())
         give_up = time.monotonic() + 30
         while True:  # vega-embed draws asynchronously
-            charts = driver.execute_script("return [...document.querySelectorAll('div[id$=_csv]')]"
-                                           ".map(d => [d.id, !!d.querySelector('svg, canvas')])")
+            charts = driver.execute_script(
+                "return [...document.querySelectorAll('div[id$=_csv]')]"
+                ".map(d => [d.id, !!d.querySelector('svg, canvas')])"
+            )
             if all(drawn for _, drawn in charts) or time.monotonic() > give_up:
                 break
             time.sleep(0.2)
@@ -120,8 +132,9 @@ def test_plots_diff_finds_a_committed_revisions_plots(fast_repo):
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reproduced", cwd=fast_repo)
     shown = json.loads(dvc("plots", "diff", "HEAD", "--json", cwd=fast_repo))
     assert not shown.get("errors"), shown["errors"]
-    revisions = {plot: {rev for entry in entries for rev in entry["revisions"]}
-                 for plot, entries in shown["data"].items()}
+    revisions = {
+        plot: {rev for entry in entries for rev in entry["revisions"]} for plot, entries in shown["data"].items()
+    }
     assert len(revisions) == 9 and all(found == {"HEAD", "workspace"} for found in revisions.values()), revisions
 
 
@@ -135,13 +148,21 @@ def test_a_stage_rerun_on_the_same_input_writes_the_same_bytes(tmp_path):
     files = []
     for attempt in (1, 2):
         paths = PATHS.under(tmp_path / str(attempt))
-        steps.decode(decode.DecodeParams(str(tmp_path / "case/images-idx3-ubyte.gz"),
-                                         str(tmp_path / "case/labels-idx1-ubyte.gz")), paths)
+        steps.decode(
+            decode.DecodeParams(
+                str(tmp_path / "case/images-idx3-ubyte.gz"), str(tmp_path / "case/labels-idx1-ubyte.gz")
+            ),
+            paths,
+        )
         steps.group(group.GroupParams(), paths)
         steps.train(train.TrainParams(model="linear", n_models=3, min_steps=10, n_jobs=1), paths)
         steps.aggregate(aggregate.AggregateParams(), paths)
-        files.append([open(name, "rb").read() for name in (paths.decoded, paths.groups, paths.groups_summary,
-                                                           paths.oob, paths.decisions)])
+        files.append(
+            [
+                open(name, "rb").read()
+                for name in (paths.decoded, paths.groups, paths.groups_summary, paths.oob, paths.decisions)
+            ]
+        )
     assert files[0] == files[1]
 
 
@@ -179,8 +200,7 @@ def test_new_input_data_reruns_everything(fast_repo):
     from pipeline.plant import PlantSpec, load_source, plant, write_case
 
     write_case(plant(*load_source("mnist"), PlantSpec(n_clean=60, n_evil=4, seed=9)), fast_repo / "data" / "other")
-    set_params(fast_repo, "decode", images="data/other/images-idx3-ubyte.gz",
-               labels="data/other/labels-idx1-ubyte.gz")
+    set_params(fast_repo, "decode", images="data/other/images-idx3-ubyte.gz", labels="data/other/labels-idx1-ubyte.gz")
     assert {"decode", "group", "train", "aggregate"} <= stages_run(dvc("repro", cwd=fast_repo))
 
 
@@ -214,8 +234,15 @@ def test_twins_run_and_hw02_agree_with_dvc_repro_on_the_default_parameters(tmp_p
     dvc("repro", cwd=folder)
     from_dvc = (folder / "results" / "suspects.txt").read_text().strip()
     from_run = sh("twins", "run", cwd=folder).stdout.strip()
-    from_hw02 = sh(sys.executable, "hw02.py", "--data", "data/sample/images-idx3-ubyte.gz",
-                   "--labels", "data/sample/labels-idx1-ubyte.gz", cwd=folder).stdout.strip()
+    from_hw02 = sh(
+        sys.executable,
+        "hw02.py",
+        "--data",
+        "data/sample/images-idx3-ubyte.gz",
+        "--labels",
+        "data/sample/labels-idx1-ubyte.gz",
+        cwd=folder,
+    ).stdout.strip()
     assert from_dvc == from_run == from_hw02
     truth = {int(i) for i in (folder / "data/sample/truth.txt").read_text().split(", ")}
     # README: the sample's one honest mistake, in the group of samples 15 and 82
@@ -232,8 +259,18 @@ def test_every_command_explains_itself(command):
 
 
 def test_a_bad_parameter_is_one_line_and_exit_2(tmp_path):
-    done = sh(sys.executable, "-m", "pipeline.cli", "train", "-S", "n_models=0", "--decoded", "x.npz",
-              cwd=tmp_path, check=False)
+    done = sh(
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "train",
+        "-S",
+        "n_models=0",
+        "--decoded",
+        "x.npz",
+        cwd=tmp_path,
+        check=False,
+    )
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "n_models must be at least 1" in done.stderr and "Traceback" not in done.stderr
 
@@ -250,14 +287,25 @@ def test_the_training_log_line_reports_the_fewest_and_most_steps_a_member_took()
     from stages.train import TrainResult
 
     def result(steps):
-        return TrainResult(prob=np.zeros((4, 2)), n_scored=np.array([3, 2, 2, 5]), votes=np.zeros((4, 2), np.int64),
-                           strangeness=np.zeros(4), class_sim=np.zeros((4, 2)), nn_prob=np.zeros((4, 2)),
-                           nn_scored=np.zeros(4, bool), open_question=np.zeros(4, bool), through_conflicts=False,
-                           loss_curves=np.zeros((len(steps), 8), np.float32), member_steps=np.array(steps, np.int64),
-                           member_seconds=np.ones(len(steps)))
+        return TrainResult(
+            prob=np.zeros((4, 2)),
+            n_scored=np.array([3, 2, 2, 5]),
+            votes=np.zeros((4, 2), np.int64),
+            strangeness=np.zeros(4),
+            class_sim=np.zeros((4, 2)),
+            nn_prob=np.zeros((4, 2)),
+            nn_scored=np.zeros(4, bool),
+            open_question=np.zeros(4, bool),
+            through_conflicts=False,
+            loss_curves=np.zeros((len(steps), 8), np.float32),
+            member_steps=np.array(steps, np.int64),
+            member_seconds=np.ones(len(steps)),
+        )
 
-    assert describe_training(result([300, 120, 300]), "cnn") == \
-        "3 cnn members of 120-300 steps, every sample scored 2+ times"
+    assert (
+        describe_training(result([300, 120, 300]), "cnn")
+        == "3 cnn members of 120-300 steps, every sample scored 2+ times"
+    )
     assert describe_training(result([300, 300]), "cnn").startswith("2 cnn members of 300 steps")
     assert describe_training(result([]), "cnn") == "no cnn members trained"
 

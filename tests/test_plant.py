@@ -1,10 +1,11 @@
 """The planting tool: counts, truth, determinism, and perturbations within their bounds."""
+
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from stages.decode_idx import read_images, read_labels
+
 from pipeline.plant import PERTURBED, PlantSpec, load_source, perturb, plant
+from stages.decode_idx import read_images, read_labels
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,12 @@ def test_shift_moves_the_image_by_one_pixel_at_most(mnist):
     image = mnist[0][0]
     for _ in range(20):
         out = perturb(image, rng, noise_sigma=0, brightness=0, shift=1)
-        matches = [np.array_equal(np.roll(image, (dy, dx), axis=(0, 1)), out)
-                   for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+        matches = [
+            np.array_equal(np.roll(image, (dy, dx), axis=(0, 1)), out)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if (dy, dx) != (0, 0)
+        ]
         assert any(matches)  # MNIST borders are blank, so a roll equals the edge-filled shift
 
 
@@ -84,20 +89,27 @@ def test_impossible_specs_are_refused(mnist):
 
 
 def test_cli_writes_a_case_with_its_truth(tmp_path):
-    result = run_cli("plant", "--n-clean", "30", "--n-evil", "3", "--n-orphans", "1", "--seed", "4",
-                     "--out", str(tmp_path))
+    result = run_cli(
+        "plant", "--n-clean", "30", "--n-evil", "3", "--n-orphans", "1", "--seed", "4", "--out", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     images, labels = read_images(tmp_path / "images-idx3-ubyte.gz"), read_labels(tmp_path / "labels-idx1-ubyte.gz")
     assert len(images) == len(labels) == 34
     assert len((tmp_path / "truth.txt").read_text().strip().split(", ")) == 4
 
 
-@pytest.mark.parametrize("args, line", [
-    (["--n-clean", "0", "--n-evil", "0"], "plant: a case needs at least one sample: n_clean + n_orphans must be at "
-                                          "least 1"),
-    (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0."),
-    (["--n-benign", "-1"], "Invalid value for '--n-benign': -1 is not in the range x>=0."),
-], ids=["no-sample", "negative-seed", "negative-count"])
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["--n-clean", "0", "--n-evil", "0"],
+            "plant: a case needs at least one sample: n_clean + n_orphans must be at least 1",
+        ),
+        (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0."),
+        (["--n-benign", "-1"], "Invalid value for '--n-benign': -1 is not in the range x>=0."),
+    ],
+    ids=["no-sample", "negative-seed", "negative-count"],
+)
 def test_cli_names_the_option_and_the_rule_it_breaks(tmp_path, args, line):
     done = run_cli("plant", *args, "--out", str(tmp_path / "case"))
     assert done.returncode == 2 and done.stderr == f"error: {line}\n" and not (tmp_path / "case").exists()

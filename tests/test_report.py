@@ -1,4 +1,5 @@
 """Report: every figure and table is written, each PNG is real and readable, one montage tile per flagged sample."""
+
 import csv
 import struct
 from collections import Counter
@@ -41,10 +42,20 @@ def finished_run(folder, images, labels, group, n_flag_twins):
     paths = PATHS.under(folder)
     save(paths.decoded, Dataset(images, labels))
     save(paths.groups, grouped(group))
-    oob = TrainResult(prob=probs, n_scored=np.full(n, 3), votes=votes, strangeness=np.ones(n), class_sim=probs,
-                      nn_prob=np.zeros((n, k)), nn_scored=np.zeros(n, bool), open_question=open_questions(group, labels),
-                      through_conflicts=False, loss_curves=np.linspace(2, 0.1, 20)[None].repeat(4, 0),
-                      member_steps=np.full(4, 300), member_seconds=np.ones(4))
+    oob = TrainResult(
+        prob=probs,
+        n_scored=np.full(n, 3),
+        votes=votes,
+        strangeness=np.ones(n),
+        class_sim=probs,
+        nn_prob=np.zeros((n, k)),
+        nn_scored=np.zeros(n, bool),
+        open_question=open_questions(group, labels),
+        through_conflicts=False,
+        loss_curves=np.linspace(2, 0.1, 20)[None].repeat(4, 0),
+        member_steps=np.full(4, 300),
+        member_seconds=np.ones(4),
+    )
     save(paths.oob, oob)
     decisions = decide(labels, group, oob, AggregateParams())
     save(paths.decisions, decisions)
@@ -54,8 +65,15 @@ def finished_run(folder, images, labels, group, n_flag_twins):
 def grouped(group):
     """A group artifact with these group ids (the rest as the group stage leaves singletons)."""
     n = len(group)
-    return GroupResult(group, np.zeros(n, np.float32), 0.2, np.unique(group, return_index=True)[1], np.arange(n),
-                       np.zeros(n, bool), np.full(n, ""))
+    return GroupResult(
+        group,
+        np.zeros(n, np.float32),
+        0.2,
+        np.unique(group, return_index=True)[1],
+        np.arange(n),
+        np.zeros(n, bool),
+        np.full(n, ""),
+    )
 
 
 FAST = ReportParams(dpi=50)  # half the pixels: the same drawing code, rendered sooner
@@ -83,8 +101,18 @@ def reported(tmp_path_factory, case):
 
 def test_every_file_is_written_and_every_png_is_a_real_picture(reported):
     folder, _, written = reported
-    assert {p.name for p in written} == {"flagged.png", "scores.png", "confusion.png", "confusion.csv", "loss.csv",
-                                         "loss.png", "classes.csv", "outliers.png", "map.png", "review.html"}
+    assert {p.name for p in written} == {
+        "flagged.png",
+        "scores.png",
+        "confusion.png",
+        "confusion.csv",
+        "loss.csv",
+        "loss.png",
+        "classes.csv",
+        "outliers.png",
+        "map.png",
+        "review.html",
+    }
     for name in ("flagged.png", "scores.png", "confusion.png", "loss.png", "outliers.png", "map.png"):
         width, height = png_size(folder / "results" / name)
         assert width > 100 and height > 100
@@ -107,9 +135,14 @@ def test_a_group_keeps_to_one_row_and_shows_at_most_max_twins_others():
     assert runs == [([4, 0, 1, 2], 5), ([10, 9], 0), ([11], 0)]  # flagged first; five copies counted, not shown
     tiles = layout_pages(runs, flagged, columns=5, tiles_per_page=10)[0]
     assert [(t.index, t.row, t.col) for t in tiles] == [
-        (4, 0, 0), (0, 0, 1), (1, 0, 2), (2, 0, 3),
-        (10, 1, 0), (9, 1, 1),  # the pair would not fit beside the big group: it starts the next row
-        (11, 1, 2)]
+        (4, 0, 0),
+        (0, 0, 1),
+        (1, 0, 2),
+        (2, 0, 3),
+        (10, 1, 0),
+        (9, 1, 1),  # the pair would not fit beside the big group: it starts the next row
+        (11, 1, 2),
+    ]
     assert [t.hidden for t in tiles] == [0, 0, 0, 5, 0, 0, 0]
 
 
@@ -118,8 +151,7 @@ def test_many_flags_are_paged(tmp_path, case):
     finished_run(tmp_path, c.images, c.labels, group, n_flag_twins=len(group))
     params = ReportParams(tiles_per_page=4, columns=2)
     flagged = np.isin(np.arange(len(group)), c.truth)
-    pages = layout_pages(montage_runs(flagged, group, params.max_twins), flagged, params.columns,
-                         params.tiles_per_page)
+    pages = layout_pages(montage_runs(flagged, group, params.max_twins), flagged, params.columns, params.tiles_per_page)
     assert len(pages) > 1 and all(len(page) <= 4 for page in pages)
     assert sorted(t.index for page in pages for t in page if t.flagged) == sorted(c.truth.tolist())
     written = {p.name for p in report(tmp_path, ReportParams(tiles_per_page=4, columns=2, dpi=50))}

@@ -2,6 +2,7 @@
 
 The browser tests open the page in headless Chromium (Debian's chromium and chromium-driver, which .ci/run installs
 where they are missing) through selenium; they skip, saying why, only where no browser can be had."""
+
 import csv
 import io
 import os
@@ -9,11 +10,11 @@ import time
 
 import numpy as np
 import pytest
+from conftest import browser
 
 from stages.decode import Dataset
 from stages.export import ExportOptions, apply_choices, plan_changes
 from stages.review import CHOICES_HEADER, png_bytes, review_page
-from conftest import browser
 from tests.test_aggregate import decided, graded_case
 
 
@@ -53,17 +54,23 @@ def test_cards_come_most_certain_first_then_outliers_then_odd_images():
 
 def test_a_persons_choices_become_the_changes_export_makes():
     data, group, decisions, wrong = reviewed()
-    rows = [{"index": str(wrong[0]), "choice": "accept", "new_label": f"class {decisions.suggested[wrong[0]]}"},
-            {"index": str(wrong[1]), "choice": "keep", "new_label": f"class {data.labels[wrong[1]]}"},
-            {"index": "3", "choice": "remove", "new_label": ""},
-            {"index": "7", "choice": "relabel", "new_label": "class 9" if data.labels[7] != 9 else "class 8"}]
+    rows = [
+        {"index": str(wrong[0]), "choice": "accept", "new_label": f"class {decisions.suggested[wrong[0]]}"},
+        {"index": str(wrong[1]), "choice": "keep", "new_label": f"class {data.labels[wrong[1]]}"},
+        {"index": "3", "choice": "remove", "new_label": ""},
+        {"index": "7", "choice": "relabel", "new_label": "class 9" if data.labels[7] != 9 else "class 8"},
+    ]
     changes = apply_choices(data.labels, rows, data.class_names, "choices.csv")
     assert changes.changed().tolist() == sorted([wrong[0], 3, 7])
     assert changes.new_label[wrong[0]] == decisions.suggested[wrong[0]] and not changes.keep[3]
     from stages.errors import InputError
 
-    for bad in ({"index": "999", "choice": "keep"}, {"index": "1", "choice": "burn"},
-                {"index": "1", "choice": "relabel", "new_label": "class 77"}, {"index": "x", "choice": "keep"}):
+    for bad in (
+        {"index": "999", "choice": "keep"},
+        {"index": "1", "choice": "burn"},
+        {"index": "1", "choice": "relabel", "new_label": "class 77"},
+        {"index": "x", "choice": "keep"},
+    ):
         with pytest.raises(InputError):
             apply_choices(data.labels, [bad], data.class_names, "choices.csv")
 
@@ -88,10 +95,12 @@ def copyable(tmp_path, class_names):
         paths.append(str(tmp_path / "src" / f"{i}.png"))
         (tmp_path / "src").mkdir(exist_ok=True)
         Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(paths[-1])
-    data = Dataset(images=np.zeros((2, 8, 8, 1), np.uint8), labels=np.array([0, 1]), class_names=class_names,
-                   paths=paths)
-    return data, Changes(keep=np.ones(2, bool), new_label=np.array([0, 1]), action=np.array(["", ""]),
-                         reason=np.array(["", ""]))
+    data = Dataset(
+        images=np.zeros((2, 8, 8, 1), np.uint8), labels=np.array([0, 1]), class_names=class_names, paths=paths
+    )
+    return data, Changes(
+        keep=np.ones(2, bool), new_label=np.array([0, 1]), action=np.array(["", ""]), reason=np.array(["", ""])
+    )
 
 
 def test_a_copy_keeps_every_file_inside_it_whatever_the_class_names(tmp_path):
@@ -130,6 +139,7 @@ def test_choices_saved_by_a_spreadsheet_with_a_byte_order_mark_are_read(tmp_path
     (tmp_path / "choices.csv").write_text("index,choice,new_label\n3,remove,\n", encoding="utf-8-sig")
     changes = export(tmp_path / "clean", choices=str(tmp_path / "choices.csv"), form="npz", paths=paths)
     assert changes.changed().tolist() == [3] and not changes.keep[3]
+
 
 def test_in_a_browser_the_page_filters_records_choices_and_downloads_them(tmp_path):
     data, group, decisions, wrong = reviewed()

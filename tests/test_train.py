@@ -1,4 +1,5 @@
 """Train: every prediction is out of bag for the sample and all its copies; open questions never train."""
+
 import os
 import time
 from dataclasses import replace
@@ -7,15 +8,27 @@ import numpy as np
 import pytest
 import torch
 
-from stages.train_models import build_model
 from pipeline.plant import PlantSpec, load_source, plant, random_label_copies
+from stages.budget import Budget
 from stages.cores import usable_cores
 from stages.errors import InputError
-from stages.budget import Budget
 from stages.labels import conflicting_groups, open_questions
-from stages.train import (TrainParams, class_weights, dominated, feature_evidence, nearest_neighbour_probs, predict,
-                          plan_members, resolve_device, scoring_seconds, train_ensemble, train_member,
-                          trains_through_conflicts, worker_layout)
+from stages.train import (
+    TrainParams,
+    class_weights,
+    dominated,
+    feature_evidence,
+    nearest_neighbour_probs,
+    plan_members,
+    predict,
+    resolve_device,
+    scoring_seconds,
+    train_ensemble,
+    train_member,
+    trains_through_conflicts,
+    worker_layout,
+)
+from stages.train_models import build_model
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
 
@@ -181,8 +194,14 @@ def test_nearest_neighbours_name_a_copy_by_its_class_but_never_by_its_own_twin(c
     assert (prob.argmax(1) == labels[query]).mean() >= 0.4  # four times chance from ~60 training digits
     # a copy of the query in its own group, with another label, among the references changes nothing
     twin_group = np.r_[group, group[query[0]]]
-    with_copy = nearest_neighbour_probs(np.r_[images, images[query[:1]]], np.r_[labels, (labels[query[0]] + 1) % 10],
-                                        twin_group, query[:1], np.r_[refs, len(labels)], 10)
+    with_copy = nearest_neighbour_probs(
+        np.r_[images, images[query[:1]]],
+        np.r_[labels, (labels[query[0]] + 1) % 10],
+        twin_group,
+        query[:1],
+        np.r_[refs, len(labels)],
+        10,
+    )
     assert np.allclose(with_copy, prob[:1])
 
 
@@ -190,8 +209,9 @@ def test_a_member_short_of_time_takes_fewer_steps_and_still_scores(case):
     c, group = case
     train, scored = plan_members(group, c.labels, FAST)[0]
     params = replace(FAST, model="cnn", min_steps=100_000)
-    probs, curve, seconds, steps, *_ = train_member(c.images, c.labels, train, scored, 10, params, 0, 1,
-                                                 seconds_allowed=1.0)
+    probs, curve, seconds, steps, *_ = train_member(
+        c.images, c.labels, train, scored, 10, params, 0, 1, seconds_allowed=1.0
+    )
     assert 10 < steps < 100_000 and probs.shape == (len(scored), 10) and np.isfinite(curve).all()
     assert seconds < 30  # generous: the point is that it stopped, not how fast this machine is
 
@@ -252,14 +272,23 @@ def test_a_process_pinned_to_one_core_runs_one_worker_of_one_thread():
     import subprocess
     import sys
 
-    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-            "from stages.train import TrainParams, worker_layout; print(worker_layout(TrainParams(n_jobs=-1)))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from stages.train import TrainParams, worker_layout; print(worker_layout(TrainParams(n_jobs=-1)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert done.stdout.strip() == "(1, 1)", done.stderr
-    without_joblib = subprocess.run([sys.executable, "-c", "import sys; sys.modules['joblib'] = None; " + code],
-                                    capture_output=True, text=True,
-                                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    without_joblib = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['joblib'] = None; " + code],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert without_joblib.stdout.strip() == "(1, 1)", without_joblib.stderr
 
 
@@ -387,6 +416,7 @@ def test_odd_images_are_scored_but_train_nobody():
 
 def test_odd_images_are_no_nearest_neighbour_references_either():
     from conftest import pictures
+
     from stages.train import neighbour_evidence
 
     images = pictures(31, 12, 12, seed=3)[..., None]
