@@ -100,7 +100,7 @@ def errors_by_rule(
         "joint": joint.flagged,
         "global-rate": decide(case.labels, group, oob, AggregateParams(per_class_counts=False)).flagged,
         "twins-only": twins,
-        "no-count-prior": (joint.reason == "evidence")
+        "no-count-prior": (joint.reason == "wrong_label")
         | twin_flags_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0),
     }
     for posterior in posteriors:

@@ -37,7 +37,7 @@ class Issues:
     """Per sample (N rows each), and what decided. Labels are ids; class_names names them where given."""
 
     flagged: np.ndarray  # bool (N,): suspected of carrying a wrong label
-    reason: np.ndarray  # str (N,): "twin" (lost its conflicting twin group), "evidence" (no twin), "outlier",
+    reason: np.ndarray  # str (N,): "twin" (lost its conflicting twin group), "wrong_label" (no twin), "outlier",
     #                     "odd", or ""
     outlier: np.ndarray  # bool (N,): belongs to no class (not a wrong label: remove it rather than relabel it)
     outlier_score: np.ndarray  # float (N,): how unlike every class it looks (nan where nobody scored)
@@ -46,19 +46,20 @@ class Issues:
     suggested: np.ndarray  # int64 (N,): the label the evidence favours (-1: none, where nobody scored)
     suggested_prob: np.ndarray  # float (N,): its calibrated probability (an unlabelled sample's confidence)
     score: np.ndarray  # float (N,): mean out-of-bag probability of the given label (nan where nobody scored)
-    confidence: np.ndarray  # float (N,): calibrated probability that the given label is wrong (nan: unscored)
+    wrong_prob: np.ndarray  # float (N,): calibrated probability that the given label is wrong (nan: unscored)
     group: np.ndarray  # int64 (N,): twin group id (samples that are copies of each other share one)
     class_names: list[str] | None
     prob: np.ndarray  # float (N, K): the out-of-bag class probabilities (nan rows where nobody scored)
+    class_prob: np.ndarray  # float (N, K): the same, calibrated (what wrong_prob and suggested_prob read)
     embedding: np.ndarray  # float (N, K): the members' mean similarity to each class (README, "Your data")
     paths: list[str] | None  # each sample's source file, where the data came from files
-    evidence: str  # "members" (the trained ensemble) or "neighbours" (members too weak)
+    decided_by: str  # "members" (the trained ensemble) or "neighbours" (members too weak)
     note: str  # why nothing, or only weaker evidence, could decide (empty when all is well)
 
     def ranked(self) -> np.ndarray:
-        """Indices of the flagged samples, most certain first (highest confidence)."""
+        """Indices of the flagged samples, most certain first (highest wrong_prob)."""
         flagged = np.flatnonzero(self.flagged)
-        return flagged[np.argsort(-np.nan_to_num(self.confidence[flagged]), kind="stable")]
+        return flagged[np.argsort(-np.nan_to_num(self.wrong_prob[flagged]), kind="stable")]
 
     def to_frame(self):
         """A pandas DataFrame, one row per sample (labels as names where the data name them); needs pandas."""
@@ -78,7 +79,7 @@ class Issues:
                 "suggested_prob": self.suggested_prob,
                 "flagged": self.flagged,
                 "reason": self.reason,
-                "confidence": self.confidence,
+                "wrong_prob": self.wrong_prob,
                 "score": self.score,
                 "outlier": self.outlier,
                 "outlier_score": self.outlier_score,
@@ -133,13 +134,14 @@ def find_issues(
         suggested=d.suggested,
         suggested_prob=d.suggested_prob,
         score=d.score,
-        confidence=d.confidence,
+        wrong_prob=d.wrong_prob,
+        class_prob=d.class_prob,
         group=run.groups.group,
         class_names=class_names,
         prob=run.oob.prob,
         embedding=run.oob.class_sim,
         paths=paths,
-        evidence=d.evidence,
+        decided_by=d.decided_by,
         note=d.note,
     )
 

@@ -69,7 +69,7 @@ def find_suspects(
     seconds["aggregate"] = time.monotonic() - start
     log(
         f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
-        f"{int((decisions.reason == 'evidence').sum())} on strong evidence (estimated share of wrong labels "
+        f"{int((decisions.reason == 'wrong_label').sum())} on strong evidence (estimated share of wrong labels "
         f"{decisions.noise_rate:.3g}, threshold {decisions.threshold:.4g}); {int(decisions.outlier.sum())} "
         f"outliers, {int((decisions.odd != '').sum())} odd images"
     )

@@ -229,7 +229,7 @@ def export(
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(CHANGES_HEADER)
     names = data.class_names
-    sure = np.where(changes.action == "label", decisions.suggested_prob, decisions.confidence)
+    sure = np.where(changes.action == "label", decisions.suggested_prob, decisions.wrong_prob)
     for i in changes.changed():
         new_label = class_name(changes.new_label[i], names) if changes.keep[i] else ""
         writer.writerow(

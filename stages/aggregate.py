@@ -76,30 +76,33 @@ class Decisions(Artifact):
     score: np.ndarray  # float (N,): mean out-of-bag probability of the given label (nan where nobody scored)
     calibrated: np.ndarray  # float (N,): the same after temperature calibration (what the threshold applies to)
     disagreement: np.ndarray  # float (N,): share of scoring members that predicted another label
-    confidence: np.ndarray  # float (N,): calibrated probability that the given label is wrong (in a conflicting
+    wrong_prob: np.ndarray  # float (N,): calibrated probability that the given label is wrong (in a conflicting
     #                         twin group: that another label of the group wins); nan where nobody scored
     suggested: np.ndarray  # int64 (N,): the label the evidence favours (UNLABELLED where nobody scored an
     #                        unlabelled sample)
     suggested_prob: np.ndarray  # float (N,): its calibrated probability (nan where unscored)
+    class_prob: np.ndarray  # float (N, K): calibrated class probabilities (nan rows where unscored)
     flagged: np.ndarray  # bool (N,)
-    reason: np.ndarray  # str (N,): "twin", "evidence" or ""
+    reason: np.ndarray  # str (N,): "twin", "wrong_label", "outlier", "odd" or ""
     threshold: float  # the threshold applied to samples without a conflicting twin
     noise_rate: float  # estimated share of wrong labels among them (see estimate_noise_rate)
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
-    evidence: str  # what decided: "members" (the trained ensemble) or "neighbours"
+    decided_by: str  # what decided: "members" (the trained ensemble) or "neighbours"
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
     outlier_score: np.ndarray  # float (N,): how unlike every class a sample looks (outlier_scores; nan: unscored)
     outlier_threshold: float  # above it a sample is an outlier (inf: none looked for)
     outlier: np.ndarray  # bool (N,): belongs to no class: not a wrong label (its twin conflicts are decided even so)
     odd: np.ndarray  # str (N,): the group stage's broken images ("blank", "noise", "saturated"), else ""
+    worth_a_look: np.ndarray  # bool (N,): not flagged, but likely enough wrong to be worth a person's look
 
     STAGE = "aggregate"
     FIELDS = {
         "score": Field("f", 1, True),
         "calibrated": Field("f", 1, True),
         "disagreement": Field("f", 1, True),
-        "confidence": Field("f", 1, True),
+        "wrong_prob": Field("f", 1, True),
+        "class_prob": Field("f", 2, True),
         "suggested": Field("iu", 1, True),
         "suggested_prob": Field("f", 1, True),
         "flagged": Field("b", 1, True),
@@ -108,28 +111,32 @@ class Decisions(Artifact):
         "noise_rate": Field("f", 0),
         "temperature": Field("f", 0),
         "note": Field("U", 0),
-        "evidence": Field("U", 0),
+        "decided_by": Field("U", 0),
         "wrong_by_class": Field("f", 1),
         "outlier_score": Field("f", 1, True),
         "outlier_threshold": Field("f", 0),
         "outlier": Field("b", 1, True),
         "odd": Field("U", 1, True),
+        "worth_a_look": Field("b", 1, True),
     }
 
     def ranking(self) -> np.ndarray:
         """Every sample, the most likely wrong labels first: the flagged ones, most certain first (highest
-        confidence), then the rest the same way; unscored samples last."""
-        return np.lexsort((-np.nan_to_num(self.confidence, nan=-np.inf), ~self.flagged))
+        wrong_prob), then the rest the same way; unscored samples last."""
+        return np.lexsort((-np.nan_to_num(self.wrong_prob, nan=-np.inf), ~self.flagged))
 
     def issues(self) -> list[int]:
         """The samples issues.csv and the review page list, in their order: the wrong labels, most certain first
-        (highest confidence), then the outliers, strangest first, then the odd images."""
+        (highest wrong_prob), then the outliers, strangest first, then the odd images, then those worth a look,
+        likeliest wrong first."""
         flagged = np.flatnonzero(self.flagged)
-        flagged = flagged[np.argsort(-np.nan_to_num(self.confidence[flagged]), kind="stable")]
+        flagged = flagged[np.argsort(-np.nan_to_num(self.wrong_prob[flagged]), kind="stable")]
         outliers = np.flatnonzero(self.outlier & ~self.flagged)
         outliers = outliers[np.argsort(-np.nan_to_num(self.outlier_score[outliers]), kind="stable")]
         odd = np.flatnonzero((self.odd != "") & ~self.flagged)
-        return [*flagged.tolist(), *outliers.tolist(), *odd.tolist()]
+        look = np.flatnonzero(self.worth_a_look & ~self.flagged & ~self.outlier & (self.odd == ""))
+        look = look[np.argsort(-np.nan_to_num(self.wrong_prob[look]), kind="stable")]
+        return [*flagged.tolist(), *outliers.tolist(), *odd.tolist(), *look.tolist()]
 
 
 def group_members(group: np.ndarray) -> list[np.ndarray]:
@@ -638,17 +645,18 @@ def decide(
         )
         strong |= by_class
 
-    reason = np.full(n, "", dtype="<U8")
+    reason = np.full(n, "", dtype="<U11")
     reason[outlier] = "outlier"
     reason[odd != ""] = "odd"
     reason[losers] = "twin"
-    reason[strong] = "evidence"
-    confidence = np.where(asked, doubt, 1 - calibrated)
+    reason[strong] = "wrong_label"
+    wrong_prob = np.where(asked, doubt, 1 - calibrated)
     return Decisions(
         score=score,
         calibrated=calibrated,
         disagreement=disagreement,
-        confidence=confidence,
+        wrong_prob=wrong_prob,
+        class_prob=calibrated_prob,
         suggested=suggested.astype(np.int64),
         suggested_prob=suggested_prob,
         flagged=losers | strong,
@@ -657,12 +665,13 @@ def decide(
         noise_rate=noise_rate,
         temperature=temperature,
         note=note,
-        evidence=evidence.source,
+        decided_by=evidence.source,
         wrong_by_class=wrong_by_class,
         outlier_score=outlier_score,
         outlier_threshold=fence,
         outlier=outlier,
         odd=odd,
+        worth_a_look=np.zeros(n, bool),
     )
 
 
@@ -675,7 +684,7 @@ def result_tables(
     skipped: list[str] | None = None,
 ) -> dict[str, str]:
     """The texts of the results folder, by file name: suspects.txt (the graded line: wrong labels only),
-    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest confidence;
+    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest wrong_prob;
     then the outliers, strangest first; then the odd images) and skipped.txt (the
     unreadable files decode left out, one per line). With class names, labels are written as names; with source
     paths, each row names its file. An unlabelled sample's given label is empty; suggested_prob is the calibrated
@@ -703,7 +712,7 @@ def result_tables(
         "path",
         "given",
         "suggested",
-        "confidence",
+        "wrong_prob",
         "score",
         "calibrated",
         "disagreement",
@@ -722,7 +731,7 @@ def result_tables(
             paths[i] if paths else "",
             name(int(labels[i])),
             "" if apart[i] else name(int(decisions.suggested[i])),
-            number(decisions.confidence[i]),
+            number(decisions.wrong_prob[i]),
             number(decisions.score[i]),
             number(decisions.calibrated[i]),
             number(decisions.disagreement[i]),
@@ -777,7 +786,7 @@ def summary_metrics(
         "conflicting_groups": int(conflicting_groups(group, labels, decisions.odd != "").sum()),
         "flagged": int(decisions.flagged.sum()),
         "flagged_twin": int((decisions.reason == "twin").sum()),
-        "flagged_evidence": int((decisions.reason == "evidence").sum()),
+        "flagged_wrong_label": int((decisions.reason == "wrong_label").sum()),
         "flagged_by_class": {name(c): int((decisions.flagged & (labels == c)).sum()) for c in range(n_classes)},
         "estimated_wrong_by_class": {
             name(c): round(float(count), 1) for c, count in enumerate(decisions.wrong_by_class)
@@ -789,6 +798,6 @@ def summary_metrics(
         "threshold": decisions.threshold,
         "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,
-        "evidence": decisions.evidence,
+        "decided_by": decisions.decided_by,
         "seconds": {stage: round(s, 3) for stage, s in seconds.items()},
     }

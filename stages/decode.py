@@ -71,6 +71,17 @@ class Dataset(Artifact):
         "labels_sha256": Field("U", 0),
     }
 
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits that tell this decoded data set from any other: a hash of its pixels, labels, class names
+        and source paths. Whatever is made from it (artifacts, the review page, a choices file) can carry it."""
+        import hashlib
+
+        digest = hashlib.sha256(repr((self.images.shape, self.class_names, self.paths)).encode())
+        digest.update(np.ascontiguousarray(self.images).tobytes())
+        digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:16]
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         texts = {name: np.array(getattr(self, name) or [], dtype=str) for name in ("class_names", "paths", "skipped")}
         return super().to_arrays() | texts

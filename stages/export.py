@@ -17,7 +17,7 @@ from stages.labels import UNLABELLED
 if TYPE_CHECKING:
     from stages.aggregate import Decisions
 
-CHANGES_HEADER = ["index", "path", "given", "new_label", "action", "reason", "confidence"]  # changes.csv
+CHANGES_HEADER = ["index", "path", "given", "new_label", "action", "reason", "probability"]  # changes.csv
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Changes:
     keep: np.ndarray  # bool (N,)
     new_label: np.ndarray  # int64 (N,): the label in the cleaned copy (the given one where unchanged)
     action: np.ndarray  # str (N,): "relabel", "label" (an unlabelled sample), "remove" or "" (unchanged)
-    reason: np.ndarray  # str (N,): why: the decision's reason ("twin", "evidence", "outlier", "odd") or "review"
+    reason: np.ndarray  # str (N,): why: the decision's reason ("twin", "wrong_label", "outlier", "odd") or "review"
 
     def changed(self) -> np.ndarray:
         return np.flatnonzero(self.action != "")
@@ -50,7 +50,7 @@ def plan_changes(labels: np.ndarray, decisions: Decisions, options: ExportOption
     label_unlabelled), outliers and odd images left out."""
     n = len(labels)
     keep, new_label = np.ones(n, bool), labels.astype(np.int64).copy()
-    action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U8")
+    action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U11")
     if options.relabel:
         wrong = decisions.flagged & (decisions.suggested != labels)
         new_label[wrong] = decisions.suggested[wrong]
@@ -76,7 +76,7 @@ def apply_choices(
     are unchanged. InputError names the row that is wrong."""
     n = len(labels)
     keep, new_label = np.ones(n, bool), labels.astype(np.int64).copy()
-    action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U8")
+    action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U11")
     ids = {name: k for k, name in enumerate(class_names or [])}
     for line, row in enumerate(rows, start=2):
         try:

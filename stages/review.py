@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from stages.aggregate import Decisions
     from stages.decode import Dataset
 
-KINDS = {"twin": "twin conflict", "evidence": "wrong label", "outlier": "outlier", "odd": "odd image"}
+KINDS = {"twin": "twin conflict", "wrong_label": "wrong label", "outlier": "outlier", "odd": "odd image"}
 CHOICES = ("accept", "keep", "relabel", "remove")  # what a person may decide per card; the CSV's `choice` column
 CHOICES_HEADER = ["index", "path", "given", "suggested", "kind", "choice", "new_label"]  # the downloaded CSV
 MAX_TWINS = 5  # twins shown beside a card's image
@@ -55,7 +55,7 @@ def data_uri(image: np.ndarray) -> str:
 
 def card_kind(decisions: Decisions, i: int) -> str:
     if decisions.flagged[i]:
-        return "twin" if decisions.reason[i] == "twin" else "evidence"
+        return "twin" if decisions.reason[i] == "twin" else "wrong_label"
     return "outlier" if decisions.outlier[i] else "odd"
 
 
@@ -75,10 +75,10 @@ def review_page(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_c
         suggested = "" if apart else names[int(decisions.suggested[i])]
         twins = [j for j in members[int(group[i])] if j != i][:MAX_TWINS]
         path = data.paths[i] if data.paths else ""
-        confidence = decisions.confidence[i]
+        wrong_prob = decisions.wrong_prob[i]
         reason = {
             "twin": "its twins' evidence favours another label",
-            "evidence": "every member that scored it predicted another class",
+            "wrong_label": "every member that scored it predicted another class",
             "outlier": "unlike every class",
             "odd": f"broken image ({decisions.odd[i]})",
         }[kind]
@@ -105,7 +105,7 @@ def review_page(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_c
             " &rarr; <b class='suggested'>" + html.escape(suggested) + "</b>" if suggested else ""
         }</p>
  <p class="why"><span class="kind {kind}">{KINDS[kind]}</span> {reason}{
-            "" if np.isnan(confidence) or apart else f", confidence {confidence:.3f}"
+            "" if np.isnan(wrong_prob) or apart else f", probability wrong {wrong_prob:.3f}"
         }</p>
  {f'<p class="path">{html.escape(path)}</p>' if path else ""}
  <form class="choice">{buttons} <select name="new_label" aria-label="new label">{options}</select></form>

@@ -44,7 +44,7 @@ def test_cards_come_most_certain_first_then_outliers_then_odd_images():
     data, group, decisions, wrong = reviewed()
     order = decisions.issues()
     assert sorted(order[:15]) == sorted(wrong) and order[15:] == [3, 4]
-    assert (np.diff(decisions.confidence[order[:15]]) <= 0).all()
+    assert (np.diff(decisions.wrong_prob[order[:15]]) <= 0).all()
     page = review_page(data, group, decisions)
     assert page.count('<article class="card"') == 17 and "d/150.png" in page
     assert page.count("data:image/png;base64,") >= 17  # self-contained: no file beside it
@@ -157,7 +157,7 @@ def test_in_a_browser_the_page_filters_records_choices_and_downloads_them(tmp_pa
         assert cards[0].get_attribute("data-index") == str(decisions.issues()[0])
         # filter: wrong labels without a twin only
         for box in driver.find_elements(By.CSS_SELECTOR, ".kind-filter"):
-            if box.get_attribute("value") != "evidence":
+            if box.get_attribute("value") != "wrong_label":
                 box.click()
         shown = [c for c in cards if c.is_displayed()]
         assert sorted(int(c.get_attribute("data-index")) for c in shown) == sorted(wrong[10:])
