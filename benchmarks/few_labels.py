@@ -94,11 +94,9 @@ def run_method(method: str, images: np.ndarray, given: np.ndarray, truth: np.nda
     n_classes = int(given.max()) + 1
     if method == "ours":
         from pipeline.runner import find_suspects
-        from stages.aggregate import AggregateParams
-        from stages.group import GroupParams
         from stages.train import TrainParams
 
-        run = find_suspects(images, given, GroupParams(), TrainParams(seed=seed), AggregateParams())
+        run = find_suspects(images, given, train_params=TrainParams(seed=seed))
         d = run.decisions
         return d.suggested, d.outlier_score, d.odd != "", np.ones(len(given), bool)
     if method == "reference":

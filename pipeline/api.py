@@ -20,16 +20,12 @@ from typing import Any
 import numpy as np
 
 from pipeline.params import build_sections
+from pipeline.registry import IN_MEMORY
 from pipeline.runner import find_suspects
-from stages.aggregate import AggregateParams
 from stages.budget import Budget
 from stages.decode import MAX_CLASSES, DecodeParams, check_dataset, read_dataset
 from stages.decode_readers import as_images, as_labels, kind_of
 from stages.errors import InputError
-from stages.group import GroupParams
-from stages.train import TrainParams
-
-SECTIONS = {"group": GroupParams, "train": TrainParams, "aggregate": AggregateParams}
 
 
 @dataclass
@@ -120,9 +116,16 @@ def find_issues(
         or time_budget_s <= 0
     ):
         raise InputError("time_budget_s", f"must be a positive number of seconds or None, not {time_budget_s!r}")
-    built = build_sections(params or {}, SECTIONS, "params")
+    built = build_sections(params or {}, IN_MEMORY, "params")
     budget = Budget().within(time_budget_s)
-    run = find_suspects(pictures, label_ids, built["group"], built["train"], built["aggregate"], budget)
+    run = find_suspects(
+        pictures,
+        label_ids,
+        group_params=built["group"],
+        train_params=built["train"],
+        aggregate_params=built["aggregate"],
+        budget=budget,
+    )
     d = run.decisions
     return Issues(
         flagged=d.flagged,

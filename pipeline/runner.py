@@ -39,6 +39,7 @@ def describe_training(oob: TrainResult, model: str) -> str:
 def find_suspects(
     images: np.ndarray,
     labels: np.ndarray,
+    *,
     group_params: GroupParams = GroupParams(),
     train_params: TrainParams = TrainParams(),
     aggregate_params: AggregateParams = AggregateParams(),

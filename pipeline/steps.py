@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -155,24 +156,17 @@ def write_report(
     return [out / name for name in files]
 
 
-def run_all(
-    decode_params: DecodeParams,
-    group_params: GroupParams,
-    train_params: TrainParams,
-    aggregate_params: AggregateParams,
-    report_params: ReportParams,
-    paths: Paths = PATHS,
-    log=None,
-):
-    """Every stage in one process (pipeline.runner.find_suspects), writing what the stages would: the artifacts,
-    the results tables, metrics.json and the report, so `twins report` and `twins export` work after it."""
-    data = decode(decode_params, paths)
+def run_all(params: dict[str, Any], paths: Paths = PATHS, log=None):
+    """Every stage in one process (pipeline.runner.find_suspects), with `params` by section (pipeline/registry.py's
+    RUN), writing what the stages would: the artifacts, the results tables, metrics.json and the report, so
+    `twins report` and `twins export` work after it."""
+    data = decode(params["decode"], paths)
     result = find_suspects(
         data.images,
         data.labels,
-        group_params,
-        train_params,
-        aggregate_params,
+        group_params=params["group"],
+        train_params=params["train"],
+        aggregate_params=params["aggregate"],
         log=log or (lambda message: None),
         progress_lines=True,
     )
@@ -180,7 +174,7 @@ def run_all(
     save(paths.oob, result.oob)
     save(paths.decisions, result.decisions)
     write_results(result.decisions, data, result.groups.group, result.oob, result.seconds, paths.results, paths.metrics)
-    write_report(data, result.groups, result.oob, result.decisions, report_params, paths.results)
+    write_report(data, result.groups, result.oob, result.decisions, params["report"], paths.results)
     return result
 
 

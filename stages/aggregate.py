@@ -15,6 +15,7 @@ import numpy as np
 
 from stages.artifact import Artifact, Field
 from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups, label_cell
+from stages.params import Params, param
 
 if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
     from stages.train import TrainResult
@@ -33,40 +34,46 @@ TEMPERATURES = np.geomspace(0.05, 50, 120)  # calibration grid; below 1 for unde
 
 
 @dataclass(frozen=True)
-class AggregateParams:
-    """min_posterior: flag a sample without a conflicting twin when its estimated probability of carrying a wrong
-    label exceeds this (see pick_threshold). 0.5 would make the fewest errors in expectation were the noise model
-    exact; 0.7 leaves room for its mistakes (README, "How it works: 4. aggregate"). Higher is more cautious.
-    threshold: a fixed threshold on the calibrated probability instead (null: picked from the data).
-    max_threshold: the most the data-picked threshold may be, and the cap of the per-class counts' flags.
-    min_disagreement: the share of scoring members that must predict another label for such a flag (1 = all).
-    flag_without_twin: flag samples without a conflicting twin at all (false: only the losers of twin groups).
-    per_class_counts: also flag, per given class, its lowest-scoring samples as wrong_label_counts counts wrong
-    labels in it (noise that flows into one class, or natural errors too few for the global rate), below
-    max_threshold.
-    count_z: the per-class counts flag up to the lower bound total - count_z * sqrt(total) of their total: 0 (the
-    count itself) for data of any size; hw02.py takes 2, since on 165 samples a count of one or two is as likely an
-    odd picture the members misread as a wrong label.
-    min_expected_wrong: flags by the global rate only where it expects at least this many wrong labels among the
-    samples without a twin: on 165 digits one clean but odd picture the members misread raises the rate that then
-    flags it (hw02.py takes 2; 0 flags a lone glaring error in data of any size)."""
+class AggregateParams(Params):
+    """How sure the evidence must be before a sample is flagged (docs: "How it works: aggregate")."""
 
-    min_posterior: float = 0.7
-    threshold: float | None = None
-    max_threshold: float = 0.01
-    min_disagreement: float = 1.0
-    flag_without_twin: bool = True
-    per_class_counts: bool = True
-    count_z: float = 0.0
-    min_expected_wrong: float = 0.0
-
-    def __post_init__(self):
-        if self.threshold is not None and not 0 <= self.threshold <= 1:
-            raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
-        if not 0 < self.min_posterior < 1 or not 0 <= self.max_threshold <= 1 or not 0 < self.min_disagreement <= 1:
-            raise ValueError("min_posterior must lie in (0, 1), max_threshold in [0, 1], min_disagreement in (0, 1]")
-        if not 0 <= self.count_z <= 10 or self.min_expected_wrong < 0:
-            raise ValueError("count_z must lie in [0, 10] and min_expected_wrong be >= 0")
+    min_posterior: float = param(
+        0.7,
+        "Flag a sample without a conflicting twin when its estimated probability of a wrong label exceeds this: 0.5 "
+        "would make the fewest errors were the noise model exact; higher is more cautious.",
+        within="(0, 1)",
+    )
+    threshold: float | None = param(
+        None,
+        "A fixed threshold on the calibrated probability of the given label (null: picked from the data).",
+        within="[0, 1]",
+    )
+    max_threshold: float = param(
+        0.01, "The most the data-picked threshold may be, and the cap of the per-class counts' flags.", within="[0, 1]"
+    )
+    min_disagreement: float = param(
+        1.0,
+        "The share of scoring members that must predict another label for a flag without a twin (1: all).",
+        within="(0, 1]",
+    )
+    flag_without_twin: bool = param(True, "Flag samples without a conflicting twin at all (false: twin groups only).")
+    per_class_counts: bool = param(
+        True,
+        "Also flag, per given class, its lowest-scoring samples up to the count of wrong labels estimated in it "
+        "(noise that flows into one class, or natural errors too few for the global rate).",
+    )
+    count_z: float = param(
+        0.0,
+        "The per-class counts flag up to total - count_z sqrt(total) of their total: 0 for data of any size; "
+        "hw02.py takes 2, as on 165 samples one or two counts are as likely an odd picture as a wrong label.",
+        within="[0, 10]",
+    )
+    min_expected_wrong: float = param(
+        0.0,
+        "Flags by the global rate only where it expects at least this many wrong labels among the samples without "
+        "a twin (hw02.py takes 2; 0 flags a lone glaring error).",
+        within="[0, 1000000]",
+    )
 
 
 @dataclass

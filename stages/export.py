@@ -13,6 +13,7 @@ import numpy as np
 
 from stages.errors import InputError
 from stages.labels import UNLABELLED
+from stages.params import Params, param
 
 if TYPE_CHECKING:
     from stages.aggregate import Decisions
@@ -21,15 +22,15 @@ CHANGES_HEADER = ["index", "path", "given", "new_label", "action", "reason", "pr
 
 
 @dataclass(frozen=True)
-class ExportOptions:
-    """relabel: give wrong labels their suggested label; drop_outliers, drop_odd: leave those samples out;
-    label_unlabelled: give unlabelled samples their suggested label (else they stay unlabelled in the copy).
-    Ignored where a person's choices (the review page's CSV) are applied instead."""
+class ExportOptions(Params):
+    """What the cleaned copy changes, where a person's choices (the review page's CSV) are not applied instead."""
 
-    relabel: bool = True
-    drop_outliers: bool = True
-    drop_odd: bool = True
-    label_unlabelled: bool = False
+    relabel: bool = param(True, "Give wrong labels their suggested label in the cleaned copy.")
+    drop_outliers: bool = param(True, "Leave outliers out of it.")
+    drop_odd: bool = param(True, "Leave odd (broken) images out of it.")
+    label_unlabelled: bool = param(
+        False, "Give unlabelled samples their suggested label in it (else they stay unlabelled)."
+    )
 
 
 @dataclass

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from stages.labels import UNLABELLED, class_name
+from stages.params import Params, param
 from stages.review import review_page
 
 if TYPE_CHECKING:  # the result types draw() reads; the report needs none of their stages' code
@@ -44,27 +45,22 @@ MAX_ANNOTATED_CLASSES = 20  # beyond this a confusion matrix's cells are too sma
 
 
 @dataclass(frozen=True)
-class ReportParams:
-    """tiles_per_page: the most tiles on one page of flagged.png; more make flagged-2.png, flagged-3.png, ...
-    columns: tiles per row of the montage (at most tiles_per_page).
-    max_twins: the most unflagged members of a group shown beside its flagged ones (the rest are counted,
-    "+N more"); flagged samples are always all shown.
-    dpi: resolution of every PNG (pixels per inch; a tile is 1.1 x 1.45 inches).
-    review_cards: the most cards on review.html (the rest are in issues.csv, and the page says so)."""
+class ReportParams(Params):
+    """How the report's figures and the review page are laid out."""
 
-    tiles_per_page: int = 48
-    columns: int = 8
-    max_twins: int = 5
-    dpi: int = 100
-    review_cards: int = 1000
-
-    def __post_init__(self):
-        if self.tiles_per_page < 1 or self.columns < 1 or self.max_twins < 0:
-            raise ValueError("tiles_per_page and columns must be at least 1, max_twins at least 0")
-        if self.review_cards < 0:
-            raise ValueError(f"review_cards must be at least 0, got {self.review_cards}")
-        if not 20 <= self.dpi <= 600:
-            raise ValueError(f"dpi must lie in 20..600, got {self.dpi}")
+    tiles_per_page: int = param(
+        48, "The most tiles on one page of flagged.png; more make flagged-2.png, flagged-3.png, ...", within="1..1000"
+    )
+    columns: int = param(8, "Tiles per row of the montage.", within="1..100")
+    max_twins: int = param(
+        5,
+        "The most unflagged copies of a group shown beside its flagged ones (the rest are counted).",
+        within="0..100",
+    )
+    dpi: int = param(100, "Resolution of every PNG (pixels per inch; a tile is 1.1 x 1.45 inches).", within="20..600")
+    review_cards: int = param(
+        1000, "The most cards on review.html (the rest are in issues.csv, and the page says so).", within="0..100000"
+    )
 
 
 # ---- the montage of flagged samples -------------------------------------------------------------------------------

@@ -23,12 +23,12 @@ from stages.artifact import Artifact, Field, check_arrays
 from stages.budget import Budget, StepClock
 from stages.cores import usable_cores
 from stages.labels import UNLABELLED, class_count, open_questions
+from stages.params import MAX_SEED, Params, param
 from stages.shifts import overlap_regions
 
 MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # stages/train_models.py builds each
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask")  # joblib's, and dask's through joblib
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:1" and so on pick one of several GPUs
-MAX_SEED = 2**32 - 1  # numpy and torch take any seed up to here (members add up to 1000x + their number)
 LOSS_POINTS = 20  # each member's loss curve is averaged into this many points, so curves of any length line up
 PROBE_STEPS = 10  # steps a member times (the first, warming up, left out) before it sets its step count; >= 2
 REPLAN_STEPS = 200  # ... and times again, over enough steps to be sure, to set it anew
@@ -48,84 +48,76 @@ WATCH_SECONDS = 0.5  # a worker process checks this often that the process that 
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    """model: linear, mlp, cnn or conv4.
-    n_models: the most members to train (a time budget may stop earlier, never before every sample is scored).
-    train_fraction: the share of groups each member trains on; members come in rounds of round(1 / (1 - f)).
-    epochs: passes over a member's training set; min_steps: the fewest optimiser steps, so tiny sets train enough.
-    batch_size, learning_rate, weight_decay: AdamW on a one-cycle schedule that peaks at learning_rate
-    (BENCHMARKS.md, "Twin decisions by recipe").
-    max_shift: random shift of up to this many pixels per training image (conv models; 0 for none).
-    augment: "shift" (random shifts only), "affine" (shifts plus rotations and scalings), or "auto": affine where a
-    member trains on fewer than AFFINE_BELOW images (rotations are what let ~100 digits generalise), shifts beyond
-    (at 2,000 images they learn clothes and letters better, and each step costs less: BENCHMARKS.md).
-    max_rotation, max_scale: with "affine", the largest rotation (degrees) and scaling (+- fraction) drawn.
-    label_smoothing: the share of each target spread over the other classes; on ~100 training images it keeps
-    members from staking everything on one class (fewer wrong twin decisions: benchmarks/twin_decisions.py).
-    balance_classes: true draws training batches with equal weight per class, so members do not learn that
-    everything is the majority class; false weighs each class as the whole data set does (not the member's
-    subset: the groups it leaves out would otherwise tilt it away from exactly the labels it judges); "auto"
-    balances where one class dominates (see dominated).
-    conflict_share: when conflicting twin groups hold more than this share of the samples, members train on them
-    too, each copy with its own label (so the true label wins on average), instead of on the agreeing rest only.
-    device: where members train and score: "cpu", "cuda" (or "cuda:N"), "mps", or "auto" (CUDA, else MPS, else
-    CPU, the usual PyTorch order). On a GPU one process drives it and trains the members one after another.
-    n_jobs: parallel workers on the CPU (-1: one per core); backend: any joblib backend ("loky", "threading",
-    "dask"). scheduler: with "dask", the address of a running dask scheduler ("tcp://host:8786") to train on its
-    cluster; null: the dask client already open in this process, else a local cluster of n_jobs workers.
-    time_budget_s: stop adding members once the next would end after this many seconds (null: no budget).
-    seed: everything random derives from it; results are the same for the same seed and n_jobs."""
+class TrainParams(Params):
+    """How the ensemble's members are trained, and where (docs: "How it works: train")."""
 
-    model: str = "cnn"
-    n_models: int = 9
-    train_fraction: float = 0.667
-    epochs: int = 15
-    min_steps: int = 300
-    batch_size: int = 32
-    learning_rate: float = 0.006
-    weight_decay: float = 0.0001
-    max_shift: int = 2
-    augment: str = "auto"
-    max_rotation: float = 20.0
-    max_scale: float = 0.15
-    label_smoothing: float = 0.1
-    balance_classes: bool | str = "auto"
-    conflict_share: float = 0.5
-    device: str = "auto"
-    n_jobs: int = 2
-    backend: str = "loky"
-    scheduler: str | None = None
-    time_budget_s: float | None = None
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.model not in MODEL_KINDS:
-            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}")
-        if not 0 <= self.conflict_share <= 1:
-            raise ValueError(f"conflict_share must lie in [0, 1], got {self.conflict_share}")
-        if not 0.5 <= self.train_fraction < 1:
-            raise ValueError(f"train_fraction must lie in [0.5, 1), got {self.train_fraction}")
-        for name in ("n_models", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.min_steps < 0 or self.max_shift < 0 or self.learning_rate <= 0 or self.weight_decay < 0:
-            raise ValueError("min_steps, max_shift and weight_decay must be >= 0, learning_rate > 0")
-        if self.max_rotation < 0 or not 0 <= self.max_scale < 1 or not 0 <= self.label_smoothing < 1:
-            raise ValueError("max_rotation must be >= 0, max_scale and label_smoothing in [0, 1)")
-        if self.balance_classes not in (True, False, "auto"):
-            raise ValueError(f"balance_classes must be true, false or auto, got {self.balance_classes!r}")
-        if self.augment not in ("shift", "affine", "auto"):
-            raise ValueError(f"augment must be shift, affine or auto, got {self.augment!r}")
-        if self.n_jobs == 0 or self.n_jobs < -1:
-            raise ValueError(f"n_jobs must be -1 or at least 1, got {self.n_jobs}")
-        if not known_device(self.device):
-            raise ValueError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"seed must lie in 0..{MAX_SEED}, got {self.seed}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(f"time_budget_s must be positive (or null for none), got {self.time_budget_s}")
+    model: str = param("cnn", "The members' model (stages/train_models.py).", choices=MODEL_KINDS)
+    n_models: int = param(
+        9,
+        "The most members to train (a time budget may stop earlier, never before every sample is scored).",
+        within="1..1000",
+    )
+    train_fraction: float = param(
+        0.667,
+        "The share of twin groups each member trains on; members come in rounds of round(1 / (1 - f)).",
+        within="[0.5, 1)",
+    )
+    epochs: int = param(15, "Passes over a member's training set.", within="1..1000")
+    min_steps: int = param(
+        300, "The fewest optimiser steps a member takes, so tiny sets train enough.", within="0..1000000"
+    )
+    batch_size: int = param(32, "Images per optimiser step.", within="1..65536")
+    learning_rate: float = param(
+        0.006, "Peak of AdamW's one-cycle schedule (docs: benchmarks, twin decisions by recipe).", within="(0, 10]"
+    )
+    weight_decay: float = param(0.0001, "AdamW's weight decay.", within="[0, 10]")
+    max_shift: int = param(
+        2, "Random shift of up to this many pixels per training image (conv models).", within="0..16"
+    )
+    augment: str = param(
+        "auto",
+        f"shift (random shifts only), affine (also rotations and scalings), or auto: affine where a member trains on "
+        f"fewer than {AFFINE_BELOW} images (what lets ~100 digits generalise), shift beyond.",
+        choices=("shift", "affine", "auto"),
+    )
+    max_rotation: float = param(20.0, "With affine: the largest rotation drawn, in degrees.", within="[0, 180]")
+    max_scale: float = param(0.15, "With affine: the largest scaling drawn, +- this fraction.", within="[0, 1)")
+    label_smoothing: float = param(
+        0.1,
+        "The share of each target spread over the other classes (fewer wrong twin decisions on tiny sets).",
+        within="[0, 1)",
+    )
+    balance_classes: bool | str = param(
+        "auto",
+        "true: batches weigh every class equally; false: as the whole data set does; auto: balance where one class "
+        f"outnumbers the median class {DOMINANT_RATIO:g} times.",
+        choices=(True, False, "auto"),
+    )
+    conflict_share: float = param(
+        0.5,
+        "When conflicting twin groups hold more than this share of the samples, members train on them too, each "
+        "copy with its own label (the true label wins on average).",
+        within="[0, 1]",
+    )
+    device: str = param(
+        "auto",
+        "Where members train: cpu, cuda, cuda:N, mps, or auto (CUDA, else MPS, else the CPU).",
+        choices=DEVICES,
+        pattern=r"cuda:\d+",
+    )
+    n_jobs: int = param(2, "Parallel workers on the CPU (-1: one per core).", choices=(-1,), within="1..1024")
+    backend: str = param("loky", "A joblib backend for the workers (dask: a cluster).", choices=BACKENDS)
+    scheduler: str | None = param(
+        None, "With dask: a running scheduler's address (tcp://host:8786); null: the client open, else a local one."
+    )
+    time_budget_s: float | None = param(
+        None,
+        "Stop adding members once the next would end after this many seconds (null: no budget).",
+        within="(0, 1000000]",
+    )
+    seed: int = param(
+        0, "Everything random derives from it: the same seed and n_jobs give the same results.", within=f"0..{MAX_SEED}"
+    )
 
     @property
     def folds(self) -> int:

@@ -272,7 +272,7 @@ def test_a_bad_parameter_is_one_line_and_exit_2(tmp_path):
         check=False,
     )
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
-    assert "n_models must be at least 1" in done.stderr and "Traceback" not in done.stderr
+    assert "n_models must be in 1..1000" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_missing_artifact_is_one_line_and_exit_2(tmp_path):
