@@ -39,17 +39,11 @@ from benchmarks.cases import SMALL, spec
 from benchmarks.machine import describe
 from benchmarks.peers import plant_case
 from pipeline.plant import load_source, plant
-from stages.aggregate import (
-    TEMPERATURES,
-    AggregateParams,
-    decide,
-    estimate_noise_rate,
-    group_members,
-    pick_threshold,
-    softmax,
-)
+from stages.aggregate import AggregateParams, decide
 from stages.budget import Budget
 from stages.group import GroupParams, group_images
+from stages.labels import group_members
+from stages.noise_model import TEMPERATURES, estimate_noise_rate, pick_threshold, softmax
 from stages.train import TrainParams, train_ensemble
 
 
@@ -92,7 +86,7 @@ def errors_by_rule(
     n_classes = len(np.unique(case.labels))
     thresholds = {
         "separate": pick_threshold(
-            estimate_noise_rate(calibrated[every], n_classes), n_classes, AggregateParams(min_posterior=0.5)
+            estimate_noise_rate(calibrated[every], n_classes), n_classes, min_posterior=0.5, max_threshold=0.01
         ),
         "budget": min(0.01, 0.1 / max(every.sum(), 1)),
     }

@@ -7,19 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from stages.aggregate import (
-    AggregateParams,
-    decide,
-    estimate_noise_rate,
-    fit_noise_model,
-    format_indices,
-    pick_threshold,
-    result_tables,
-    softmax,
-    summary_metrics,
-    wrong_label_counts,
-)
+from stages.aggregate import AggregateParams, decide, format_indices, result_tables, summary_metrics
 from stages.labels import open_questions
+from stages.noise_model import estimate_noise_rate, fit_noise_model, pick_threshold, softmax, wrong_label_counts
 from stages.train import TrainResult
 
 
@@ -205,18 +195,19 @@ def test_the_share_of_wrong_labels_is_read_from_the_data(noise_rate):
 
 
 def test_clean_data_give_no_threshold_and_more_wrong_labels_a_higher_one():
-    params = AggregateParams(max_threshold=1.0)
-    assert pick_threshold(0.0, 10, params) == 0.0
-    assert 0 < pick_threshold(0.01, 10, params) < pick_threshold(0.05, 10, params) < 0.01
+    params = dict(min_posterior=0.7, max_threshold=1.0)
+    assert pick_threshold(0.0, 10, **params) == 0.0
+    assert 0 < pick_threshold(0.01, 10, **params) < pick_threshold(0.05, 10, **params) < 0.01
     # at the threshold the posterior is exactly min_posterior
-    rate, t = 0.05, pick_threshold(0.05, 10, params)
+    rate, t = 0.05, pick_threshold(0.05, 10, **params)
     wrong = rate * (1 - t) / 9
-    assert wrong / (wrong + (1 - rate) * t) == pytest.approx(params.min_posterior)
+    assert wrong / (wrong + (1 - rate) * t) == pytest.approx(params["min_posterior"])
 
 
 def test_a_higher_min_posterior_is_more_cautious_and_max_threshold_caps():
-    assert pick_threshold(0.05, 10, AggregateParams(min_posterior=0.9)) < pick_threshold(0.05, 10, AggregateParams())
-    assert pick_threshold(0.4, 2, AggregateParams(max_threshold=0.02)) == 0.02
+    cautious = pick_threshold(0.05, 10, min_posterior=0.9, max_threshold=0.01)
+    assert cautious < pick_threshold(0.05, 10, min_posterior=0.7, max_threshold=0.01)
+    assert pick_threshold(0.4, 2, min_posterior=0.7, max_threshold=0.02) == 0.02
 
 
 def test_a_fixed_threshold_overrides_the_data():
