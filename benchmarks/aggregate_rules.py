@@ -73,7 +73,7 @@ def errors_by_rule(
     case, posteriors: tuple[float, ...] = (), train_seconds: float | None = None
 ) -> dict[str, tuple[int, int]]:
     group = group_images(case.images, GroupParams()).group
-    oob = train_ensemble(case.images, case.labels, group, TrainParams(), Budget().within(train_seconds))
+    oob = train_ensemble(case.images, case.labels, group, TrainParams(), budget=Budget().within(train_seconds))
     truth = np.zeros(len(case.labels), bool)
     truth[case.truth] = True
     joint = decide(case.labels, group, oob, AggregateParams())

@@ -61,7 +61,15 @@ def find_suspects(
     )
 
     start = time.monotonic()
-    oob = train_ensemble(images, labels, groups.group, train_params, budget, progress_lines, keep_out=groups.odd != "")
+    oob = train_ensemble(
+        images,
+        labels,
+        groups.group,
+        train_params,
+        budget=budget,
+        progress_lines=progress_lines,
+        keep_out=groups.odd != "",
+    )
     seconds["train"] = time.monotonic() - start
     log(f"train: {describe_training(oob, train_params.model)}, {seconds['train']:.2f} s")
 

@@ -531,7 +531,7 @@ def test_where_copies_with_conflicting_labels_are_the_rule_similar_groups_carry_
 
 
 def test_similar_groups_names_the_most_alike_other_groups_never_its_own():
-    from stages.train import similar_groups
+    from stages.neighbours import similar_groups
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (3, 10, 10, 1), dtype=np.uint8)
