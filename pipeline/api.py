@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,8 @@ from stages.budget import Budget
 from stages.decode import MAX_CLASSES, DecodeParams, check_dataset, read_dataset
 from stages.decode_readers import as_images, as_labels, kind_of
 from stages.errors import InputError
+from stages.external import External, ExternalParams, checked_features, checked_probs, in_sample_note, read_external
+from stages.labels import class_count
 
 
 @dataclass
@@ -86,45 +88,36 @@ class Issues:
 
 
 def find_issues(
-    images, labels=None, *, params: dict[str, dict[str, Any]] | None = None, time_budget_s: float | None = None
+    images,
+    labels=None,
+    *,
+    params: dict[str, dict[str, Any]] | None = None,
+    time_budget_s: float | None = None,
+    pred_probs=None,
+    features=None,
+    model: str | None = None,
 ) -> Issues:
     """Group, train and decide. images: (N, H, W), (N, H, W, C) or channels-first (N, C, H, W), uint8 or float
     in [0, 1], with labels (N,) integers (-1: unlabelled) or class names ("": unlabelled); or a path, as
     decode.images takes it (a folder of class folders, a manifest, an .npz; idx or .npy images with the labels'
-    path). params: {"train": {"n_models": 5},
-    ...} for the group, train and aggregate sections. Raises InputError for bad input or parameters."""
-    paths = None
-    if isinstance(images, (str, os.PathLike)):
-        if labels is None and kind_of(images) in ("idx", "npy"):
-            raise InputError(str(images), "idx and .npy images need their labels' path as labels")
-        data = read_dataset(DecodeParams(str(images), None if labels is None else str(labels), num_classes=None))
-        pictures, label_ids, class_names, paths = data.images, data.labels, data.class_names, data.paths
-    else:
-        if labels is None:
-            raise InputError("labels", "arrays of images need their labels")
-        pictures = as_images(images, "images")
-        label_ids, class_names = as_labels(labels, "labels")
-        check_dataset(pictures, label_ids, None if class_names else MAX_CLASSES, "images", "labels")
-    if params is not None and not isinstance(params, dict):
-        raise InputError(
-            "params", f"must be a dict of sections, e.g. {{'train': {{'n_models': 5}}}}, not {type(params).__name__}"
-        )
-    if time_budget_s is not None and (
-        isinstance(time_budget_s, bool)
-        or not isinstance(time_budget_s, (int, float))
-        or not math.isfinite(time_budget_s)
-        or time_budget_s <= 0
-    ):
-        raise InputError("time_budget_s", f"must be a positive number of seconds or None, not {time_budget_s!r}")
+    path). Evidence you bring (docs: "Bring your own evidence"): pred_probs (N, K) out-of-sample class
+    probabilities, features (N, D) embeddings, each an array or a file as external.pred_probs / .features take it;
+    model: a TorchScript or ONNX file, or "torchvision:NAME". params: {"train": {"n_models": 5}, ...} for the
+    external, group, train and aggregate sections. Raises InputError for bad input or parameters."""
+    pictures, label_ids, class_names, paths = read_data(images, labels)
+    check_options(params, time_budget_s)
     built = build_sections(params or {}, IN_MEMORY, "params")
-    budget = Budget().within(time_budget_s)
+    brought = brought_evidence(
+        built["external"], pictures, label_ids, class_names, pred_probs=pred_probs, features=features, model=model
+    )
     run = find_suspects(
         pictures,
         label_ids,
         group_params=built["group"],
         train_params=built["train"],
         aggregate_params=built["aggregate"],
-        budget=budget,
+        budget=Budget().within(time_budget_s),
+        external=brought,
     )
     d = run.decisions
     return Issues(
@@ -145,8 +138,59 @@ def find_issues(
         embedding=run.oob.class_sim,
         paths=paths,
         decided_by=d.decided_by,
-        note=d.note,
+        note="; ".join(note for note in (brought.note, d.note) if note),
     )
+
+
+def read_data(images, labels) -> tuple[np.ndarray, np.ndarray, list[str] | None, list[str] | None]:
+    """(images, label ids, class names, paths) from arrays or a path, checked as decode checks them."""
+    if isinstance(images, (str, os.PathLike)):
+        if labels is None and kind_of(images) in ("idx", "npy"):
+            raise InputError(str(images), "idx and .npy images need their labels' path as labels")
+        data = read_dataset(DecodeParams(str(images), None if labels is None else str(labels), num_classes=None))
+        return data.images, data.labels, data.class_names, data.paths
+    if labels is None:
+        raise InputError("labels", "arrays of images need their labels")
+    pictures = as_images(images, "images")
+    label_ids, class_names = as_labels(labels, "labels")
+    check_dataset(pictures, label_ids, None if class_names else MAX_CLASSES, "images", "labels")
+    return pictures, label_ids, class_names, None
+
+
+def check_options(params, time_budget_s) -> None:
+    if params is not None and not isinstance(params, dict):
+        raise InputError(
+            "params", f"must be a dict of sections, e.g. {{'train': {{'n_models': 5}}}}, not {type(params).__name__}"
+        )
+    if time_budget_s is not None and (
+        isinstance(time_budget_s, bool)
+        or not isinstance(time_budget_s, (int, float))
+        or not math.isfinite(time_budget_s)
+        or time_budget_s <= 0
+    ):
+        raise InputError("time_budget_s", f"must be a positive number of seconds or None, not {time_budget_s!r}")
+
+
+def brought_evidence(params: ExternalParams, images, labels, class_names, *, pred_probs, features, model) -> External:
+    """The evidence given to find_issues, as arrays or files (paths go through the external stage's readers,
+    arrays through its checks)."""
+    n_classes = class_count(labels, class_names)
+    if features is not None and model is not None:
+        raise InputError("features", "give features or a model that makes them, not both")
+    as_files = {
+        name: str(value)
+        for name, value in (("pred_probs", pred_probs), ("features", features), ("model", model))
+        if isinstance(value, (str, os.PathLike))
+    }
+    external = read_external(replace(params, **as_files), images, labels, class_names, n_classes)
+    if pred_probs is not None and "pred_probs" not in as_files:
+        probs = checked_probs(
+            np.asarray(pred_probs), "pred_probs", n=len(labels), n_classes=n_classes, normalise=params.normalise
+        )
+        external = replace(external, pred_probs=probs, note=in_sample_note(probs, labels, "pred_probs"))
+    if features is not None and "features" not in as_files:
+        external = replace(external, features=checked_features(np.asarray(features), "features", len(labels)))
+    return external
 
 
 __all__ = ["Issues", "find_issues"]

@@ -153,6 +153,7 @@ def main() -> None:
 
 PATH_HELP = {
     "decoded": "The decode stage's artifact (the data set).",
+    "external": "The external stage's artifact (the evidence you brought, checked).",
     "groups": "The group stage's artifact (group id and distance per sample).",
     "groups_summary": "Group sizes, conflicting groups and the threshold used (JSON).",
     "oob": "The train stage's artifact (out-of-bag probabilities, votes, loss curves).",
@@ -203,6 +204,12 @@ def parameters_epilog(section: str) -> str:
 
 IMAGES_OPTION = click.option("--images", help=declared_help("decode", "images"))
 LABELS_OPTION = click.option("--labels", help=declared_help("decode", "labels"))
+EXTERNAL_OPTIONS = (
+    click.option("--pred-probs", help=declared_help("external", "pred_probs")),
+    click.option("--features", help=declared_help("external", "features")),
+    click.option("--model", help=declared_help("external", "model")),
+)
+STAGE_OPTIONS = {"decode": (IMAGES_OPTION, LABELS_OPTION), "external": EXTERNAL_OPTIONS}  # beyond paths, -S
 
 
 def stage_command(stage: Stage, *options):
@@ -214,7 +221,7 @@ def stage_command(stage: Stage, *options):
         if stage.name == "decode":
             params = decode_params(params_file, overrides, given["images"], given["labels"])
         else:
-            params = stage_params(stage.params, stage.name, params_file, overrides)
+            params = stage_params(stage.params, stage.name, params_file, overrides, **given)
         getattr(steps, stage.name)(params, paths)
 
     command = path_options(*stage.reads, *stage.writes)(params_option(set_option(command)))
@@ -225,7 +232,7 @@ def stage_command(stage: Stage, *options):
 
 for _stage in STAGES:
     if _stage.name != "export":  # export's options are its own (below)
-        stage_command(_stage, *((IMAGES_OPTION, LABELS_OPTION) if _stage.name == "decode" else ()))
+        stage_command(_stage, *STAGE_OPTIONS.get(_stage.name, ()))
 
 
 def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -242,7 +249,10 @@ def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
 @main.command("run")
 @IMAGES_OPTION
 @LABELS_OPTION
-@path_options("decoded", "groups", "oob", "decisions", "results", "metrics", writes=True)
+@EXTERNAL_OPTIONS[0]
+@EXTERNAL_OPTIONS[1]
+@EXTERNAL_OPTIONS[2]
+@path_options("decoded", "external", "groups", "oob", "decisions", "results", "metrics", writes=True)
 @params_option
 @click.option(
     "-S",
@@ -253,15 +263,23 @@ def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     help="Override one parameter, e.g. -S train.n_models=5 (repeatable; values are YAML).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log each stage on stderr.")
-def run_all(images, labels, paths, params_file, overrides, verbose):
+def run_all(images, labels, pred_probs, features, model, paths, params_file, overrides, verbose):
     """Run every stage in one process (no DVC, no cache) and print the suspects' indices, as hw02.py does, but with
     params.yaml's parameters. Writes what the stages would: the artifacts, the results (suspects.txt, samples.csv,
     issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
     sets = section_overrides(overrides)
+    brought = dict(pred_probs=pred_probs, features=features, model=model)
     params = {
         section: decode_params(params_file, sets[section], images, labels, "decode.")
         if section == "decode"
-        else stage_params(SECTIONS[section], section, params_file, sets[section], f"{section}.")
+        else stage_params(
+            SECTIONS[section],
+            section,
+            params_file,
+            sets[section],
+            f"{section}.",
+            **(brought if section == "external" else {}),
+        )
         for section in RUN
     }
     log = (

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from stages.aggregate import AggregateParams
 from stages.decode import DecodeParams
 from stages.export import ExportOptions
+from stages.external import ExternalParams
 from stages.group import GroupParams
 from stages.report import ReportParams
 from stages.train import TrainParams
@@ -34,6 +35,14 @@ STAGES = (
         summary="Read and check the data; write images, labels, class names, source paths and checksums.",
     ),
     Stage(
+        "external",
+        ExternalParams,
+        reads=("decoded",),
+        writes=("external",),
+        summary="Read and check the evidence you bring: a model's probabilities, embeddings, or the model itself.",
+        in_memory=True,
+    ),
+    Stage(
         "group",
         GroupParams,
         reads=("decoded",),
@@ -44,7 +53,7 @@ STAGES = (
     Stage(
         "train",
         TrainParams,
-        reads=("decoded", "groups"),
+        reads=("decoded", "external", "groups"),
         writes=("oob", "timings"),
         summary="Train the ensemble of subset models (whole twin groups in or out) for out-of-bag evidence.",
         in_memory=True,

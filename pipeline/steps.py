@@ -32,8 +32,9 @@ from stages.decode import Dataset, DecodeParams
 from stages.decode import decode as decode_data
 from stages.errors import InputError
 from stages.export import CHANGES_HEADER, Changes, ExportOptions, apply_choices, plan_changes
+from stages.external import External, ExternalParams, read_external
 from stages.group import GroupParams, GroupResult, group_images, summarize
-from stages.labels import UNLABELLED, class_name, label_cell
+from stages.labels import UNLABELLED, class_count, class_name, label_cell
 from stages.report import ReportParams, draw
 from stages.train import TrainParams, TrainResult, train_ensemble
 
@@ -55,6 +56,18 @@ def decode(params: DecodeParams, paths: Paths = PATHS) -> Dataset:
     return dataset
 
 
+def external(params: ExternalParams, paths: Paths = PATHS, data: Dataset | None = None) -> External:
+    """The evidence a user brought, checked against the decoded data (loaded, unless `data` is given)."""
+    data = load(paths.decoded, Dataset) if data is None else data
+    result = read_external(
+        params, data.images, data.labels, data.class_names, class_count(data.labels, data.class_names)
+    )
+    if result.note:
+        print(f"external: note: {result.note}", file=sys.stderr)
+    save(paths.external, result)
+    return result
+
+
 def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
     data = load(paths.decoded, Dataset)
     start = time.monotonic()
@@ -69,9 +82,10 @@ def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
 def train(params: TrainParams, paths: Paths = PATHS) -> TrainResult:
     data = load(paths.decoded, Dataset)
     groups = load(paths.groups, GroupResult, len(data.labels))
+    brought = load(paths.external, External) if Path(paths.external).exists() else None
     start = time.monotonic()
     result = train_ensemble(
-        data.images, data.labels, groups.group, params, progress_lines=True, keep_out=groups.odd != ""
+        data.images, data.labels, groups.group, params, progress_lines=True, keep_out=groups.odd != "", external=brought
     )
     save(paths.oob, result)
     seconds = result.member_seconds
@@ -161,9 +175,11 @@ def run_all(params: dict[str, Any], paths: Paths = PATHS, log=None):
     RUN), writing what the stages would: the artifacts, the results tables, metrics.json and the report, so
     `twins report` and `twins export` work after it."""
     data = decode(params["decode"], paths)
+    brought = external(params["external"], paths, data)
     result = find_suspects(
         data.images,
         data.labels,
+        external=brought,
         group_params=params["group"],
         train_params=params["train"],
         aggregate_params=params["aggregate"],

@@ -48,8 +48,8 @@ def choose_evidence(labels: np.ndarray, oob: TrainResult) -> Evidence:
     """The members' evidence, or the nearest neighbours' where the members are right less often on the clean
     samples both scored (those no twin contradicts; their few wrong labels cost both alike). A time budget that cut
     the members short is what makes them lose."""
-    members = Evidence(oob.prob, oob.votes, oob.n_scored, "members", "")
-    if not oob.nn_scored.any():
+    members = Evidence(oob.prob, oob.votes, oob.n_scored, oob.source, "")
+    if oob.source != "members" or not oob.nn_scored.any():  # evidence a user brought is theirs to trust
         return members
     agree = ~oob.open_question
     both = np.flatnonzero(agree & oob.nn_scored & oob.scored)

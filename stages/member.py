@@ -184,17 +184,30 @@ def feature_evidence(
     every member shares, whatever its own feature space (the report's map)."""
     if len(features) == 0:
         return np.zeros(0), np.zeros((0, n_classes))
-    refs = train_idx
-    if refs.size > STRANGER_REFS:
-        refs = np.sort(np.random.default_rng(seed).choice(refs, STRANGER_REFS, replace=False))
+    refs = stranger_refs(train_idx, seed)
     _, known = predict(model, images, refs, device)
-    k = min(STRANGER_K, len(refs))
+    return feature_stats(features, known, labels[refs], n_classes)
+
+
+def stranger_refs(train_idx: np.ndarray, seed: int) -> np.ndarray:
+    """The training images a scored image is compared with: all, or STRANGER_REFS of them drawn at random."""
+    if train_idx.size > STRANGER_REFS:
+        return np.sort(np.random.default_rng(seed).choice(train_idx, STRANGER_REFS, replace=False))
+    return train_idx
+
+
+def feature_stats(
+    features: np.ndarray, known: np.ndarray, known_labels: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(strangeness float (n,), class_sim float (n, K)) of unit-length features (n, D) against unit-length training
+    features `known` with their labels (feature_evidence says what each means)."""
+    k = min(STRANGER_K, len(known))
     distance = np.empty(len(features))
     for s0 in range(0, len(features), SCORE_CHUNK):
         closest = -np.partition(-(features[s0 : s0 + SCORE_CHUNK] @ known.T), k - 1, axis=1)[:, :k]
         distance[s0 : s0 + SCORE_CHUNK] = 1 - closest.mean(axis=1)
     centres = np.zeros((n_classes, known.shape[1]), np.float32)
-    np.add.at(centres, labels[refs], known)
+    np.add.at(centres, known_labels, known)
     centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
     return distance / max(float(np.median(distance)), 1e-6), (features @ centres.T).astype(np.float64)
 

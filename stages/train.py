@@ -11,16 +11,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stages.artifact import Artifact, Field, check_arrays
 from stages.budget import Budget
+from stages.heads import HEADS, fit_head, unit_rows
 from stages.labels import UNLABELLED, class_count, open_questions
 from stages.member import AFFINE_BELOW, DOMINANT_RATIO, LOSS_POINTS, MemberOutput, train_member
 from stages.neighbours import POOL_K, neighbour_evidence, pixel_strangeness, similar_groups
 from stages.params import MAX_SEED, Params, param
 from stages.workers import BACKENDS, DEVICES, member_pool, progress, resolve_device, worker_layout
+
+if TYPE_CHECKING:  # the evidence a user brought: only its arrays are read here
+    from stages.external import External
 
 MODEL_KINDS = ("linear", "mlp", "cnn", "conv4")  # stages/train_models.py builds each
 MIN_WAVE_SECONDS = 4.0  # below this much time per wave, a member (process start, ~100 steps) loses to neighbours
@@ -84,6 +89,13 @@ class TrainParams(Params):
         choices=DEVICES,
         pattern=r"cuda:\d+",
     )
+    head: str = param(
+        "ridge",
+        "With features given (external.features or .model): the heads fitted on them in place of members, a ridge "
+        "regression on one-hot targets, a multinomial logistic regression, or k nearest neighbours.",
+        choices=HEADS,
+    )
+    head_penalty: float = param(0.001, "The L2 penalty of a ridge or logistic head.", within="[0, 100]")
     n_jobs: int = param(2, "Parallel workers on the CPU (-1: one per core).", choices=(-1,), within="1..1024")
     backend: str = param("loky", "A joblib backend for the workers (dask: a cluster).", choices=BACKENDS)
     scheduler: str | None = param(
@@ -125,6 +137,9 @@ class TrainResult(Artifact):
     similar_groups: np.ndarray = field(default_factory=lambda: np.zeros((0, POOL_K), np.int64))
     # float64 (N,): pixel_strangeness(), where samples are unlabelled; no rows elsewhere
     pixel_strangeness: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # what scored the samples: "members" (this tool's CNNs), "heads" (fitted on the features a user brought),
+    # "pred_probs" (a user's probabilities; open questions scored by members or heads, which never saw a copy)
+    source: str = "members"
     member_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 (M,)
 
     STAGE = "train"
@@ -142,6 +157,7 @@ class TrainResult(Artifact):
         "pixel_strangeness": Field("f", 1),
         "loss_curves": Field("f", 2),
         "member_steps": Field("iu", 1),
+        "source": Field("U", 0),
     }
 
     @property
@@ -156,6 +172,7 @@ class TrainResult(Artifact):
             **{name: arrays[name] for name in cls.FIELDS}
             | {
                 "through_conflicts": bool(arrays["through_conflicts"]),
+                "source": str(arrays["source"]),
                 "member_seconds": np.full(len(arrays["member_steps"]), np.nan),
             }
         )
@@ -227,7 +244,8 @@ class Tally:
         self.class_sim[scored] += out.class_sim
         self.n_scored[scored] += 1
         self.votes[scored, out.probs.argmax(1)] += 1
-        self.curves.append(out.curve)
+        if out.curve.size:  # heads have no training curve
+            self.curves.append(out.curve)
         self.seconds.append(out.seconds)
         self.steps.append(out.steps)
 
@@ -283,6 +301,56 @@ def train_members(images, labels, members, params: TrainParams, *, budget: Budge
     return tally
 
 
+def train_heads(features: np.ndarray, labels: np.ndarray, members, params: TrainParams) -> Tally:
+    """Heads fitted on the features (stages/heads.py) in the members' folds: each on a member's training groups,
+    scoring what that member would score."""
+    n_classes = class_count(labels)
+    tally, x = Tally(len(labels), n_classes), unit_rows(features)
+    for k, (train, scored) in enumerate(members):
+        seed = params.seed * 1000 + k
+        tally.add(scored, fit_head(x, labels, train, scored, n_classes=n_classes, params=params, seed=seed))
+    return tally
+
+
+def with_given_probs(result: dict[str, np.ndarray], pred_probs: np.ndarray, asked: np.ndarray) -> dict:
+    """The evidence fields with a user's probabilities for every sample outside the open questions (asked), where
+    members or heads that never saw a copy still decide: a model cross-validated the usual way saw one copy of an
+    evil twin under the other label. One vote each, their strangeness neutral (1) where no features say more."""
+    out = dict(result)
+    rows = ~asked
+    out["prob"] = np.where(rows[:, None], pred_probs, result["prob"])
+    out["n_scored"] = np.where(rows, np.maximum(result["n_scored"], 1), result["n_scored"])
+    votes = np.zeros_like(result["votes"])
+    votes[np.arange(len(pred_probs)), pred_probs.argmax(1)] = 1
+    out["votes"] = np.where(rows[:, None], votes, result["votes"])
+    out["strangeness"] = np.where(rows & np.isnan(result["strangeness"]), 1.0, result["strangeness"])
+    out["class_sim"] = np.where(rows[:, None] & np.isnan(result["class_sim"]), pred_probs, result["class_sim"])
+    return out
+
+
+def scored_by(
+    images, labels, group, params: TrainParams, *, external: External | None, budget: Budget, progress_lines, keep_out
+) -> tuple[dict, str]:
+    """(TrainResult's member fields, source): members (planned by plan_members) trained on the images, or, with
+    features brought, heads on them; with probabilities brought, only the open questions need either (none when
+    there are none) and the probabilities score the rest (with_given_probs)."""
+    members = plan_members(group, labels, params, keep_out)
+    given_probs = external is not None and external.pred_probs.size > 0
+    given_features = external is not None and external.features.size > 0
+    asked = open_questions(group, labels, keep_out) & ~trains_through_conflicts(group, labels, params, keep_out)
+    if given_probs:  # members or heads only for the open questions
+        members = [(train, scored[asked[scored]]) for train, scored in members] if asked.any() else []
+        members = [(train, scored) for train, scored in members if scored.size]
+    if given_features:
+        fields, source = train_heads(external.features, labels, members, params).means(), "heads"
+    else:
+        tally = train_members(images, labels, members, params, budget=budget, progress_lines=progress_lines)
+        fields, source = tally.means(), "members"
+    if given_probs:
+        return with_given_probs(fields, external.pred_probs, asked), "pred_probs"
+    return fields, source
+
+
 def train_ensemble(
     images: np.ndarray,
     labels: np.ndarray,
@@ -292,28 +360,38 @@ def train_ensemble(
     budget: Budget = Budget(),
     progress_lines: bool = False,
     keep_out: np.ndarray | None = None,
+    external: External | None = None,
 ) -> TrainResult:
     """Train the ensemble within `budget` (and params.time_budget_s from now, where that is sooner) and gather its
     out-of-bag evidence, with the evidence from pixels (stages/neighbours.py); keep_out (bool (N,)): samples that
-    train nobody (the group stage's odd images)."""
+    train nobody (the group stage's odd images). With evidence a user brought (external), heads or the user's
+    probabilities take the members' place (scored_by)."""
     n, n_classes = len(labels), class_count(labels)
     budget = budget.within(params.time_budget_s)
     nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed, keep_out)
-    members = plan_members(group, labels, params, keep_out)
-    tally = train_members(images, labels, members, params, budget=budget, progress_lines=progress_lines)
+    fields, source = scored_by(
+        images,
+        labels,
+        group,
+        params,
+        external=external,
+        budget=budget,
+        progress_lines=progress_lines,
+        keep_out=keep_out,
+    )
     through = trains_through_conflicts(group, labels, params, keep_out)
     unlabelled = bool((labels == UNLABELLED).any())
     pooled = (
         similar_groups(images, group, params.seed) if n and (through or unlabelled) else np.zeros((0, POOL_K), np.int64)
     )
+    far = pixel_strangeness(images, labels, group, seed=params.seed, keep_out=keep_out) if unlabelled else np.zeros(0)
     return TrainResult(
-        **tally.means(),
+        **fields,
         nn_prob=nn_prob,
         nn_scored=nn_scored,
         open_question=open_questions(group, labels, keep_out),
         through_conflicts=through,
         similar_groups=pooled,
-        pixel_strangeness=pixel_strangeness(images, labels, group, seed=params.seed, keep_out=keep_out)
-        if unlabelled
-        else np.zeros(0),
+        pixel_strangeness=far,
+        source=source,
     )
