@@ -391,11 +391,11 @@ document.addEventListener("keydown", event => {
 
 // ---- start -------------------------------------------------------------------------------------------------------
 (function start() {
-  const flagged = D.cards.filter(c => c.kind !== "look").length;
+  const looks = D.cards.filter(c => c.kind === "look").length;
   $("summary").append(el("strong", {text: D.cards.length + " cards among " + D.samples + " samples"}),
-    ": " + flagged + " flagged (wrong labels, outliers, odd images), then " + (D.cards.length - flagged) +
-    " worth a look, likeliest wrong first." +
-    (D.issues > D.cards.length ? " " + (D.issues - D.cards.length) + " more issues are listed in issues.csv only." : ""));
+    ": the flagged ones first, most certain first" +
+    (looks ? ", then " + looks + " worth a look, likeliest wrong first" : "") + "." +
+    (D.issues > D.cards.length ? " " + (D.issues - D.cards.length) + " more are listed in issues.csv only." : ""));
   document.body.classList.toggle("pixelated", D.view.pixelated);
   for (const [key, text] of KEYS) $("keys").append(el("kbd", {text: key}), " " + text + "  ");
   for (const n of D.classes) $("class-list").append(el("option", {value: n}));
