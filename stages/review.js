@@ -300,7 +300,11 @@ function filters() {
     el("input", {type: "number", id: "min-wrong", min: 0, max: 1, step: 0.05, value: 0, size: 4})),
   el("label", {}, el("input", {type: "checkbox", id: "undecided"}), " undecided only"),
   el("label", {}, "sort by ", sort));
-  box.addEventListener("change", () => { cursor = 0; refresh(); });
+  box.addEventListener("change", event => {
+    event.target.blur();  // the keys work on the cards again at once
+    cursor = 0;
+    refresh();
+  });
 }
 function refresh() {
   order = listed();

@@ -67,6 +67,14 @@ def test_cards_come_flagged_first_most_certain_first_then_those_worth_a_look_by_
     assert len(few["cards"]) == 5 and few["issues"] == 19
 
 
+def test_a_page_without_issues_says_so_and_holds_no_picture():
+    data, group, decisions, wrong = reviewed()
+    decisions.flagged[:], decisions.outlier[:], decisions.odd[:], decisions.worth_a_look[:] = False, False, "", False
+    page = page_data(data, group, decisions)
+    assert page["cards"] == [] and page["images"] == {} and page["issues"] == 0
+    assert page_json(review_page(data, group, decisions))["cards"] == []
+
+
 def test_a_card_shows_the_likeliest_classes_and_the_probability_its_label_is_wrong_never_a_confidence():
     data, group, decisions, wrong = reviewed()
     page = review_page(data, group, decisions)
