@@ -111,7 +111,9 @@ function adopt(table, source) {
     if (choice === "accept" || choice === "relabel") {
       value = classOf(get("new_label"));
       if (value === null) throw new Error(where + "new_label " + shown(get("new_label")) + " is not a class here");
-      if (card && choice === "accept" && card.suggested < 0) throw new Error(where + "sample " + index + " has no suggestion");
+      if (card && choice === "accept" && card.suggested < 0) {
+        throw new Error(where + "sample " + index + " has no suggestion");
+      }
     }
     found.set(index, card ? rowFor(card, choice, value) : HEADER.map(h => (h === "dataset" ? D.fingerprint : get(h))));
   }
@@ -211,10 +213,13 @@ function evidenceNode(card) {
     REASONS[card.kind] + (card.odd ? " (" + card.odd + ")" : ""));
   box.append(why);
   const odds = el("p", {class: "odds"});
-  if (card.wrong !== null && card.given >= 0) odds.append(el("span", {}, "label wrong: ", el("b", {text: pct(card.wrong)})));
+  if (card.wrong !== null && card.given >= 0) {
+    odds.append(el("span", {}, "label wrong: ", el("b", {text: pct(card.wrong)})));
+  }
   for (const [n, [k, p]] of card.top.entries()) {
     if (n >= 2 && p < 0.01) continue;
-    odds.append(el("span", {}, el("i", {class: "bar", style: "width:" + Math.round(40 * p) + "px"}), label(k), " " + pct(p)));
+    const bar = el("i", {class: "bar", style: "width:" + Math.round(40 * p) + "px"});
+    odds.append(el("span", {}, bar, label(k), " " + pct(p)));
   }
   if (odds.children.length) box.append(odds);
   if (card.twins.length) {
@@ -236,11 +241,15 @@ function choiceNode(card) {
     box.append(b);
     return b;
   };
-  if (card.suggested >= 0) button("accept", "a", ["accept ", label(card.suggested)], () => decide(card, "accept", card.suggested));
+  if (card.suggested >= 0) {
+    button("accept", "a", ["accept ", label(card.suggested)], () => decide(card, "accept", card.suggested));
+  }
   button("keep", "k", ["keep ", label(card.given)], () => decide(card, "keep", card.given));
   const select = el("select", {"aria-label": "relabel as", class: choice === "relabel" ? "on" : ""},
     el("option", {value: "", text: "relabel as\u2026"}));
-  D.classes.forEach((n, k) => select.append(el("option", {value: String(k), text: (k < 10 ? k + ": " : "") + shown(n)})));
+  D.classes.forEach((n, k) => {
+    select.append(el("option", {value: String(k), text: (k < 10 ? k + ": " : "") + shown(n)}));
+  });
   if (choice === "relabel") select.value = String(classOf(row[COL.new_label]));
   select.addEventListener("change", () => { if (select.value !== "") pick(card, Number(select.value)); });
   box.append(select);
@@ -334,15 +343,20 @@ function draw(force) {
   const start = Math.floor(cursor / PAGE) * PAGE;
   if (start !== drawn || force) {
     $("cards").replaceChildren(...order.slice(start, start + PAGE).map((c, n) => cardNode(c, start + n === cursor)));
-    if (!order.length) $("cards").append(el("p", {text: D.cards.length ? "No card passes these filters." : "Nothing to review."}));
+    if (!order.length) {
+      $("cards").append(el("p", {text: D.cards.length ? "No card passes these filters." : "Nothing to review."}));
+    }
     drawn = start;
     const pages = Math.max(1, Math.ceil(order.length / PAGE));
+    const off = {disabled: ""};
     const page = start / PAGE + 1;
     $("pager").replaceChildren(
-      el("button", {type: "button", onclick: () => focusCard(start - PAGE, true), ...(page > 1 ? {} : {disabled: ""})}, "previous page"),
+      el("button", {type: "button", onclick: () => focusCard(start - PAGE, true), ...(page > 1 ? {} : off)},
+        "previous page"),
       el("span", {text: "page " + page + " of " + pages + " (cards " + (order.length ? start + 1 : 0) + "\u2013" +
         Math.min(start + PAGE, order.length) + " of " + order.length + ")"}),
-      el("button", {type: "button", onclick: () => focusCard(start + PAGE, true), ...(page < pages ? {} : {disabled: ""})}, "next page"));
+      el("button", {type: "button", onclick: () => focusCard(start + PAGE, true), ...(page < pages ? {} : off)},
+        "next page"));
   }
 }
 function focusCard(pos, scroll) {
@@ -406,7 +420,10 @@ document.addEventListener("keydown", event => {
   filters();
   $("download").addEventListener("click", download);
   $("clear").addEventListener("click", clearAll);
-  $("load").addEventListener("change", event => { if (event.target.files[0]) load(event.target.files[0]); event.target.value = ""; });
+  $("load").addEventListener("change", event => {
+    if (event.target.files[0]) load(event.target.files[0]);
+    event.target.value = "";  // the same file can be loaded again
+  });
   restore();
   refresh();
   performance.mark("review-ready");
