@@ -585,5 +585,7 @@ def draw(
     files["map.png"] = png_bytes(map_figure(oob.class_sim, group, decisions, given, names), params.dpi)
     files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
     files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)
-    files["review.html"] = review_page(data, group, decisions, max_cards=params.review_cards)
+    files["review.html"] = review_page(
+        data, group, decisions, max_cards=params.review_cards, max_twins=params.max_twins
+    )
     return files

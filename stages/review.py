@@ -42,7 +42,6 @@ KINDS = {
 }
 CHOICES = ("accept", "keep", "relabel", "remove")  # what a person may decide per card; the CSV's `choice` column
 CHOICES_HEADER = ["index", "path", "given", "suggested", "kind", "choice", "new_label", "dataset"]  # the download
-MAX_TWINS = 5  # twins shown on a card (the rest are counted)
 STRIP = 6  # typical pictures per class in a card's compare strip
 NEAREST = 3  # an outlier's nearest trusted pictures
 TOP_CLASSES = 3  # the likeliest classes a card lists with their probabilities
@@ -184,8 +183,11 @@ def likeliest(row: np.ndarray) -> list[list[float]]:
     return [[int(k), round(float(row[k]), 4)] for k in top]
 
 
-def card_record(i: int, kind: str, data: Dataset, decisions: Decisions, twins: np.ndarray, near: list[int]) -> dict:
-    """What one card shows, as the page's JSON has it (labels as class ids; the page names them)."""
+def card_record(
+    i: int, kind: str, data: Dataset, decisions: Decisions, twins: np.ndarray, near: list[int], *, max_twins: int
+) -> dict:
+    """What one card shows, as the page's JSON has it (labels as class ids; the page names them): up to max_twins
+    twins (report.max_twins), the rest counted."""
     labels = data.labels
     suggested = -1 if kind in ("outlier", "odd") else int(decisions.suggested[i])
     wrong = float(decisions.wrong_prob[i])
@@ -197,14 +199,16 @@ def card_record(i: int, kind: str, data: Dataset, decisions: Decisions, twins: n
         "suggested": suggested,
         "wrong": round(wrong, 4) if np.isfinite(wrong) else None,
         "top": likeliest(decisions.class_prob[i]),
-        "twins": [[int(j), int(labels[j]), bool(suggested >= 0 and labels[j] == suggested)] for j in twins[:MAX_TWINS]],
-        "more_twins": max(0, len(twins) - MAX_TWINS),
+        "twins": [[int(j), int(labels[j]), bool(suggested >= 0 and labels[j] == suggested)] for j in twins[:max_twins]],
+        "more_twins": max(0, len(twins) - max_twins),
         "near": [[j, int(labels[j])] for j in near],
         "odd": str(decisions.odd[i]),
     }
 
 
-def page_data(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_cards: int = 1000) -> dict:
+def page_data(
+    data: Dataset, group: np.ndarray, decisions: Decisions, *, max_cards: int = 1000, max_twins: int = 5
+) -> dict:
     """Everything the page shows, as JSON-ready values: up to max_cards cards in issues.csv's order, the class names,
     the compare strips, and each picture any card shows once, as a data URI keyed by its sample index."""
     labels = data.labels
@@ -221,7 +225,7 @@ def page_data(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_car
         zip(outliers, nearest_pictures(data.images, shown[outliers], np.flatnonzero(trusted(labels, decisions))))
     )
     cards = [
-        card_record(int(i), kind, data, decisions, twins[pos], near.get(pos, []))
+        card_record(int(i), kind, data, decisions, twins[pos], near.get(pos, []), max_twins=max_twins)
         for pos, (i, kind) in enumerate(zip(shown, kinds))
     ]
     classes = {c["given"] for c in cards} | {c["suggested"] for c in cards}
@@ -262,9 +266,12 @@ def render_page(page: dict) -> str:
     )
 
 
-def review_page(data: Dataset, group: np.ndarray, decisions: Decisions, *, max_cards: int = 1000) -> str:
-    """The page's HTML: up to max_cards cards (the rest are in issues.csv, and the page says so)."""
-    return render_page(page_data(data, group, decisions, max_cards=max_cards))
+def review_page(
+    data: Dataset, group: np.ndarray, decisions: Decisions, *, max_cards: int = 1000, max_twins: int = 5
+) -> str:
+    """The page's HTML: up to max_cards cards (the rest are in issues.csv, and the page says so), each with up to
+    max_twins of its twins."""
+    return render_page(page_data(data, group, decisions, max_cards=max_cards, max_twins=max_twins))
 
 
 # The page's frame. No user data is written into it: names and paths travel in the JSON and review.js sets them as

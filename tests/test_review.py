@@ -531,3 +531,16 @@ def test_a_page_of_5000_cards_draws_25_at_a_time_flagged_first_then_worth_a_look
     flagged = [p for i, kind, p in queue if kind in ("twin", "wrong_label")]
     worth = [p for i, kind, p in queue if kind == "look"]
     assert np.all(np.diff(flagged) <= 0) and np.all(np.diff(worth) <= 0) and worth[0] > worth[-1]
+
+
+def test_report_max_twins_bounds_the_twins_a_card_shows_and_counts_the_rest():
+    data, group, decisions, wrong = reviewed()
+    in_groups = [c for c in page_data(data, group, decisions)["cards"] if c["twins"]]
+    assert in_groups, "the graded case has twin groups"
+    for card in page_data(data, group, decisions, max_twins=0)["cards"]:
+        total = (
+            len(next(c for c in in_groups if c["index"] == card["index"])["twins"])
+            if card["index"] in {c["index"] for c in in_groups}
+            else 0
+        )
+        assert card["twins"] == [] and card["more_twins"] == total
