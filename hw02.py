@@ -32,7 +32,7 @@ from stages.workers import DEVICES, known_device  # noqa: E402
 
 # A graded set is small: a count of one or two wrong labels is as likely an odd digit (README, "The graded one-shot
 # run").
-GRADED_AGGREGATE = AggregateParams(count_z=2.0, min_expected_wrong=2.0)
+GRADED_AGGREGATE = AggregateParams(twinless="cautious", count_z=2.0, min_expected_wrong=2.0)
 
 
 class OneLineParser(argparse.ArgumentParser):

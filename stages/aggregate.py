@@ -29,6 +29,35 @@ if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
 class AggregateParams(Params):
     """How sure the evidence must be before a sample is flagged (docs: "How it works: aggregate")."""
 
+    twinless: str = param(
+        "estimate",
+        "How samples without a conflicting twin are flagged: estimate (how many labels are wrong, then the likeliest "
+        "up to the best expected F1) or cautious (a threshold read from a global rate, and per-class counts: the "
+        "graded run's, for 165 samples too few to estimate from); the parameters below to per_class_counts are the "
+        "cautious rule's.",
+        choices=("estimate", "cautious"),
+    )
+    prior_rate: float = param(
+        0.01,
+        "The share of wrong labels expected before the evidence speaks (labelled data sets hold about 0.1-5%): "
+        "a prior that keeps a few sure errors in a large set from being explained away.",
+        within="(0, 0.5)",
+    )
+    prior_weight: float = param(
+        200.0, "How many samples' worth prior_rate counts against the evidence (0: none).", within="[0, 1000000]"
+    )
+    review_floor: float = param(
+        0.1,
+        "Samples not flagged whose label is wrong with at least this probability are worth a look: they follow the "
+        "flags in issues.csv and on the review page.",
+        within="[0, 1]",
+    )
+    min_disagreement: float = param(
+        1.0,
+        "The share of scoring members that must predict another label for a flag without a twin (1: all).",
+        within="(0, 1]",
+    )
+    flag_without_twin: bool = param(True, "Flag samples without a conflicting twin at all (false: twin groups only).")
     min_posterior: float = param(
         0.7,
         "Flag a sample without a conflicting twin when its estimated probability of a wrong label exceeds this: 0.5 "
@@ -43,12 +72,6 @@ class AggregateParams(Params):
     max_threshold: float = param(
         0.01, "The most the data-picked threshold may be, and the cap of the per-class counts' flags.", within="[0, 1]"
     )
-    min_disagreement: float = param(
-        1.0,
-        "The share of scoring members that must predict another label for a flag without a twin (1: all).",
-        within="(0, 1]",
-    )
-    flag_without_twin: bool = param(True, "Flag samples without a conflicting twin at all (false: twin groups only).")
     per_class_counts: bool = param(
         True,
         "Also flag, per given class, its lowest-scoring samples up to the count of wrong labels estimated in it "
@@ -60,17 +83,17 @@ class AggregateParams(Params):
         "hw02.py takes 2, as on 165 samples one or two counts are as likely an odd picture as a wrong label.",
         within="[0, 10]",
     )
-    outlier_fence: float = param(
-        3.25,
-        "Outliers lie this many upper half-spreads (upper quartile - median) above the upper quartile of the outlier "
-        "scores; higher flags fewer.",
-        within="[0, 100]",
-    )
     min_expected_wrong: float = param(
         0.0,
         "Flags by the global rate only where it expects at least this many wrong labels among the samples without "
         "a twin (hw02.py takes 2; 0 flags a lone glaring error).",
         within="[0, 1000000]",
+    )
+    outlier_fence: float = param(
+        3.25,
+        "Outliers lie this many upper half-spreads (upper quartile - median) above the upper quartile of the outlier "
+        "scores; higher flags fewer.",
+        within="[0, 100]",
     )
 
 
@@ -89,8 +112,9 @@ class Decisions(Artifact):
     class_prob: np.ndarray  # float (N, K): calibrated class probabilities (nan rows where unscored)
     flagged: np.ndarray  # bool (N,)
     reason: np.ndarray  # str (N,): "twin", "wrong_label", "outlier", "odd" or ""
-    threshold: float  # the threshold applied to samples without a conflicting twin
-    noise_rate: float  # estimated share of wrong labels among them (see estimate_noise_rate)
+    cut: float  # the probability of a wrong label above which samples without a twin were flagged (1: none)
+    noise_rate: float  # estimated share of wrong labels among them
+    estimate: np.ndarray  # float (3,): how many labels are wrong among them, and the 5-95% interval of that count
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
     decided_by: str  # what decided: "members" (the trained ensemble) or "neighbours"
@@ -112,8 +136,9 @@ class Decisions(Artifact):
         "suggested_prob": Field("f", 1, True),
         "flagged": Field("b", 1, True),
         "reason": Field("U", 1, True),
-        "threshold": Field("f", 0),
+        "cut": Field("f", 0),
         "noise_rate": Field("f", 0),
+        "estimate": Field("f", 1),
         "temperature": Field("f", 0),
         "note": Field("U", 0),
         "decided_by": Field("U", 0),
@@ -183,8 +208,9 @@ def decide(
         suggested_prob=suggested_prob,
         flagged=twins.flagged | wrong.flagged,
         reason=reason,
-        threshold=float(twinless.threshold),
-        noise_rate=case.noise_rate,
+        cut=float(twinless.cut),
+        noise_rate=twinless.noise_rate,
+        estimate=np.array(twinless.estimate, float),
         temperature=case.temperature,
         note=note_for(labels, case) or evidence.note or twinless.note,
         decided_by=evidence.source,
@@ -193,7 +219,7 @@ def decide(
         outlier_threshold=fence,
         outlier=outlier & ~twins.flagged,
         odd=odd,
-        worth_a_look=np.zeros(n, bool),
+        worth_a_look=twinless.worth_a_look,
     )
 
 
@@ -378,7 +404,8 @@ def summary_metrics(
     class_names: list[str] | None = None,
     skipped: list[str] | None = None,
 ) -> dict:
-    """metrics.json: counts of samples, groups and flags (by class too), the threshold and what set it."""
+    """metrics.json: counts of samples, groups and flags (by class too), the estimated number of wrong labels with
+    its interval, the cut on the probability of a wrong label and what set it."""
 
     def name(label: int) -> str:
         return class_name(label, class_names)
@@ -411,7 +438,13 @@ def summary_metrics(
         "unlabelled_outliers": int((decisions.outlier & (labels == UNLABELLED)).sum()),
         "outlier_threshold": decisions.outlier_threshold if np.isfinite(decisions.outlier_threshold) else None,
         "odd": {kind: int((decisions.odd == kind).sum()) for kind in ("blank", "noise", "saturated")},
-        "threshold": decisions.threshold,
+        "estimated_wrong": {
+            "count": round(float(decisions.estimate[0]), 1),
+            "low": round(float(decisions.estimate[1]), 1),
+            "high": round(float(decisions.estimate[2]), 1),
+        },
+        "worth_a_look": int(decisions.worth_a_look.sum()),
+        "wrong_prob_cut": decisions.cut,
         "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,
         "decided_by": decisions.decided_by,

@@ -2,7 +2,7 @@
 
 - flagged.png (then flagged-2.png, flagged-3.png, ... when there are more tiles than a page holds): every flagged
   sample beside the other members of its twin group, each tile captioned "#index" and "given -> suggested".
-- scores.png: the calibrated probability of the given label, singletons and twins apart, the threshold marked.
+- scores.png: each label's probability of being wrong, singletons and twins apart, the cut of the flags marked.
 - confusion.png and confusion.csv: given against suggested label over the whole data set (the estimated noise).
 - classes.csv: per given class, its samples, how many were flagged and how many wrong labels the aggregate stage
   estimated in it, drawn by `dvc plots` as bars: noise that flows into one class stands out.
@@ -353,17 +353,15 @@ def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str
 # ---- scores, confusion, loss --------------------------------------------------------------------------------------
 
 
-def scores_figure(
-    calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray, threshold: float, temperature: float | None = None
-):
-    """Histogram of the calibrated probability of the given label on log axes, stacked by kind of sample:
-    singletons and agreeing twin groups (the threshold applies to both) and conflicting groups (decided by the
-    twin rule, so the threshold does not apply)."""
+def scores_figure(wrong_prob: np.ndarray, group: np.ndarray, reason: np.ndarray, cut: float):
+    """Histogram of each sample's probability of a wrong label (log counts), stacked by kind of sample: singletons
+    and agreeing twin groups (the cut applies to both) and conflicting groups (decided by the twin rule, whose
+    probability is that another label of the group wins), with the cut of the flags without a twin."""
     from matplotlib.figure import Figure
 
-    scored = ~np.isnan(calibrated)
+    scored = ~np.isnan(wrong_prob)
     if not scored.any():
-        return message_figure("no sample was scored", "Calibrated probability of the given label")
+        return message_figure("no sample was scored", "Probability that the label is wrong")
     size = np.bincount(group)[group]
     conflicted = np.isin(group, np.unique(group[reason == "twin"]))
     kinds = [
@@ -371,45 +369,28 @@ def scores_figure(
         ("twin groups, labels agree", (size > 1) & ~conflicted),
         ("conflicting twin groups (twin rule)", conflicted),
     ]
-    positive = calibrated[scored & (calibrated > 0)]
-    floor = max(1e-16, float(positive.min()) if positive.size else 1e-16)
-    low = math.floor(math.log10(min(floor, threshold if threshold > 0 else 1.0)))
-    bins = np.logspace(low, 0, 4 * -low + 1) if low < 0 else np.logspace(-1, 0, 5)
-    values = np.clip(calibrated, bins[0], 1.0)  # an exact 0 (or below the floor) lands in the first bin
-
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     ax.hist(
-        [values[scored & mask] for _, mask in kinds],
-        bins=bins,
+        [wrong_prob[scored & mask] for _, mask in kinds],
+        bins=np.linspace(0, 1, 41),
         stacked=True,
         log=True,
         color=["#1f77b4", "#ff7f0e", "#9467bd"],
         label=[f"{name} ({int((scored & mask).sum())})" for name, mask in kinds],
     )
-    if threshold > 0:
-        ax.axvline(
-            threshold,
-            color=FLAG_COLOUR,
-            linestyle="--",
-            linewidth=1.5,
-            label=f"threshold {threshold:.2g}: below it (and outvoted) is flagged",
-        )
+    if cut < 1:
+        label = f"cut {cut:.2g}: the likeliest wrong labels without a twin, from here up, are flagged"
+        ax.axvline(cut, color=FLAG_COLOUR, linestyle="--", linewidth=1.5, label=label)
     else:
-        ax.plot([], [], " ", label="threshold 0: nothing is flagged on evidence alone")
-    ax.set_xscale("log")
-    ax.set_xlim(bins[0], 1.0)
-    ax.set_xlabel(
-        "calibrated probability of the given label"
-        + (" (values below shown at the left edge)" if floor < bins[0] * 10**0.25 else "")
-    )
+        ax.plot([], [], " ", label="no sample without a twin is flagged")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability that the given label is wrong")
     ax.set_ylabel("samples")
     _plain_log_ticks(ax.yaxis, minor=False)
     unscored = int((~scored).sum())
     ax.set_title(
-        f"Calibrated scores of {int(scored.sum())} samples"
-        + (f" (temperature {temperature:.3g})" if temperature is not None else "")
-        + (f"; {unscored} never scored" if unscored else ""),
+        f"How likely each of {int(scored.sum())} labels is wrong" + (f"; {unscored} never scored" if unscored else ""),
         fontsize=11,
     )
     ax.legend(fontsize=8, loc="best")
@@ -568,7 +549,7 @@ def draw(
     if not pages:
         files[page_name(1)] = png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi)
     files["scores.png"] = png_bytes(
-        scores_figure(decisions.calibrated, group, decisions.reason, decisions.threshold, decisions.temperature),
+        scores_figure(decisions.wrong_prob, group, decisions.reason, decisions.cut),
         params.dpi,
     )
     labelled = given != UNLABELLED  # the confusion is of given labels: unlabelled samples have none

@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from stages.labels import group_members
-from stages.noise_model import label_margin, pick_threshold, wrong_label_counts
+from stages.noise_model import (
+    expected_f1_cut,
+    fit_noise,
+    flips,
+    label_margin,
+    noise_shares,
+    pick_threshold,
+    share_interval,
+    softmax,
+    wrong_label_counts,
+    wrong_posterior,
+)
 from stages.propagate import pool_similar
 
 if TYPE_CHECKING:
@@ -173,13 +184,63 @@ class Twinless(NamedTuple):
     """What the rule for samples without a twin found, beside its verdict."""
 
     verdict: Verdict
-    threshold: float  # on the calibrated probability of the given label
+    cut: float  # the probability of a wrong label above which samples without a twin were flagged (1: none)
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
+    estimate: tuple[float, float, float]  # how many labels are wrong among them: the count, and its 5-95% interval
+    noise_rate: float  # the share of wrong labels among them the rule estimated
+    worth_a_look: np.ndarray  # bool (N,): not flagged, but wrong with at least review_floor probability
     note: str  # why nothing is flagged without a twin, where that is so
 
 
 def wrong_label_rule(case: Case, params: AggregateParams) -> Twinless:
-    """Wrong labels without a conflicting twin: by the global rate (rate_rule) and the per-class counts
+    """Wrong labels without a conflicting twin: estimate_rule, or with params.twinless "cautious" (the graded run),
+    a fixed params.threshold, or evil twins en masse (whose copies the members trained on) cautious_rule."""
+    if params.twinless == "cautious" or case.through_conflicts or params.threshold is not None:
+        return cautious_rule(case, params)
+    return estimate_rule(case, params)
+
+
+def estimate_rule(case: Case, params: AggregateParams) -> Twinless:
+    """How many labels are wrong, and which (docs: "How it works: aggregate"). Each sample's probability of a wrong
+    label is its posterior under the confusable noise model, fitted to the samples without a twin (fit_confusable:
+    a calibration temperature; then one share of wrong labels, with a prior at params.prior_rate); their sum is the
+    estimate of how many are wrong, within the interval of the share (rate_interval). The flags are the likeliest
+    wrong labels, where at least min_disagreement of the scorers predicted another class, up to the cut of the best
+    expected F1 (expected_f1_cut); the rest at review_floor or above are worth a look."""
+    n, alone = len(case.labels), case.alone
+    rows, nothing = np.flatnonzero(alone), np.zeros(n, bool)
+    wrong = np.where(case.open_question | ~alone, np.nan, 1 - case.calibrated)
+    if not rows.size or case.source == "neighbours" or not params.flag_without_twin or case.prob.shape[1] < 2:
+        rule = verdict("wrong_label", nothing, wrong_prob=1 - case.calibrated)
+        return Twinless(rule, 1.0, np.zeros(case.prob.shape[1]), (0.0, 0.0, 0.0), 0.0, nothing, "")
+    given = case.given[rows]
+    temperature, fitted = fit_noise(case.log_prob[rows], given)
+    f = flips(softmax(case.log_prob[rows] / temperature), given)
+    shares = noise_shares(f, prior_rate=params.prior_rate, prior_weight=params.prior_weight)
+    wrong[rows] = wrong_posterior(f, shares)
+    wrong_by_class = np.bincount(given, wrong[rows], case.prob.shape[1])
+    low, high = share_interval(f, shares)
+    estimate = (float(wrong[rows].sum()), low * rows.size, high * rows.size)
+    if sum(fitted) > MAX_NOISE_RATE:
+        note = (
+            f"the evidence contradicts {sum(fitted):.0%} of the labels: more likely it learnt too little than that "
+            f"most labels are wrong, so nothing is flagged without a twin"
+        )
+        rule = verdict("wrong_label", nothing, wrong_prob=wrong)
+        return Twinless(rule, 1.0, wrong_by_class, estimate, sum(fitted), nothing, note)
+    against = alone & (np.nan_to_num(case.disagreement) >= params.min_disagreement)
+    candidates = np.where(against, np.nan_to_num(wrong), 0.0)
+    k = expected_f1_cut(candidates[against])
+    flagged = nothing.copy()
+    flagged[np.argsort(-candidates, kind="stable")[:k]] = True
+    cut = float(candidates[flagged].min()) if k else 1.0
+    look = alone & ~flagged & (np.nan_to_num(wrong) >= params.review_floor)
+    rule = verdict("wrong_label", flagged, wrong_prob=wrong)
+    return Twinless(rule, cut, wrong_by_class, estimate, sum(shares), look, "")
+
+
+def cautious_rule(case: Case, params: AggregateParams) -> Twinless:
+    """Wrong labels without a conflicting twin, cautiously: by the global rate (rate_rule) and the per-class counts
     (per_class_rule), where twinless_threshold allows flags at all."""
     threshold, allowed, note = twinless_threshold(
         case.noise_rate,
@@ -209,7 +270,10 @@ def wrong_label_rule(case: Case, params: AggregateParams) -> Twinless:
             count_z=params.count_z,
         )
         strong |= by_class
-    return Twinless(verdict("wrong_label", strong, wrong_prob=1 - case.calibrated), threshold, wrong_by_class, note)
+    total = float(wrong_by_class.sum()) if wrong_by_class.any() else case.noise_rate * int(case.alone.sum())
+    nothing = np.zeros(len(case.labels), bool)
+    rule = verdict("wrong_label", strong, wrong_prob=1 - case.calibrated)
+    return Twinless(rule, 1 - threshold, wrong_by_class, (total, total, total), case.noise_rate, nothing, note)
 
 
 def twinless_threshold(
