@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint repro exp hw02 plots-template clean
+.PHONY: demo test test-fast lint docs repro exp hw02 plots-template clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint,bench,dask]'
+	$(PY) -m pip install --quiet -e '.[test,lint,bench,dask,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,6 +23,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The docs site (mkdocs.yml) into build/docs, offline; --strict: a broken link, a page missing from the navigation or
+# an API object mkdocstrings cannot find fails it. The reference pages are made from the code as it builds.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict
 
 # The edit loop: every test not marked slow (the slow ones run DVC, the bundle or real training), under 2 minutes.
 test-fast: $(STAMP)
@@ -55,4 +60,4 @@ plots-template:
 	  echo '<style>table { border-spacing: 15px; }</style></head><body>{plot_divs}</body></html>'; } > .dvc/plots.html
 
 clean:
-	rm -rf $(VENV) artifacts results dvc_plots dist  # metrics.json, metrics/ and dvc.lock are committed
+	rm -rf $(VENV) artifacts results dvc_plots dist build/docs  # metrics.json, metrics/ and dvc.lock are committed

@@ -30,8 +30,8 @@ from stages.params import MAX_SEED  # noqa: E402
 from stages.train import TrainParams  # noqa: E402
 from stages.workers import DEVICES, known_device  # noqa: E402
 
-# A graded set is small: a count of one or two wrong labels is as likely an odd digit (README, "The graded one-shot
-# run").
+# A graded set is small: a count of one or two wrong labels is as likely an odd digit
+# (docs: "The graded run: Wrong labels without a twin").
 GRADED_AGGREGATE = AggregateParams(twinless="cautious", count_z=2.0, min_expected_wrong=2.0)
 
 

@@ -108,7 +108,7 @@ def write_results(
     metrics: str | Path,
 ) -> None:
     """The results folder's tables (stages.aggregate.result_tables), embedding.npy (the members' mean class
-    similarities, float32 (N, K), nan rows where unscored: README, "Your data") and metrics.json."""
+    similarities, float32 (N, K), nan rows where unscored; docs: "How it works: The map") and metrics.json."""
     for name, text in result_tables(decisions, data.labels, group, data.class_names, data.paths, data.skipped).items():
         atomic_write_text(Path(results) / name, text)
     embedding = io.BytesIO()
@@ -205,7 +205,7 @@ def export(
     dry_run: bool = False,
     paths: Paths = PATHS,
 ) -> Changes:
-    """A cleaned copy of the data set in `out` (README, "Acting on the results"): the decisions applied (or a
+    """A cleaned copy of the data set in `out` (docs: "Export"): the decisions applied (or a
     person's choices from the review page's CSV), as a manifest of the source files (copied on `copy`), an .npz,
     or idx files (form "auto": a manifest where the samples came from files, an .npz where `source`, decode's
     images, is numpy, else idx), and changes.csv beside it. The original is never written to; `out` must be new or

@@ -1,5 +1,4 @@
-"""Stage 4, aggregate: out-of-bag evidence in, a decision for every sample out (README, "How it works: 4.
-aggregate").
+"""Stage 4, aggregate: out-of-bag evidence in, a decision for every sample out (docs: "How it works: aggregate").
 
 choose_evidence picks the members' or the nearest neighbours' evidence; decide settles every conflicting twin
 group by it and flags other samples only below a threshold read from the data (fit_noise_model, pick_threshold)

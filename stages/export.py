@@ -1,4 +1,4 @@
-"""Acting on the results: what a cleaned copy of the data set changes (README, "Acting on the results").
+"""Acting on the results: what a cleaned copy of the data set changes (docs: "Export").
 
 plan_changes turns the aggregate stage's decisions, or a person's choices from the review page, into one action per
 sample; pipeline/steps.py's export writes the cleaned copy and changes.csv from it. The original is never touched.

@@ -40,7 +40,8 @@ class ExternalParams(Params):
     model: str | None = param(
         None,
         "A model that embeds the images: a TorchScript file (.pt), an exported program (.pt2), an .onnx file (with "
-        "onnxruntime), or torchvision:NAME with its weights in the local torch cache (docs: models).",
+        "onnxruntime), or torchvision:NAME with its weights in the local torch cache "
+        '(docs: "Bring your own evidence: A model").',
     )
     normalise: bool = param(
         False, "Divide each row of pred_probs by its sum where it does not sum to 1 (else such a file is refused)."

@@ -73,7 +73,7 @@ def verdict(reason: str, flagged: np.ndarray, suggested=None, wrong_prob=None) -
 
 
 def outlier_scores(mean_prob: np.ndarray, strangeness: np.ndarray) -> np.ndarray:
-    """How unlike every class each sample looks (README, "How it works": outliers and odd images): the log-odds of
+    """How unlike every class each sample looks (docs: "How it works: Outliers"): the log-odds of
     the members' spread over the classes (entropy of the mean out-of-bag probabilities over its largest, log K)
     plus the log of its strangeness (train.feature_evidence, averaged over the members that scored it). nan where
     unscored."""
@@ -115,7 +115,7 @@ def outlier_rule(oob: TrainResult, *, odd: np.ndarray, spread: float) -> tuple[n
 
 def claimed(prob: np.ndarray) -> np.ndarray:
     """bool (N,): samples one or two classes claim, a mislabelled or an ambiguous picture however unusual, not a
-    stranger (README, "outliers and odd images"): the mean probability of their m likeliest classes (m = 2, or 1 of
+    stranger (docs: "How it works: Outliers"): the mean probability of their m likeliest classes (m = 2, or 1 of
     2 classes) lies at least CLAIMED of the way from chance (m / K) to certainty. For 10 classes: half of it."""
     k = prob.shape[1]
     if k < 2:
@@ -148,7 +148,7 @@ def twin_votes(
     probability that another label than a member's own wins, the softmax of the labels' evidence): each
     conflicting twin group (asked, the scored open questions) goes to the label with the strongest evidence, its
     calibrated log mean out-of-bag probability averaged over the group's members plus the log of how many members
-    carry it; every member with another label loses (README, "How it works: 4. aggregate"). With similar (int
+    carry it; every member with another label loses (docs: "How it works: Twin conflicts"). With similar (int
     (N, k), train.similar_groups: where conflicts are the rule), each group's evidence also weighs what its most
     similar groups believe (pool_similar)."""
     losers, winner, doubt = np.zeros(len(labels), bool), np.full(len(labels), -1), np.full(len(labels), np.nan)

@@ -1,5 +1,5 @@
-"""Stage 3, train: an ensemble of subset models whose every prediction is out of bag, twins included (README,
-"How it works: 3. train").
+"""Stage 3, train: an ensemble of subset models whose every prediction is out of bag, twins included
+(docs: "How it works: train").
 
 Members come in rounds. Each round splits the groups into folds at random (whole groups, so a sample and its copies
 are always on the same side); each member trains on all folds but one and scores the one it left out. Groups whose
@@ -52,7 +52,7 @@ class TrainParams(Params):
     )
     batch_size: int = param(32, "Images per optimiser step.", within="1..65536")
     learning_rate: float = param(
-        0.006, "Peak of AdamW's one-cycle schedule (docs: benchmarks, twin decisions by recipe).", within="(0, 10]"
+        0.006, 'The peak of the one-cycle schedule, AdamW (docs: "How it works: Members").', within="(0, 10]"
     )
     weight_decay: float = param(0.0001, "AdamW's weight decay.", within="[0, 10]")
     max_shift: int = param(
@@ -182,7 +182,7 @@ def trains_through_conflicts(
     group: np.ndarray, labels: np.ndarray, params: TrainParams, keep_out: np.ndarray | None = None
 ) -> bool:
     """Do the open questions hold more than params.conflict_share of the labelled samples? Then members train on them
-    too (README, "How it works": when every image has evil twins, the rest is too little to learn from)."""
+    too (docs: "How it works: When conflicts are the rule")."""
     labelled = labels != UNLABELLED
     return bool(open_questions(group, labels, keep_out)[labelled].mean() > params.conflict_share)
 

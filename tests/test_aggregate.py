@@ -442,7 +442,8 @@ def test_the_graded_run_leaves_one_misread_clean_digit_alone():
 
 
 def test_the_graded_run_asks_more_than_one_lone_wrong_label_before_it_flags_without_a_twin():
-    # the price of that caution, measured (README): a single wrong label without a twin goes unflagged ...
+    # the price of that caution (docs: "The graded run: Wrong labels without a twin"): a single wrong label without a
+    # twin goes unflagged ...
     from hw02 import GRADED_AGGREGATE
 
     labels, group, prob, wrong = graded_case(1)
