@@ -349,6 +349,7 @@ def test_with_the_keyboard_choices_survive_a_reload_and_a_clear_by_loading_the_d
     first, second, third, fourth = cards[:4]
     digit = next(d for d in range(10) if d not in (second["given"], second["suggested"]))
     typed = next(d for d in range(10) if d not in (fourth["given"], fourth["suggested"]))
+    decisions.estimate[:] = [5.4, 2.1, 9.6]
     driver, page, downloads = opened(tmp_path, review_page(data, group, decisions))
     try:
         assert count(driver) == "0 decided, 19 left" and drawn(driver)[0] == first["index"]
@@ -378,6 +379,8 @@ def test_with_the_keyboard_choices_survive_a_reload_and_a_clear_by_loading_the_d
             time.sleep(0.1)
         assert decided_cards(driver) == want and count(driver) == "3 decided, 16 left"
         assert "3 choices loaded" in driver.find_element("id", "status").text
+        summary = driver.find_element("id", "summary").text
+        assert "about 5 labels are wrong (2 to 10) among the samples without a twin" in summary
     finally:
         driver.quit()
     assert list(rows[0]) == CHOICES_HEADER and {r["dataset"] for r in rows} == {data.fingerprint}
