@@ -203,3 +203,24 @@ def test_ours_is_skipped_only_while_find_issues_lacks_the_evidence_keyword(monke
     monkeypatch.setattr("pipeline.api.find_issues", broken)
     with pytest.raises(TypeError, match="a real bug"):
         external_evidence.ours_flags(np.zeros((2, 8, 8)), np.array([0, 1]), features=np.zeros((2, 3)))
+
+
+def test_each_peer_row_scores_the_planted_labels_and_the_as_is_rows_only_count_flags():
+    pytest.importorskip("cleanlab", reason="cleanlab is the bench extra's (pip install -e '.[bench]')")
+    from benchmarks.external_evidence import evaluate, plant_flips
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(400) % 4
+    features = (rng.normal(size=(400, 16)) + 4 * np.eye(4, 16)[labels]).astype(np.float32)
+    prob = np.full((400, 4), 0.02) + 0.92 * np.eye(4)[labels]
+    prob[np.arange(400), (labels + 1) % 4] += 0.02
+    given, truth = plant_flips(labels, prob, 0.05, seed=0)
+    v = {"labels": given, "truth": truth, "pred_probs": prob, "features": features, "original": np.full(400, -1)}
+    methods = ["cleanlab", "cleanlab-both", "cleanlab-lr", "cleanlab-lr-both"]
+    rows, skipped = evaluate("toy", "flips-0.05", v, methods)
+    assert not skipped and [r["method"] for r in rows] == methods
+    assert all(r["wrong"] == 20 and r["seconds"] >= 0 and 0 < r["f1"] <= 1 for r in rows)
+    assert rows[0]["recall"] == rows[1]["recall"] == 1.0  # the probabilities say every flip outright
+    assert rows[3]["seconds"] >= rows[2]["seconds"] * 0.5  # the shared regression's fit is charged to both rows
+    as_is, _ = evaluate("toy", "as-is", v | {"truth": np.zeros(400, bool)}, ["cleanlab"])
+    assert "precision" not in as_is[0] and as_is[0]["flags"] >= 0
