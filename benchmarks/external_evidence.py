@@ -164,6 +164,12 @@ def predict(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(probs), np.concatenate(features)
 
 
+def save(path: Path, arrays: dict) -> None:
+    """np.savez_compressed through a temporary file: a cache file is whole or absent, never half-written."""
+    np.savez_compressed(path.with_suffix(".tmp.npz"), **arrays)
+    path.with_suffix(".tmp.npz").replace(path)
+
+
 def strong(source: str, cache: Path) -> dict:
     """The strong model's view of the source's test set: {"prob" (10000, K), "features" (10000, WIDTH), "accuracy",
     "train_s"}; trains it on the training set (weights cached) the first time."""
@@ -182,7 +188,7 @@ def strong(source: str, cache: Path) -> dict:
     torch.save(model.state_dict(), cache / f"{source}-strong.pt")
     prob, features = predict(model, test_images)
     out = {"prob": prob, "features": features, "accuracy": (prob.argmax(1) == test_labels).mean(), "train_s": seconds}
-    np.savez(path, **out)
+    save(path, out)
     print(f"  {source}: strong model {seconds:.0f} s, test accuracy {out['accuracy']:.4f}", file=sys.stderr)
     return out
 
@@ -244,9 +250,7 @@ def load_variant(source: str, variant, cache: Path = CACHE) -> dict:
     variant: "as-is", "twins" or a planted rate such as 0.01. Built and cached under `cache` when missing."""
     path = Path(cache) / f"{source}-{variant_name(variant)}.npz"
     if not path.exists():
-        arrays = build_variant(source, variant, Path(cache))
-        np.savez_compressed(path.with_suffix(".tmp.npz"), **arrays)
-        path.with_suffix(".tmp.npz").replace(path)  # never half-written
+        save(path, build_variant(source, variant, Path(cache)))
     return dict(np.load(path))
 
 
