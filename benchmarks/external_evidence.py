@@ -531,6 +531,7 @@ def main(argv=None) -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--cache", type=Path, default=CACHE, help="weights and arrays (built when missing)")
+    parser.add_argument("--no-timing", action="store_true", help="leave out the Datalab timing row")
     args = parser.parse_args(argv)
     print(describe())
     print(f"# commit {commit()}; cache {args.cache}")
@@ -545,7 +546,7 @@ def main(argv=None) -> None:
                 source, variant_name(variant), load_variant(source, variant, args.cache), args.methods
             )
             rows, skipped = rows + more, skipped or missing
-        if "datalab" in args.methods:
+        if "datalab" in args.methods and not args.no_timing:
             timings.append(datalab_timing(source, args.cache))
     if skipped:
         print("ours: find_issues takes no pred_probs/features yet")
