@@ -1,7 +1,7 @@
 """Bring your own evidence (issue 45): flags from a strong model's out-of-sample probabilities and from its
 embeddings, ours beside cleanlab and Datalab on the very same arrays.
 
-    python -m benchmarks.external_evidence                      # first run builds the cache: ~30 min on 2 cores
+    python -m benchmarks.external_evidence                      # the first run builds the cache (see below)
     python -m benchmarks.external_evidence --sources fashion --rates 0.01 --methods ours cleanlab cleanlab-both
     python -m benchmarks.external_evidence --variants twins     # the evil-twin rows only
 
@@ -28,6 +28,12 @@ recall, F1 of the flags against the planted labels, AP of each method's ranking 
 Datalab: label_score; ours: wrong_prob), and best-cut F1 (the best top-k of that ranking, chosen with the truth).
 The test sets' own natural errors count as wrong flags for every method alike. On `twins`: evil twins missed plus
 originals flagged, the errors on the twins. On `as-is` nothing is known: flag counts only.
+
+Cache (`--cache`, default .cache/external_evidence/, git-ignored; delete it after changing a setting below): per
+source the strong model's weights and test-set view, and one .npz per variant. Building it took, on 2 cores shared
+with other work (load average 8-17), 7-28 min per strong model and 1-15 min per variant's fold fine-tuning: an
+hour or more for both sources; a run on a full cache spends its time in the peers (the logistic regression's
+cross-validation above all).
 """
 
 from __future__ import annotations
