@@ -17,9 +17,9 @@ import numpy as np
 
 from stages.artifact import Artifact, Field, check_arrays
 from stages.budget import Budget
-from stages.heads import HEADS, fit_head, unit_rows
+from stages.heads import HEADS, feature_stats_apart, head_probs, unit_rows
 from stages.labels import UNLABELLED, class_count, open_questions
-from stages.member import AFFINE_BELOW, DOMINANT_RATIO, LOSS_POINTS, MemberOutput, train_member
+from stages.member import AFFINE_BELOW, DOMINANT_RATIO, LOSS_POINTS, MemberOutput, stranger_refs, train_member
 from stages.neighbours import POOL_K, neighbour_evidence, pixel_strangeness, similar_groups
 from stages.params import MAX_SEED, Params, param
 from stages.workers import BACKENDS, DEVICES, member_pool, progress, resolve_device, worker_layout
@@ -301,15 +301,23 @@ def train_members(images, labels, members, params: TrainParams, *, budget: Budge
     return tally
 
 
-def train_heads(features: np.ndarray, labels: np.ndarray, members, params: TrainParams) -> Tally:
-    """Heads fitted on the features (stages/heads.py) in the members' folds: each on a member's training groups,
-    scoring what that member would score."""
-    n_classes = class_count(labels)
-    tally, x = Tally(len(labels), n_classes), unit_rows(features)
-    for k, (train, scored) in enumerate(members):
-        seed = params.seed * 1000 + k
-        tally.add(scored, fit_head(x, labels, train, scored, n_classes=n_classes, params=params, seed=seed))
-    return tally
+def train_heads(features: np.ndarray, labels: np.ndarray, group: np.ndarray, members, params: TrainParams) -> dict:
+    """TrainResult's member fields from heads fitted on the features (stages/heads.py) in the members' folds: each
+    on a member's training groups, scoring what that member would score; what the features say of each sample
+    (strangeness, class similarities) against the samples the heads train on, never its own twin group."""
+    n, n_classes = len(labels), class_count(labels)
+    tally, x = Tally(n, n_classes), unit_rows(features)
+    for (_, scored), probs in zip(members, head_probs(x, labels, members, params)):
+        tally.add(scored, MemberOutput(probs, np.zeros(0, np.float32), 0.0, 0, np.zeros(len(scored)), 0.0))
+    fields = tally.means()
+    refs = np.unique(np.concatenate([train for train, _ in members])) if members else np.zeros(0, np.int64)
+    if refs.size:
+        refs = stranger_refs(refs, params.seed)
+        strangeness, class_sim = feature_stats_apart(x, labels, group, refs, n_classes=n_classes)
+        scored = fields["n_scored"] > 0
+        fields["strangeness"] = np.where(scored, strangeness, np.nan)
+        fields["class_sim"] = np.where(scored[:, None], class_sim, np.nan)
+    return fields
 
 
 def with_given_probs(result: dict[str, np.ndarray], pred_probs: np.ndarray, asked: np.ndarray) -> dict:
@@ -342,7 +350,7 @@ def scored_by(
         members = [(train, scored[asked[scored]]) for train, scored in members] if asked.any() else []
         members = [(train, scored) for train, scored in members if scored.size]
     if given_features:
-        fields, source = train_heads(external.features, labels, members, params).means(), "heads"
+        fields, source = train_heads(external.features, labels, group, members, params), "heads"
     else:
         tally = train_members(images, labels, members, params, budget=budget, progress_lines=progress_lines)
         fields, source = tally.means(), "members"
@@ -368,7 +376,10 @@ def train_ensemble(
     probabilities take the members' place (scored_by)."""
     n, n_classes = len(labels), class_count(labels)
     budget = budget.within(params.time_budget_s)
-    nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed, keep_out)
+    if external is not None and (external.pred_probs.size or external.features.size):
+        nn_prob, nn_scored = np.zeros((n, n_classes)), np.zeros(n, bool)  # evidence a user brought decides instead
+    else:
+        nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed, keep_out)
     fields, source = scored_by(
         images,
         labels,
