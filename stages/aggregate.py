@@ -14,7 +14,7 @@ import numpy as np
 
 from stages.artifact import Artifact, Field
 from stages.evidence import Evidence, choose_evidence
-from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups, group_members, label_cell
+from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups, group_samples, label_cell
 from stages.noise_model import EPS, fit_noise_model, softmax
 from stages.params import Params, param
 from stages.propagate import spread_to_unlabelled, twins_label
@@ -116,7 +116,8 @@ class Decisions(Artifact):
     estimate: np.ndarray  # float (3,): how many labels are wrong among them, and the 5-95% interval of that count
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
-    decided_by: str  # what decided: "members" (the trained ensemble) or "neighbours"
+    decided_by: str  # what decided: "members" (the trained ensemble), "neighbours" (members too weak), "heads" (on
+    #                  the features a user brought) or "pred_probs" (a user's probabilities)
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
     outlier_score: np.ndarray  # float (N,): how unlike every class a sample looks (outlier_scores; nan: unscored)
     outlier_threshold: float  # above it a sample is an outlier (inf: none looked for)
@@ -340,7 +341,7 @@ def result_tables(
         return "" if np.isnan(x) else f"{x:.6g}"
 
     twins = {}
-    for together in group_members(group):
+    for together in group_samples(group):
         for i in together if len(together) > 1 else ():
             others = [str(j) for j in together if j != i]
             twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")

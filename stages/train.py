@@ -195,14 +195,14 @@ def plan_members(
     when they are the rule (trains_through_conflicts), every group is split alike and trains with each copy's own
     label. keep_out (bool (N,), the odd images) marks samples that are scored like any other but train nobody.
     Unlabelled samples train nobody either, and every member scores them."""
-    asked = open_questions(group, labels, keep_out)
+    open_question = open_questions(group, labels, keep_out)
     if trains_through_conflicts(group, labels, params, keep_out):
-        asked[:] = False
-    in_question = np.zeros(int(group.max()) + 1, bool)
-    in_question[group[asked]] = True
+        open_question[:] = False
+    open_group = np.zeros(int(group.max()) + 1, bool)
+    open_group[group[open_question]] = True
     unlabelled = labels == UNLABELLED
-    open_idx = np.flatnonzero(asked | unlabelled)
-    clean_groups = np.flatnonzero(~in_question)
+    open_idx = np.flatnonzero(open_question | unlabelled)
+    clean_groups = np.flatnonzero(~open_group)
     rng = np.random.default_rng(params.seed)
     members = []
     for _ in range(math.ceil(params.n_models / params.folds)):
@@ -210,7 +210,7 @@ def plan_members(
         for held_out in parts:
             held = np.isin(group, held_out)
             train = np.flatnonzero(
-                ~held & ~in_question[group] & ~unlabelled & ~(False if keep_out is None else keep_out)
+                ~held & ~open_group[group] & ~unlabelled & ~(False if keep_out is None else keep_out)
             )
             scored = np.union1d(np.flatnonzero(held), open_idx)
             if train.size == 0 or len(np.unique(labels[train])) < 2 or scored.size == 0:
@@ -320,12 +320,12 @@ def train_heads(features: np.ndarray, labels: np.ndarray, group: np.ndarray, mem
     return fields
 
 
-def with_given_probs(result: dict[str, np.ndarray], pred_probs: np.ndarray, asked: np.ndarray) -> dict:
-    """The evidence fields with a user's probabilities for every sample outside the open questions (asked), where
-    members or heads that never saw a copy still decide: a model cross-validated the usual way saw one copy of an
-    evil twin under the other label. One vote each, their strangeness neutral (1) where no features say more."""
+def with_given_probs(result: dict[str, np.ndarray], pred_probs: np.ndarray, open_question: np.ndarray) -> dict:
+    """The evidence fields with a user's probabilities for every sample outside the open questions, where members or
+    heads that never saw a copy still decide: a model cross-validated the usual way saw one copy of an evil twin
+    under the other label. One vote each, their strangeness neutral (1) where no features say more."""
     out = dict(result)
-    rows = ~asked
+    rows = ~open_question
     out["prob"] = np.where(rows[:, None], pred_probs, result["prob"])
     out["n_scored"] = np.where(rows, np.maximum(result["n_scored"], 1), result["n_scored"])
     votes = np.zeros_like(result["votes"])
@@ -345,9 +345,9 @@ def scored_by(
     members = plan_members(group, labels, params, keep_out)
     given_probs = external is not None and external.pred_probs.size > 0
     given_features = external is not None and external.features.size > 0
-    asked = open_questions(group, labels, keep_out) & ~trains_through_conflicts(group, labels, params, keep_out)
+    open_question = open_questions(group, labels, keep_out) & ~trains_through_conflicts(group, labels, params, keep_out)
     if given_probs:  # members or heads only for the open questions
-        members = [(train, scored[asked[scored]]) for train, scored in members] if asked.any() else []
+        members = [(train, scored[open_question[scored]]) for train, scored in members] if open_question.any() else []
         members = [(train, scored) for train, scored in members if scored.size]
     if given_features:
         fields, source = train_heads(external.features, labels, group, members, params), "heads"
@@ -355,7 +355,7 @@ def scored_by(
         tally = train_members(images, labels, members, params, budget=budget, progress_lines=progress_lines)
         fields, source = tally.means(), "members"
     if given_probs:
-        return with_given_probs(fields, external.pred_probs, asked), "pred_probs"
+        return with_given_probs(fields, external.pred_probs, open_question), "pred_probs"
     return fields, source
 
 
