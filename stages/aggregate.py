@@ -46,7 +46,7 @@ class AggregateParams(Params):
         200.0, "How many samples' worth prior_rate counts against the evidence (0: none).", within="[0, 1000000]"
     )
     review_floor: float = param(
-        0.1,
+        0.05,
         "Samples not flagged whose label is wrong with at least this probability are worth a look: they follow the "
         "flags in issues.csv and on the review page.",
         within="[0, 1]",
