@@ -337,7 +337,6 @@ def export(
 ):
     """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
     out (each switchable), or the review page's choices applied; changes.csv lists every change."""
-    decoding = stage_params(DecodeParams, "decode", params_file, ())
     options = stage_params(
         ExportOptions,
         "export",
@@ -348,9 +347,7 @@ def export(
         drop_odd=drop_odd,
         label_unlabelled=label_unlabelled,
     )
-    steps.export(
-        out, options, choices=choices, form=form, source=decoding.images, copy=copy, dry_run=dry_run, paths=paths
-    )
+    steps.export(out, options, choices=choices, form=form, copy=copy, dry_run=dry_run, paths=paths)
 
 
 COUNT = click.IntRange(min=0)
