@@ -3,9 +3,13 @@ outputs that never land in or on the data, names that are data everywhere, runs 
 that cannot blow up. Each test is one probe, numbered by the issue's case it holds (README, "Reliability";
 docs/reliability.md lists the families)."""
 
+import contextlib
 import csv
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import tracemalloc
 from dataclasses import replace
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import pictures, run_cli
+from conftest import REPO, pictures, run_cli
 from PIL import Image
 
 from pipeline import artifacts, steps
@@ -415,3 +419,111 @@ def test_6_a_neutralised_cell_reads_back_as_the_name_it_was(name):
 )
 def test_9_class_folders_that_one_label_would_merge_are_refused(tmp_path, classes, problem):
     refused(lambda: decode_only(photos(tmp_path / "photos", classes=classes)), problem)
+
+
+# -- 7. runs stopped from outside: SIGTERM as Ctrl-C, no debris ------------------------------------------------------
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+HW02 = [
+    "hw02.py",
+    "--data",
+    str(SAMPLE / "images-idx3-ubyte.gz"),
+    "--labels",
+    str(SAMPLE / "labels-idx1-ubyte.gz"),
+    "-v",
+]
+
+
+def stopped_midway(command, signum, *, whole_group=False, cwd=None, after="group:"):
+    """Run `command` (python arguments), send `signum` once its first line containing `after` is on stderr and the
+    members' worker processes exist (the moment they start, where a cut was worst), to the process or, as a
+    terminal's Ctrl-C does, to its whole process group; its (returncode, stdout, stderr)."""
+    process = subprocess.Popen(
+        [sys.executable, *command],
+        cwd=cwd or REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        start_new_session=True,  # its own process group, as a shell's foreground job
+    )
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if after in line:
+            break
+    give_up = time.monotonic() + 60
+    while not children(process.pid) and process.poll() is None and time.monotonic() < give_up:
+        time.sleep(0.05)
+    (os.killpg if whole_group else os.kill)(process.pid, signum)
+    out, err = process.communicate(timeout=120)
+    return process.returncode, out, "".join(seen[-1:]) + err
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in path.read_text().split()]
+    return found
+
+
+@pytest.mark.parametrize(
+    "signum, whole_group, word, code",
+    [
+        (signal.SIGTERM, False, "terminated", 143),
+        (signal.SIGINT, True, "interrupted", 130),
+        (signal.SIGTERM, True, "terminated", 143),
+    ],
+    ids=["sigterm", "ctrl-c-to-the-group", "sigterm-to-the-group"],
+)
+def test_7_hw02_stopped_as_workers_start_says_one_word_and_nothing_on_stdout(signum, whole_group, word, code):
+    returncode, out, err = stopped_midway(HW02, signum, whole_group=whole_group)
+    assert (returncode, out) == (code, "") and err.splitlines()[1:] == [word], err
+
+
+def test_7_twins_run_terminated_midway_writes_nothing_and_leaves_no_temporaries(tmp_path):
+    command = ["-m", "pipeline.cli", "run", "--images", HW02[2], "--labels", HW02[4], "-v"]
+    returncode, out, err = stopped_midway(command, signal.SIGTERM, cwd=tmp_path, after="group:")
+    assert (returncode, out) == (143, "") and err.splitlines()[1:] == ["terminated: nothing was written"], err
+    assert [p.name for p in tmp_path.rglob("*")] == []  # no artifact, no result, no folder, no .tmp
+
+
+def dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_7_the_next_write_removes_a_killed_runs_temporaries_and_keeps_a_live_runs(tmp_path):
+    from pipeline.artifacts import HOST, atomic_write_text
+
+    dead = tmp_path / f".samples.csv.{dead_pid()}-{HOST}-k3x_9q.tmp"
+    staging = tmp_path / f".clean.{dead_pid()}-{HOST}-7yw2a1.tmp"
+    live = tmp_path / f".issues.csv.{os.getppid()}-{HOST}-abc123.tmp"  # pytest's parent runs
+    dead.write_text("half")
+    (staging / "files" / "a").mkdir(parents=True)
+    (staging / "files" / "a" / "0.png").write_bytes(b"half a copy")
+    live.write_text("being written")
+    mine = tmp_path / ".notes.txt.tmp"  # not the tool's naming: never touched
+    mine.write_text("mine")
+    atomic_write_text(tmp_path / "suspects.txt", "1, 2\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, mine.name, "suspects.txt"])
+
+
+def test_7_an_export_stopped_midway_removes_its_staging_folder(tmp_path, monkeypatch):
+    from pipeline.signals import Terminated
+
+    paths = run_on(photos(tmp_path / "photos"), tmp_path / "run")
+    calls = []
+
+    def stop_at_the_third(data, i, target):
+        calls.append(i)
+        if len(calls) == 3:
+            raise Terminated()
+        return real(data, i, target)
+
+    real = steps.copy_checked
+    monkeypatch.setattr(steps, "copy_checked", stop_at_the_third)
+    with pytest.raises(Terminated):
+        export(paths, tmp_path / "clean", copy=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "run"]
