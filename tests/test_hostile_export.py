@@ -99,14 +99,7 @@ def run_on(images, root, labels="") -> Paths:
     """The whole pipeline on `images`, no member trained (a budget too short: neighbours decide, in seconds), its
     files in `root` as `twins run` lays them out."""
     paths = Paths().under(root)
-    steps.run_all(
-        DecodeParams(str(images), str(labels)),
-        GroupParams(),
-        TrainParams(time_budget_s=0.001),
-        AggregateParams(),
-        ReportParams(),
-        paths,
-    )
+    run_on_paths(DecodeParams(str(images), str(labels)), paths)
     return paths
 
 
@@ -276,7 +269,8 @@ def test_2_outputs_inside_or_on_the_data_or_each_other_are_refused_before_any_wo
 
 
 def run_on_paths(decoding, paths):
-    steps.run_all(decoding, GroupParams(), TrainParams(time_budget_s=0.001), AggregateParams(), ReportParams(), paths)
+    sections = {"group": GroupParams(), "train": TrainParams(time_budget_s=0.001), "aggregate": AggregateParams()}
+    steps.run_all({"decode": decoding, **sections, "report": ReportParams()}, paths)
 
 
 def test_2_decoded_naming_the_input_npz_is_refused_and_the_npz_kept(tmp_path):
