@@ -213,6 +213,7 @@ def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
         from concurrent.futures import ProcessPoolExecutor
 
         with contextlib.ExitStack() as stack:
+            others = set(multiprocessing.active_children())  # the program's own processes, never the pool's
             with signals_held():
                 pool = stack.enter_context(ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")))
 
@@ -220,4 +221,10 @@ def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
                     return [job.result() for job in [pool.submit(in_worker, os.getpid(), *call) for call in calls]]
 
                 run(warm_up)
-            yield run
+            try:
+                yield run
+            except BaseException:  # Ctrl-C, SIGTERM: the pool's shutdown would wait for every running member
+                for worker in set(multiprocessing.active_children()) - others:
+                    worker.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
