@@ -27,6 +27,7 @@ from stages.aggregate import AggregateParams
 from stages.decode import Dataset, DecodeParams
 from stages.errors import InputError
 from stages.export import ExportOptions
+from stages.external import ExternalParams
 from stages.group import GroupParams
 from stages.report import ReportParams
 from stages.tables import cell, plain_cell
@@ -143,6 +144,13 @@ def test_1_every_later_stage_refuses_an_artifact_of_other_data(tmp_path):
     refused(lambda: steps.train(TrainParams(time_budget_s=0.001), paths), paths.groups, "twins group")
     refused(lambda: steps.aggregate(AggregateParams(), paths), paths.groups, "was made from other data")
     refused(lambda: steps.report(ReportParams(), paths), paths.groups, "was made from other data")
+
+
+def test_1_evidence_brought_for_other_data_is_refused_by_train(tmp_path):
+    paths = run_on(photos(tmp_path / "A"), tmp_path / "run")  # its external.npz: checked against A
+    steps.decode(DecodeParams(str(photos(tmp_path / "B", seed=1)), ""), paths)
+    steps.group(GroupParams(), paths)
+    refused(lambda: steps.train(TrainParams(time_budget_s=0.001), paths), paths.external, "twins external")
 
 
 def test_1_twins_export_after_decoding_other_data_is_one_line_and_exit_2(tmp_path):
@@ -270,7 +278,7 @@ def test_2_outputs_inside_or_on_the_data_or_each_other_are_refused_before_any_wo
 
 def run_on_paths(decoding, paths):
     sections = {"group": GroupParams(), "train": TrainParams(time_budget_s=0.001), "aggregate": AggregateParams()}
-    steps.run_all({"decode": decoding, **sections, "report": ReportParams()}, paths)
+    steps.run_all({"decode": decoding, "external": ExternalParams(), **sections, "report": ReportParams()}, paths)
 
 
 def test_2_decoded_naming_the_input_npz_is_refused_and_the_npz_kept(tmp_path):
