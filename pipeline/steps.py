@@ -338,7 +338,8 @@ def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy:
         atomic_write_text(folder / "manifest.csv", csv_text([["path", "label"], *rows]))
     elif form == "npz":
         with open(folder / "data.npz", "wb") as f:
-            np.savez(f, images=data.images[kept], labels=npz_labels(labels, names))
+            named = {"class_names": np.array(names)} if names else {}
+            np.savez(f, images=data.images[kept], labels=npz_labels(labels, names), **named)
     else:
         if len(labels) and labels.max() > 255:
             raise InputError("--format", "idx labels are bytes: more than 256 classes need --format npz")
