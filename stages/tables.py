@@ -1,4 +1,4 @@
-"""CSV as the tool writes it and reads its own back, names treated as data (README, "Reliability").
+"""CSV as the tool writes it and reads its own back, names treated as data (docs: "Reliability").
 
 Every CSV the tool writes (samples.csv, issues.csv, changes.csv, an export's manifest.csv, the report's tables) goes
 through csv_text, and every name or path in it through cell; the tool's readers (a manifest, the review page's
