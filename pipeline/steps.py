@@ -87,6 +87,15 @@ def data_paths(params: DecodeParams) -> tuple[str, ...]:
     return (params.images, params.labels) if separate else (params.images,)
 
 
+def load_decoded(paths: Paths, step: str) -> Dataset:
+    """The decoded data, for `step`, whose outputs are first checked apart from its inputs and from the data the
+    artifact was decoded from (a --results inside the image folder would become a class of its own)."""
+    check_apart(paths, step)
+    data = load(paths.decoded, Dataset)
+    check_apart(paths, step, data=(data.source,) if data.source else ())
+    return data
+
+
 def bound(result: A, data: Dataset) -> A:
     """`result` marked as made from `data` (its fingerprint), as every artifact after decode's is saved."""
     result.dataset = data.fingerprint
@@ -107,8 +116,7 @@ def load_made_from(path: str, kind: type[A], data: Dataset, decoded: str) -> A:
 
 
 def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
-    check_apart(paths, "group")
-    data = load(paths.decoded, Dataset)
+    data = load_decoded(paths, "group")
     start = time.monotonic()
     result = bound(group_images(data.images, params), data)
     save(paths.groups, result)
@@ -119,8 +127,7 @@ def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
 
 
 def train(params: TrainParams, paths: Paths = PATHS) -> TrainResult:
-    check_apart(paths, "train")
-    data = load(paths.decoded, Dataset)
+    data = load_decoded(paths, "train")
     groups = load_made_from(paths.groups, GroupResult, data, paths.decoded)
     brought = load_made_from(paths.external, External, data, paths.decoded) if Path(paths.external).exists() else None
     start = time.monotonic()
@@ -159,9 +166,8 @@ def write_results(
 
 
 def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
-    check_apart(paths, "aggregate")
     start = time.monotonic()
-    data = load(paths.decoded, Dataset)
+    data = load_decoded(paths, "aggregate")
     groups = load_made_from(paths.groups, GroupResult, data, paths.decoded)
     oob = load_made_from(paths.oob, TrainResult, data, paths.decoded)
     if oob.prob.shape[1] <= data.labels.max() or oob.votes.shape != oob.prob.shape:
@@ -180,8 +186,7 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
 
 def report(params: ReportParams, paths: Paths = PATHS) -> list[Path]:
     """Every figure and table into the results folder; returns their paths."""
-    check_apart(paths, "report")
-    data = load(paths.decoded, Dataset)
+    data = load_decoded(paths, "report")
     made = [
         load_made_from(path, kind, data, paths.decoded)
         for path, kind in ((paths.groups, GroupResult), (paths.oob, TrainResult), (paths.decisions, Decisions))

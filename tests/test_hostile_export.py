@@ -305,6 +305,15 @@ def test_2_twins_run_from_inside_the_data_folder_is_one_line_and_writes_nothing(
     assert "outputs never go into the data" in done.stderr and sorted(data.rglob("*")) == before
 
 
+def test_2_a_later_stage_refuses_results_inside_the_data_it_was_decoded_from(tmp_path):
+    data = photos(tmp_path / "photos")
+    paths = run_on(data, tmp_path / "run")
+    inside = replace(paths, results=str(data / "results"))
+    refused(lambda: steps.report(ReportParams(), inside), "lies inside", "(the data)")
+    refused(lambda: steps.aggregate(AggregateParams(), inside), "lies inside", "(the data)")
+    assert not (data / "results").exists()
+
+
 def test_2_export_out_inside_the_image_folder_is_refused(tmp_path):
     data = photos(tmp_path / "photos")
     paths = run_on(data, tmp_path / "run")
