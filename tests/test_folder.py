@@ -75,7 +75,7 @@ def test_the_readmes_three_commands_run_review_and_export_a_folder(tmp_path):
     }
     assert not refound & found
     refused = sh(*twins, "export", "--out", "my_photos", cwd=tmp_path, check=False)
-    assert refused.returncode == 2 and "(the data): outputs never go into the data" in refused.stderr
+    assert refused.returncode == 2 and "not an empty folder" in refused.stderr
 
 
 @pytest.mark.slow
