@@ -19,6 +19,7 @@ from stages.noise_model import EPS, fit_noise_model, softmax
 from stages.params import Params, param
 from stages.propagate import spread_to_unlabelled, twins_label
 from stages.rules import Case, Verdict, outlier_rule, twin_rule, verdict, wrong_label_rule
+from stages.tables import cell, csv_text
 
 if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
     from stages.train import TrainResult
@@ -124,6 +125,7 @@ class Decisions(Artifact):
     outlier: np.ndarray  # bool (N,): belongs to no class: not a wrong label (its twin conflicts are decided even so)
     odd: np.ndarray  # str (N,): the group stage's broken images ("blank", "noise", "saturated"), else ""
     worth_a_look: np.ndarray  # bool (N,): not flagged, but likely enough wrong to be worth a person's look
+    dataset: str = ""  # Dataset.fingerprint of the data it was made from (pipeline/steps.py; "" in memory)
 
     STAGE = "aggregate"
     FIELDS = {
@@ -148,6 +150,7 @@ class Decisions(Artifact):
         "outlier": Field("b", 1, True),
         "odd": Field("U", 1, True),
         "worth_a_look": Field("b", 1, True),
+        "dataset": Field("U", 0),
     }
 
     def ranking(self) -> np.ndarray:
@@ -326,16 +329,14 @@ def result_tables(
     skipped: list[str] | None = None,
 ) -> dict[str, str]:
     """The texts of the results folder, by file name: suspects.txt (the graded line: wrong labels only),
-    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest wrong_prob;
-    then the outliers, strangest first; then the odd images) and skipped.txt (the
-    unreadable files decode left out, one per line). With class names, labels are written as names; with source
-    paths, each row names its file. An unlabelled sample's given label is empty; suggested_prob is the calibrated
-    probability of the suggested label, its confidence where there is no given label to doubt."""
-    import csv
-    import io
+    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest wrong_prob; then the
+    outliers, strangest first; then the odd images) and skipped.txt (the unreadable files decode left out, one per
+    line). With class names, labels are written as names; with source paths, each row names its file; names and
+    paths as stages.tables.cell writes them. An unlabelled sample's given label is empty; suggested_prob is the
+    calibrated probability of the suggested label, its confidence where there is no given label to doubt."""
 
     def name(label: int) -> str:
-        return label_cell(label, class_names)
+        return cell(label_cell(label, class_names))
 
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.6g}"
@@ -370,7 +371,7 @@ def result_tables(
     rows = [
         [
             i,
-            paths[i] if paths else "",
+            cell(paths[i]) if paths else "",
             name(int(labels[i])),
             "" if apart[i] else name(int(decisions.suggested[i])),
             number(decisions.wrong_prob[i]),
@@ -388,11 +389,7 @@ def result_tables(
         for i in range(len(labels))
     ]
     for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", decisions.issues())):
-        table = io.StringIO()
-        writer = csv.writer(table, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows[i] for i in chosen)
-        texts[file] = table.getvalue()
+        texts[file] = csv_text([header, *(rows[i] for i in chosen)])
     return texts
 
 

@@ -141,6 +141,7 @@ class TrainResult(Artifact):
     # "pred_probs" (a user's probabilities; open questions scored by members or heads, which never saw a copy)
     source: str = "members"
     member_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 (M,)
+    dataset: str = ""  # Dataset.fingerprint of the data it was made from (pipeline/steps.py; "" in memory)
 
     STAGE = "train"
     FIELDS = {
@@ -158,6 +159,7 @@ class TrainResult(Artifact):
         "loss_curves": Field("f", 2),
         "member_steps": Field("iu", 1),
         "source": Field("U", 0),
+        "dataset": Field("U", 0),
     }
 
     @property
@@ -174,6 +176,7 @@ class TrainResult(Artifact):
                 "through_conflicts": bool(arrays["through_conflicts"]),
                 "source": str(arrays["source"]),
                 "member_seconds": np.full(len(arrays["member_steps"]), np.nan),
+                "dataset": str(arrays["dataset"]),
             }
         )
 

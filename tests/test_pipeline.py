@@ -30,7 +30,7 @@ COPIED = [
     ".gitignore",
     "hw02.py",
     "data/sample",
-    "evidence",
+    "evidence",  # the external stage's folder, a dependency in dvc.yaml
 ]
 
 
