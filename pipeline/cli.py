@@ -267,7 +267,7 @@ def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     help="Override one parameter, e.g. -S train.n_models=5 (repeatable; values are YAML).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log each stage on stderr.")
-def run_all(images, labels, pred_probs, features, model, paths, params_file, overrides, verbose):
+def run_all(*, images, labels, pred_probs, features, model, paths, params_file, overrides, verbose):
     """Run every stage in one process (no DVC, no cache) and print the suspects' indices, as hw02.py does, but with
     params.yaml's parameters. Writes what the stages would: the artifacts, the results (suspects.txt, samples.csv,
     issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
@@ -337,7 +337,19 @@ def params(as_yaml):
 @params_option
 @set_option
 def export(
-    out, choices, relabel, drop_outliers, drop_odd, label_unlabelled, form, copy, dry_run, paths, params_file, overrides
+    *,
+    out,
+    choices,
+    relabel,
+    drop_outliers,
+    drop_odd,
+    label_unlabelled,
+    form,
+    copy,
+    dry_run,
+    paths,
+    params_file,
+    overrides,
 ):
     """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
     out (each switchable), or the review page's choices applied; changes.csv lists every change."""
@@ -385,7 +397,7 @@ COUNT = click.IntRange(min=0)
     type=click.Path(file_okay=False),
     help="Folder for images-idx3-ubyte.gz (idx4 for colour), labels-idx1-ubyte.gz and truth.txt.",
 )
-def plant(source, n_clean, n_evil, n_two_evil, n_benign, n_orphans, perturbed, seed, out_dir):
+def plant(*, source, n_clean, n_evil, n_two_evil, n_benign, n_orphans, perturbed, seed, out_dir):
     """Make an evil-twin test case from a clean data set, with the truth alongside."""
     try:
         spec = planting.PlantSpec(

@@ -151,12 +151,15 @@ def write_results(
     group: np.ndarray,
     oob: TrainResult,
     seconds: dict[str, float],
+    *,
     results: str | Path,
     metrics: str | Path,
 ) -> None:
     """The results folder's tables (stages.aggregate.result_tables), embedding.npy (the members' mean class
     similarities, float32 (N, K), nan rows where unscored; docs: "How it works: The map") and metrics.json."""
-    for name, text in result_tables(decisions, data.labels, group, data.class_names, data.paths, data.skipped).items():
+    for name, text in result_tables(
+        decisions, data.labels, group, class_names=data.class_names, paths=data.paths, skipped=data.skipped
+    ).items():
         atomic_write_text(Path(results) / name, text)
     embedding = io.BytesIO()
     np.save(embedding, oob.class_sim.astype(np.float32))
@@ -180,7 +183,7 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
         print(f"aggregate: note: {decisions.note}", file=sys.stderr)
     save(paths.decisions, decisions)
     seconds = {"aggregate": time.monotonic() - start}  # the earlier stages' own are in metrics/<stage>.json
-    write_results(decisions, data, groups.group, oob, seconds, paths.results, paths.metrics)
+    write_results(decisions, data, groups.group, oob, seconds, results=paths.results, metrics=paths.metrics)
     return decisions
 
 
@@ -232,7 +235,15 @@ def run_all(params: dict[str, Any], paths: Paths = PATHS, log=None):
     )
     for path, made in ((paths.groups, result.groups), (paths.oob, result.oob), (paths.decisions, result.decisions)):
         save(path, bound(made, data))
-    write_results(result.decisions, data, result.groups.group, result.oob, result.seconds, paths.results, paths.metrics)
+    write_results(
+        result.decisions,
+        data,
+        result.groups.group,
+        result.oob,
+        result.seconds,
+        results=paths.results,
+        metrics=paths.metrics,
+    )
     write_report(data, result.groups, result.oob, result.decisions, params["report"], paths.results)
     return result
 

@@ -320,10 +320,30 @@ def note_for(labels: np.ndarray, case: Case) -> str:
     return ""
 
 
+COLUMNS = [  # samples.csv's and issues.csv's columns (docs: "Your data: What comes out")
+    "index",
+    "path",
+    "given",
+    "suggested",
+    "wrong_prob",
+    "score",
+    "calibrated",
+    "disagreement",
+    "group",
+    "twins",
+    "flagged",
+    "reason",
+    "outlier_score",
+    "odd",
+    "suggested_prob",
+]
+
+
 def result_tables(
     decisions: Decisions,
     labels: np.ndarray,
     group: np.ndarray,
+    *,
     class_names: list[str] | None = None,
     paths: list[str] | None = None,
     skipped: list[str] | None = None,
@@ -331,9 +351,39 @@ def result_tables(
     """The texts of the results folder, by file name: suspects.txt (the graded line: wrong labels only),
     samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest wrong_prob; then the
     outliers, strangest first; then the odd images) and skipped.txt (the unreadable files decode left out, one per
-    line). With class names, labels are written as names; with source paths, each row names its file; names and
-    paths as stages.tables.cell writes them. An unlabelled sample's given label is empty; suggested_prob is the
-    calibrated probability of the suggested label, its confidence where there is no given label to doubt."""
+    line)."""
+    rows = sample_rows(decisions, labels, group, class_names=class_names, paths=paths)
+    texts = {
+        "suspects.txt": format_indices(np.flatnonzero(decisions.flagged)) + "\n",
+        "skipped.txt": "".join(f"{path}\n" for path in skipped or []),
+    }
+    for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", decisions.issues())):
+        texts[file] = csv_text([COLUMNS, *(rows[i] for i in chosen)])
+    return texts
+
+
+def twin_lists(group: np.ndarray, most: int = 10) -> dict[int, str]:
+    """Each sample with a twin: its twins' indices, space-separated, the first `most` of them."""
+    twins = {}
+    for together in group_samples(group):
+        for i in together if len(together) > 1 else ():
+            others = [str(j) for j in together if j != i]
+            twins[i] = " ".join(others[:most]) + (" ..." if len(others) > most else "")
+    return twins
+
+
+def sample_rows(
+    decisions: Decisions,
+    labels: np.ndarray,
+    group: np.ndarray,
+    *,
+    class_names: list[str] | None,
+    paths: list[str] | None,
+) -> list[list]:
+    """One row of COLUMNS per sample. With class names, labels are written as names; with source paths, each row
+    names its file; names and paths as stages.tables.cell writes them. An unlabelled sample's given label is empty;
+    suggested_prob is the calibrated probability of the suggested label, its confidence where there is no given
+    label to doubt; an outlier or odd image has no suggested label: it belongs to no class."""
 
     def name(label: int) -> str:
         return cell(label_cell(label, class_names))
@@ -341,34 +391,9 @@ def result_tables(
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.6g}"
 
-    twins = {}
-    for together in group_samples(group):
-        for i in together if len(together) > 1 else ():
-            others = [str(j) for j in together if j != i]
-            twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")
-    texts = {
-        "suspects.txt": format_indices(np.flatnonzero(decisions.flagged)) + "\n",
-        "skipped.txt": "".join(f"{path}\n" for path in skipped or []),
-    }
-    header = [
-        "index",
-        "path",
-        "given",
-        "suggested",
-        "wrong_prob",
-        "score",
-        "calibrated",
-        "disagreement",
-        "group",
-        "twins",
-        "flagged",
-        "reason",
-        "outlier_score",
-        "odd",
-        "suggested_prob",
-    ]
-    apart = decisions.outlier | (decisions.odd != "")  # no suggested label: they belong to no class
-    rows = [
+    twins = twin_lists(group)
+    apart = decisions.outlier | (decisions.odd != "")
+    return [
         [
             i,
             cell(paths[i]) if paths else "",
@@ -388,9 +413,6 @@ def result_tables(
         ]
         for i in range(len(labels))
     ]
-    for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", decisions.issues())):
-        texts[file] = csv_text([header, *(rows[i] for i in chosen)])
-    return texts
 
 
 def summary_metrics(

@@ -159,6 +159,7 @@ def montage_figure(
     given: np.ndarray,
     suggested: np.ndarray,
     tiles: list[Tile],
+    *,
     columns: int,
     title: str,
     class_names: list[str] | None = None,
@@ -252,6 +253,30 @@ def strangers_figure(
     return fig
 
 
+PALETTE = [  # the classes' colours on the map; no red or orange: those mark flags
+    "#1f77b4",
+    "#2ca02c",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#aec7e8",
+    "#98df8a",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#9edae5",
+    "#dbdb8d",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+]
+
+
 def map_figure(
     class_sim: np.ndarray,
     group: np.ndarray,
@@ -276,33 +301,11 @@ def map_figure(
     xy = x @ axes[:2].T
     twins = np.bincount(group)[group[scored]] > 1
     classes = np.unique(labels[scored]) if labels is not None else np.zeros(0, int)
-    palette = [
-        "#1f77b4",
-        "#2ca02c",
-        "#9467bd",
-        "#8c564b",
-        "#e377c2",
-        "#17becf",
-        "#bcbd22",
-        "#7f7f7f",
-        "#aec7e8",
-        "#98df8a",
-        "#c5b0d5",
-        "#c49c94",
-        "#f7b6d2",
-        "#9edae5",
-        "#dbdb8d",
-        "#393b79",
-        "#637939",
-        "#8c6d31",
-        "#843c39",
-        "#7b4173",
-    ]  # no red or orange: those mark flags
-    if 0 < len(classes) <= len(palette):
+    if 0 < len(classes) <= len(PALETTE):
         for k, c in enumerate(classes):
             mine = labels[scored] == c
             ax.scatter(
-                xy[mine, 0], xy[mine, 1], s=6, c=palette[k], alpha=0.6, label=f"given {label_name(c, class_names)}"
+                xy[mine, 0], xy[mine, 1], s=6, c=PALETTE[k], alpha=0.6, label=f"given {label_name(c, class_names)}"
             )
     else:
         ax.scatter(xy[:, 0], xy[:, 1], s=6, c="#c8c8c8", label="sample")
@@ -551,7 +554,17 @@ def draw(
     for number, tiles in enumerate(pages, start=1):
         title = montage_title(int(flagged.sum()), len(runs), number, len(pages))
         files[page_name(number)] = png_bytes(
-            montage_figure(images, given, suggested, tiles, params.columns, title, names, data.paths), params.dpi
+            montage_figure(
+                images,
+                given,
+                suggested,
+                tiles,
+                columns=params.columns,
+                title=title,
+                class_names=names,
+                paths=data.paths,
+            ),
+            params.dpi,
         )
     if not pages:
         files[page_name(1)] = png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi)
