@@ -51,7 +51,7 @@ def accuracy(model, x, y) -> float:
     return right / len(y)
 
 
-def train_and_test(kind: str, images, labels, valid, test, max_steps: int, seed: int) -> float:
+def train_and_test(kind: str, images, labels, *, valid, test, max_steps: int, seed: int) -> float:
     """Test accuracy of `kind` trained on (images, labels), the checkpoint best on the validation digits."""
     import torch
 
@@ -132,8 +132,9 @@ def run(args, report) -> None:
         precision = (flagged & wrong).sum() / max(flagged.sum(), 1)
         recall = (flagged & wrong).sum() / max(wrong.sum(), 1)
         for kind in args.models:
-            noisy = train_and_test(kind, x, given, valid, test, args.max_steps, args.seed)
-            cleaned = train_and_test(kind, x[~flagged], given[~flagged], valid, test, args.max_steps, args.seed)
+            held = dict(valid=valid, test=test, max_steps=args.max_steps, seed=args.seed)
+            noisy = train_and_test(kind, x, given, **held)
+            cleaned = train_and_test(kind, x[~flagged], given[~flagged], **held)
             curves.setdefault(kind, []).append((alpha, noisy, cleaned))
             values = [alpha, len(given), wrong.sum(), kind, noisy, cleaned, precision, recall, seconds]
             table.add(dict(zip(COLUMNS, values)))

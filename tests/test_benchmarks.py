@@ -201,6 +201,14 @@ def test_an_unknown_benchmark_or_missing_data_is_one_line_and_exit_code_2(capsys
     assert not list(tmp_path.glob("*.json"))  # nothing half-written
 
 
+def test_a_benchmark_run_the_old_way_says_how_it_runs_now_instead_of_doing_nothing(tmp_path):
+    from conftest import run_script
+
+    done = run_script("-m", "benchmarks.same_answers", "save", str(tmp_path / "after"))
+    assert done.returncode == 2 and "python -m benchmarks same_answers" in done.stderr
+    assert not (tmp_path / "after").exists()
+
+
 def test_a_run_writes_its_table_as_rows_of_named_values_with_command_commit_and_machine(tmp_path, capsys):
     path = run("group_noise", ["--caps", "24", "--seeds", "1", "--results", str(tmp_path)])
     assert path == tmp_path / "group_noise--caps-24.json"  # --caps names a configuration, --seeds does not

@@ -72,7 +72,8 @@ def section(name: str, runs: list[dict]) -> list[str]:
         for table in run["tables"]:
             lines += Table(table["columns"], table["title"], table["rows"]).markdown() + [""]
         lines += [f"- {note}" for note in run["notes"]] + ([""] if run["notes"] else [])
-        lines += [f"![{Path(f).name}]({f})" for f in run["files"] if f.endswith(".png")] + [""] * bool(run["files"])
+        if run["files"]:
+            lines += [f"Written with the tables: {', '.join(f'`{f}`' for f in run['files'])}.", ""]
     return lines
 
 
