@@ -127,6 +127,14 @@ def test_variants_past_the_bundled_images_are_distinct_images_the_group_stage_ke
     assert len(np.unique(group_images(more, GroupParams()).group)) == 180
 
 
+def test_confusable_flips_move_each_label_to_the_references_second_choice():
+    from benchmarks.harness.cases import confusable
+
+    labels = np.array([0, 1, 2, 2])
+    ref = np.array([[0.7, 0.2, 0.1], [0.5, 0.1, 0.4], [0.1, 0.3, 0.6], [0.45, 0.1, 0.45]], np.float32)
+    assert confusable(labels, ref).tolist() == [1, 0, 1, 0]  # the given label never counts, however likely
+
+
 # tables of two benchmarks, from rows made by hand
 
 

@@ -3,7 +3,7 @@
 - the size family: N - N//11 clean images and N//11 exact evil twins at any N (size_case, with_variants past the
   20,000 bundled images);
 - natural errors: a share of real images' labels moved to the class a reference CNN finds likeliest after the given
-  one, the mistakes people make (natural_case);
+  one, the mistakes people make (natural_case, confusable);
 - massive noise: Rolnick et al.'s random-label copies, one dominant class, uniform noise (noise_case).
 """
 
@@ -131,10 +131,16 @@ def natural_case(source: str, n: int, rate: float, *, flips: str = "confusable",
         n_classes = int(labels.max()) + 1
         given[flipped] = (given[flipped] + rng.integers(1, n_classes, len(flipped))) % n_classes
     else:
-        other = ref_prob[pick[flipped]].copy()
-        other[np.arange(len(flipped)), given[flipped]] = -1
-        given[flipped] = other.argmax(1)
+        given[flipped] = confusable(given[flipped], ref_prob[pick[flipped]])
     return images[pool[pick]], given, labels[pool[pick]], flipped, names
+
+
+def confusable(labels: np.ndarray, ref_prob: np.ndarray) -> np.ndarray:
+    """int (N,): the class a reference model finds likeliest after each given label (labels (N,), ref_prob (N, K)
+    from a model that never saw these items): the label a person would most likely have written instead."""
+    other = ref_prob.astype(float).copy()
+    other[np.arange(len(labels)), labels] = -1
+    return other.argmax(1)
 
 
 # Massive noise, from the bundled MNIST test digits (issue 21).
