@@ -132,7 +132,9 @@ def run(args, report) -> None:
             "mean errors": ".2f",
             "mean missed": ".2f",
             "mean wrongly flagged": ".2f",
-        }
+        },
+        "Mean errors a case by rule",
+        wide=(["family", "cases"], "rule", ["mean errors"]),
     )
     rows = [(family, lambda seed, family=family: planted(family, seed)) for family in args.families]
     rows += [(f"size {n}", lambda seed, n=n: size_case(n, seed)[0]) for n in args.size]

@@ -173,7 +173,9 @@ def run(args, report) -> None:
             "broken found": ".1f",
             "broken": ".0f",
             "mean s": ".1f",
-        }
+        },
+        "Accuracy on the unlabelled items and the strangers' AUROC by method",
+        wide=(["labelled"], "method", ["accuracy (unlabelled)", "strangers' AUROC"]),
     )
     for fraction in args.fractions:
         runs = []

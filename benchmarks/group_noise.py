@@ -1,7 +1,7 @@
 """How much noise may a copy carry and still find its original? The group stage by noise level.
 
 Per noise level and max_noise_sigma, how many evil twins were grouped with their original, and how many groups hold
-two different source images (distinct pictures put together, whatever their classes).
+two different source images (distinct pictures merged, whatever their classes).
 
     python -m benchmarks group_noise                      # 10 cases per row, about 1 min
     python -m benchmarks group_noise --caps 16 24 --seeds 20
@@ -26,9 +26,9 @@ COLUMNS = {
     "noise sigma up to": "g",
     "brightness up to": ".0%",
     "max_noise_sigma": "g",
-    "twins grouped with their original": "d",
+    "grouped": "d",  # evil twins grouped with their original
     "twins": "d",
-    "distinct images merged": "d",
+    "merged": "d",  # groups holding distinct images
 }
 
 
@@ -39,7 +39,10 @@ def options(parser) -> None:
 
 def run(args, report) -> None:
     images, labels = load_source("mnist")
-    table = report.table(COLUMNS)
+    wide = (["noise sigma up to", "brightness up to", "twins"], "max_noise_sigma", ["grouped", "merged"])
+    table = report.table(
+        COLUMNS, "Twins grouped with their original, and distinct images merged, by max_noise_sigma", wide=wide
+    )
     for noise, brightness in PERTURBATIONS:
         perturbed = dict(noise_sigma=noise, brightness=brightness, shift=1)
         cases = [plant(images, labels, PlantSpec(**perturbed, seed=100 + k)) for k in range(args.seeds)]

@@ -67,7 +67,8 @@ def flags(method: str, images, given, group, seed: int) -> np.ndarray:
 
 def run(args, report) -> None:
     source = load_source("mnist")
-    table = report.table(COLUMNS)
+    wide = (["shape", "N", "wrong", "cases"], "method", ["mean errors"])
+    table = report.table(COLUMNS, "Mean errors a case by method", wide=wide)
     for shape in args.shapes:
         cases = [noise_case(shape, 100 + k, *source) for k in range(args.cases)]
         for method in args.methods:

@@ -172,7 +172,8 @@ def run(args, report) -> None:
         "best-cut F1 pools each case's best top-k of the method's ranking, chosen with the truth"
         + (f"; ours with {' '.join(args.train)}" if args.train else "")
     )
-    table = report.table(COLUMNS)
+    wide = (["source", "rate", "wrong labels"], "method", ["F1", "AP", "best-cut F1"])
+    table = report.table(COLUMNS, "F1, AP and best-cut F1 by method", wide=wide)
     for source in args.sources:
         for rate in args.rates:
             runs = []

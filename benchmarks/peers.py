@@ -122,7 +122,8 @@ def run(args, report) -> None:
     for family, n in work:
         for seed in range(100, 100 + args.seeds):
             rows += run_case(family, n, seed, args.methods)
-    table = report.table(COLUMNS)
+    wide = (["family", "N", "cases"], "method", ["mean errors", "mean wall s"])
+    table = report.table(COLUMNS, "Mean errors and wall time a case by method", wide=wide)
     for row in summarize(rows):
         table.add(row)
     if args.json:

@@ -229,12 +229,12 @@ def test_a_run_writes_its_table_as_rows_of_named_values_with_command_commit_and_
         "noise sigma up to": 8.0,
         "brightness up to": 0.12,
         "max_noise_sigma": 24.0,
-        "twins grouped with their original": 15,
+        "grouped": 15,
         "twins": 15,
-        "distinct images merged": 0,
+        "merged": 0,
     }
     assert "| 8 | 12% | 24 | 15 | 15 | 0 |" in capsys.readouterr().out  # printed as it came
-    assert "| 8 | 12% | 24 | 15 | 15 | 0 |" in catalogue.render(tmp_path)
+    assert "|8|12%|15|15|0|" in catalogue.render(tmp_path)  # across max_noise_sigma: a row per perturbation
 
 
 def test_options_that_count_cases_or_name_paths_leave_the_configuration_as_it_is(tmp_path):
@@ -269,6 +269,22 @@ def test_a_table_takes_rows_of_its_own_columns_only_and_prints_undefined_values_
     assert "| exact | - | yes |" in capsys.readouterr().out
     [written] = read(report.write().parent)
     assert written["tables"][0]["rows"] == [{"family": "exact", "precision": None, "same": True}]
+
+
+def test_a_long_table_shows_across_a_column_with_a_dash_where_a_cell_is_missing(tmp_path):
+    from benchmarks.harness.record import Table
+
+    columns = {"family": "", "method": "", "errors": ".1f", "seconds": ".0f"}
+    rows = [("exact", "hw02", 0.25, 12), ("exact", "cleanlab", 3.0, 9), ("orphans", "hw02", 1.5, 13)]
+    table = Table(columns, rows=[dict(zip(columns, r)) for r in rows], wide=(["family"], "method", ["errors"]))
+    assert table.markdown(compact=True) == [
+        "|family|hw02|cleanlab|",
+        "|--|--:|--:|",
+        "|exact|0.2|3.0|",
+        "|orphans|1.5|-|",
+    ]
+    table.wide = (["family"], "method", ["errors", "seconds"])
+    assert table.markdown()[0] == "| family | hw02: errors | hw02: seconds | cleanlab: errors | cleanlab: seconds |"
 
 
 def test_benchmarks_md_is_the_rendered_results_under_20_kb():

@@ -22,7 +22,9 @@ HEADER = """# Benchmarks
 Made by `python -m benchmarks render` from `benchmarks/results/`, where each benchmark's latest run per configuration
 leaves its figures: not edited by hand, and today's figures only (earlier ones are in this file's history in git).
 Each table stands under the command that made it, with that run's commit, date and machine; times compare only
-within one run. `python -m benchmarks` lists the benchmarks; `python -m benchmarks NAME --help` tells one's options.
+within one run. A table of, say, families by methods shows a row per family and a column per method; its other
+columns are in the results file. `python -m benchmarks` lists the benchmarks, `python -m benchmarks NAME --help`
+tells what one measures and its options.
 """
 
 
@@ -54,23 +56,24 @@ def intro(module: ModuleType) -> str:
     return "\n".join(lines).strip()
 
 
-def section(name: str, runs: list[dict]) -> list[str]:
+def section(name: str, runs: list[dict], machine: str | None = None) -> list[str]:
     """A benchmark's part of BENCHMARKS.md: what it asks, and where it has results, what it measures and its tables,
-    each under its command, commit, date and machine."""
+    each under its command, commit, date and machine (left out where every run shares it: machine)."""
     module = load(name)
     lines = [f"## {name}: {summary(module).rstrip('.')}", ""]
     if not runs:
         return lines + [f"No results yet: `python -m benchmarks {name}`.", ""]
     lines += [intro(module), ""]
     for run in runs:
+        where = "" if run["machine"] == machine else f", {run['machine']}"
         load_average = " to ".join(str(x) for x in run["load_average"])
         lines += [
-            f"`{run['command']}`: commit {run['commit']}, {run['date']}, {run['machine']}, load average "
-            f"{load_average}, {duration(run['seconds'])}.",
+            f"`{run['command']}`: commit {run['commit']}, {run['date']}{where}, load average {load_average}, "
+            f"{duration(run['seconds'])}.",
             "",
         ]
         for table in run["tables"]:
-            lines += Table(table["columns"], table["title"], table["rows"]).markdown() + [""]
+            lines += Table(**table).markdown(compact=True) + [""]
         lines += [f"- {note}" for note in run["notes"]] + ([""] if run["notes"] else [])
         if run["files"]:
             lines += [f"Written with the tables: {', '.join(f'`{f}`' for f in run['files'])}.", ""]
@@ -87,9 +90,11 @@ def render(folder: Path = RESULTS) -> str:
     unknown = sorted({r["benchmark"] for r in results} - set(names()))
     if unknown:
         raise ValueError(f"results of benchmarks that do not exist: {', '.join(unknown)} (in {folder})")
-    lines = [HEADER]
+    machines = {r["machine"] for r in results}
+    machine = machines.pop() if len(machines) == 1 else None
+    lines = [HEADER + (f"\nEvery run below was on one machine: {machine}.\n" if machine else "")]
     for name in names():
-        lines += section(name, [r for r in results if r["benchmark"] == name])
+        lines += section(name, [r for r in results if r["benchmark"] == name], machine)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

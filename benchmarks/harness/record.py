@@ -99,32 +99,55 @@ def plain(value):
     return value
 
 
+def markdown(columns: dict[str, str], rows: list[list], title: str = "", *, compact: bool = False) -> list[str]:
+    """A Markdown table of rows of values in the order of columns (heading: format spec), numbers right-aligned;
+    compact leaves out the padding spaces (BENCHMARKS.md's tables; they render alike)."""
+    bar = "|" if compact else " | "
+
+    def line(cells) -> str:
+        return (bar.strip() if compact else "| ") + bar.join(cells) + ("|" if compact else " |")
+
+    lines = [f"**{title}**", ""] if title else []
+    lines += [line(columns), "|" + "|".join("--:" if spec else "--" for spec in columns.values()) + "|"]
+    return lines + [line(cell(value, spec) for value, spec in zip(row, columns.values())) for row in rows]
+
+
 @dataclass
 class Table:
-    """Rows of named values; `columns` maps each column's heading to its format spec ("" for text, ".2f", ...)."""
+    """Rows of named values; `columns` maps each column's heading to its format spec ("" for text, ".2f", ...).
+
+    `wide` = (index columns, column across, value columns) shows a long table across one of its columns in
+    BENCHMARKS.md: a row per index, and per value of the column across (per method, say) its values, so that a
+    table of families x methods is a row per family; the columns left out stay in the results file."""
 
     columns: dict[str, str]
     title: str = ""
     rows: list[dict] = field(default_factory=list)
+    wide: tuple[list[str], str, list[str]] | None = None
 
     def add(self, row: dict) -> None:
         """Add a row (every column's value, by heading) and print it, after the heading on the first."""
         if list(row) != list(self.columns):
             raise ValueError(f"a row of {list(row)} in a table of {list(self.columns)}")
         row = {key: plain(value) for key, value in row.items()}
-        lines = self.markdown([row])
+        lines = markdown(self.columns, [list(row.values())], self.title)
         print("\n".join(lines if not self.rows else lines[-1:]), flush=True)
         self.rows.append(row)
 
-    def markdown(self, rows: list[dict] | None = None) -> list[str]:
-        """The table in Markdown: its title in bold where it has one, numbers right-aligned."""
-        rows = self.rows if rows is None else rows
-        lines = [f"**{self.title}**", ""] if self.title else []
-        lines.append("| " + " | ".join(self.columns) + " |")
-        lines.append("|" + "|".join("---:" if spec else "---" for spec in self.columns.values()) + "|")
-        for row in rows:
-            lines.append("| " + " | ".join(cell(row[c], spec) for c, spec in self.columns.items()) + " |")
-        return lines
+    def markdown(self, *, compact: bool = False) -> list[str]:
+        """The table as BENCHMARKS.md shows it: its rows, or across a column where it says so (wide)."""
+        if self.wide is None:
+            return markdown(self.columns, [list(r.values()) for r in self.rows], self.title, compact=compact)
+        index, across, values = self.wide
+        keys = list(dict.fromkeys(tuple(r[c] for c in index) for r in self.rows))
+        heads = list(dict.fromkeys(r[across] for r in self.rows))
+        cells = {(tuple(r[c] for c in index), r[across]): r for r in self.rows}
+        columns = {c: self.columns[c] for c in index}
+        for head in heads:
+            name = cell(head, self.columns[across])
+            columns |= {(f"{name}: {v}" if len(values) > 1 else name): self.columns[v] for v in values}
+        rows = [[*key, *(cells.get((key, h), {}).get(v) for h in heads for v in values)] for key in keys]
+        return markdown(columns, rows, self.title, compact=compact)
 
 
 class Report:
@@ -140,8 +163,9 @@ class Report:
         self.load_before, self.start = load_average(), time.monotonic()
         print(describe(), flush=True)
 
-    def table(self, columns: dict[str, str], title: str = "") -> Table:
-        self.tables.append(Table(columns, title))
+    def table(self, columns: dict[str, str], title: str = "", *, wide=None) -> Table:
+        """A new table of these columns (heading: format spec); wide: see Table."""
+        self.tables.append(Table(columns, title, wide=wide))
         if self.tables[-1] is not self.tables[0]:
             print(flush=True)
         return self.tables[-1]
@@ -172,7 +196,7 @@ class Report:
             "seconds": round(time.monotonic() - self.start, 1),
             "notes": self.notes,
             "files": self.files,
-            "tables": [{"title": t.title, "columns": t.columns, "rows": t.rows} for t in self.tables],
+            "tables": [{"title": t.title, "columns": t.columns, "wide": t.wide, "rows": t.rows} for t in self.tables],
         }
 
     def write(self) -> Path | None:
@@ -225,7 +249,7 @@ def dumps(results: dict) -> str:
     tables = []
     for t in results["tables"]:
         rows = ",\n".join("    " + json.dumps(row, ensure_ascii=False) for row in t["rows"])
-        head = json.dumps({"title": t["title"], "columns": t["columns"]}, ensure_ascii=False)[:-1]
+        head = json.dumps({k: v for k, v in t.items() if k != "rows"}, ensure_ascii=False)[:-1]
         tables.append(f'  {head}, "rows": [\n{rows}\n  ]}}')
     text = json.dumps({**results, "tables": None}, indent=1, ensure_ascii=False)
     return text.replace('"tables": null', '"tables": [\n' + ",\n".join(tables) + "\n ]") + "\n"
