@@ -1,7 +1,7 @@
 """Errors and wall time of the graded run, hw02.py, on planted case families.
 
-Errors are missed + wrongly flagged (the grader's count) per case; hw02.py runs as its own process on the case's
-files, exactly as the grader runs it, so wall times include Python's start-up and imports.
+Missed + wrongly flagged (the grader's count) a case; hw02.py runs as its own process, as the grader runs it, so
+wall times include start-up.
 
     python -m benchmarks accuracy                       # every small family, 20 seeds each
     python -m benchmarks accuracy --families exact --seeds 5

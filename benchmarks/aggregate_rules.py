@@ -1,6 +1,6 @@
 """The aggregate stage's rules against the rules they replaced, on the same evidence.
 
-Each case is grouped and trained once, then decided by every rule; errors (missed + wrongly flagged) per rule.
+Each case grouped and trained once, then decided by every rule: errors (missed + wrongly flagged) a case per rule.
 
     python -m benchmarks aggregate_rules                                   # small families, 8 seeds: ~18 min
     python -m benchmarks aggregate_rules --families orphans --seeds 2

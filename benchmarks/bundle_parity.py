@@ -1,7 +1,7 @@
 """Does the submittable file, dist/hw02.py, answer as the repo's hw02.py does?
 
-The bundle alone in an empty folder, with a Python that has only torch and numpy, against the repo's hw02.py on the
-bundled sample and planted cases: both lines' errors, whether they are the same line, both wall times.
+The bundle alone with torch and numpy against the repo's hw02.py: both lines' errors, whether they are the same,
+both wall times.
 
     python -m benchmarks bundle_parity                       # the sample and 5 cases (exact, perturbed, ...): ~6 min
     python -m benchmarks bundle_parity --families exact --seeds 1

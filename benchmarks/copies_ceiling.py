@@ -1,7 +1,7 @@
 """How many Rolnick-style copy groups can be decided right at all? A ceiling for massive_noise.
 
-On massive_noise's copies-5 and copies-20 cases (seeds 100-104), the share of groups whose true label each way
-names: the group's majority label, ours, and an optimistic best of pooling similar pictures' labels.
+The share of copy groups whose true label is named by their majority label, by ours, and by the best of pooling
+similar pictures' labels (optimistic).
 
     python -m benchmarks copies_ceiling   # ~5 min on 2 cores
 

@@ -1,7 +1,6 @@
 """Does hw02.py keep its deadline on a slower machine? One large case under shrinking budgets.
 
-Per `--time-budget`, the wall time, the errors and the training line hw02.py logs with -v (members and their steps),
-on one case of the size family.
+Wall time, errors and members' training at each `--time-budget` on one case of the size family.
 
     python -m benchmarks deadline                          # 20k samples, budgets 150 (default), 60, 30: ~3 min
     python -m benchmarks deadline --n 10000 --budgets 150 40

@@ -1,7 +1,7 @@
 """Few labels (issue 35): most images unlabelled, strangers and broken images among them.
 
-Per method, the accuracy of the labels suggested for the unlabelled items, the strangers' AUROC against them and the
-broken images found, on Fashion-MNIST with 2-10% of its items labelled.
+On Fashion-MNIST with 2-10% labelled: accuracy of the labels suggested for the rest, the strangers' AUROC, broken
+images found.
 
     python -m benchmarks few_labels                                # 3 fractions x 3 cases: about 15 min on 2 cores
     python -m benchmarks few_labels --fractions 0.05 --seeds 1

@@ -1,7 +1,7 @@
 """How few errors could the graded run make at all? A ceiling for issue 32's targets.
 
-The graded run's errors in the conflicting twin groups and among the samples no twin contradicts, beside those of a
-far better model there, and of the best cut of a ranking chosen with the truth.
+Errors in the conflicting twin groups and among the twin-less samples, by the rule, by a far better model, and by a
+ranking's best cut chosen with the truth.
 
     python -m benchmarks graded_ceiling            # exact, orphans, orphans-10, 10 cases each: ~20 min on 2 cores
     python -m benchmarks graded_ceiling --families orphans --seeds 3

@@ -1,7 +1,7 @@
 """How much noise may a copy carry and still find its original? The group stage by noise level.
 
-Per noise level and max_noise_sigma, how many evil twins were grouped with their original, and how many groups hold
-two different source images (distinct pictures merged, whatever their classes).
+Evil twins grouped with their original, and groups that merge distinct images, by the copies' noise and
+max_noise_sigma.
 
     python -m benchmarks group_noise                      # 10 cases per row, about 1 min
     python -m benchmarks group_noise --caps 16 24 --seeds 20

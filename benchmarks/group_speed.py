@@ -1,7 +1,7 @@
 """Speed, memory and accuracy of the group stage at 1k to 20k images.
 
-Wall and CPU seconds, peak memory, false merges and the share of perturbed copies grouped with their original, on
-planted cases of digits and letters; first the two bundled test sets as they are.
+Wall and CPU seconds, peak memory, false merges and copies found, on planted digits and letters; first the two
+bundled test sets as they are.
 
     python -m benchmarks group_speed [--sizes 1000 5000 10000 20000]
 

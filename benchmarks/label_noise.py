@@ -1,7 +1,7 @@
 """Rolnick et al.'s label-noise experiment (2017) with this tool in the loop.
 
-The test accuracy of the model zoo trained on MNIST digits with alpha random-label copies of each, and trained on
-what the tool keeps once its flags are removed; the flags' precision and recall.
+Test accuracy of the model zoo trained on digits with alpha random-label copies each, and on what the tool keeps;
+the flags' precision and recall.
 
     python -m benchmarks label_noise                       # 500 digits, alpha 0..50: ~40 min on 2 cores
     python -m benchmarks label_noise --distinct 300 --alphas 0 5 --models linear cnn   # a quick look

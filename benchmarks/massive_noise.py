@@ -1,7 +1,7 @@
 """Label noise past the homework's shape, beside a majority vote and cleanlab (issue 21).
 
-Errors, precision and recall of ours and the peers on the same cases: Rolnick et al.'s random-label copies, one
-dominant class, uniform noise.
+Errors of ours, a majority vote over copy groups and cleanlab on random-label copies, one dominant class and uniform
+noise.
 
     python -m benchmarks massive_noise                      # 5 shapes x 5 cases: ~35 min on 2 cores
     python -m benchmarks massive_noise --shapes copies-5 --cases 1

@@ -1,7 +1,6 @@
 """Natural label errors (issue 31) on real data, and each data set as it is, beside cleanlab.
 
-Plausible wrong labels at low rates: precision, recall and F1 of each method's flags, the average precision of its
-ranking and the F1 of the ranking's best cut; cleanlab on the same run's evidence and on a plain 5-fold CNN.
+Plausible wrong labels at low rates: F1 of each method's flags, AP of its ranking and F1 of the ranking's best cut.
 
     python -m benchmarks natural_noise                          # 3 sources x 3 rates x 5 cases: about 2 h on 2 cores
     python -m benchmarks natural_noise --sources fashion --rates 0.01 --seeds 1

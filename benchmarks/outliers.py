@@ -1,7 +1,7 @@
 """Strangers and broken images (issue 23): the outlier score and odd-image check, beside cleanlab.
 
-On real data with strangers and broken images mixed in: the outlier score's AUROC beside cleanlab's
-OutOfDistribution, the outlier flag's precision and recall, clean samples flagged, broken images found.
+Strangers and broken images mixed into real data: the outlier score's AUROC beside cleanlab's, the flag's precision
+and recall, clean samples flagged.
 
     python -m benchmarks outliers                  # the five cases below, one seed: about 10 minutes on 2 cores
     python -m benchmarks outliers --cases clean-digits --seeds 3

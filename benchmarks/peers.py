@@ -1,8 +1,7 @@
 """This project's hw02.py beside three peer methods on the same planted cases, machine and run.
 
-Errors, precision, recall, wall time and peak memory of each, run as its own command: `subsets` and `subsets-all`
-(two readings of the seed's advice, models on random 2/3 subsets) and `cleanlab` (find_label_issues on 5-fold
-probabilities of the same CNN).
+`subsets` and `subsets-all` (the seed's advice, two readings) and `cleanlab` (5-fold, the same CNN), each run as its
+own command.
 
     python -m benchmarks peers                          # 8 small families (165 samples), one case each: 8-10 min
     python -m benchmarks peers --seeds 3                # the same, 3 cases each: 23-30 min on 2 cores

@@ -1,7 +1,6 @@
 """Do the fast tests bite? One bug at a time planted in a copy of the repository.
 
-Issue 24's six bugs and the leaks and rules that came after, each planted alone; the fast tests run on the copy
-until their first failure. Every bug should be caught.
+Each bug planted alone; the fast tests run on the copy until their first failure. Every bug should be caught.
 
     python -m benchmarks planted_bugs                               # the ten bugs: about 5 minutes on 2 cores
     python -m benchmarks planted_bugs --bugs "1-based output"

@@ -1,7 +1,6 @@
 """The review page at 5,000 cards (issue 49): load time, key-press time and weight per card.
 
-In this machine's headless Chromium, with the pictures inline (what review.html ships) and in a folder of files
-beside the page (the alternative), opened in turn A B A B.
+In headless Chromium, pictures inline (as shipped) and in a folder beside the page, opened in turn A B A B.
 
     python -m benchmarks review_page                       # 5,000 cards of MNIST digits, 5 loads of each form
     python -m benchmarks review_page --source fashion      # Fashion-MNIST from ../shared/data, where it is

@@ -1,6 +1,7 @@
 """Does a change keep the answers? Every case's groups, probabilities and flags at two commits.
 
-Saved at each commit and compared: per family, how many cases moved, and how the group threshold changed.
+Per family, how many cases' groups, probabilities or flags moved between two commits, and how the group threshold
+changed.
 
     python -m benchmarks same_answers save before/          # at the old commit (a git worktree)
     python -m benchmarks same_answers save after/           # at the new one

@@ -1,8 +1,7 @@
 """Speed against the alternatives in one run on one machine (issue 36).
 
-Wall and CPU seconds, peak memory and errors of hw02.py, the assignment's advice (`subsets`: nine models on random
-2/3 subsets) and cleanlab on a plain 5-fold CNN of the same architecture, each as its own command, on the bundled
-sample and on 2,000 and 10,000 digits with N//11 evil twins.
+Wall and CPU seconds, peak memory and errors of hw02.py, the assignment's advice and cleanlab on 5 folds, each as
+its own command.
 
     python -m benchmarks speed                     # sample, 2k and 10k, one case each: about 6 min on 2 cores
     python -m benchmarks speed --sizes 2000 --seeds 3
