@@ -22,6 +22,7 @@ from dataclasses import replace  # noqa: E402
 
 from pipeline.argv import normalize_dashes  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
+from pipeline.signals import interrupted, terminate_like_interrupt  # noqa: E402
 from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.budget import Budget  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
@@ -30,9 +31,9 @@ from stages.params import MAX_SEED  # noqa: E402
 from stages.train import TrainParams  # noqa: E402
 from stages.workers import DEVICES, known_device  # noqa: E402
 
-# A graded set is small: a count of one or two wrong labels is as likely an odd digit (README, "The graded one-shot
-# run").
-GRADED_AGGREGATE = AggregateParams(count_z=2.0, min_expected_wrong=2.0)
+# A graded set is small: a count of one or two wrong labels is as likely an odd digit
+# (docs: "The graded run: Wrong labels without a twin").
+GRADED_AGGREGATE = AggregateParams(twinless="cautious", count_z=2.0, min_expected_wrong=2.0)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -132,6 +133,7 @@ def print_answer(line: str) -> int:
 
 
 def main(argv: list[str]) -> int:
+    terminate_like_interrupt()
     args = parse_args(normalize_dashes(argv))
     if sys.stdout is None:
         return print_answer("")
@@ -156,9 +158,10 @@ def main(argv: list[str]) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (pipeline/signals.py)
+        word, code = interrupted(exc)
+        print(word, file=sys.stderr)
+        return code
     if result.decisions.note and not args.verbose:
         print(f"note: {result.decisions.note}", file=sys.stderr)
     status = print_answer(format_indices(result.decisions.flagged.nonzero()[0]))

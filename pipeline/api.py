@@ -1,4 +1,4 @@
-"""The tool as one Python call: numpy images and labels in, a decision for every sample out (README, "Python API").
+"""The tool as one Python call: numpy images and labels in, a decision for every sample out (docs: "Python API").
 
     from pipeline.api import find_issues
     result = find_issues(images, labels)          # images (N, H, W) or (N, H, W, C), uint8 or float in [0, 1]
@@ -49,9 +49,10 @@ class Issues:
     class_names: list[str] | None
     prob: np.ndarray  # float (N, K): the out-of-bag class probabilities (nan rows where nobody scored)
     class_prob: np.ndarray  # float (N, K): the same, calibrated (what wrong_prob and suggested_prob read)
-    embedding: np.ndarray  # float (N, K): the members' mean similarity to each class (README, "Your data")
+    embedding: np.ndarray  # float (N, K): the members' mean similarity to each class (docs: "Glossary: map")
     paths: list[str] | None  # each sample's source file, where the data came from files
-    decided_by: str  # "members" (the trained ensemble) or "neighbours" (members too weak)
+    decided_by: str  # "members" (the trained ensemble), "neighbours" (members too weak), "heads" (on your
+    #                  features) or "pred_probs" (your probabilities)
     note: str  # why nothing, or only weaker evidence, could decide (empty when all is well)
 
     def ranked(self) -> np.ndarray:

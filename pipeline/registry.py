@@ -1,7 +1,7 @@
 """The pipeline's stages in order: each one's parameters (its section of params.yaml), the files it reads and writes
 (pipeline/paths.py's names) and what it does. The `twins` commands, `twins run`, the Python API's sections, the
 check of params.yaml and the parameter reference are all made from this list; dvc.yaml declares the same stages for
-DVC, and a test keeps the two equal (docs: "Layout")."""
+DVC, and a test keeps the two equal (docs: "Contributing: Layout")."""
 
 from __future__ import annotations
 

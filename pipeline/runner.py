@@ -86,8 +86,9 @@ def find_suspects(
     seconds["aggregate"] = time.monotonic() - start
     log(
         f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
-        f"{int((decisions.reason == 'wrong_label').sum())} on strong evidence (estimated share of wrong labels "
-        f"{decisions.noise_rate:.3g}, threshold {decisions.threshold:.4g}); {int(decisions.outlier.sum())} "
+        f"{int((decisions.reason == 'wrong_label').sum())} without a twin (estimated wrong labels "
+        f"{decisions.estimate[0]:.1f}, {decisions.estimate[1]:.1f}-{decisions.estimate[2]:.1f}; flagged above "
+        f"{decisions.cut:.3g}), {int(decisions.worth_a_look.sum())} worth a look; {int(decisions.outlier.sum())} "
         f"outliers, {int((decisions.odd != '').sum())} odd images"
     )
     if decisions.note:

@@ -1,5 +1,4 @@
-"""Stage 4, aggregate: out-of-bag evidence in, a decision for every sample out (README, "How it works: 4.
-aggregate").
+"""Stage 4, aggregate: out-of-bag evidence in, a decision for every sample out (docs: "How it works: aggregate").
 
 choose_evidence picks the members' or the nearest neighbours' evidence; decide settles every conflicting twin
 group by it and flags other samples only below a threshold read from the data (fit_noise_model, pick_threshold)
@@ -15,11 +14,12 @@ import numpy as np
 
 from stages.artifact import Artifact, Field
 from stages.evidence import Evidence, choose_evidence
-from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups, group_members, label_cell
+from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups, group_samples, label_cell
 from stages.noise_model import EPS, fit_noise_model, softmax
 from stages.params import Params, param
 from stages.propagate import spread_to_unlabelled, twins_label
 from stages.rules import Case, Verdict, outlier_rule, twin_rule, verdict, wrong_label_rule
+from stages.tables import cell, csv_text
 
 if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
     from stages.train import TrainResult
@@ -29,6 +29,35 @@ if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
 class AggregateParams(Params):
     """How sure the evidence must be before a sample is flagged (docs: "How it works: aggregate")."""
 
+    twinless: str = param(
+        "estimate",
+        "How samples without a conflicting twin are flagged: estimate (how many labels are wrong, then the likeliest "
+        "up to the best expected F1) or cautious (a threshold read from a global rate, and per-class counts: the "
+        "graded run's, for 165 samples too few to estimate from); the parameters below to per_class_counts are the "
+        "cautious rule's.",
+        choices=("estimate", "cautious"),
+    )
+    prior_rate: float = param(
+        0.01,
+        "The share of wrong labels expected before the evidence speaks (labelled data sets hold about 0.1-5%): "
+        "a prior that keeps a few sure errors in a large set from being explained away.",
+        within="(0, 0.5)",
+    )
+    prior_weight: float = param(
+        200.0, "How many samples' worth prior_rate counts against the evidence (0: none).", within="[0, 1000000]"
+    )
+    review_floor: float = param(
+        0.05,
+        "Samples not flagged whose label is wrong with at least this probability are worth a look: they follow the "
+        "flags in issues.csv and on the review page.",
+        within="[0, 1]",
+    )
+    min_disagreement: float = param(
+        1.0,
+        "The share of scoring members that must predict another label for a flag without a twin (1: all).",
+        within="(0, 1]",
+    )
+    flag_without_twin: bool = param(True, "Flag samples without a conflicting twin at all (false: twin groups only).")
     min_posterior: float = param(
         0.7,
         "Flag a sample without a conflicting twin when its estimated probability of a wrong label exceeds this: 0.5 "
@@ -43,12 +72,6 @@ class AggregateParams(Params):
     max_threshold: float = param(
         0.01, "The most the data-picked threshold may be, and the cap of the per-class counts' flags.", within="[0, 1]"
     )
-    min_disagreement: float = param(
-        1.0,
-        "The share of scoring members that must predict another label for a flag without a twin (1: all).",
-        within="(0, 1]",
-    )
-    flag_without_twin: bool = param(True, "Flag samples without a conflicting twin at all (false: twin groups only).")
     per_class_counts: bool = param(
         True,
         "Also flag, per given class, its lowest-scoring samples up to the count of wrong labels estimated in it "
@@ -60,17 +83,17 @@ class AggregateParams(Params):
         "hw02.py takes 2, as on 165 samples one or two counts are as likely an odd picture as a wrong label.",
         within="[0, 10]",
     )
-    outlier_fence: float = param(
-        3.25,
-        "Outliers lie this many upper half-spreads (upper quartile - median) above the upper quartile of the outlier "
-        "scores; higher flags fewer.",
-        within="[0, 100]",
-    )
     min_expected_wrong: float = param(
         0.0,
         "Flags by the global rate only where it expects at least this many wrong labels among the samples without "
         "a twin (hw02.py takes 2; 0 flags a lone glaring error).",
         within="[0, 1000000]",
+    )
+    outlier_fence: float = param(
+        3.25,
+        "Outliers lie this many upper half-spreads (upper quartile - median) above the upper quartile of the outlier "
+        "scores; higher flags fewer.",
+        within="[0, 100]",
     )
 
 
@@ -89,17 +112,20 @@ class Decisions(Artifact):
     class_prob: np.ndarray  # float (N, K): calibrated class probabilities (nan rows where unscored)
     flagged: np.ndarray  # bool (N,)
     reason: np.ndarray  # str (N,): "twin", "wrong_label", "outlier", "odd" or ""
-    threshold: float  # the threshold applied to samples without a conflicting twin
-    noise_rate: float  # estimated share of wrong labels among them (see estimate_noise_rate)
+    cut: float  # the probability of a wrong label above which samples without a twin were flagged (1: none)
+    noise_rate: float  # estimated share of wrong labels among them
+    estimate: np.ndarray  # float (3,): how many labels are wrong among them, and the 5-95% interval of that count
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
-    decided_by: str  # what decided: "members" (the trained ensemble) or "neighbours"
+    decided_by: str  # what decided: "members" (the trained ensemble), "neighbours" (members too weak), "heads" (on
+    #                  the features a user brought) or "pred_probs" (a user's probabilities)
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
     outlier_score: np.ndarray  # float (N,): how unlike every class a sample looks (outlier_scores; nan: unscored)
     outlier_threshold: float  # above it a sample is an outlier (inf: none looked for)
     outlier: np.ndarray  # bool (N,): belongs to no class: not a wrong label (its twin conflicts are decided even so)
     odd: np.ndarray  # str (N,): the group stage's broken images ("blank", "noise", "saturated"), else ""
     worth_a_look: np.ndarray  # bool (N,): not flagged, but likely enough wrong to be worth a person's look
+    dataset: str = ""  # Dataset.fingerprint of the data it was made from (pipeline/steps.py; "" in memory)
 
     STAGE = "aggregate"
     FIELDS = {
@@ -112,8 +138,9 @@ class Decisions(Artifact):
         "suggested_prob": Field("f", 1, True),
         "flagged": Field("b", 1, True),
         "reason": Field("U", 1, True),
-        "threshold": Field("f", 0),
+        "cut": Field("f", 0),
         "noise_rate": Field("f", 0),
+        "estimate": Field("f", 1),
         "temperature": Field("f", 0),
         "note": Field("U", 0),
         "decided_by": Field("U", 0),
@@ -123,6 +150,7 @@ class Decisions(Artifact):
         "outlier": Field("b", 1, True),
         "odd": Field("U", 1, True),
         "worth_a_look": Field("b", 1, True),
+        "dataset": Field("U", 0),
     }
 
     def ranking(self) -> np.ndarray:
@@ -183,8 +211,9 @@ def decide(
         suggested_prob=suggested_prob,
         flagged=twins.flagged | wrong.flagged,
         reason=reason,
-        threshold=float(twinless.threshold),
-        noise_rate=case.noise_rate,
+        cut=float(twinless.cut),
+        noise_rate=twinless.noise_rate,
+        estimate=np.array(twinless.estimate, float),
         temperature=case.temperature,
         note=note_for(labels, case) or evidence.note or twinless.note,
         decided_by=evidence.source,
@@ -193,7 +222,7 @@ def decide(
         outlier_threshold=fence,
         outlier=outlier & ~twins.flagged,
         odd=odd,
-        worth_a_look=np.zeros(n, bool),
+        worth_a_look=twinless.worth_a_look,
     )
 
 
@@ -300,22 +329,20 @@ def result_tables(
     skipped: list[str] | None = None,
 ) -> dict[str, str]:
     """The texts of the results folder, by file name: suspects.txt (the graded line: wrong labels only),
-    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest wrong_prob;
-    then the outliers, strangest first; then the odd images) and skipped.txt (the
-    unreadable files decode left out, one per line). With class names, labels are written as names; with source
-    paths, each row names its file. An unlabelled sample's given label is empty; suggested_prob is the calibrated
-    probability of the suggested label, its confidence where there is no given label to doubt."""
-    import csv
-    import io
+    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest wrong_prob; then the
+    outliers, strangest first; then the odd images) and skipped.txt (the unreadable files decode left out, one per
+    line). With class names, labels are written as names; with source paths, each row names its file; names and
+    paths as stages.tables.cell writes them. An unlabelled sample's given label is empty; suggested_prob is the
+    calibrated probability of the suggested label, its confidence where there is no given label to doubt."""
 
     def name(label: int) -> str:
-        return label_cell(label, class_names)
+        return cell(label_cell(label, class_names))
 
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.6g}"
 
     twins = {}
-    for together in group_members(group):
+    for together in group_samples(group):
         for i in together if len(together) > 1 else ():
             others = [str(j) for j in together if j != i]
             twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")
@@ -344,7 +371,7 @@ def result_tables(
     rows = [
         [
             i,
-            paths[i] if paths else "",
+            cell(paths[i]) if paths else "",
             name(int(labels[i])),
             "" if apart[i] else name(int(decisions.suggested[i])),
             number(decisions.wrong_prob[i]),
@@ -362,11 +389,7 @@ def result_tables(
         for i in range(len(labels))
     ]
     for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", decisions.issues())):
-        table = io.StringIO()
-        writer = csv.writer(table, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows[i] for i in chosen)
-        texts[file] = table.getvalue()
+        texts[file] = csv_text([header, *(rows[i] for i in chosen)])
     return texts
 
 
@@ -378,7 +401,8 @@ def summary_metrics(
     class_names: list[str] | None = None,
     skipped: list[str] | None = None,
 ) -> dict:
-    """metrics.json: counts of samples, groups and flags (by class too), the threshold and what set it."""
+    """metrics.json: counts of samples, groups and flags (by class too), the estimated number of wrong labels with
+    its interval, the cut on the probability of a wrong label and what set it."""
 
     def name(label: int) -> str:
         return class_name(label, class_names)
@@ -411,7 +435,13 @@ def summary_metrics(
         "unlabelled_outliers": int((decisions.outlier & (labels == UNLABELLED)).sum()),
         "outlier_threshold": decisions.outlier_threshold if np.isfinite(decisions.outlier_threshold) else None,
         "odd": {kind: int((decisions.odd == kind).sum()) for kind in ("blank", "noise", "saturated")},
-        "threshold": decisions.threshold,
+        "estimated_wrong": {
+            "count": round(float(decisions.estimate[0]), 1),
+            "low": round(float(decisions.estimate[1]), 1),
+            "high": round(float(decisions.estimate[2]), 1),
+        },
+        "worth_a_look": int(decisions.worth_a_look.sum()),
+        "wrong_prob_cut": decisions.cut,
         "noise_rate": decisions.noise_rate,
         "temperature": decisions.temperature,
         "decided_by": decisions.decided_by,

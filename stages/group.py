@@ -1,4 +1,4 @@
-"""Stage 2, group: every image in a group with its exact and near-identical copies (README, "How it works: 2. group").
+"""Stage 2, group: every image in a group with its exact and near-identical copies (docs: "How it works: group").
 
 group_images runs the steps in order: exact copies (group_candidates.unique_images), blanks (group_blanks),
 candidate pairs (group_candidates), pair checks (group_pairs), the threshold (_shape_groups) and clusters
@@ -88,6 +88,7 @@ class GroupResult(Artifact):
     exact: np.ndarray  # int64 (N,): exact-copy class (identical bytes), numbered by first appearance
     blank: np.ndarray  # bool (N,): image is one grey level plus noise
     odd: np.ndarray  # str (N,): "blank", "noise", "saturated" (broken: kept out of training), or ""
+    dataset: str = ""  # Dataset.fingerprint of the data it was made from (pipeline/steps.py; "" in memory)
 
     STAGE = "group"
     FIELDS = {
@@ -98,6 +99,7 @@ class GroupResult(Artifact):
         "exact": Field("iu", 1, True),
         "blank": Field("b", 1, True),
         "odd": Field("U", 1, True),
+        "dataset": Field("U", 0),
     }
 
 
@@ -149,7 +151,8 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
         cluster = bounded_clusters(images, a[ok], b[ok], d[ok], 2 * threshold, params.max_shift)
         return cluster, representatives(cluster, a[ok], b[ok], d[ok])
 
-    # The threshold comes from the sample's exact nearest distances, in two passes (README, "How it works").
+    # The threshold comes from the sample's exact nearest distances, in two passes
+    # (docs: "How it works: The threshold").
     cluster, _ = clusters(_threshold(_ranked(q, qd, rank=1), params))
     between = cluster[q] != cluster[m]
     threshold = _threshold(_ranked(q[between], qd[between]), params)

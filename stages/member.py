@@ -176,7 +176,7 @@ def feature_evidence(
     seed: int,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """What the member's feature space says of each scored image (README, "How it works": outliers and odd images),
+    """What the member's feature space says of each scored image (docs: "How it works: Members"),
     from its features of the scored images (predict's) and those of up to STRANGER_REFS of its training images:
     strangeness float (n,): the mean cosine distance to its STRANGER_K nearest training images, over the median of
     that distance among the scored images, so members of different scales average; class_sim float (n, K): the

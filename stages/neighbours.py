@@ -12,7 +12,7 @@ from stages.shifts import overlap_regions
 NEIGHBOURS = 3  # a class's evidence is the mean similarity to its NEIGHBOURS most similar training images
 NEIGHBOUR_REFS = 2000  # at most this many training images to compare with (a random subset beyond)
 NEIGHBOUR_CHECKS = 1000  # at most this many clean samples scored, to measure how often neighbours are right
-POOL_K = 5  # where conflicts are the rule: each group's this many most similar groups (README: pooling copies)
+POOL_K = 5  # each group's this many most similar groups (docs: "How it works: Similar groups")
 POOL_REFS = 2000  # ... among at most this many other groups (a random subset beyond) ...
 POOL_FLOPS = 2e12  # ... and fewer where comparing every group (or sample: pixel_strangeness) would take more arithmetic
 
@@ -96,8 +96,8 @@ def nearest_neighbour_probs(
     A class's evidence is the mean correlation with its NEIGHBOURS most similar reference images, best over
     shifts of up to max_shift pixels; a query never compares with its own twin group. Probabilities are
     softmax(sharpness x evidence), to be calibrated downstream. No training: it answers in milliseconds on a
-    graded case, where a member needs seconds (README, "How it works"). Queries go `chunk` at a time, so the
-    similarity matrix stays small; the references are standardised and shifted once."""
+    graded case, where a member needs seconds (docs: "How it works: Nearest neighbours"). Queries go `chunk` at a
+    time, so the similarity matrix stays small; the references are standardised and shifted once."""
     of_class = [labels[refs] == c for c in range(n_classes)]
     evidence = np.full((len(query), n_classes), -1.0)
     for rows, similarity in masked_similarities(images, group, query, refs, max_shift, chunk):
@@ -123,14 +123,14 @@ def neighbour_evidence(
     unlabelled sample)."""
     n = len(labels)
     prob, scored = np.zeros((n, n_classes)), np.zeros(n, bool)
-    conflicted = open_questions(group, labels, keep_out)
-    clean = np.flatnonzero(~conflicted & (labels != UNLABELLED) & ~(False if keep_out is None else keep_out))
+    open_question = open_questions(group, labels, keep_out)
+    clean = np.flatnonzero(~open_question & (labels != UNLABELLED) & ~(False if keep_out is None else keep_out))
     if clean.size < 2:
         return prob, scored
     rng = np.random.default_rng(seed)
     refs = np.sort(rng.choice(clean, min(clean.size, NEIGHBOUR_REFS), replace=False))
     checks = np.sort(rng.choice(clean, min(clean.size, NEIGHBOUR_CHECKS), replace=False))
-    query = np.union1d(np.flatnonzero(conflicted), checks)
+    query = np.union1d(np.flatnonzero(open_question), checks)
     prob[query] = nearest_neighbour_probs(images, labels, group, query, refs, n_classes)
     scored[query] = True
     return prob, scored
@@ -142,7 +142,7 @@ def similar_groups(
     """int64 (N, k): per sample, the k groups whose first image correlates best with its group's first image (best
     over shifts of up to max_shift pixels; among at most POOL_REFS other groups), most similar first; -1 where
     fewer exist. Where copies with conflicting labels are the rule, the aggregate stage pools these groups' labels,
-    and where samples are unlabelled it spreads the labels to them (README, "How it works: 4. aggregate")."""
+    and where samples are unlabelled it spreads the labels to them (docs: "How it works: Similar groups")."""
     n_groups = int(group.max()) + 1
     first = np.full(n_groups, len(group))
     np.minimum.at(first, group, np.arange(len(group)))
@@ -179,8 +179,8 @@ def pixel_strangeness(
     its NEIGHBOURS most similar labelled images (best over shifts of up to max_shift pixels, among at most
     NEIGHBOUR_REFS of them and fewer past POOL_FLOPS, never its own twin group), over the median of that distance
     among the labelled images themselves. Where most samples are unlabelled, members trained on the few labels read
-    a stranger confidently as a class; the pixels still tell it lies far from every labelled picture (README,
-    "outliers and odd images")."""
+    a stranger confidently as a class; the pixels still tell it lies far from every labelled picture
+    (docs: "How it works: Outliers")."""
     refs = np.flatnonzero((labels != UNLABELLED) & ~(False if keep_out is None else keep_out))
     if refs.size < 2:
         return np.ones(len(labels))

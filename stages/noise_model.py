@@ -3,6 +3,8 @@ estimated share, and counts per class), read from the labels the evidence scores
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 EPS = 1e-6  # floor for log-probabilities: one overconfident member must not veto a whole group
@@ -93,3 +95,95 @@ def label_margin(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """float (N,): the probability of each sample's label (prob (N, K)) less that of its likeliest other class."""
     mine = np.eye(prob.shape[1], dtype=bool)[labels]
     return prob[mine] - np.nanmax(np.where(mine, -np.inf, prob), axis=1)
+
+
+class Flips(NamedTuple):
+    """Per sample, how likely its given label is under each story (docs: "How it works: aggregate")."""
+
+    right: np.ndarray  # float (N,): the label is right: q[label]
+    plausible: np.ndarray  # float (N,): it was moved to a class the sample could pass for (a 4 written like a 9 filed
+    #                        as a 9): sum over the other classes c of q_c q_label / (1 - q_c)
+    anywhere: np.ndarray  # float (N,): it was moved to any other class alike: (1 - q_label) / (K - 1)
+
+
+def flips(q: np.ndarray, labels: np.ndarray) -> Flips:
+    """The likelihoods of each sample's given label (Flips) under class probabilities q (N, K)."""
+    rows = np.arange(len(labels))
+    right = q[rows, labels]
+    odds = q / np.maximum(1 - q, 1e-12)
+    return Flips(right, right * (odds.sum(1) - odds[rows, labels]), (1 - right) / max(q.shape[1] - 1, 1))
+
+
+def noise_shares(f: Flips, *, prior_rate: float, prior_weight: float) -> tuple[float, float]:
+    """(plausible, anywhere): the shares of labels moved to a plausible class and to any class that explain the
+    given labels best (EM), their sum with a Beta prior worth prior_weight samples at prior_rate."""
+    plausible, anywhere = prior_rate / 2, prior_rate / 2
+    for _ in range(300):
+        a, b = plausible * f.plausible, anywhere * f.anywhere
+        total = np.maximum(a + b + (1 - plausible - anywhere) * f.right, 1e-300)
+        moved, spread = (a / total).sum(), (b / total).sum()
+        wrong = (moved + spread + prior_weight * prior_rate) / (len(f.right) + prior_weight)
+        share = moved / max(moved + spread, 1e-300) if moved + spread > 0 else 0.5
+        new = (wrong * share, wrong * (1 - share))
+        if abs(new[0] - plausible) + abs(new[1] - anywhere) < 1e-10:
+            return new
+        plausible, anywhere = new
+    return plausible, anywhere
+
+
+def likelihood(f: Flips, shares: tuple[float, float]) -> np.ndarray:
+    """float (N,): the probability of each given label with those shares of labels moved."""
+    plausible, anywhere = shares
+    return plausible * f.plausible + anywhere * f.anywhere + (1 - plausible - anywhere) * f.right
+
+
+def wrong_posterior(f: Flips, shares: tuple[float, float]) -> np.ndarray:
+    """float (N,): the probability that each given label is wrong, with those shares of labels moved."""
+    plausible, anywhere = shares
+    return (plausible * f.plausible + anywhere * f.anywhere) / np.maximum(likelihood(f, shares), 1e-300)
+
+
+def fit_noise(log_prob: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """(T, shares): the temperature under which softmax(log_prob / T), with shares of labels moved to a plausible
+    class and to any class (noise_shares, no prior), explains the given labels best (docs: "How it works:
+    aggregate"). Natural label errors are mostly plausible ones, and random ones happen too. The temperature
+    calibrates the evidence on the labels themselves, so the shares are what the labels contradict beyond the
+    evidence's own doubt: ambiguous classes (shirts and T-shirts) do not pass for wrong labels, and clean data give
+    shares near zero."""
+    if len(labels) == 0 or log_prob.shape[1] < 2:
+        return 1.0, (0.0, 0.0)
+
+    def fit(k: int) -> tuple[float, float, tuple[float, float]]:
+        f = flips(softmax(log_prob / TEMPERATURES[k]), labels)
+        shares = noise_shares(f, prior_rate=0.05, prior_weight=0.0)
+        return float(np.log(likelihood(f, shares) + 1e-300).sum()), float(TEMPERATURES[k]), shares
+
+    coarse = {k: fit(k) for k in range(0, len(TEMPERATURES), 4)}  # every 4th, then the best one's neighbours
+    best = max(coarse, key=lambda k: coarse[k][0])
+    fine = coarse | {k: fit(k) for k in range(max(best - 3, 0), min(best + 4, len(TEMPERATURES))) if k not in coarse}
+    _, temperature, shares = max(fine.values(), key=lambda fitted: fitted[0])
+    return temperature, shares
+
+
+def share_interval(f: Flips, shares: tuple[float, float]) -> tuple[float, float]:
+    """The 95% profile-likelihood interval of the share of wrong labels (both kinds, in their fitted proportion):
+    the shares whose log-likelihood lies within 1.92 of its best (a chi-squared test of one degree of freedom)."""
+    total = sum(shares)
+    mix = shares[0] / total if total > 0 else 0.5
+    grid = np.unique(np.r_[np.geomspace(1e-6, 0.5, 400), total])
+    fits = np.array([np.log(likelihood(f, (r * mix, r * (1 - mix))) + 1e-300).sum() for r in grid])
+    inside = grid[fits >= fits.max() - 1.92]
+    return float(min(inside.min(), total)), float(max(inside.max(), total))
+
+
+def expected_f1_cut(wrong: np.ndarray) -> int:
+    """How many of the samples, most likely wrong first, to flag for the best expected F1, given each one's
+    probability of a wrong label: flagging the top k finds sum(top k) of the sum(all) wrong labels expected, F1
+    2 sum(top k) / (k + sum(all)); flagging none scores 1 only where no label is wrong, prod(1 - wrong). So clean
+    data (every probability small) flag nothing, and a few sure errors flag exactly those."""
+    if wrong.size == 0:
+        return 0
+    ordered = np.sort(wrong)[::-1]
+    f1 = 2 * np.cumsum(ordered) / (np.arange(1, wrong.size + 1) + wrong.sum())
+    none = float(np.exp(np.log1p(-np.minimum(wrong, 1 - 1e-12)).sum()))
+    return int(np.argmax(f1)) + 1 if f1.max() > none else 0

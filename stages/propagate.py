@@ -14,17 +14,18 @@ SPREAD = 0.5  # an unlabelled sample's belief: this much its similar groups', th
 
 
 def pool_similar(
-    evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, asked: np.ndarray, similar: np.ndarray
+    evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, open_question: np.ndarray, similar: np.ndarray
 ) -> np.ndarray:
     """The conflicting groups' evidence (float (G, K), -inf for labels absent) plus POOL_WEIGHT times the log of
-    what their similar groups believe, iterated as label propagation (README, "How it works: 4. aggregate": where
-    copies with conflicting labels are the rule, the members learn little from them, and similar pictures carry
-    the same label more often than not). A group no twin contradicts believes its own label; a conflicting one the
-    softmax of its evidence, which the pooling updates POOL_ROUNDS times. Only labels present in a group can win."""
+    what their similar groups believe, iterated as label propagation
+    (docs: "How it works: Pooling similar pictures"): where copies with conflicting labels are the rule, the members
+    learn little from them, and similar pictures carry the same label more often than not. A group no twin
+    contradicts believes its own label; a conflicting one the softmax of its evidence, which the pooling updates
+    POOL_ROUNDS times. Only labels present in a group can win."""
     n_groups, n_classes = evidence.shape
     conflicting = np.isfinite(evidence).any(1)
     settled = np.zeros((n_groups, n_classes))
-    agreed = (labels != UNLABELLED) & ~asked & ~conflicting[group]
+    agreed = (labels != UNLABELLED) & ~open_question & ~conflicting[group]
     settled[group[agreed], labels[agreed]] = 1.0
     settled /= np.maximum(settled.sum(1, keepdims=True), 1)
     neighbours = np.full((n_groups, similar.shape[1]), -1)
@@ -51,8 +52,8 @@ def spread_to_unlabelled(
     """float (N, K): each unlabelled sample's belief, SPREAD of it the mean belief of its similar groups (train.
     similar_groups) and the rest its own calibrated probabilities, iterated POOL_ROUNDS times as label propagation
     (Zhou et al., 2004); a labelled sample believes `settled` (its given label, or its twin group's winner). Members
-    trained on a few labelled pictures misread many; pictures that look alike mostly share a class (README,
-    "Your data": unlabelled images). Rows of unscored unlabelled samples start uniform."""
+    trained on a few labelled pictures misread many; pictures that look alike mostly share a class
+    (docs: "How it works: Unlabelled samples"). Rows of unscored unlabelled samples start uniform."""
     n, n_classes = calibrated_prob.shape
     unlabelled = labels == UNLABELLED
     own = np.where(np.isfinite(calibrated_prob), calibrated_prob, 1.0 / n_classes)

@@ -2,7 +2,7 @@
 
 - flagged.png (then flagged-2.png, flagged-3.png, ... when there are more tiles than a page holds): every flagged
   sample beside the other members of its twin group, each tile captioned "#index" and "given -> suggested".
-- scores.png: the calibrated probability of the given label, singletons and twins apart, the threshold marked.
+- scores.png: each label's probability of being wrong, singletons and twins apart, the cut of the flags marked.
 - confusion.png and confusion.csv: given against suggested label over the whole data set (the estimated noise).
 - classes.csv: per given class, its samples, how many were flagged and how many wrong labels the aggregate stage
   estimated in it, drawn by `dvc plots` as bars: noise that flows into one class stands out.
@@ -17,7 +17,6 @@ savefig renders PNG with Agg. draw() returns every file's contents; pipeline/ste
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 from stages.labels import UNLABELLED, class_name
 from stages.params import Params, param
 from stages.review import review_page
+from stages.tables import cell, csv_text
 
 if TYPE_CHECKING:  # the result types draw() reads; the report needs none of their stages' code
     from stages.aggregate import Decisions
@@ -331,7 +331,7 @@ def map_figure(
 def label_name(label: int, class_names: list[str] | None, width: int = 12) -> str:
     """A label as its class name where the data name their classes, cut to `width` characters for a caption."""
     name = class_name(label, class_names)
-    return name if len(name) <= width else name[: width - 1] + "\u2026"
+    return shown(name if len(name) <= width else name[: width - 1] + "\u2026")
 
 
 def tile_name(index: int, paths: list[str] | None) -> str:
@@ -339,7 +339,21 @@ def tile_name(index: int, paths: list[str] | None) -> str:
     if not paths:
         return f"#{index}"
     name = paths[index].replace("\\", "/").rsplit("/", 1)[-1]
-    return name if len(name) <= 16 else name[:7] + "\u2026" + name[-8:]
+    return shown(name if len(name) <= 16 else name[:7] + "\u2026" + name[-8:])
+
+
+def shown(text: str) -> str:
+    """A name as matplotlib draws it, literally: `$` escaped (a pair of them starts mathtext, which raises on most
+    names, `x$^$.png`, after the whole run); a character no font draws (a control character such as a carriage
+    return, a line or paragraph separator, a byte of a file name that is not UTF-8, held as a surrogate escape)
+    drawn as U+FFFD."""
+    import unicodedata
+
+    drawn = "".join("\ufffd" if unicodedata.category(c) in UNDRAWN else c for c in text)
+    return drawn.replace("$", r"\$")
+
+
+UNDRAWN = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")  # Unicode categories: controls, format, surrogates, unassigned
 
 
 def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str:
@@ -353,17 +367,15 @@ def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str
 # ---- scores, confusion, loss --------------------------------------------------------------------------------------
 
 
-def scores_figure(
-    calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray, threshold: float, temperature: float | None = None
-):
-    """Histogram of the calibrated probability of the given label on log axes, stacked by kind of sample:
-    singletons and agreeing twin groups (the threshold applies to both) and conflicting groups (decided by the
-    twin rule, so the threshold does not apply)."""
+def scores_figure(wrong_prob: np.ndarray, group: np.ndarray, reason: np.ndarray, cut: float):
+    """Histogram of each sample's probability of a wrong label (log counts), stacked by kind of sample: singletons
+    and agreeing twin groups (the cut applies to both) and conflicting groups (decided by the twin rule, whose
+    probability is that another label of the group wins), with the cut of the flags without a twin."""
     from matplotlib.figure import Figure
 
-    scored = ~np.isnan(calibrated)
+    scored = ~np.isnan(wrong_prob)
     if not scored.any():
-        return message_figure("no sample was scored", "Calibrated probability of the given label")
+        return message_figure("no sample was scored", "Probability that the label is wrong")
     size = np.bincount(group)[group]
     conflicted = np.isin(group, np.unique(group[reason == "twin"]))
     kinds = [
@@ -371,45 +383,28 @@ def scores_figure(
         ("twin groups, labels agree", (size > 1) & ~conflicted),
         ("conflicting twin groups (twin rule)", conflicted),
     ]
-    positive = calibrated[scored & (calibrated > 0)]
-    floor = max(1e-16, float(positive.min()) if positive.size else 1e-16)
-    low = math.floor(math.log10(min(floor, threshold if threshold > 0 else 1.0)))
-    bins = np.logspace(low, 0, 4 * -low + 1) if low < 0 else np.logspace(-1, 0, 5)
-    values = np.clip(calibrated, bins[0], 1.0)  # an exact 0 (or below the floor) lands in the first bin
-
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     ax.hist(
-        [values[scored & mask] for _, mask in kinds],
-        bins=bins,
+        [wrong_prob[scored & mask] for _, mask in kinds],
+        bins=np.linspace(0, 1, 41),
         stacked=True,
         log=True,
         color=["#1f77b4", "#ff7f0e", "#9467bd"],
         label=[f"{name} ({int((scored & mask).sum())})" for name, mask in kinds],
     )
-    if threshold > 0:
-        ax.axvline(
-            threshold,
-            color=FLAG_COLOUR,
-            linestyle="--",
-            linewidth=1.5,
-            label=f"threshold {threshold:.2g}: below it (and outvoted) is flagged",
-        )
+    if cut < 1:
+        label = f"cut {cut:.2g}: the likeliest wrong labels without a twin, from here up, are flagged"
+        ax.axvline(cut, color=FLAG_COLOUR, linestyle="--", linewidth=1.5, label=label)
     else:
-        ax.plot([], [], " ", label="threshold 0: nothing is flagged on evidence alone")
-    ax.set_xscale("log")
-    ax.set_xlim(bins[0], 1.0)
-    ax.set_xlabel(
-        "calibrated probability of the given label"
-        + (" (values below shown at the left edge)" if floor < bins[0] * 10**0.25 else "")
-    )
+        ax.plot([], [], " ", label="no sample without a twin is flagged")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability that the given label is wrong")
     ax.set_ylabel("samples")
     _plain_log_ticks(ax.yaxis, minor=False)
     unscored = int((~scored).sum())
     ax.set_title(
-        f"Calibrated scores of {int(scored.sum())} samples"
-        + (f" (temperature {temperature:.3g})" if temperature is not None else "")
-        + (f"; {unscored} never scored" if unscored else ""),
+        f"How likely each of {int(scored.sum())} labels is wrong" + (f"; {unscored} never scored" if unscored else ""),
         fontsize=11,
     )
     ax.legend(fontsize=8, loc="best")
@@ -465,32 +460,25 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str] | None = None):
 
 def confusion_csv(given: np.ndarray, suggested: np.ndarray, class_names: list[str] | None = None) -> str:
     """One row per sample, the long format DVC's confusion template counts itself."""
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["given", "suggested"])
-    writer.writerows([class_name(g, class_names), class_name(s, class_names)] for g, s in zip(given, suggested))
-    return table.getvalue()
+    rows = ([cell(class_name(g, class_names)), cell(class_name(s, class_names))] for g, s in zip(given, suggested))
+    return csv_text([["given", "suggested"], *rows])
 
 
 def class_csv(
     given: np.ndarray, flagged: np.ndarray, wrong_by_class: np.ndarray, class_names: list[str] | None = None
 ) -> str:
     """One row per given class: class, samples, flagged, estimated_wrong (empty where not estimated)."""
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["class", "samples", "flagged", "estimated_wrong"])
     n_classes = max(int(given.max()) + 1 if len(given) else 0, len(class_names or []))
-    for c in range(n_classes):
-        name = class_name(c, class_names)
-        writer.writerow(
-            [
-                name,
-                int((given == c).sum()),
-                int((flagged & (given == c)).sum()),
-                round(float(wrong_by_class[c]), 1) if c < len(wrong_by_class) else "",
-            ]
-        )
-    return table.getvalue()
+    rows = [
+        [
+            cell(class_name(c, class_names)),
+            int((given == c).sum()),
+            int((flagged & (given == c)).sum()),
+            round(float(wrong_by_class[c]), 1) if c < len(wrong_by_class) else "",
+        ]
+        for c in range(n_classes)
+    ]
+    return csv_text([["class", "samples", "flagged", "estimated_wrong"], *rows])
 
 
 def loss_table(loss_curves: np.ndarray) -> np.ndarray:
@@ -568,7 +556,7 @@ def draw(
     if not pages:
         files[page_name(1)] = png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi)
     files["scores.png"] = png_bytes(
-        scores_figure(decisions.calibrated, group, decisions.reason, decisions.threshold, decisions.temperature),
+        scores_figure(decisions.wrong_prob, group, decisions.reason, decisions.cut),
         params.dpi,
     )
     labelled = given != UNLABELLED  # the confusion is of given labels: unlabelled samples have none

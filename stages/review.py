@@ -1,5 +1,5 @@
 """The review page: results/review.html, one self-contained file (images inline) a person works through to act on
-what was found (docs/review-page.md; README, "Your own data in three commands").
+what was found (docs: "The review page").
 
 A card per issue, in issues.csv's order (Decisions.issues): the wrong labels, most certain first, then the outliers,
 the odd images, then the samples worth a look, likeliest wrong first. Beside each card's image (enlarged) stand the
@@ -238,6 +238,7 @@ def page_data(
         "fingerprint": data.fingerprint,
         "samples": len(labels),
         "issues": len(order),
+        "estimate": [round(float(x)) for x in decisions.estimate] if np.isfinite(decisions.estimate).all() else None,
         "header": CHOICES_HEADER,
         "choices": list(CHOICES),
         "kinds": KINDS,

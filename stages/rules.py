@@ -7,8 +7,19 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from stages.labels import group_members
-from stages.noise_model import label_margin, pick_threshold, wrong_label_counts
+from stages.labels import group_samples
+from stages.noise_model import (
+    expected_f1_cut,
+    fit_noise,
+    flips,
+    label_margin,
+    noise_shares,
+    pick_threshold,
+    share_interval,
+    softmax,
+    wrong_label_counts,
+    wrong_posterior,
+)
 from stages.propagate import pool_similar
 
 if TYPE_CHECKING:
@@ -37,7 +48,7 @@ class Case(NamedTuple):
     temperature: float  # the calibration temperature (noise_model.fit_noise_model)
     noise_rate: float  # the estimated share of wrong labels among the samples the noise model was fitted on
     n_classes: int  # the classes some sample carries: those a wrong label can be
-    source: str  # what decided: "members" or "neighbours" (evidence.choose_evidence)
+    source: str  # what decided: "members", "neighbours", "heads" or "pred_probs" (evidence.choose_evidence)
     through_conflicts: bool  # did the members train on the conflicting groups too?
     similar: np.ndarray  # int (N, k): train.similar_groups (no rows where not computed)
 
@@ -62,7 +73,7 @@ def verdict(reason: str, flagged: np.ndarray, suggested=None, wrong_prob=None) -
 
 
 def outlier_scores(mean_prob: np.ndarray, strangeness: np.ndarray) -> np.ndarray:
-    """How unlike every class each sample looks (README, "How it works": outliers and odd images): the log-odds of
+    """How unlike every class each sample looks (docs: "How it works: Outliers"): the log-odds of
     the members' spread over the classes (entropy of the mean out-of-bag probabilities over its largest, log K)
     plus the log of its strangeness (train.feature_evidence, averaged over the members that scored it). nan where
     unscored."""
@@ -104,7 +115,7 @@ def outlier_rule(oob: TrainResult, *, odd: np.ndarray, spread: float) -> tuple[n
 
 def claimed(prob: np.ndarray) -> np.ndarray:
     """bool (N,): samples one or two classes claim, a mislabelled or an ambiguous picture however unusual, not a
-    stranger (README, "outliers and odd images"): the mean probability of their m likeliest classes (m = 2, or 1 of
+    stranger (docs: "How it works: Outliers"): the mean probability of their m likeliest classes (m = 2, or 1 of
     2 classes) lies at least CLAIMED of the way from chance (m / K) to certainty. For 10 classes: half of it."""
     k = prob.shape[1]
     if k < 2:
@@ -115,7 +126,7 @@ def claimed(prob: np.ndarray) -> np.ndarray:
 
 
 def twin_rule(case: Case) -> Verdict:
-    """Twin conflicts: every open question goes to the label its evidence favours (twin_votes), and each member of
+    """Twin conflicts: every open question goes to the label its evidence favours (twin_votes), and each sample of
     it with another label is flagged, with that label suggested and the probability that its own label loses."""
     similar = case.similar if case.through_conflicts else None
     losers, winner, doubt = twin_votes(
@@ -128,44 +139,44 @@ def twin_votes(
     labels: np.ndarray,
     group: np.ndarray,
     log_prob: np.ndarray,
-    asked: np.ndarray,
+    open_question: np.ndarray,
     *,
     temperature: float,
     similar: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(losers bool (N,), winner int (N,), -1 outside the open questions, doubt float (N,), nan outside them: the
-    probability that another label than a member's own wins, the softmax of the labels' evidence): each
-    conflicting twin group (asked, the scored open questions) goes to the label with the strongest evidence, its
-    calibrated log mean out-of-bag probability averaged over the group's members plus the log of how many members
-    carry it; every member with another label loses (README, "How it works: 4. aggregate"). With similar (int
+    probability that another label than a sample's own wins, the softmax of the labels' evidence): each conflicting
+    twin group (open_question: the scored open questions) goes to the label with the strongest evidence, its
+    calibrated log mean out-of-bag probability averaged over the group's samples plus the log of how many samples
+    carry it; every sample with another label loses (docs: "How it works: Twin conflicts"). With similar (int
     (N, k), train.similar_groups: where conflicts are the rule), each group's evidence also weighs what its most
     similar groups believe (pool_similar)."""
     losers, winner, doubt = np.zeros(len(labels), bool), np.full(len(labels), -1), np.full(len(labels), np.nan)
     n_classes = log_prob.shape[1]
-    if not asked.any() or n_classes == 0:
+    if not open_question.any() or n_classes == 0:
         return losers, winner, doubt
     n_groups = int(group.max()) + 1
     evidence = np.full((n_groups, n_classes), -np.inf)
-    questions = [np.flatnonzero(asked)[members] for members in group_members(group[asked])]
-    for members in questions:
-        present, counts = np.unique(labels[members], return_counts=True)
+    questions = [np.flatnonzero(open_question)[samples] for samples in group_samples(group[open_question])]
+    for samples in questions:
+        present, counts = np.unique(labels[samples], return_counts=True)
         # Calibrated log-probabilities of the labels present (softmax's normaliser is the same for every label
         # of one member, so it cancels), one row per look at the picture. Each copy is as likely as any other to
         # be the original, whose label is right: the prior of a label is its count in the group. Two evil copies
         # against one original barely move it (log 2), so a clear picture still overrules them; hundreds of
         # identical blanks against a few odd labels outweigh a model that never learnt what a blank is. Being
-        # weighed against calibrated evidence, the count counts for more where the members were overconfident
+        # weighed against calibrated evidence, the count counts for more where the samples were overconfident
         # (temperature above 1) and for less where they were timid.
-        evidence[group[members[0]], present] = (log_prob[members][:, present] / temperature).mean(0) + np.log(counts)
+        evidence[group[samples[0]], present] = (log_prob[samples][:, present] / temperature).mean(0) + np.log(counts)
     if similar is not None and len(similar) == len(labels):
-        evidence = pool_similar(evidence, labels, group, asked, similar)
-    for members in questions:
-        row = evidence[group[members[0]]]
+        evidence = pool_similar(evidence, labels, group, open_question, similar)
+    for samples in questions:
+        row = evidence[group[samples[0]]]
         present = np.flatnonzero(np.isfinite(row))
-        winner[members] = present[np.argmax(row[present])]
-        losers[members[labels[members] != winner[members]]] = True
+        winner[samples] = present[np.argmax(row[present])]
+        losers[samples[labels[samples] != winner[samples]]] = True
         belief = np.exp(row[present] - row[present].max())
-        doubt[members] = 1 - (belief / belief.sum())[np.searchsorted(present, labels[members])]
+        doubt[samples] = 1 - (belief / belief.sum())[np.searchsorted(present, labels[samples])]
     return losers, winner, doubt
 
 
@@ -173,13 +184,63 @@ class Twinless(NamedTuple):
     """What the rule for samples without a twin found, beside its verdict."""
 
     verdict: Verdict
-    threshold: float  # on the calibrated probability of the given label
+    cut: float  # the probability of a wrong label above which samples without a twin were flagged (1: none)
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
+    estimate: tuple[float, float, float]  # how many labels are wrong among them: the count, and its 5-95% interval
+    noise_rate: float  # the share of wrong labels among them the rule estimated
+    worth_a_look: np.ndarray  # bool (N,): not flagged, but wrong with at least review_floor probability
     note: str  # why nothing is flagged without a twin, where that is so
 
 
 def wrong_label_rule(case: Case, params: AggregateParams) -> Twinless:
-    """Wrong labels without a conflicting twin: by the global rate (rate_rule) and the per-class counts
+    """Wrong labels without a conflicting twin: estimate_rule, or with params.twinless "cautious" (the graded run),
+    a fixed params.threshold, or evil twins en masse (whose copies the members trained on) cautious_rule."""
+    if params.twinless == "cautious" or case.through_conflicts or params.threshold is not None:
+        return cautious_rule(case, params)
+    return estimate_rule(case, params)
+
+
+def estimate_rule(case: Case, params: AggregateParams) -> Twinless:
+    """How many labels are wrong, and which (docs: "How it works: aggregate"). Each sample's probability of a wrong
+    label is its posterior under the confusable noise model, fitted to the samples without a twin (fit_confusable:
+    a calibration temperature; then one share of wrong labels, with a prior at params.prior_rate); their sum is the
+    estimate of how many are wrong, within the interval of the share (rate_interval). The flags are the likeliest
+    wrong labels, where at least min_disagreement of the scorers predicted another class, up to the cut of the best
+    expected F1 (expected_f1_cut); the rest at review_floor or above are worth a look."""
+    n, alone = len(case.labels), case.alone
+    rows, nothing = np.flatnonzero(alone), np.zeros(n, bool)
+    wrong = np.where(case.open_question | ~alone, np.nan, 1 - case.calibrated)
+    if not rows.size or case.source == "neighbours" or not params.flag_without_twin or case.prob.shape[1] < 2:
+        rule = verdict("wrong_label", nothing, wrong_prob=1 - case.calibrated)
+        return Twinless(rule, 1.0, np.zeros(case.prob.shape[1]), (0.0, 0.0, 0.0), 0.0, nothing, "")
+    given = case.given[rows]
+    temperature, fitted = fit_noise(case.log_prob[rows], given)
+    f = flips(softmax(case.log_prob[rows] / temperature), given)
+    shares = noise_shares(f, prior_rate=params.prior_rate, prior_weight=params.prior_weight)
+    wrong[rows] = wrong_posterior(f, shares)
+    wrong_by_class = np.bincount(given, wrong[rows], case.prob.shape[1])
+    low, high = share_interval(f, shares)
+    estimate = (float(wrong[rows].sum()), low * rows.size, high * rows.size)
+    if sum(fitted) > MAX_NOISE_RATE:
+        note = (
+            f"the evidence contradicts {sum(fitted):.0%} of the labels: more likely it learnt too little than that "
+            f"most labels are wrong, so nothing is flagged without a twin"
+        )
+        rule = verdict("wrong_label", nothing, wrong_prob=wrong)
+        return Twinless(rule, 1.0, wrong_by_class, estimate, sum(fitted), nothing, note)
+    against = alone & (np.nan_to_num(case.disagreement) >= params.min_disagreement)
+    candidates = np.where(against, np.nan_to_num(wrong), 0.0)
+    k = expected_f1_cut(candidates[against])
+    flagged = nothing.copy()
+    flagged[np.argsort(-candidates, kind="stable")[:k]] = True
+    cut = float(candidates[flagged].min()) if k else 1.0
+    look = alone & ~flagged & (np.nan_to_num(wrong) >= params.review_floor)
+    rule = verdict("wrong_label", flagged, wrong_prob=wrong)
+    return Twinless(rule, cut, wrong_by_class, estimate, sum(shares), look, "")
+
+
+def cautious_rule(case: Case, params: AggregateParams) -> Twinless:
+    """Wrong labels without a conflicting twin, cautiously: by the global rate (rate_rule) and the per-class counts
     (per_class_rule), where twinless_threshold allows flags at all."""
     threshold, allowed, note = twinless_threshold(
         case.noise_rate,
@@ -209,7 +270,10 @@ def wrong_label_rule(case: Case, params: AggregateParams) -> Twinless:
             count_z=params.count_z,
         )
         strong |= by_class
-    return Twinless(verdict("wrong_label", strong, wrong_prob=1 - case.calibrated), threshold, wrong_by_class, note)
+    total = float(wrong_by_class.sum()) if wrong_by_class.any() else case.noise_rate * int(case.alone.sum())
+    nothing = np.zeros(len(case.labels), bool)
+    rule = verdict("wrong_label", strong, wrong_prob=1 - case.calibrated)
+    return Twinless(rule, 1 - threshold, wrong_by_class, (total, total, total), case.noise_rate, nothing, note)
 
 
 def twinless_threshold(

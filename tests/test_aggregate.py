@@ -12,6 +12,8 @@ from stages.labels import open_questions
 from stages.noise_model import estimate_noise_rate, fit_noise_model, pick_threshold, softmax, wrong_label_counts
 from stages.train import TrainResult
 
+CAUTIOUS = AggregateParams(twinless="cautious")  # the graded run's rule for samples without a twin
+
 
 def evidence(
     labels,
@@ -133,12 +135,13 @@ def test_a_class_that_swallows_others_has_its_strangers_flagged():
     labels, prob, strangers = a_class_that_swallows_others()
     counts = wrong_label_counts(prob, labels)  # scaled up from the confidently predicted samples to all
     assert counts[0] >= 10 and counts[1:].tolist() == [0, 0]
-    every = decided(labels, np.arange(3600), prob)
+    assert np.flatnonzero(decided(labels, np.arange(3600), prob).flagged).tolist() == strangers
+    every = decided(labels, np.arange(3600), prob, CAUTIOUS)
     assert np.flatnonzero(every.flagged).tolist() == strangers
-    assert (every.calibrated[strangers] > every.threshold).all()  # the global rule alone flags none
-    assert not decided(labels, np.arange(3600), prob, AggregateParams(max_threshold=0.001)).flagged.any()
+    assert (1 - every.calibrated[strangers] < every.cut).all()  # the cautious global rule alone flags none
+    assert not decided(labels, np.arange(3600), prob, replace(CAUTIOUS, max_threshold=0.001)).flagged.any()
     # hw02.py's caution: up to the count's lower bound (10 - 2 sqrt(10)): fewer, and none but strangers
-    cautious = np.flatnonzero(decided(labels, np.arange(3600), prob, AggregateParams(count_z=2.0)).flagged)
+    cautious = np.flatnonzero(decided(labels, np.arange(3600), prob, replace(CAUTIOUS, count_z=2.0)).flagged)
     assert 2 <= len(cautious) < len(strangers) and set(cautious) <= set(strangers)
 
 
@@ -213,15 +216,15 @@ def test_a_higher_min_posterior_is_more_cautious_and_max_threshold_caps():
 def test_a_fixed_threshold_overrides_the_data():
     labels, probs = many_clean_samples()
     decisions = decided(labels, np.arange(len(labels)), probs, AggregateParams(threshold=0.0))
-    assert decisions.threshold == 0.0 and not decisions.flagged.any()
+    assert decisions.cut == 1.0 and not decisions.flagged.any()  # wrong_prob above 1 - 0.0: none
 
 
 def test_a_fixed_positive_threshold_flags_what_lies_below_it_where_the_data_would_flag_nothing():
     labels, probs = many_clean_samples()
-    probs[7], labels[7] = [0.2, 0.8, 0.0], 0  # every member says 1, but only moderately
+    probs[7], labels[7] = [0.45, 0.55, 0.0], 0  # every member says 1, but hardly more than 0
     assert not decided(labels, np.arange(len(labels)), probs).flagged[7]
     fixed = decided(labels, np.arange(len(labels)), probs, AggregateParams(threshold=0.5))
-    assert fixed.threshold == 0.5 and fixed.flagged[7] and fixed.reason[7] == "wrong_label"
+    assert fixed.cut == 0.5 and fixed.flagged[7] and fixed.reason[7] == "wrong_label"
 
 
 def test_min_disagreement_below_one_flags_a_sample_most_members_doubt():
@@ -439,7 +442,8 @@ def test_the_graded_run_leaves_one_misread_clean_digit_alone():
 
 
 def test_the_graded_run_asks_more_than_one_lone_wrong_label_before_it_flags_without_a_twin():
-    # the price of that caution, measured (README): a single wrong label without a twin goes unflagged ...
+    # the price of that caution (docs: "The graded run: Wrong labels without a twin"): a single wrong label without a
+    # twin goes unflagged ...
     from hw02 import GRADED_AGGREGATE
 
     labels, group, prob, wrong = graded_case(1)
@@ -453,7 +457,7 @@ def test_flags_carry_a_confidence_and_issues_list_the_most_certain_first():
     decisions = decided(labels, group, prob)
     confidence = decisions.wrong_prob
     assert np.isfinite(confidence).all() and ((0 <= confidence) & (confidence <= 1)).all()
-    assert confidence[wrong].min() > confidence[~decisions.flagged].max()
+    assert confidence[wrong].min() > confidence[~decisions.flagged].max() + 0.3
     ranked = decisions.ranking()[:15]
     assert set(ranked) == set(wrong) and (np.diff(confidence[ranked]) <= 0).all()
     issues = list(csv.DictReader(io.StringIO(result_tables(decisions, labels, group)["issues.csv"])))
