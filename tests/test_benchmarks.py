@@ -342,8 +342,8 @@ def test_scores_pool_flags_against_the_truth_and_twin_errors_count_missed_twins_
     assert twin_errors(flagged, truth, original) == {"missed": 1, "originals": 2, "twin_errors": 3}
 
 
-def test_the_evidence_tables_print_dashes_where_a_value_is_missing_and_targets_set_the_bar_from_the_better_peer():
-    from benchmarks.external_evidence import PLANTED, SCORES, table, targets
+def test_the_evidence_tables_show_methods_across_with_dashes_and_targets_set_the_bar_from_the_better_peer(tmp_path):
+    from benchmarks.external_evidence import tables, targets
 
     rows = [
         {"source": "m", "variant": "flips-0.01", "method": "cleanlab", "evidence": "probs", "f1": 0.60},
@@ -352,12 +352,23 @@ def test_the_evidence_tables_print_dashes_where_a_value_is_missing_and_targets_s
         {"source": "m", "variant": "twins", "method": "datalab", "evidence": "features", "twin_errors": 12},
         {"source": "m", "variant": "twins", "method": "ours", "evidence": "features", "twin_errors": 6},
     ]
-    lines = table(rows[:1], PLANTED + SCORES).splitlines()
-    assert lines[0].startswith("| source | variant | wrong | method | flags |")
-    assert lines[2] == "| m | flips-0.01 | - | cleanlab | - | - | - | 0.600 | - | - | - |"
     (probs, twins) = targets(rows)
-    assert (probs["peer"], round(probs["bar"], 3), probs["met"]) == ("cleanlab-both", 0.75, "no")
-    assert (twins["peer"], twins["bar"], twins["met"]) == ("datalab", 6.0, "yes")
+    assert (probs["peer"], round(probs["bar"], 3), probs["met"]) == ("cleanlab-both", 0.75, False)
+    assert (twins["peer"], twins["bar"], twins["met"]) == ("datalab", 6.0, True)
+    assert targets(rows[:2])[0]["met"] is None  # no row of ours: no verdict
+    report = Report("external_evidence", [], folder=tmp_path)
+    tables(report, rows, [])
+    flips, twin_table, goals = (t.markdown(compact=True) for t in report.tables)
+    assert flips[2:4] == [
+        "|source|variant|wrong|cleanlab: F1|cleanlab: AP|cleanlab-both: F1|cleanlab-both: AP|ours: F1|ours: AP|",
+        "|--|--|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    assert flips[4] == "|m|flips-0.01|-|0.600|-|0.700|-|0.740|-|"  # a value a row lacks is a dash
+    assert twin_table[2:] == ["|source|evidence|datalab|ours|", "|--|--|--:|--:|", "|m|features|12|6|"]
+    assert goals[4:] == ["|m|flips-0.01|0.750|0.740|no|-|-|-|", "|m|twins|-|-|-|6.000|6.000|yes|"]
+    assert report.notes == ["issue 45's targets met: 1 of 2"]
+    [written] = read(report.write().parent)  # every column stays in the results file
+    assert written["tables"][0]["rows"][0]["precision"] is None and "best-cut F1" in written["tables"][0]["columns"]
 
 
 def test_ours_is_skipped_only_while_find_issues_lacks_the_evidence_keyword(monkeypatch):
