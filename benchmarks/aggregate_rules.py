@@ -1,11 +1,12 @@
-"""The aggregate stage's rules against the rules they replaced, on the same out-of-bag evidence: each case is
-grouped and trained once, then decided every way.
+"""The aggregate stage's rules against the rules they replaced, on the same evidence.
 
-    python -m benchmarks.aggregate_rules                                   # small families, 8 seeds: ~18 min
-    python -m benchmarks.aggregate_rules --families orphans --seeds 2
-    python -m benchmarks.aggregate_rules --posteriors 0.8 0.9     # joint at other min_posterior values too
-    python -m benchmarks.aggregate_rules --families exact --first-seed 120 --seeds 40
-    python -m benchmarks.aggregate_rules --families --size 60000 --train-seconds 13 --seeds 2   # ~3 min
+Each case grouped and trained once, then decided by every rule: errors (missed + wrongly flagged) a case per rule.
+
+    python -m benchmarks aggregate_rules                                   # small families, 8 seeds: ~18 min
+    python -m benchmarks aggregate_rules --families orphans --seeds 2
+    python -m benchmarks aggregate_rules --posteriors 0.8 0.9     # joint at other min_posterior values too
+    python -m benchmarks aggregate_rules --families exact --first-seed 120 --seeds 40
+    python -m benchmarks aggregate_rules --families --size 60000 --train-seconds 13 --seeds 2   # ~3 min
 
 Rules, each flagging a sample when every member predicted another label and its calibrated probability is below
 a threshold:
@@ -23,22 +24,15 @@ Twin groups are decided the same way under all of these. One more rule differs i
   default adds the log of that count to the mean; see stages/aggregate.py).
 - `twins-only`: the joint rule's twin groups and nothing else, no flags on evidence alone (the graded setting's
   question: there every mislabelled sample has a twin, so what do those flags buy?).
-`--size N` adds the size family of benchmarks/peers.py at N samples, and `--train-seconds` trains under a deadline
-as a short time budget would: members that get few steps are where the two twin rules part.
-Errors = missed + wrongly flagged. Prints a Markdown table.
+`--size N` adds the size family (benchmarks/harness/cases.py) at N samples, and `--train-seconds` trains under a
+deadline as a short time budget would: members that get few steps are where the two twin rules part.
 """
 
 from __future__ import annotations
 
-import argparse
-from functools import partial
-
 import numpy as np
 
-from benchmarks.cases import SMALL, spec
-from benchmarks.machine import describe
-from benchmarks.peers import plant_case
-from pipeline.plant import load_source, plant
+from benchmarks.harness.cases import SMALL, planted, size_case
 from stages.aggregate import AggregateParams, decide
 from stages.budget import Budget
 from stages.group import GroupParams, group_images
@@ -107,8 +101,7 @@ def errors_by_rule(
     return {rule: (int((truth & ~f).sum()), int((~truth & f).sum())) for rule, f in flagged.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def options(parser) -> None:
     parser.add_argument("--families", nargs="*", default=SMALL, choices=SMALL)
     parser.add_argument("--seeds", type=int, default=8, help="cases per family")
     parser.add_argument(
@@ -128,20 +121,23 @@ def main() -> None:
         default=None,
         help="train every case under this deadline (default: none, the full ensemble)",
     )
-    args = parser.parse_args()
-    print(describe())
-    print("| family | cases | rule | mean errors | mean missed | mean wrongly flagged |")
-    print("|---|---:|---|---:|---:|---:|")
 
-    def small_case(family, seed):
-        source, case_spec = spec(family, seed)
-        return plant(*load_source(source), case_spec)
 
-    def size_case(n, seed):
-        return plant_case("size", n, seed)[0]
-
-    rows = [(family, partial(small_case, family)) for family in args.families]
-    rows += [(f"size {n}", partial(size_case, n)) for n in args.size]
+def run(args, report) -> None:
+    table = report.table(
+        {
+            "family": "",
+            "cases": "d",
+            "rule": "",
+            "mean errors": ".2f",
+            "mean missed": ".2f",
+            "mean wrongly flagged": ".2f",
+        },
+        "Mean errors a case by rule",
+        wide=(["family", "cases"], "rule", ["mean errors"]),
+    )
+    rows = [(family, lambda seed, family=family: planted(family, seed)) for family in args.families]
+    rows += [(f"size {n}", lambda seed, n=n: size_case(n, seed)[0]) for n in args.size]
     for name, make_case in rows:
         runs = [
             errors_by_rule(make_case(args.first_seed + i), tuple(args.posteriors), args.train_seconds)
@@ -150,10 +146,13 @@ def main() -> None:
         for rule in runs[0]:
             missed = np.mean([r[rule][0] for r in runs])
             false = np.mean([r[rule][1] for r in runs])
-            print(f"| {name} | {len(runs)} | {rule} | {missed + false:.2f} | {missed:.2f} | {false:.2f} |", flush=True)
-
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()
+            table.add(
+                {
+                    "family": name,
+                    "cases": len(runs),
+                    "rule": rule,
+                    "mean errors": missed + false,
+                    "mean missed": missed,
+                    "mean wrongly flagged": false,
+                }
+            )

@@ -1,15 +1,14 @@
-"""Does the submittable file answer as the repo does? dist/hw02.py, alone in an empty folder with a Python that has
-only torch and numpy, against the repo's hw02.py, on the bundled sample and on planted cases.
+"""Does the submittable file, dist/hw02.py, answer as the repo's hw02.py does?
 
-    python -m benchmarks.bundle_parity                       # the sample and 5 cases (exact, perturbed, ...): ~6 min
-    python -m benchmarks.bundle_parity --families exact --seeds 1
+The bundle alone with torch and numpy against the repo's hw02.py: both lines' errors, whether they are the same,
+both wall times.
 
-Prints one row per case: both lines' errors, whether the lines are identical, and both wall times.
+    python -m benchmarks bundle_parity                       # the sample and 5 cases (exact, perturbed, ...): ~6 min
+    python -m benchmarks bundle_parity --families exact --seeds 1
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import tempfile
@@ -18,13 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cases import FAMILIES, spec
-from benchmarks.machine import describe
-from benchmarks.peers import REPO, command, measured_run, score
+from benchmarks.harness.cases import FAMILIES, planted
+from benchmarks.harness.data import REPO
+from benchmarks.harness.runs import case_folder, command, measured_run
+from benchmarks.harness.scores import parse_line, tally
 from pipeline.bundle import bundle, python_with_only
-from pipeline.plant import load_source, plant, write_case
 
 DEFAULT = ["exact", "perturbed", "noisy", "two-evil", "orphans"]
+
+
+def options(parser) -> None:
+    parser.add_argument("--families", nargs="+", default=DEFAULT, choices=list(FAMILIES))
+    parser.add_argument("--seeds", type=int, default=1, help="cases per family (seeds 100, 101, ...)")
 
 
 def bundled_run(python: Path, text: str, case_folder: str) -> tuple[str, float]:
@@ -47,40 +51,29 @@ def bundled_run(python: Path, text: str, case_folder: str) -> tuple[str, float]:
         return done.stdout, time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--families", nargs="+", default=DEFAULT, choices=list(FAMILIES))
-    parser.add_argument("--seeds", type=int, default=1, help="cases per family (seeds 100, 101, ...)")
-    args = parser.parse_args()
+def compare(name: str, folder: Path, python: Path, text: str) -> dict:
+    """One row: the repo's hw02.py and the bundle on the case in folder."""
+    truth = np.array(sorted(parse_line((folder / "truth.txt").read_text())), np.int64)
+    repo = measured_run(command("hw02", folder))
+    bundled_out, bundle_seconds = bundled_run(python, text, str(folder))
+    return {
+        "case": name,
+        "errors (repo)": repo.score(truth).errors,
+        "errors (bundle)": tally(parse_line(bundled_out), truth).errors,
+        "same line": repo.out == bundled_out,
+        "repo wall s": repo.seconds,
+        "bundle wall s": bundle_seconds,
+    }
+
+
+def run(args, report) -> None:
     text = bundle()
-    print(describe())
-    print("| case | errors (repo) | errors (bundle) | same line | repo wall s | bundle wall s |")
-    print("|---|---:|---:|---|---:|---:|")
+    columns = {"case": "", "errors (repo)": "d", "errors (bundle)": "d", "same line": "", "repo wall s": ".1f"}
+    table = report.table(columns | {"bundle wall s": ".1f"})
     with tempfile.TemporaryDirectory() as venv_folder:
         python = python_with_only(Path(venv_folder), "torch", "numpy")
-        cases = [("sample", REPO / "data" / "sample", None)]
+        table.add(compare("sample", REPO / "data" / "sample", python, text))
         for family in args.families:
             for seed in range(100, 100 + args.seeds):
-                source, case_spec = spec(family, seed)
-                cases.append((f"{family} seed {seed}", None, plant(*load_source(source), case_spec)))
-        for name, folder, case in cases:
-            with tempfile.TemporaryDirectory() as tmp:
-                if case is not None:
-                    write_case(case, tmp)
-                    folder = Path(tmp)
-                truth_line = (folder / "truth.txt").read_text().strip()
-                truth = np.array([int(i) for i in truth_line.split(", ")] if truth_line else [], np.int64)
-                out, _, repo_seconds, _ = measured_run(command("hw02", str(folder), n_classes=None))
-                bundled_out, bundle_seconds = bundled_run(python, text, str(folder))
-                repo_result, bundle_result = score(out, truth), score(bundled_out, truth)
-                print(
-                    f"| {name} | {repo_result['missed'] + repo_result['false']} "
-                    f"| {bundle_result['missed'] + bundle_result['false']} | {'yes' if out == bundled_out else 'NO'} "
-                    f"| {repo_seconds:.1f} | {bundle_seconds:.1f} |",
-                    flush=True,
-                )
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()
+                with case_folder(planted(family, seed)) as folder:
+                    table.add(compare(f"{family} seed {seed}", Path(folder), python, text))

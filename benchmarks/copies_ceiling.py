@@ -1,11 +1,12 @@
-"""How many of Rolnick-style copy groups can be decided right at all? A ceiling for benchmarks.massive_noise.
+"""How many Rolnick-style copy groups can be decided right at all? A ceiling for massive_noise.
 
-    python -m benchmarks.copies_ceiling   # ~5 min on 2 cores
+The share of copy groups whose true label is named by their majority label, by ours, and by the best of pooling
+similar pictures' labels (optimistic).
 
-For the copies-5 and copies-20 shapes of benchmarks/massive_noise.py (same cases, seeds 100-104), the share of
-groups whose true label each method names:
+    python -m benchmarks copies_ceiling   # ~5 min on 2 cores
+
 - `majority`: the group's most common label;
-- `ours`: the label pipeline.api.find_issues suggests for the group (defaults, as in benchmarks.massive_noise);
+- `ours`: the label pipeline.api.find_issues suggests for the group (defaults, as in massive_noise);
 - `pooled best`: the group's own label counts times its k most similar groups' pooled counts (pixel correlation,
   best over one-pixel shifts), iterated as label propagation; the best of a grid (k in 5, 10, 20; smoothing in 0.1,
   0.5) chosen with the truth, so an optimistic figure for any method that pools labels over similar pictures.
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.machine import describe
-from benchmarks.massive_noise import label_counts, make_case
+from benchmarks.harness.cases import label_counts, noise_case
 from pipeline.plant import load_source
 from stages.neighbours import best_correlation, shifted_references
+
+
+def options(parser) -> None:
+    pass
 
 
 def similarity(images: np.ndarray) -> np.ndarray:
@@ -37,35 +41,34 @@ def propagated(counts: np.ndarray, order: np.ndarray, k: int, smoothing: float) 
     return p.argmax(1)
 
 
-def main() -> None:
+def run(args, report) -> None:
     from pipeline.api import find_issues
 
     source = load_source("mnist")
-    print(describe())
-    print("| shape | cases | groups | majority | ours | pooled best (optimistic) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    table = report.table(
+        {"shape": "", "cases": "d", "groups": "d", "majority": ".2f", "ours": ".2f", "pooled best (optimistic)": ".2f"}
+    )
     for shape in ("copies-5", "copies-20"):
         right = {"majority": [], "ours": [], "pooled": []}
         for seed in range(100, 105):
-            images, given, truth, group = make_case(shape, seed, *source)
+            images, given, truth, group = noise_case(shape, seed, *source)
             first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
             counts = label_counts(given, group).astype(float)
             true = truth[first]
             order = np.argsort(-similarity(images[first]), 1)
             right["majority"].append((counts.argmax(1) == true).mean())
-            right["ours"].append(
-                (find_issues(images, given, params={"train": {"seed": seed}}).suggested[first] == true).mean()
-            )
+            suggested = find_issues(images, given, params={"train": {"seed": seed}}).suggested
+            right["ours"].append((suggested[first] == true).mean())
             right["pooled"].append(
                 max((propagated(counts, order, k, s) == true).mean() for k in (5, 10, 20) for s in (0.1, 0.5))
             )
-        print(
-            f"| {shape} | 5 | {len(first)} | {np.mean(right['majority']):.2f} | {np.mean(right['ours']):.2f} "
-            f"| {np.mean(right['pooled']):.2f} |",
-            flush=True,
+        table.add(
+            {
+                "shape": shape,
+                "cases": 5,
+                "groups": len(first),
+                "majority": np.mean(right["majority"]),
+                "ours": np.mean(right["ours"]),
+                "pooled best (optimistic)": np.mean(right["pooled"]),
+            }
         )
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,15 @@
-"""Bring your own evidence (issue 45): flags from a strong model's out-of-sample probabilities and from its
-embeddings, ours beside cleanlab and Datalab on the very same arrays.
+"""Bring your own evidence (issue 45): ours beside cleanlab and Datalab on one strong model's arrays.
 
-    python -m benchmarks.external_evidence                      # the first run builds the cache (see below)
-    python -m benchmarks.external_evidence --sources fashion --rates 0.01 --methods ours cleanlab cleanlab-both
-    python -m benchmarks.external_evidence --variants twins     # the evil-twin rows only
+Flags from a strong model's out-of-sample class probabilities (pred_probs) and from its embeddings (features), ours
+(pipeline.api.find_issues) beside cleanlab's filters and Datalab given the very same arrays, on the MNIST and
+Fashion-MNIST test sets with planted confusable flips, with planted evil twins, and as they are: F1 of the flags,
+AP of each ranking, errors on the twins, wall time, and issue 45's targets against the better peer.
+docs/external-evidence-benchmark.md tells why it is built so.
+
+    python -m benchmarks external_evidence                      # the first run builds the cache (see below)
+    python -m benchmarks external_evidence --sources fashion --rates 0.01 --methods ours cleanlab cleanlab-both
+    python -m benchmarks external_evidence --variants twins     # the evil-twin rows only
+    python -m benchmarks external_evidence --sources mnist --rates 0.01 --variants flips --no-timing
 
     from benchmarks.external_evidence import load_variant
     v = load_variant("mnist", 0.01)     # or "as-is", "twins"; builds and caches it when missing
@@ -12,9 +18,9 @@ embeddings, ours beside cleanlab and Datalab on the very same arrays.
 Data from ../shared/data (not shipped with the repo). Per source (MNIST digits, Fashion-MNIST clothes) a strong
 model: a small CNN with a 512-wide penultimate layer, trained on the source's 60,000 *training* images only (MNIST
 for this benchmark alone, never for weights we ship). Its variants of the 10,000 *test* images: `as-is`; `flips-R`,
-a share R of the labels moved to the class the strong model finds likeliest after the given one (as
-benchmarks.natural_noise's confusable flips; the strong model never saw these images); `twins`, 2,000 test items
-plus 60 exact copies of some of them carrying that confusable label instead (evil twins), in shuffled order.
+a share R of the labels moved to the class the strong model finds likeliest after the given one (the confusable
+flips of benchmarks/harness/cases.py; the strong model never saw these images); `twins`, 2,000 test items plus 60
+exact copies of some of them carrying that confusable label instead (evil twins), in shuffled order.
 Per variant: `pred_probs` (N, K), out of sample: the strong model fine-tuned in 5 stratified folds on the variant's
 labels, each fold's model predicting the fold it left out; `features` (N, 512): the strong model's penultimate
 layer (not fine-tuned, so one embedding per picture for every variant; a copy's equals its original's).
@@ -27,7 +33,8 @@ regression on the features, cross_val_predict over 5 random stratified folds, th
 recall, F1 of the flags against the planted labels, AP of each method's ranking (cleanlab: label quality score;
 Datalab: label_score; ours: wrong_prob), and best-cut F1 (the best top-k of that ranking, chosen with the truth).
 The test sets' own natural errors count as wrong flags for every method alike. On `twins`: evil twins missed plus
-originals flagged, the errors on the twins. On `as-is` nothing is known: flag counts only.
+originals flagged, the errors on the twins. On `as-is` nothing is known: flag counts only. BENCHMARKS.md shows each
+table across its methods; the results file keeps every column (flags, precision, recall, best-cut F1, seconds).
 
 Cache (`--cache`, default .cache/external_evidence/, git-ignored; delete it after changing a setting below): per
 source the strong model's weights and test-set view, and one .npz per variant. Building it took, on 2 cores shared
@@ -38,24 +45,20 @@ cross-validation above all).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe
-from benchmarks.natural_noise import average_precision, best_cut
-from stages.decode_idx import read_images, read_labels
+from benchmarks.harness.cases import confusable
+from benchmarks.harness.data import REPO, shared
+from benchmarks.harness.scores import average_precision, best_cut
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
 CACHE = REPO / ".cache" / "external_evidence"  # git-ignored: weights and arrays, rebuilt by deleting it
-SOURCES = {"mnist": "mnist", "fashion": "fashion"}  # name: file prefix in SHARED
+SOURCES = ("mnist", "fashion")  # ../shared/data's file prefixes
 RATES = (0.002, 0.01, 0.03)
 VARIANTS = ("as-is", "flips", "twins")
 METHODS = ("ours", "cleanlab", "cleanlab-both", "datalab", "cleanlab-lr", "cleanlab-lr-both")
@@ -73,24 +76,13 @@ DATALAB_REPEATS = 3  # the timing row's Datalab calls on 10,000 x 512, median re
 
 
 def load(source: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 28, 28) uint8, labels (N,) int64) of a source's "train" or "t10k" set."""
-    prefix = SOURCES[source]
-    try:
-        images = read_images(SHARED / f"{prefix}-{split}-images-idx3-ubyte.gz")[..., 0]
-        labels = read_labels(SHARED / f"{prefix}-{split}-labels-idx1-ubyte.gz")
-    except Exception as exc:
-        raise SystemExit(f"benchmarks.external_evidence needs {source} {split} in {SHARED}: {exc}") from None
-    return np.ascontiguousarray(images), labels.astype(np.int64)
+    """(images (N, 28, 28) uint8, labels (N,) int64) of a source's "train" or "t10k" set (harness.data.shared:
+    missing files are one line, exit code 2)."""
+    images, labels = shared(source, split)
+    return np.ascontiguousarray(images[..., 0]), labels.astype(np.int64)
 
 
 # --- plant (pure) ----------------------------------------------------------------------------------------------
-
-
-def confusable(labels: np.ndarray, ref_prob: np.ndarray) -> np.ndarray:
-    """(N,) the class a reference model finds likeliest after each given label."""
-    other = ref_prob.astype(float).copy()
-    other[np.arange(len(labels)), labels] = -1
-    return other.argmax(1)
 
 
 def plant_flips(labels: np.ndarray, ref_prob: np.ndarray, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +360,7 @@ def twin_errors(flagged: np.ndarray, truth: np.ndarray, original: np.ndarray) ->
     return {"missed": missed, "originals": originals, "twin_errors": missed + originals}
 
 
-# --- runs and tables -------------------------------------------------------------------------------------------
+# --- runs ------------------------------------------------------------------------------------------------------
 
 
 def evaluate(source: str, name: str, v: dict, methods) -> tuple[list[dict], bool]:
@@ -408,19 +400,7 @@ def datalab_timing(source: str, cache: Path, repeats: int = DATALAB_REPEATS) -> 
     return {"source": source, "n": len(v["labels"]), "d": v["features"].shape[1], "seconds": float(np.median(seconds))}
 
 
-def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """A markdown table: columns are (header, row key, format spec); a missing or nan value prints as "-"."""
-
-    def cell(row, key, spec):
-        value = row.get(key)
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return "-"
-        return format(value, spec)
-
-    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |"]
-    lines.append("|" + "|".join("---" if s == "" else "---:" for _, _, s in columns) + "|")
-    lines += ["| " + " | ".join(cell(r, k, s) for _, k, s in columns) + " |" for r in rows]
-    return "\n".join(lines)
+# --- tables (columns: heading, row key, format spec) -----------------------------------------------------------------
 
 
 SCORES = [
@@ -442,30 +422,31 @@ TWINS_COLUMNS = [("source", "source", ""), ("method", "method", ""), ("evidence"
 AS_IS = [("source", "source", ""), ("method", "method", ""), ("evidence", "evidence", ""), ("flags", "flags", "d")]
 AS_IS += [("outliers", "outliers", "d"), ("near-dups", "near_duplicates", "d"), ("s", "seconds", ".1f")]
 TIMING = [("source", "source", ""), ("N", "n", "d"), ("D", "d", "d"), ("Datalab median wall s", "seconds", ".1f")]
+TARGETS = [("source", "source", ""), ("variant", "variant", ""), ("evidence", "evidence", "")]
+TARGETS += [("measure", "measure", ""), ("better peer", "peer", ""), ("its value", "peer_value", ".3f")]
+TARGETS += [("bar for ours", "bar", ".3f"), ("ours", "ours", ".3f"), ("met", "met", "")]
 
 
 def targets(rows: list[dict]) -> list[dict]:
     """Issue 45's bars per planted variant, from the better peer on the same arrays, and ours against them: with
     probabilities F1 >= the better cleanlab filter's + 0.05; with features F1 >= the better peer's on flips, and
-    errors on the twins <= half the better peer's."""
+    errors on the twins <= half the better peer's. met: True, False, or None without a row of ours."""
     out = []
     for source, name in dict.fromkeys((r["source"], r["variant"]) for r in rows if r["variant"] != "as-is"):
         here = [r for r in rows if (r["source"], r["variant"]) == (source, name)]
         for evidence in ("probs", "features"):
             peers = [r for r in here if r["evidence"] == evidence and r["method"] != "ours"]
             ours = next((r for r in here if r["evidence"] == evidence and r["method"] == "ours"), None)
-            if name == "twins" and evidence == "features":
-                best, key, bar = min(peers, key=lambda r: r["twin_errors"], default=None), "twin_errors", None
-                bar = None if best is None else best["twin_errors"] / 2
-                met = None if ours is None or bar is None else ours["twin_errors"] <= bar
-            elif name != "twins":
-                best, key = max(peers, key=lambda r: np.nan_to_num(r["f1"], nan=-1), default=None), "f1"
-                bar = None if best is None else best["f1"] + (0.05 if evidence == "probs" else 0.0)
-                met = None if ours is None or bar is None else ours["f1"] >= bar
+            if not peers or (name == "twins" and evidence == "probs"):
+                continue
+            if name == "twins":
+                key, best = "twin_errors", min(peers, key=lambda r: r["twin_errors"])
+                bar = best[key] / 2
+                met = None if ours is None else ours[key] <= bar
             else:
-                continue
-            if best is None:
-                continue
+                key, best = "f1", max(peers, key=lambda r: np.nan_to_num(r["f1"], nan=-1))
+                bar = best[key] + (0.05 if evidence == "probs" else 0.0)
+                met = None if ours is None else ours[key] >= bar
             out.append(
                 {
                     "source": source,
@@ -476,51 +457,48 @@ def targets(rows: list[dict]) -> list[dict]:
                     "peer_value": float(best[key]),
                     "bar": float(bar),
                     "ours": None if ours is None else float(ours[key]),
-                    "met": "-" if met is None else "yes" if met else "no",
+                    "met": met,
                 }
             )
     return out
 
 
-TARGETS = [("source", "source", ""), ("variant", "variant", ""), ("evidence", "evidence", "")]
-TARGETS += [("measure", "measure", ""), ("better peer", "peer", ""), ("its value", "peer_value", ".3f")]
-TARGETS += [("bar for ours", "bar", ".3f"), ("ours", "ours", ".3f"), ("met", "met", "")]
+def add_table(report, title: str, columns: list[tuple[str, str, str]], rows: list[dict], wide=None) -> None:
+    """A table of the report (benchmarks/harness/record.py) with these columns, a row per dict ('-' where a row
+    lacks a key); wide names headings (Table.wide)."""
+    table = report.table({heading: spec for heading, _, spec in columns}, title, wide=wide)
+    for row in rows:
+        table.add({heading: row.get(key) for heading, key, _ in columns})
 
 
-def commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True)
-        return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    except OSError:
-        return "unknown"
-
-
-def report(rows: list[dict], timings: list[dict], strong_views: dict) -> None:
-    """Print the tables: planted flips by probabilities and by features, evil twins, as-is counts, timing, targets."""
-    for source, view in strong_views.items():
-        print(f"# {source}: strong model test accuracy {view['accuracy']:.4f}, trained in {view['train_s']:.0f} s")
+def tables(report, rows: list[dict], timings: list[dict]) -> None:
+    """The report's tables, each where it has rows: planted flips by probabilities and by features, evil twins,
+    as-is counts, Datalab's timing, issue 45's targets (and how many are met, as a note)."""
     flips = [r for r in rows if r["variant"].startswith("flips-")]
-    sections = [
-        ("(a) probabilities: flags against planted confusable flips", [r for r in flips if r["evidence"] == "probs"]),
-        ("(b) embeddings: flags against planted confusable flips", [r for r in flips if r["evidence"] == "features"]),
-    ]
-    for title, chosen in sections:
+    for evidence, title in (("probs", "(a) probabilities"), ("features", "(b) embeddings")):
+        chosen = [r for r in flips if r["evidence"] == evidence]
         if chosen:
-            print(f"\n### {title}\n\n{table(chosen, PLANTED + SCORES)}")
+            wide = (["source", "variant", "wrong"], "method", ["F1", "AP"])
+            add_table(report, f"{title}: F1 and AP against planted confusable flips", PLANTED + SCORES, chosen, wide)
     twins = [r for r in rows if r["variant"] == "twins"]
     if twins:
-        print(f"\n### evil twins: {TWIN_BASE} test items + {TWINS} relabelled exact copies\n")
-        print(table(twins, TWINS_COLUMNS + SCORES))
+        title = f"Errors on evil twins ({TWINS} relabelled copies among {TWIN_BASE} items): missed + originals flagged"
+        add_table(report, title, TWINS_COLUMNS + SCORES, twins, (["source", "evidence"], "method", ["errors on twins"]))
     as_is = [r for r in rows if r["variant"] == "as-is"]
     if as_is:
-        print(f"\n### test sets as they are (no truth: counts only)\n\n{table(as_is, AS_IS)}")
+        title = "Flags on the test sets as they are (no truth: counts only)"
+        add_table(report, title, AS_IS, as_is, (["source", "evidence"], "method", ["flags", "s"]))
     if timings:
-        print("\n### Datalab find_issues (label, outlier, near-duplicate) on given features\n")
-        print(table(timings, TIMING))
+        add_table(report, "Datalab find_issues (label, outlier, near-duplicate) on given features", TIMING, timings)
     goals = targets(rows)
     if goals:
-        print(f"\n### issue 45's targets against the better peer on the same arrays\n\n{table(goals, TARGETS)}")
+        title = "Issue 45's targets: ours against a bar from the better peer (F1; on twins, errors on twins)"
+        add_table(report, title, TARGETS, goals, (["source", "variant"], "evidence", ["bar for ours", "ours", "met"]))
+        known = [g for g in goals if g["met"] is not None]
+        report.note(
+            f"issue 45's targets met: {sum(g['met'] for g in known)} of {len(known)}"
+            + (f" ({len(goals) - len(known)} without a row of ours)" if len(known) < len(goals) else "")
+        )
 
 
 def warm_up() -> None:
@@ -530,35 +508,32 @@ def warm_up() -> None:
     importlib.import_module("pipeline.api")
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+def options(parser) -> None:
+    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--rates", nargs="+", type=float, default=list(RATES), help="planted shares of flips")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--cache", type=Path, default=CACHE, help="weights and arrays (built when missing)")
     parser.add_argument("--no-timing", action="store_true", help="leave out the Datalab timing row")
-    args = parser.parse_args(argv)
-    print(describe())
-    print(f"# commit {commit()}; cache {args.cache}")
+
+
+def run(args, report) -> None:
     variants = [v for v in args.variants if v != "flips"] + (list(args.rates) if "flips" in args.variants else [])
     variants.sort(key=lambda v: ["as-is", *args.rates, "twins"].index(v))
-    rows, skipped, views, timings = [], False, {}, []
+    rows, skipped, timings = [], False, []
     warm_up()
     for source in args.sources:
-        views[source] = strong(source, args.cache)
+        view = strong(source, args.cache)
+        report.note(
+            f"{source}: strong model test accuracy {float(view['accuracy']):.4f}, "
+            f"trained in {float(view['train_s']):.0f} s when the cache was built"
+        )
         for variant in variants:
-            more, missing = evaluate(
-                source, variant_name(variant), load_variant(source, variant, args.cache), args.methods
-            )
+            v = load_variant(source, variant, args.cache)
+            more, missing = evaluate(source, variant_name(variant), v, args.methods)
             rows, skipped = rows + more, skipped or missing
         if "datalab" in args.methods and not args.no_timing:
             timings.append(datalab_timing(source, args.cache))
     if skipped:
-        print("ours: find_issues takes no pred_probs/features yet")
-    report(rows, timings, views)
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()
+        report.note("ours: find_issues takes no pred_probs/features yet")
+    tables(report, rows, timings)

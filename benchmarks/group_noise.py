@@ -1,51 +1,51 @@
-"""How much noise may a copy carry and still find its original? The group stage on planted cases, by noise level
-and max_noise_sigma.
+"""How much noise may a copy carry and still find its original? The group stage by noise level.
 
-    python -m benchmarks.group_noise                      # 10 cases per row, about 1 min
-    python -m benchmarks.group_noise --caps 16 24 --seeds 20
+Evil twins grouped with their original, and groups that merge distinct images, by the copies' noise and
+max_noise_sigma.
+
+    python -m benchmarks group_noise                      # 10 cases per row, about 1 min
+    python -m benchmarks group_noise --caps 16 24 --seeds 20
 
 Each case is 150 MNIST test digits and 15 evil twins whose copies carry Gaussian noise of a standard deviation drawn
 up to `noise` grey levels, a brightness/contrast change up to `brightness` and a one-pixel shift (the planting
-tool's perturbations). Prints, per row, how many evil twins were grouped with their original and how many groups
-hold two different source images (distinct digits put together, whatever their classes).
+tool's perturbations).
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 
 import numpy as np
 
-from benchmarks.machine import describe
 from pipeline.plant import PlantSpec, copies_and_originals, load_source, plant
 from stages.group import GroupParams, group_images
 
 # (noise sigma, brightness): our own copies' strongest, then beyond
 PERTURBATIONS = ((8.0, 0.12), (16.0, 0.3), (20.0, 0.2), (24.0, 0.3), (32.0, 0.0), (0.0, 0.3), (0.0, 0.5))
+COLUMNS = {
+    "noise sigma up to": "g",
+    "brightness up to": ".0%",
+    "max_noise_sigma": "g",
+    "grouped": "d",  # evil twins grouped with their original
+    "twins": "d",
+    "merged": "d",  # groups holding distinct images
+}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def options(parser) -> None:
     parser.add_argument("--caps", type=float, nargs="+", default=[16.0, 24.0, 32.0], help="max_noise_sigma values")
     parser.add_argument("--seeds", type=int, default=10, help="cases per row (seeds 100, 101, ...)")
-    args = parser.parse_args()
+
+
+def run(args, report) -> None:
     images, labels = load_source("mnist")
-    print(describe())
-    print(
-        "| noise sigma up to | brightness up to | max_noise_sigma | twins grouped with their original "
-        "| distinct images merged |"
+    wide = (["noise sigma up to", "brightness up to", "twins"], "max_noise_sigma", ["grouped", "merged"])
+    table = report.table(
+        COLUMNS, "Twins grouped with their original, and distinct images merged, by max_noise_sigma", wide=wide
     )
-    print("|---:|---:|---:|---:|---:|")
     for noise, brightness in PERTURBATIONS:
-        cases = [
-            plant(
-                images,
-                labels,
-                PlantSpec(n_clean=150, n_evil=15, noise_sigma=noise, brightness=brightness, shift=1, seed=100 + k),
-            )
-            for k in range(args.seeds)
-        ]
+        perturbed = dict(noise_sigma=noise, brightness=brightness, shift=1)
+        cases = [plant(images, labels, PlantSpec(**perturbed, seed=100 + k)) for k in range(args.seeds)]
         for cap in args.caps:
             grouped = total = merges = 0
             for case in cases:
@@ -54,9 +54,4 @@ def main() -> None:
                 grouped += int((group[copies] == group[originals]).sum())
                 total += len(copies)
                 merges += sum(len(np.unique(case.source[group == g])) > 1 for g in np.unique(group))
-            print(f"| {noise:g} | {brightness:.0%} | {cap:g} | {grouped} of {total} | {merges} |", flush=True)
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()
+            table.add(dict(zip(COLUMNS, [noise, brightness, cap, grouped, total, merges])))

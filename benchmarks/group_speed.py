@@ -1,30 +1,55 @@
-"""Speed, memory and accuracy of the group stage at N = 1k, 5k, 10k, 20k images.
+"""Speed, memory and accuracy of the group stage at 1k to 20k images.
 
-Each N is a planted case, half from MNIST and half from notMNIST (letters relabelled 10..19), 10% of it copies
-with the strongest perturbations (noise sigma 8, brightness/contrast 12%, one-pixel shift). Every measurement
-runs in a fresh child process, so its peak memory (resource.getrusage ru_maxrss: the child's peak resident
-set, Python, numpy and the loaded data included) is its own. CPU s (user + system, this process) shows the
-cost when the machine is shared and wall time suffers.
+Wall and CPU seconds, peak memory, false merges and copies found, on planted digits and letters; first the two
+bundled test sets as they are.
 
-    python benchmarks/group_speed.py [--sizes 1000 5000 10000 20000]
+    python -m benchmarks group_speed [--sizes 1000 5000 10000 20000]
 
-It first groups the two bundled test sets as they are (MNIST, notMNIST; 10,000 images each).
+Each N is a planted case, half from MNIST and half from notMNIST (letters relabelled 10..19), 10% of it copies with
+the strongest perturbations (noise sigma 8, brightness/contrast 12%, one-pixel shift). Every measurement runs in a
+fresh child process, so its peak memory (resource.getrusage ru_maxrss: the child's peak resident set, Python, numpy
+and the loaded data included) is its own. CPU s (user + system, the child's) shows the cost when the machine is
+shared and wall time suffers.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import resource
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from benchmarks.machine import cpu_model  # noqa: E402 (needs ROOT on the path when run as a script)
+from benchmarks.harness.runs import in_fresh_process
+
+TEST_SETS = {
+    "test set": "",
+    "wall s": ".2f",
+    "groups": "d",
+    "groups by size": "",
+    "conflicting groups": "d",
+    "exact-copy groups": "d",
+    "largest exact-copy group": "d",
+    "largest group": "d",
+    "blank images": "d",
+    "threshold": ".3f",
+}
+PLANTED = {
+    "N": "d",
+    "wall s": ".2f",
+    "CPU s": ".2f",
+    "peak RSS MB": ".0f",
+    "before grouping MB": ".0f",
+    "groups": "d",
+    "conflicting groups": "d",
+    "holding a planted evil twin": "d",
+    "groups holding >1 clean image": "d",
+    "false merges (true classes differ)": "d",
+    "perturbed copies with their original": ".4f",
+    "perturbed copies": "d",
+    "threshold": ".3f",
+}
+
+
+def options(parser) -> None:
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000, 20000])
 
 
 def planted_half(source: str, n: int, seed: int):
@@ -45,6 +70,7 @@ def planted_half(source: str, n: int, seed: int):
 
 
 def measure(n: int) -> dict:
+    """One row of the planted table, in a fresh process."""
     import numpy as np
 
     from stages.group import GroupParams, group_images, summarize
@@ -65,7 +91,6 @@ def measure(n: int) -> dict:
     result = group_images(images, GroupParams())
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
-    baseline, peak = before.ru_maxrss, after.ru_maxrss
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
     copies = np.flatnonzero(np.isin(role, ["evil", "benign"]))
@@ -75,27 +100,15 @@ def measure(n: int) -> dict:
     # false merges among them: groups whose images' true classes differ
     merged = np.bincount(np.unique(np.stack([result.group, identity]), axis=1)[0]) > 1
     false_merges = np.bincount(np.unique(np.stack([result.group, truth]), axis=1)[0]) > 1
-    planted = np.unique(result.group[role == "evil"])
     summary = summarize(result.group, labels)
-    return {
-        "n": int(len(images)),
-        "seconds": seconds,
-        "cpu": cpu,
-        "peak_mb": peak / 1024,
-        "baseline_mb": baseline / 1024,
-        "groups": summary["groups"],
-        "conflicting": summary["conflicting_groups"],
-        "conflicting_planted": int(len(planted)),
-        "merged_distinct": int(merged.sum()),
-        "false_merges": int(false_merges.sum()),
-        "copies": int(len(copies)),
-        "recall": float((result.group[copies] == result.group[originals]).mean()),
-        "threshold": result.threshold,
-    }
+    values = [len(images), seconds, cpu, after.ru_maxrss / 1024, before.ru_maxrss / 1024, summary["groups"]]
+    values += [summary["conflicting_groups"], len(np.unique(result.group[role == "evil"])), int(merged.sum())]
+    values += [int(false_merges.sum()), float((result.group[copies] == result.group[originals]).mean())]
+    return dict(zip(PLANTED, [*values, len(copies), result.threshold]))
 
 
 def test_set(name: str) -> dict:
-    """A bundled real test set as it is: every merge there is a false one unless the labels agree."""
+    """One row of the test-set table, in a fresh process: every merge there is a false one unless the labels agree."""
     import numpy as np
 
     from pipeline.plant import load_source
@@ -107,71 +120,16 @@ def test_set(name: str) -> dict:
     seconds = time.perf_counter() - start
     summary = summarize(result.group, labels)
     exact = np.bincount(result.exact)
-    return {
-        "name": name,
-        "seconds": seconds,
-        "groups": summary["groups"],
-        "sizes": summary["groups_by_size"],
-        "conflicting": summary["conflicting_groups"],
-        "exact_groups": int((exact > 1).sum()),
-        "largest_exact": int(exact.max()),
-        "largest": int(np.bincount(result.group).max()),
-        "blank": int(result.blank.sum()),
-        "threshold": result.threshold,
-    }
+    sizes = ", ".join(f"{k}: {v}" for k, v in summary["groups_by_size"].items())
+    values = [name, seconds, summary["groups"], sizes, summary["conflicting_groups"], int((exact > 1).sum())]
+    values += [int(exact.max()), int(np.bincount(result.group).max()), int(result.blank.sum()), result.threshold]
+    return dict(zip(TEST_SETS, values))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000, 20000])
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(test_set(args.child) if args.child in ("mnist", "notmnist") else measure(int(args.child))))
-        return
-
-    def child(what) -> dict:
-        # a fresh process per measurement; this parent stays small, because Linux carries ru_maxrss over exec
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(what)], capture_output=True, text=True, check=True, cwd=ROOT
-        )
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    # other work on the machine slows every row: say how busy it was
-    print(f"# load average before: {os.getloadavg()[0]:.2f}")
-    print(
-        "| test set | wall s | groups | groups by size | conflicting groups | exact-copy groups (largest) "
-        "| largest group | blank images | threshold |"
-    )
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+def run(args, report) -> None:
+    table = report.table(TEST_SETS, "The bundled test sets as they are")
     for name in ("mnist", "notmnist"):
-        r = child(name)
-        sizes = ", ".join(f"{k}: {v}" for k, v in r["sizes"].items())
-        print(
-            f"| {name} | {r['seconds']:.2f} | {r['groups']} | {sizes} | {r['conflicting']} "
-            f"| {r['exact_groups']} ({r['largest_exact']}) | {r['largest']} | {r['blank']} | {r['threshold']:.3f} |",
-            flush=True,
-        )
-    print()
-
-    print(f"# planted cases, {cpu_model()}, {os.cpu_count()} cores, one fresh process per N")
-    print(
-        "| N | wall s | CPU s | peak RSS MB (before grouping) | groups | conflicting groups (holding a planted evil "
-        "twin) | groups holding >1 clean image | false merges (true classes differ) "
-        "| perturbed copies with their original | threshold |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        table.add(in_fresh_process("benchmarks.group_speed.test_set", name))
+    table = report.table(PLANTED, "Planted cases, one fresh process per N")
     for n in args.sizes:
-        r = child(n)
-        print(
-            f"| {r['n']} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:.0f} ({r['baseline_mb']:.0f}) "
-            f"| {r['groups']} | {r['conflicting']} ({r['conflicting_planted']}) | {r['merged_distinct']} "
-            f"| {r['false_merges']} "
-            f"| {r['recall']:.4f} of {r['copies']} | {r['threshold']:.3f} |",
-            flush=True,
-        )
-    print(f"# load average after: {os.getloadavg()[0]:.2f} (1 minute)")
-
-
-if __name__ == "__main__":
-    main()
+        table.add(in_fresh_process("benchmarks.group_speed.measure", n))

@@ -1,9 +1,10 @@
-"""The label-noise experiment of Rolnick et al. (2017), "Deep learning is robust to massive label noise", with this
-tool in the loop: how well does the model zoo learn from MNIST with alpha random-label copies of every digit, and
-how well from what the tool keeps once its flags are removed?
+"""Rolnick et al.'s label-noise experiment (2017) with this tool in the loop.
 
-    python -m benchmarks.label_noise                       # 500 digits, alpha 0..50: ~40 min on 2 cores
-    python -m benchmarks.label_noise --distinct 300 --alphas 0 5 --models linear cnn   # a quick look
+Test accuracy of the model zoo trained on digits with alpha random-label copies each, and on what the tool keeps;
+the flags' precision and recall.
+
+    python -m benchmarks label_noise                       # 500 digits, alpha 0..50: ~40 min on 2 cores
+    python -m benchmarks label_noise --distinct 300 --alphas 0 5 --models linear cnn   # a quick look
 
 Data: `--distinct` digits drawn from the real MNIST training set in ../shared/data (60,000; not shipped with the
 repo), each followed by alpha copies with uniformly random labels (NoisyLabelDataset: item i is digit
@@ -13,22 +14,20 @@ subsamples (--distinct) and says so in its output.
 Each zoo model (linear, MLP, CNN, Conv4: pipeline/models.py) trains with AdamW at batch 128 for at most
 --max-steps steps, checked on the validation digits every 100 steps; the best checkpoint is tested. The tool runs
 through pipeline.api.find_issues with the defaults params.yaml mirrors and --time-budget seconds; its flags'
-precision and recall count a flag right when the flagged label is wrong. Prints a table and writes a plot in the
-manner of the paper's Figure 1 (--plot).
+precision and recall count a flag right when the flagged label is wrong. It draws a plot in the manner of the
+paper's Figure 1 (--plot; by default beside the results file).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe
+from benchmarks.harness.data import shared
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 MODELS = ("linear", "mlp", "cnn", "conv4")
 ALPHAS = (0, 1, 5, 10, 20, 50)
 BATCH = 128
@@ -36,14 +35,8 @@ CHECK_EVERY = 100
 
 
 def mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
-    from stages.decode_idx import read_images, read_labels
-
-    name = {"train": "mnist-train", "test": "mnist-t10k"}[split]
-    try:
-        images = read_images(SHARED / f"{name}-images-idx3-ubyte.gz")
-        return images.copy(), read_labels(SHARED / f"{name}-labels-idx1-ubyte.gz")  # torch wants writable arrays
-    except Exception as exc:  # the training set is not shipped: say where it is looked for
-        raise SystemExit(f"benchmarks.label_noise needs MNIST in {SHARED}: {exc}") from None
+    images, labels = shared("mnist", split)
+    return images.copy(), labels  # torch wants writable arrays
 
 
 def accuracy(model, x, y) -> float:
@@ -58,7 +51,7 @@ def accuracy(model, x, y) -> float:
     return right / len(y)
 
 
-def train_and_test(kind: str, images, labels, valid, test, max_steps: int, seed: int) -> float:
+def train_and_test(kind: str, images, labels, *, valid, test, max_steps: int, seed: int) -> float:
     """Test accuracy of `kind` trained on (images, labels), the checkpoint best on the validation digits."""
     import torch
 
@@ -89,18 +82,32 @@ def train_and_test(kind: str, images, labels, valid, test, max_steps: int, seed:
     return accuracy(model, standardize(test[0]), torch.as_tensor(test[1]))
 
 
-def main() -> None:
-    import torch
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def options(parser) -> None:
     parser.add_argument("--distinct", type=int, default=500, help="distinct training digits (the paper: 60,000)")
     parser.add_argument("--alphas", type=int, nargs="+", default=list(ALPHAS))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--time-budget", type=float, default=150.0, help="seconds for the tool's own run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", default="benchmarks/label_noise.png")
-    args = parser.parse_args()
+    parser.add_argument("--plot", type=Path, help="where the plot goes (default: beside the results file)")
+
+
+COLUMNS = {
+    "alpha": "d",
+    "N": "d",
+    "wrong labels": "d",
+    "model": "",
+    "test acc. noisy": ".3f",
+    "test acc. cleaned": ".3f",
+    "flags precision": ".3f",
+    "flags recall": ".3f",
+    "tool s": ".0f",
+}
+
+
+def run(args, report) -> None:
+    import torch
+
     from pipeline.api import find_issues
     from pipeline.plant import random_label_copies
 
@@ -109,17 +116,16 @@ def main() -> None:
     images, labels = mnist("train")
     order = rng.permutation(len(labels))
     train_idx, valid_idx = order[: args.distinct], order[args.distinct : args.distinct + 1000]
-    valid, test = (images[valid_idx], labels[valid_idx]), mnist("test")
-    print(describe())
-    print(
-        f"# {args.distinct} distinct MNIST training digits (subsampled from 60,000: 2 cores cannot afford the "
+    valid, test = (images[valid_idx], labels[valid_idx]), mnist("t10k")
+    report.note(
+        f"{args.distinct} distinct MNIST training digits (subsampled from 60,000: 2 cores cannot afford the "
         f"paper's full set x 51), 1,000 clean validation digits, 10,000 test digits; seed {args.seed}"
     )
-    print(
-        "| alpha | N | wrong labels | model | test acc. noisy | test acc. cleaned | flags precision "
-        "| flags recall | tool s |"
+    index = ["alpha", "N", "wrong labels", "flags precision", "flags recall", "tool s"]
+    wide = (index, "model", ["test acc. noisy", "test acc. cleaned"])
+    table = report.table(
+        COLUMNS, "Test accuracy by model, trained on the noisy set and on what the tool keeps", wide=wide
     )
-    print("|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     curves = {}
     for alpha in args.alphas:
         x, given, truth, _ = random_label_copies(images[train_idx], labels[train_idx], alpha, rng)
@@ -130,34 +136,33 @@ def main() -> None:
         precision = (flagged & wrong).sum() / max(flagged.sum(), 1)
         recall = (flagged & wrong).sum() / max(wrong.sum(), 1)
         for kind in args.models:
-            noisy = train_and_test(kind, x, given, valid, test, args.max_steps, args.seed)
-            cleaned = train_and_test(kind, x[~flagged], given[~flagged], valid, test, args.max_steps, args.seed)
+            held = dict(valid=valid, test=test, max_steps=args.max_steps, seed=args.seed)
+            noisy = train_and_test(kind, x, given, **held)
+            cleaned = train_and_test(kind, x[~flagged], given[~flagged], **held)
             curves.setdefault(kind, []).append((alpha, noisy, cleaned))
-            print(
-                f"| {alpha} | {len(given)} | {wrong.sum()} | {kind} | {noisy:.3f} | {cleaned:.3f} | {precision:.3f} "
-                f"| {recall:.3f} | {seconds:.0f} |",
-                flush=True,
-            )
-    print(describe().replace("# ", "# after: ", 1))
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        for k, (kind, points) in enumerate(curves.items()):
-            a, noisy, cleaned = map(np.array, zip(*points))
-            ax.plot(a, noisy * 100, "--o", color=f"C{k}", label=f"{kind}, noisy")
-            ax.plot(a, cleaned * 100, "-s", color=f"C{k}", label=f"{kind}, flags removed")
-        ax.set_xlabel("alpha: random-label copies per clean digit")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"MNIST, {args.distinct} distinct digits")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(args.plot)
-        print(f"# plot: {args.plot}")
+            values = [alpha, len(given), wrong.sum(), kind, noisy, cleaned, precision, recall, seconds]
+            table.add(dict(zip(COLUMNS, values)))
+    plot(curves, args.distinct, args.plot or report.beside(".png"))
+    report.file(args.plot or report.beside(".png"))
 
 
-if __name__ == "__main__":
-    main()
+def plot(curves: dict, distinct: int, path: Path) -> None:
+    """Test accuracy against alpha per model, trained on the noisy set (dashed) and on what the tool keeps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for k, (kind, points) in enumerate(curves.items()):
+        a, noisy, cleaned = map(np.array, zip(*points))
+        ax.plot(a, noisy * 100, "--o", color=f"C{k}", label=f"{kind}, noisy")
+        ax.plot(a, cleaned * 100, "-s", color=f"C{k}", label=f"{kind}, flags removed")
+    ax.set_xlabel("alpha: random-label copies per clean digit")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"MNIST, {distinct} distinct digits")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,8 +1,10 @@
-"""Strangers and broken images (issue 23): how well the outlier score and the odd-image check find what belongs to no
-class, beside cleanlab's OutOfDistribution, on real data from ../shared/data.
+"""Strangers and broken images (issue 23): the outlier score and odd-image check, beside cleanlab.
 
-    python -m benchmarks.outliers                  # the five cases below, one seed: about 10 minutes on 2 cores
-    python -m benchmarks.outliers --cases clean-digits --seeds 3
+Strangers and broken images mixed into real data: the outlier score's AUROC beside cleanlab's, the flag's precision
+and recall, clean samples flagged.
+
+    python -m benchmarks outliers                  # the five cases below, one seed: about 10 minutes on 2 cores
+    python -m benchmarks outliers --cases clean-digits --seeds 3
 
 Each case draws 2,000 base images at random and mixes in 5% strangers from another data set, carrying base labels
 drawn at random, and 2% broken images (blank, pure noise, washed out to white), then runs group, train and
@@ -15,18 +17,16 @@ train.feature_evidence: the map's coordinates; its kNN), and, as a floor, the im
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe
+from benchmarks.harness.data import shared
+from benchmarks.harness.scores import auroc
 from pipeline.runner import find_suspects
-from stages.decode_idx import read_images, read_labels
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 CASES = {  # name: (base set, stranger set or None)
     "letters-in-digits": ("mnist", "notmnist"),
     "clothes-in-digits": ("mnist", "fashion"),
@@ -35,13 +35,6 @@ CASES = {  # name: (base set, stranger set or None)
     "clean-clothes": ("fashion", None),
 }
 N_BASE, STRANGER_SHARE, BROKEN_SHARE = 2000, 0.05, 0.02
-
-
-def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    return (
-        read_images(SHARED / f"{name}-t10k-images-idx3-ubyte.gz"),
-        read_labels(SHARED / f"{name}-t10k-labels-idx1-ubyte.gz"),
-    )
 
 
 def broken_images(n: int, like: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -62,11 +55,11 @@ def make_case(name: str, seed: int):
     """(images, labels, kind per sample: "base", "stranger" or "broken"), shuffled."""
     base_name, stranger_name = CASES[name]
     rng = np.random.default_rng(seed)
-    images, labels = load(base_name)
+    images, labels = shared(base_name)
     pick = rng.choice(len(images), N_BASE, replace=False)
     parts, given, kind = [images[pick]], [labels[pick]], ["base"] * N_BASE
     if stranger_name:
-        others = load(stranger_name)[0]
+        others = shared(stranger_name)[0]
         n = int(N_BASE * STRANGER_SHARE)
         parts.append(others[rng.choice(len(others), n, replace=False)])
         given.append(rng.integers(0, labels.max() + 1, n))
@@ -77,15 +70,6 @@ def make_case(name: str, seed: int):
         kind += ["broken"] * n
     order = rng.permutation(sum(len(p) for p in parts))
     return np.concatenate(parts)[order], np.concatenate(given)[order], np.array(kind)[order]
-
-
-def auroc(score: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve: the chance a random positive scores above a random negative (ties count half)."""
-    score = np.nan_to_num(score, nan=-np.inf)
-    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # average ranks over ties
-    p, n = positive.sum(), (~positive).sum()
-    return float((ranks[positive].sum() - p * (p + 1) / 2) / (p * n)) if p and n else float("nan")
 
 
 def cleanlab_scores(
@@ -152,38 +136,38 @@ def run_case(name: str, seed: int, save: Path | None = None) -> dict:
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+COLUMNS = {
+    "case": "",
+    "seed": "d",
+    "N": "d",
+    "AUROC ours": ".3f",
+    "cleanlab on OOB probabilities": ".3f",
+    "cleanlab on members' features": ".3f",
+    "cleanlab on pixels": ".3f",
+    "precision": ".2f",
+    "recall": ".2f",
+    "clean samples flagged": ".2%",
+    "broken found": "d",
+    "broken": "d",
+    "base called odd": "d",
+    "strangers flagged as wrong labels": "d",
+    "s": ".0f",
+}
+KEYS = ["case", "seed", "n", "auroc", "cleanlab_probs", "cleanlab_features", "cleanlab_pixels", "precision", "recall"]
+KEYS += ["clean_flagged", "broken_found", "broken", "base_odd", "strangers_as_wrong_label", "seconds"]
+
+
+def options(parser) -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--save", type=Path, help="keep each case's kinds and scores here (an .npz per case)")
-    args = parser.parse_args()
-    print(describe())
-    print(
-        "| case | N | AUROC ours | cleanlab on OOB probabilities | cleanlab on members' features | "
-        "cleanlab on pixels | precision | recall | clean samples flagged | broken found (base called odd) | "
-        "strangers flagged as wrong labels | s |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
-    def cell(row, key, form="{:.3f}"):
-        return form.format(row[key]) if key in row else "-"
 
+def run(args, report) -> None:
+    table = report.table(COLUMNS)
     for name in args.cases:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             r = run_case(name, seed, args.save)
             print(f"  {r}", file=sys.stderr, flush=True)
-            print(
-                f"| {name} (seed {seed}) | {r['n']} | {cell(r, 'auroc')} | {cell(r, 'cleanlab_probs')} | "
-                f"{cell(r, 'cleanlab_features')} | {cell(r, 'cleanlab_pixels')} | {cell(r, 'precision', '{:.2f}')} | "
-                f"{cell(r, 'recall', '{:.2f}')} | "
-                f"{100 * r['clean_flagged']:.2f}% | {r['broken_found']} of {r['broken']} ({r['base_odd']} base) | "
-                f"{cell(r, 'strangers_as_wrong_label', '{}')} | {r['seconds']:.0f} |",
-                flush=True,
-            )
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()
+            table.add({column: r.get(key) for column, key in zip(COLUMNS, KEYS)})

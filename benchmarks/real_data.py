@@ -1,9 +1,10 @@
-"""Real data through every door: one planted case written as idx files, an image folder, a CSV manifest and an .npz,
-and handed to the Python API as arrays; the answers compared with the idx files' answer.
+"""Real data through every door: idx files, a folder, a manifest, an .npz, the Python API.
 
-    python -m benchmarks.real_data                 # MNIST exact case (165 digits), `dvc repro` on the folder: ~4 min
-    python -m benchmarks.real_data --no-dvc
-    python -m benchmarks.real_data --family colour # the 20 CIFAR-10 photos with 3 evil twins, folders named by class
+One planted case in every input form: each answer's errors and wall time, and whether it is the idx files' line.
+
+    python -m benchmarks real_data                 # MNIST exact case (165 digits), `dvc repro` on the folder: ~4 min
+    python -m benchmarks real_data --no-dvc
+    python -m benchmarks real_data --family colour # the 20 CIFAR-10 photos with 3 evil twins, folders named by class
 
 The folder is read in its own order (class folders, then file names), so its samples are numbered differently
 and the ensemble draws different subsets: its answer is compared by errors, mapped back through the file names.
@@ -13,8 +14,6 @@ copy of the pipeline in a temporary git repository whose params.yaml points deco
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -24,17 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cases import spec
-from benchmarks.machine import describe
+from benchmarks.harness.cases import FAMILIES, spec
+from benchmarks.harness.data import REPO
+from benchmarks.harness.runs import command_env, pipeline_repo
 from pipeline.api import find_issues
 from pipeline.plant import PlantSpec, load_source, plant, write_case
 from pipeline.runner import find_suspects
 from stages.aggregate import format_indices
 from stages.decode import DecodeParams, read_dataset
-
-REPO = Path(__file__).resolve().parent.parent
-PIPELINE_FILES = ["pipeline", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", "data/sample"]
-
 
 COLOUR = ("cifar20", dict(n_clean=20, n_evil=3))  # every photo at hand; a smoke test of colour, not of accuracy
 CLASS_NAMES = {"cifar20": REPO / "data" / "cifar10-classes.txt"}  # in sorted order, so folders number alike
@@ -69,36 +65,15 @@ def to_case_index(paths: list[str], flagged: list[int]) -> list[int]:
     return sorted(int(Path(paths[i]).stem) for i in flagged)
 
 
-def pipeline_repo(repo: Path, **sections: dict) -> dict[str, str]:
-    """Make `repo` (which may already hold the data) a fresh git repository with a copy of the pipeline, whose
-    params.yaml sections are updated with `sections`; returns the environment that runs dvc and `twins` there."""
-    import yaml
-
-    for name in PIPELINE_FILES:
-        target = repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, target)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in sections.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], PYTHONPATH=str(REPO))
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "case"],
-    ):
-        subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
-    return env
-
-
 def dvc_on_folder(folder: Path) -> tuple[list[int], float]:
     """`dvc repro` in a fresh git repository holding the pipeline and the image folder; flagged case indices."""
     repo = folder / "dvc-repo"
     shutil.copytree(folder / "images", repo / "data" / "images")
-    env = pipeline_repo(repo, decode={"images": "data/images"})
+    pipeline_repo(repo, decode={"images": "data/images"})
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro"], cwd=repo, env=command_env(), capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"dvc repro failed:\n{done.stdout}\n{done.stderr}")
@@ -108,12 +83,13 @@ def dvc_on_folder(folder: Path) -> tuple[list[int], float]:
     return sorted(int(Path(r["path"]).stem) for r in rows if r["flagged"] == "1"), seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--family", default="exact", help="a family of benchmarks/cases.py, or colour")
+def options(parser) -> None:
+    parser.add_argument("--family", default="exact", choices=[*FAMILIES, "colour"], help="a planted family, or colour")
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--no-dvc", action="store_true", help="leave out `dvc repro` on the folder")
-    args = parser.parse_args()
+
+
+def run(args, report) -> None:
     if args.family == "colour":
         source, case_spec = COLOUR[0], PlantSpec(**COLOUR[1], seed=args.seed)
     else:
@@ -121,10 +97,8 @@ def main() -> None:
     case = plant(*load_source(source), case_spec)
     class_names = CLASS_NAMES[source].read_text().split() if source in CLASS_NAMES else None
     truth = set(case.truth.tolist())
-    print(describe())
-    print(f"# {args.family} seed {args.seed}: {len(case.labels)} samples, {len(truth)} wrong labels")
-    print("| input | errors | same line as idx | wall s | wall / idx |")
-    print("|---|---:|---|---:|---:|")
+    report.note(f"{args.family} seed {args.seed}: {len(case.labels)} samples, {len(truth)} wrong labels")
+    table = report.table({"input": "", "errors": "d", "same line as idx": "", "wall s": ".1f", "wall / idx": ".2f"})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_forms(case, folder, class_names)
@@ -132,12 +106,8 @@ def main() -> None:
         idx, _, idx_seconds = answer(idx_images, folder / "idx" / "labels-idx1-ubyte.gz")
 
         def row(name: str, flagged: list[int], seconds: float) -> None:
-            errors = len(set(flagged) ^ truth)
-            print(
-                f"| {name} | {errors} | {'yes' if flagged == idx else 'no'} | {seconds:.1f} "
-                f"| {seconds / idx_seconds:.2f} |",
-                flush=True,
-            )
+            values = [name, len(set(flagged) ^ truth), flagged == idx, seconds, seconds / idx_seconds]
+            table.add(dict(zip(table.columns, values)))
 
         row("idx files (twins run)", idx, idx_seconds)
         flagged, _, seconds = answer(folder / "manifest.csv")
@@ -152,9 +122,4 @@ def main() -> None:
         if not args.no_dvc:
             flagged, seconds = dvc_on_folder(folder)
             row("image folder, own order (dvc repro)", flagged, seconds)
-        print(f"# idx answer: {format_indices(idx)}")
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()
+        report.note(f"idx answer: {format_indices(idx)}")

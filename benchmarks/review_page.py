@@ -1,11 +1,11 @@
-"""The review page at scale (issue 49): how long a 5,000-card page takes to open and to answer a key press in this
-machine's Chromium, and what a card weighs, with the pictures inline (what review.html ships) and in a folder of
-files beside the page (the alternative), opened in turn A B A B.
+"""The review page at 5,000 cards (issue 49): load time, key-press time and weight per card.
 
-    python -m benchmarks.review_page                       # 5,000 cards of MNIST digits, 5 loads of each form
-    python -m benchmarks.review_page --source fashion      # Fashion-MNIST from ../shared/data, where it is
-    python -m benchmarks.review_page --photos              # 64 x 64 colour pictures (decode's largest default)
-    python -m benchmarks.review_page --photos --side 128   # larger photos (decode.max_side raised)
+In headless Chromium, pictures inline (as shipped) and in a folder beside the page, opened in turn A B A B.
+
+    python -m benchmarks review_page                       # 5,000 cards of MNIST digits, 5 loads of each form
+    python -m benchmarks review_page --source fashion      # Fashion-MNIST from ../shared/data, where it is
+    python -m benchmarks review_page --photos              # 64 x 64 colour pictures (decode's largest default)
+    python -m benchmarks review_page --photos --side 128   # larger photos (decode.max_side raised)
 
 The page is the one stages/review.py builds, from a queue made by hand (queue_case: real pictures, invented
 decisions shaped as the aggregate stage's are: flagged wrong labels, twin conflicts, outliers, odd images, then
@@ -17,11 +17,9 @@ that decides cards, moves, and crosses pages. Needs Debian's chromium and chrome
 
 from __future__ import annotations
 
-import argparse
 import base64
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe
+from benchmarks.harness.data import REPO, shared
 from stages.aggregate import Decisions
 from stages.decode import Dataset
 from stages.review import page_data, render_page
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 KEYS = "nakxn3pnnPnkaxn" + "\ue00f" + "nna\ue00e" + "ppkn" * 3 + "\ue00f" * 3  # \ue00f: PageDown, \ue00e: PageUp
 TARGET_SECONDS = 1.0  # issue 49: at most a second to open the page and to answer a key
 
@@ -100,7 +97,6 @@ def pictures(source: str, photos: bool, side: int = 64) -> tuple[np.ndarray, np.
     """The pictures a case is made of: a bundled set, one of ../shared/data's, or with photos side x side colour
     pictures made from the 20 bundled CIFAR photos (each a random crop, enlarged, its brightness changed)."""
     from pipeline.plant import load_source
-    from stages.decode_idx import read_images, read_labels
 
     if photos:
         from PIL import Image
@@ -117,10 +113,7 @@ def pictures(source: str, photos: bool, side: int = 64) -> tuple[np.ndarray, np.
         return out, base_labels[pick]
     if source in ("mnist", "notmnist"):
         return load_source(source)
-    return (
-        read_images(SHARED / f"{source}-t10k-images-idx3-ubyte.gz"),
-        read_labels(SHARED / f"{source}-t10k-labels-idx1-ubyte.gz"),
-    )
+    return shared(source)
 
 
 def write_forms(page: dict, folder: Path) -> dict[str, tuple[Path, int, int]]:
@@ -175,24 +168,21 @@ def measure(driver, page: Path, keys: str) -> tuple[float, float, list[float]]:
     return float(ready[0]), float(load_end), [float(p) for p in presses]
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def options(parser) -> None:
+    parser.add_argument("--cards", type=int, default=5000, help="cards on the page")
+    parser.add_argument("--loads", type=int, default=5, help="fresh loads of each form")
+    parser.add_argument("--source", default="mnist", help="mnist, notmnist (bundled), fashion (../shared/data)")
+    parser.add_argument("--photos", action="store_true", help="colour pictures instead, --side pixels square")
+    parser.add_argument("--side", type=int, default=64, help="the photos' side in pixels")
+    parser.add_argument("--seed", type=int, default=0)
 
 
-def run(args) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+def measure_forms(page: dict, loads: int) -> tuple[dict, dict, str]:
+    """(per form its loads' measurements, per form (page, bytes, files), Chromium's version): each form loaded
+    fresh `loads` times, A B A B."""
+    sys.path.insert(0, str(REPO / "tests"))
     from conftest import browser
 
-    images, labels = pictures(args.source, args.photos, args.side)
-    data, group, decisions = queue_case(images, labels, args.cards, seed=args.seed)
-    start = time.perf_counter()
-    page = page_data(data, group, decisions, max_cards=args.cards)
-    build = time.perf_counter() - start
     folder = Path(tempfile.mkdtemp(prefix="review-bench-"))
     try:
         sizes = write_forms(page, folder)
@@ -200,7 +190,7 @@ def run(args) -> None:
         driver.set_window_size(1300, 900)
         runs: dict[str, list] = {"inline": [], "files": []}
         try:
-            for _ in range(args.loads):
+            for _ in range(loads):
                 for form in ("inline", "files"):  # A B A B
                     runs[form].append(measure(driver, sizes[form][0], KEYS))
             version = driver.capabilities.get("browserVersion", "?")
@@ -208,47 +198,46 @@ def run(args) -> None:
             driver.quit()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(describe())
-    print(
-        f"# commit {git_commit()}, Chromium {version}, {args.cards} cards of {data.images.shape[1:]} pictures "
+    return runs, sizes, version
+
+
+COLUMNS = {
+    "pictures": "",
+    "page MB": ".2f",
+    "per card kB": ".2f",
+    "files": "d",
+    "load ms, median": ".0f",
+    "load ms, max": ".0f",
+    "load event ms": ".0f",
+    "key press ms, median": ".1f",
+    "p95": ".1f",
+    "max": ".1f",
+}
+
+
+def run(args, report) -> None:
+    images, labels = pictures(args.source, args.photos, args.side)
+    data, group, decisions = queue_case(images, labels, args.cards, seed=args.seed)
+    start = time.perf_counter()
+    page = page_data(data, group, decisions, max_cards=args.cards)
+    build = time.perf_counter() - start
+    runs, sizes, version = measure_forms(page, args.loads)
+    report.note(
+        f"Chromium {version}, {args.cards} cards of {data.images.shape[1:]} pictures "
         f"({'photos' if args.photos else args.source}), {len(page['images'])} pictures on the page, "
         f"page_data {build:.2f} s, {args.loads} loads of each form, {len(KEYS)} keys each"
     )
-    print()
-    print(
-        "| pictures | page weight | per card | files | load (ms, median / max) | load event (ms) "
-        "| key press (ms, median / p95 / max) |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    table = report.table(COLUMNS)
     for form, label in (("inline", "inline (shipped)"), ("files", "folder beside the page")):
         ready = [r[0] for r in runs[form]]
-        loaded = [r[1] for r in runs[form]]
         presses = sorted(p for r in runs[form] for p in r[2])
         p95 = presses[min(len(presses) - 1, int(0.95 * len(presses)))]
         _, weight, files = sizes[form]
-        print(
-            f"| {label} | {weight / 1e6:.2f} MB | {weight / args.cards / 1e3:.2f} kB | {files} "
-            f"| {statistics.median(ready):.0f} / {max(ready):.0f} | {statistics.median(loaded):.0f} "
-            f"| {statistics.median(presses):.1f} / {p95:.1f} / {max(presses):.1f} |"
-        )
+        values = [label, weight / 1e6, weight / args.cards / 1e3, files, statistics.median(ready), max(ready)]
+        values += [statistics.median(r[1] for r in runs[form]), statistics.median(presses), p95, max(presses)]
+        table.add(dict(zip(COLUMNS, values)))
     worst = max(max(r[0] for r in runs["inline"]), max(p for r in runs["inline"] for p in r[2]))
-    print()
-    print(
+    report.note(
         f"target: at most {TARGET_SECONDS * 1000:.0f} ms each for the shipped page: "
         f"{'met' if worst <= TARGET_SECONDS * 1000 else 'NOT met'} (worst {worst:.0f} ms)"
     )
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cards", type=int, default=5000, help="cards on the page")
-    parser.add_argument("--loads", type=int, default=5, help="fresh loads of each form")
-    parser.add_argument("--source", default="mnist", help="mnist, notmnist (bundled), fashion (../shared/data)")
-    parser.add_argument("--photos", action="store_true", help="colour pictures instead, --side pixels square")
-    parser.add_argument("--side", type=int, default=64, help="the photos' side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

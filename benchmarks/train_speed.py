@@ -1,22 +1,22 @@
-"""Wall time and throughput of the train stage, per model kind and per n_jobs, on clean MNIST.
+"""Wall time, throughput and out-of-bag accuracy of the train stage by model kind and n_jobs.
 
-    python -m benchmarks.train_speed              # 165 samples: every model kind, n_jobs 1 and 2
-    python -m benchmarks.train_speed --large      # also the default ensemble on all 10,000 test digits
+On clean MNIST digits: 165 of them for every model kind, and with --large the default ensemble on all 10,000.
+
+    python -m benchmarks train_speed              # 165 samples: every model kind, n_jobs 1 and 2
+    python -m benchmarks train_speed --large      # also the default ensemble on all 10,000 test digits
 
 Groups are the samples themselves (clean data, no copies). Throughput counts training samples seen per second
 (steps x batch size over all members, divided by the stage's wall time). Out-of-bag accuracy: the share of samples
-whose mean out-of-bag prediction is their label. Prints a Markdown table.
+whose mean out-of-bag prediction is their label.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import replace
 
 import numpy as np
 
-from benchmarks.machine import describe
 from pipeline.plant import load_source
 from stages.train import MODEL_KINDS, TrainParams, train_ensemble
 
@@ -36,29 +36,20 @@ def measure(images, labels, params: TrainParams) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def options(parser) -> None:
     parser.add_argument("--large", action="store_true", help="also train on all 10,000 MNIST test digits")
-    args = parser.parse_args()
+
+
+def run(args, report) -> None:
     images, labels = load_source("mnist")
     pick = np.random.default_rng(0).choice(len(labels), 165, replace=False)
     runs = [(165, replace(TrainParams(), model=kind, n_jobs=n_jobs)) for kind in MODEL_KINDS for n_jobs in (1, 2)]
     if args.large:
         runs += [(len(labels), replace(TrainParams(), n_jobs=n_jobs)) for n_jobs in (2,)]
-    print(describe())
-    print("| N | model | n_jobs | members | wall s | samples/s | OOB accuracy |")
-    print("|---|---|---|---|---|---|---|")
+    columns = {"N": "d", "model": "", "n_jobs": "d", "members": "d", "wall s": ".1f", "samples/s": ",.0f"}
+    table = report.table(columns | {"OOB accuracy": ".3f"})
     for n, params in runs:
         x, y = (images[pick], labels[pick]) if n == 165 else (images, labels)
         row = measure(x, y, params)
-        print(
-            f"| {n} | {params.model} | {params.n_jobs} | {row['members']} | {row['seconds']:.1f} "
-            f"| {row['samples_per_s']:,.0f} | {row['oob_accuracy']:.3f} |",
-            flush=True,
-        )
-
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()
+        values = [n, params.model, params.n_jobs, row["members"], row["seconds"], row["samples_per_s"]]
+        table.add(dict(zip(table.columns, [*values, row["oob_accuracy"]])))

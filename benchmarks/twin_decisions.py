@@ -1,7 +1,10 @@
 """How often does an ensemble trained on a small clean set decide an evil-twin group wrongly?
 
-    python -m benchmarks.twin_decisions                       # every config, 4 training sets of 150
-    python -m benchmarks.twin_decisions --configs default all-clean-3 --trials 6
+The share of thousands of held-out two-way decisions (an original's label against an evil copy's) that go wrong, per
+training recipe.
+
+    python -m benchmarks twin_decisions                       # every config, 4 training sets of 150
+    python -m benchmarks twin_decisions --configs default all-clean-3 --trials 6
 
 A conflicting twin group is decided by comparing the ensemble's mean probability of the two labels it carries:
 the original's (right) and the evil copy's (wrong, any other class). That is a two-way choice on an image no
@@ -11,18 +14,16 @@ a wrong label and count how often the wrong label gets at least the right one's 
 decisions per training set give a far steadier figure than the 15 groups of one planted case.
 
 Each config is a set of TrainParams changes plus how the members' training sets are drawn: `fraction` of the
-training digits per member (the ensemble's train_fraction) or all of them. Prints a Markdown table.
+training digits per member (the ensemble's train_fraction) or all of them.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import replace
 
 import numpy as np
 
-from benchmarks.machine import describe
 from pipeline.plant import load_source
 from stages.member import train_member
 from stages.train import TrainParams
@@ -45,7 +46,8 @@ CONFIGS: dict[str, tuple[dict, float, int]] = {
 }
 
 
-def run_config(images, labels, name: str, trials: int, n_train: int, n_eval: int, seed: int, n_jobs: int) -> dict:
+def run_config(images, labels, name: str, *, trials: int, n_train: int, n_eval: int, seed: int, n_jobs: int) -> dict:
+    """One row: the config's wrong two-way decisions, their spread over training sets, one member's, accuracy."""
     from joblib import Parallel, delayed
 
     changes, fraction, n_members = CONFIGS[name]
@@ -84,32 +86,41 @@ def run_config(images, labels, name: str, trials: int, n_train: int, n_eval: int
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def options(parser) -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--trials", type=int, default=4, help="training sets per config")
     parser.add_argument("--n-train", type=int, default=150)
     parser.add_argument("--n-eval", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-jobs", type=int, default=2)
-    args = parser.parse_args()
+
+
+COLUMNS = {
+    "config": "",
+    "members": "d",
+    "share seen": ".2f",
+    "wrong decisions (ensemble)": ".2%",
+    "sd over sets": ".2%",
+    "one member alone": ".2%",
+    "10-way accuracy": ".1%",
+    "s per ensemble": ".1f",
+}
+
+
+def run(args, report) -> None:
     images, labels = load_source("mnist")
-    print(describe())
-    print(f"# {args.trials} training sets of {args.n_train} MNIST digits, {args.n_eval} held-out decisions each")
-    print(
-        "| config | members | share seen | wrong decisions (ensemble) | sd over sets | one member alone "
-        "| 10-way accuracy | s per ensemble (2 cores) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    report.note(f"{args.trials} training sets of {args.n_train} MNIST digits, {args.n_eval} held-out decisions each")
+    table = report.table(COLUMNS)
     for name in args.configs:
-        r = run_config(images, labels, name, args.trials, args.n_train, args.n_eval, args.seed, args.n_jobs)
-        print(
-            f"| {name} | {r['members']} | {r['fraction']:.2f} | {r['pair_error']:.2%} | {r['pair_error_sd']:.2%} "
-            f"| {r['single_pair_error']:.2%} | {r['accuracy']:.1%} | {r['seconds']:.1f} |",
-            flush=True,
+        r = run_config(
+            images,
+            labels,
+            name,
+            trials=args.trials,
+            n_train=args.n_train,
+            n_eval=args.n_eval,
+            seed=args.seed,
+            n_jobs=args.n_jobs,
         )
-    print(describe().replace("# ", "# after: ", 1))
-
-
-if __name__ == "__main__":
-    main()
+        keys = ["config", "members", "fraction", "pair_error", "pair_error_sd", "single_pair_error", "accuracy"]
+        table.add(dict(zip(COLUMNS, [r[k] for k in keys] + [r["seconds"]])))

@@ -1,9 +1,5 @@
-"""Two peer methods for finding wrong labels, each a command that prints its suspects the way hw02.py does
-(one line, indices ascending, joined by ', '; empty when none):
-
-    python -m benchmarks.peer_methods subsets  --data IMAGES --labels LABELS [--num-classes K] [--seed S]
-    python -m benchmarks.peer_methods subsets-all --data IMAGES --labels LABELS [--num-classes K] [--seed S]
-    python -m benchmarks.peer_methods cleanlab --data IMAGES --labels LABELS [--num-classes K] [--seed S]
+"""The peer methods, what people would use instead, on this project's CNN and recipe (stages.member.train_member,
+TrainParams defaults) and the same two joblib workers of one torch thread each that hw02.py uses on 2 cores:
 
 subsets: the seed's own advice. Nine models, each trained on a random 2/3 of the samples (three rounds of three
     folds over samples, not groups: a copy and its original may land on different sides), each scoring the third
@@ -11,10 +7,14 @@ subsets: the seed's own advice. Nine models, each trained on a random 2/3 of the
 subsets-all: the other reading of the same advice. The same nine members, but every member votes on every sample,
     the ones it trained on included; a sample is flagged when most of the nine predicted another label.
 cleanlab: cleanlab.filter.find_label_issues(labels, pred_probs) on out-of-sample probabilities from 5-fold
-    cross-validation (stratified folds over samples), as a cleanlab user would do it.
+    cross-validation (stratified folds over samples, or folds that keep given groups together), as a cleanlab user
+    would do it; `cleanlab_on` runs it on any probabilities (our members' out-of-bag ones, say).
+majority: every sample whose label is not its copy group's most common (it needs the groups).
 
-Both train this project's CNN with its recipe (stages.member.train_member, TrainParams defaults) on the same two
-joblib workers of one torch thread each that hw02.py uses on a 2-core machine.
+Each of the first three is also a command that prints its suspects the way hw02.py does (one line, indices
+ascending, joined by ', '), so that benchmarks time it as they time hw02.py (benchmarks/harness/runs.py):
+
+    python -m benchmarks.harness.peers subsets --data IMAGES --labels LABELS [--num-classes K] [--seed S]
 """
 
 from __future__ import annotations
@@ -43,10 +43,13 @@ def subset_plan(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return plan
 
 
-def cv_plan(labels: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, held-out) sample indices per fold of stratified 5-fold cross-validation."""
-    from sklearn.model_selection import StratifiedKFold
+def cv_plan(labels: np.ndarray, seed: int, groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, held-out) sample indices per fold of 5-fold cross-validation: stratified over samples, or, given
+    groups, keeping each group's samples in one fold (GroupKFold)."""
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
 
+    if groups is not None:
+        return list(GroupKFold(n_splits=CV_FOLDS).split(np.zeros(len(labels)), labels, groups))
     folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
     return list(folds.split(np.zeros(len(labels)), labels))
 
@@ -93,15 +96,44 @@ def subsets_all_flags(images, labels, n_classes: int, params: TrainParams = Trai
     return np.flatnonzero(2 * wrong > len(plan))
 
 
-def cleanlab_flags(images, labels, n_classes: int, params: TrainParams = TrainParams()) -> np.ndarray:
-    """Indices cleanlab.filter.find_label_issues marks, on cross-validated out-of-sample probabilities."""
-    from cleanlab.filter import find_label_issues
-
-    plan = cv_plan(labels, params.seed)
+def fold_probabilities(
+    images, labels, n_classes: int, params: TrainParams = TrainParams(), groups: np.ndarray | None = None
+) -> np.ndarray:
+    """float (N, n_classes): each sample's class probabilities from the cross-validation fold that held it out."""
+    plan = cv_plan(labels, params.seed, groups)
     pred_probs = np.zeros((len(labels), n_classes))
     for (_, held), probs in zip(plan, train_plan(images, labels, plan, n_classes, params)):
         pred_probs[held] = probs
-    return np.flatnonzero(find_label_issues(labels, pred_probs))
+    return pred_probs
+
+
+def cleanlab_on(labels: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flagged indices, ranking most suspect first) by cleanlab's find_label_issues and label quality scores on
+    probabilities (float (N, K); nan rows, unscored samples, count as uniform)."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    prob = np.nan_to_num(prob, nan=1 / prob.shape[1])
+    prob = prob / prob.sum(1, keepdims=True)
+    ranking = np.argsort(get_label_quality_scores(labels, prob), kind="stable")
+    return np.flatnonzero(find_label_issues(labels, prob)), ranking
+
+
+def cleanlab_flags(
+    images, labels, n_classes: int, params: TrainParams = TrainParams(), groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices cleanlab.filter.find_label_issues marks, on cross-validated out-of-sample probabilities (given groups:
+    folds that keep each group's samples together)."""
+    from cleanlab.filter import find_label_issues
+
+    return np.flatnonzero(find_label_issues(labels, fold_probabilities(images, labels, n_classes, params, groups)))
+
+
+def majority_flags(given: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Indices whose label is not their group's most common (ties to the smallest label)."""
+    from benchmarks.harness.cases import label_counts
+
+    return np.flatnonzero(given != label_counts(given, group).argmax(1)[group])
 
 
 METHODS = {"subsets": subsets_flags, "subsets-all": subsets_all_flags, "cleanlab": cleanlab_flags}
@@ -113,7 +145,7 @@ def main(argv: list[str]) -> int:
     from stages.aggregate import format_indices
     from stages.decode import DecodeParams, decode_files
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.peers", description=__doc__.split("\n\n")[0])
     parser.add_argument("method", choices=list(METHODS))
     parser.add_argument("--data", required=True)
     parser.add_argument("--labels", required=True)
