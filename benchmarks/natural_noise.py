@@ -62,6 +62,8 @@ COLUMNS = {
     "best-cut F1": ".2f",
     "mean s": ".0f",
 }
+RELIABILITY = {"wrong_prob from": ".2f", "to": ".2f", "samples": "d", "mean wrong_prob": ".3f", "share moved": ".3f"}
+EDGES = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
 AS_IS = {"source": "", "N": "d", "flagged": "d", "outliers": "d", "outliers %": ".2f", "odd": "d", "s": ".0f"}
 
 
@@ -98,6 +100,7 @@ def run_case(source: str, rate: float, seed: int, args, train_params: TrainParam
     run = find_suspects(images, given, train_params=train_params)
     d = run.decisions
     rows["ours"] = scores(np.flatnonzero(d.flagged), d.ranking(), flipped, time.monotonic() - start)
+    rows["ours"]["calibration"] = (d.wrong_prob, np.isin(np.arange(len(given)), flipped))
     if "cleanlab-oob" in args.methods:
         rows["cleanlab-oob"] = scores(*cleanlab_on(given, run.oob.prob), flipped)
     if "cleanlab-5fold" in args.methods:
@@ -173,11 +176,32 @@ def run(args, report) -> None:
     )
     wide = (["source", "rate", "wrong labels"], "method", ["F1", "AP", "best-cut F1"])
     table = report.table(COLUMNS, "F1, AP and best-cut F1 by method", wide=wide)
+    calibration = []
     for source in args.sources:
         for rate in args.rates:
             runs = []
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 runs.append(run_case(source, rate, seed, args, train_params))
-                print(f"  {source} {rate} seed {seed}: {runs[-1]}", file=sys.stderr, flush=True)
+                shown = {m: {k: v for k, v in row.items() if k != "calibration"} for m, row in runs[-1].items()}
+                print(f"  {source} {rate} seed {seed}: {shown}", file=sys.stderr, flush=True)
             for method in runs[0]:
                 table.add(pooled_row(source, rate, method, runs))
+            calibration += [r["ours"]["calibration"] for r in runs]
+    reliability(calibration, report)
+
+
+def reliability(calibration: list[tuple[np.ndarray, np.ndarray]], report) -> None:
+    """Ours' probability that a label is wrong against the truth, pooled over every case: per bin of wrong_prob,
+    the share of its samples whose label was moved (calibrated: about the bin's mean), and the expected calibration
+    error (the bins' gaps weighted by their samples). A case's own natural errors count as not moved."""
+    p = np.concatenate([w for w, _ in calibration])
+    moved = np.concatenate([m for _, m in calibration])
+    moved, p = moved[np.isfinite(p)], p[np.isfinite(p)]
+    table = report.table(RELIABILITY, "Calibration: the share of moved labels by ours' wrong_prob, every case pooled")
+    ece = 0.0
+    for low, high in zip(EDGES, EDGES[1:]):
+        inside = (p >= low) & ((p < high) | (high == EDGES[-1]))
+        if inside.any():
+            table.add(dict(zip(RELIABILITY, [low, high, int(inside.sum()), p[inside].mean(), moved[inside].mean()])))
+            ece += inside.mean() * abs(p[inside].mean() - moved[inside].mean())
+    report.note(f"expected calibration error of ours' wrong_prob: {ece:.4f} over {p.size} samples")

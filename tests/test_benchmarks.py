@@ -407,3 +407,15 @@ def test_each_peer_row_scores_the_planted_labels_and_the_as_is_rows_only_count_f
     assert rows[3]["seconds"] >= rows[2]["seconds"] * 0.5  # the shared regression's fit is charged to both rows
     as_is, _ = evaluate("toy", "as-is", v | {"truth": np.zeros(400, bool)}, ["cleanlab"])
     assert "precision" not in as_is[0] and as_is[0]["flags"] >= 0
+
+
+def test_the_reliability_table_bins_wrong_prob_and_its_ece_is_the_bins_weighted_gaps(tmp_path):
+    from benchmarks.natural_noise import reliability
+
+    report = Report("natural_noise", [], folder=tmp_path)
+    p = np.r_[np.full(100, 0.3), np.full(100, 0.005)]
+    moved = np.r_[np.arange(100) < 30, np.zeros(100, bool)]  # 30% of the 0.3s moved, none of the 0.005s
+    reliability([(p, moved), (np.array([np.nan]), np.array([True]))], report)  # nan: not scored, left out
+    [table] = report.tables
+    assert [(r["samples"], r["share moved"]) for r in table.rows] == [(100, 0.0), (100, 0.3)]
+    assert report.notes[-1] == "expected calibration error of ours' wrong_prob: 0.0025 over 200 samples"

@@ -28,6 +28,7 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     "orphans": ("mnist", dict(n_clean=150, n_evil=10, n_orphans=5)),
     "orphans-10": ("mnist", dict(n_clean=150, n_evil=5, n_orphans=10)),
     "no-evil": ("mnist", dict(n_clean=165, n_evil=0)),
+    "notmnist-exact": ("notmnist", dict(n_clean=150, n_evil=15)),  # letters: the glyphs of a class vary more
     "notmnist-orphans": ("notmnist", dict(n_clean=150, n_evil=10, n_orphans=5)),
     "large-10k": ("mnist", dict(n_clean=10_000, n_evil=200)),
 }
