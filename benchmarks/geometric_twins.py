@@ -1,0 +1,216 @@
+"""Twins that were shifted, rotated, rescaled, cropped or mirrored (issue 48): does the group stage still put an
+edited copy with its original, and does it keep distinct items apart?
+
+    python -m benchmarks.geometric_twins                        # 3 sources x 7 edits: a few minutes on 2 cores
+    python -m benchmarks.geometric_twins --sources mnist --edits rotate crop
+
+Per source, 2,000 clean items drawn once (seed 0) among its images with distinct bytes: MNIST's test digits and
+notMNIST's letters (bundled under data/), Fashion-MNIST's test clothes (../shared/data, not shipped with the repo).
+For each edit, 40 of the 2,000 get an edited copy and the group stage runs on the 2,040; a copy counts when it lands
+in its original's group. False groups are the groups of two or more among the 2,000 clean items alone (a real
+near-duplicate in the data counts too: a person should look at them). The edits (each copy draws its own):
+- `jpeg`: JPEG quality 30-70 (Pillow);
+- `rotate`: 5-9 degrees either way about the centre (Pillow, bicubic);
+- `resize`: 88-94% or 106-112% (Pillow, bicubic), re-centred: padded with the background or cropped to 28 x 28;
+- `shift2`, `shift3`: moved 2 or 3 pixels along one axis or both, the uncovered band filled with the background;
+- `crop`: 2-3 pixels cut off each side, resized back (Pillow, bicubic);
+- `mirror`: flipped left to right, grouped with `group.mirror` on (a mirrored glyph is another glyph).
+The background is the median of the image's border pixels. Beside ours: perceptual hashing (imagehash.phash, 64
+bits; a copy counts when within 8 bits of its original; false pairs are the clean pairs within 8 bits), where
+imagehash is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.machine import describe
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+N_CLEAN, N_COPIES = 2000, 40
+PHASH_BITS = 8  # a copy is a perceptual-hash match within this many bits
+
+
+def background(image: np.ndarray) -> int:
+    """The median of the border pixels of a grey (H, W) image: what fills the frame where an edit uncovers it."""
+    border = np.r_[image[0], image[-1], image[1:-1, 0], image[1:-1, -1]]
+    return int(np.median(border))
+
+
+def _pil(image: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(image, mode="L")
+
+
+def jpeg(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    _pil(image).save(buffer, format="JPEG", quality=int(rng.integers(30, 71)))
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))
+
+
+def rotate(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image
+
+    angle = rng.uniform(5, 9) * rng.choice([-1, 1])
+    return np.asarray(_pil(image).rotate(angle, resample=Image.BICUBIC, fillcolor=background(image)))
+
+
+def resize(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image
+
+    h, w = image.shape
+    factor = rng.uniform(0.88, 0.94) if rng.random() < 0.5 else rng.uniform(1.06, 1.12)
+    nh, nw = round(h * factor), round(w * factor)
+    scaled = np.asarray(_pil(image).resize((nw, nh), resample=Image.BICUBIC))
+    out = np.full((max(h, nh), max(w, nw)), background(image), np.uint8)
+    y0, x0 = (len(out) - nh) // 2, (out.shape[1] - nw) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = scaled
+    y0, x0 = (len(out) - h) // 2, (out.shape[1] - w) // 2
+    return out[y0 : y0 + h, x0 : x0 + w]
+
+
+def shift(image: np.ndarray, rng: np.random.Generator, pixels: int) -> np.ndarray:
+    dy, dx = 0, 0
+    while max(abs(dy), abs(dx)) != pixels:
+        dy, dx = rng.integers(-pixels, pixels + 1, size=2)
+    h, w = image.shape
+    padded = np.pad(image, pixels, constant_values=background(image))
+    return padded[pixels - dy : pixels - dy + h, pixels - dx : pixels - dx + w]
+
+
+def crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image
+
+    h, w = image.shape
+    top, bottom, left, right = rng.integers(2, 4, size=4)
+    return np.asarray(_pil(image[top : h - bottom, left : w - right]).resize((w, h), resample=Image.BICUBIC))
+
+
+EDITS = {
+    "jpeg": jpeg,
+    "rotate": rotate,
+    "resize": resize,
+    "shift2": lambda image, rng: shift(image, rng, 2),
+    "shift3": lambda image, rng: shift(image, rng, 3),
+    "crop": crop,
+    "mirror": lambda image, rng: image[:, ::-1],
+}
+
+
+def edited(images: np.ndarray, edit: str, seed: int) -> np.ndarray:
+    """An edited copy of each grey uint8 (N, H, W, 1) image, (N, H, W, 1)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([EDITS[edit](np.ascontiguousarray(x[..., 0]), rng) for x in images])[..., None]
+
+
+def load(source: str) -> np.ndarray:
+    """All images of a source, uint8 (N, 28, 28, 1)."""
+    from pipeline.plant import load_source
+    from stages.decode_idx import read_images
+
+    if source != "fashion":
+        return load_source(source)[0]
+    try:
+        return read_images(SHARED / "fashion-t10k-images-idx3-ubyte.gz")
+    except Exception as exc:
+        raise SystemExit(f"benchmarks.geometric_twins needs Fashion-MNIST's test set in {SHARED}: {exc}") from None
+
+
+def clean_items(images: np.ndarray, n: int = N_CLEAN, seed: int = 0) -> np.ndarray:
+    """n images drawn at random among those whose bytes no other image repeats (exact copies are another matter)."""
+    from stages.group_candidates import unique_images
+
+    first, inverse = unique_images(images)
+    single = first[np.bincount(inverse) == 1]
+    return images[np.sort(np.random.default_rng(seed).choice(single, n, replace=False))]
+
+
+def false_groups(group: np.ndarray) -> tuple[int, int]:
+    """(groups of two or more, pairs inside them)."""
+    sizes = np.bincount(group)
+    return int((sizes > 1).sum()), int((sizes * (sizes - 1) // 2).sum())
+
+
+def ours(clean: np.ndarray, copies: dict[str, np.ndarray], originals: np.ndarray, params) -> dict:
+    from stages.group import group_images
+
+    out = {"false": false_groups(group_images(clean, params).group)}
+    if hasattr(params, "mirror"):
+        out["false_mirror"] = false_groups(group_images(clean, replace(params, mirror=True)).group)
+    for edit, edit_copies in copies.items():
+        run_params = replace(params, mirror=True) if edit == "mirror" and hasattr(params, "mirror") else params
+        start = time.perf_counter()
+        group = group_images(np.concatenate([clean, edit_copies]), run_params).group
+        out[edit] = int((group[N_CLEAN:] == group[originals]).sum()), time.perf_counter() - start
+    return out
+
+
+def phash(clean: np.ndarray, copies: dict[str, np.ndarray], originals: np.ndarray) -> dict | None:
+    try:
+        import imagehash
+    except ImportError:
+        return None
+
+    def bits(images: np.ndarray) -> np.ndarray:
+        return np.stack([imagehash.phash(_pil(np.ascontiguousarray(x[..., 0]))).hash.ravel() for x in images])
+
+    base = bits(clean)
+    near = (base[:, None, :] != base[None, :, :]).sum(axis=2) <= PHASH_BITS
+    out = {"false": (None, int((near.sum() - len(base)) // 2))}
+    for edit, edit_copies in copies.items():
+        out[edit] = int(((bits(edit_copies) != base[originals]).sum(axis=1) <= PHASH_BITS).sum()), None
+    return out
+
+
+def commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True)
+        return done.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    from stages.group import GroupParams
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sources", nargs="+", default=["mnist", "notmnist", "fashion"])
+    parser.add_argument("--edits", nargs="+", default=list(EDITS), choices=list(EDITS))
+    args = parser.parse_args()
+    print(describe())
+    print(f"# commit {commit()}")
+    print(f"| source | edit | ours: grouped with the original (of {N_COPIES}) | ours: s | phash within 8 bits |")
+    print("|---|---|---:|---:|---:|")
+    for source in args.sources:
+        clean = clean_items(load(source))
+        originals = np.sort(np.random.default_rng(1).choice(N_CLEAN, N_COPIES, replace=False))
+        copies = {edit: edited(clean[originals], edit, seed=k) for k, edit in enumerate(args.edits)}
+        got, peer = ours(clean, copies, originals, GroupParams()), phash(clean, copies, originals)
+        for edit in args.edits:
+            found, seconds = got[edit]
+            print(
+                f"| {source} | {edit} | {found} | {seconds:.2f} | {'-' if peer is None else peer[edit][0]} |",
+                flush=True,
+            )
+        (groups, pairs), peer_pairs = got["false"], "-" if peer is None else peer["false"][1]
+        print(f"| {source} | false among {N_CLEAN} clean | {groups} groups, {pairs} pairs | | {peer_pairs} pairs |")
+        if "false_mirror" in got:
+            groups, pairs = got["false_mirror"]
+            print(f"| {source} | ... with group.mirror on | {groups} groups, {pairs} pairs | | |", flush=True)
+    print(describe().replace("# ", "# after: ", 1))
+
+
+if __name__ == "__main__":
+    main()
