@@ -1,11 +1,13 @@
 """The group stage: exact and near-identical copies end up in one group, distinct images do not."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.geometric_twins import edited
 from pipeline import steps
 from pipeline.artifacts import load, save
 from pipeline.paths import PATHS
@@ -13,6 +15,7 @@ from pipeline.plant import PERTURBED, PlantSpec, copies_and_originals, load_sour
 from stages import group_pairs
 from stages.decode import Dataset
 from stages.group import GroupParams, GroupResult, group_images, summarize
+from stages.group_align import Bounds, aligned_check
 from stages.group_candidates import _best_distinct, shifted_descriptors
 
 PARAMS = GroupParams()
@@ -96,6 +99,54 @@ def test_a_set_where_most_images_have_twins_still_gets_a_sensible_threshold(mnis
     result = group_images(case.images, PARAMS)
     assert recovered(case, result).mean() >= 0.99
     assert 0.15 < result.threshold < 0.4
+
+
+# --- geometric edits (docs/geometric-twins.md) -------------------------------------------------------------
+
+SHIFT_ONLY = GroupParams(max_shift=1, max_rotation=0.0, max_scale=0.0)  # the check before geometric edits
+
+
+def geometric_case(images, edit, n=600, copies=20, seed=0):
+    """n distinct images, then an edited copy of each of the first `copies`."""
+    clean = images[np.random.default_rng(seed).choice(len(images), n, replace=False)]
+    return np.concatenate([clean, edited(clean[:copies], edit, seed)])
+
+
+@pytest.mark.parametrize("edit", ["rotate", "resize", "shift3", "crop"])
+@pytest.mark.parametrize("source", ["mnist", "notmnist"])
+def test_a_rotated_rescaled_shifted_or_cropped_copy_lands_with_its_original(source, edit, request):
+    images = geometric_case(request.getfixturevalue(source)[0], edit)
+    group = group_images(images, PARAMS).group
+    assert (group[600:] == group[:20]).mean() >= 0.9
+
+
+def test_without_the_geometric_check_a_rotated_copy_stays_apart(mnist):
+    group = group_images(geometric_case(mnist[0], "rotate"), SHIFT_ONLY).group
+    assert (group[600:] == group[:20]).sum() == 0
+
+
+def test_a_mirrored_copy_lands_with_its_original_only_with_mirror_on(mnist):
+    images = geometric_case(mnist[0], "mirror")
+    assert (group_images(images, PARAMS).group[600:] == group_images(images, PARAMS).group[:20]).sum() <= 2
+    group = group_images(images, replace(PARAMS, mirror=True)).group
+    assert (group[600:] == group[:20]).mean() >= 0.9
+
+
+def test_similar_distinct_digits_stay_apart_though_alignment_may_warp_them(mnist):
+    images, labels = mnist
+    pick = np.random.default_rng(1).choice(len(images), 3000, replace=False)
+    result = group_images(images[pick], PARAMS)
+    assert len(np.unique(result.group)) == 3000  # no two of 3,000 distinct digits put together
+    assert (result.group == group_images(images[pick], replace(PARAMS, mirror=True)).group).all()
+
+
+def test_glyphs_that_differ_by_one_bar_are_not_copies_after_alignment_either(notmnist):
+    images, _ = notmnist
+    e, f = np.array([4932]), np.array([6333])  # notMNIST's E and F in one font (below)
+    distance, z, _ = aligned_check(
+        images, e, f, np.zeros((1, 5), np.float32), np.zeros(1, bool), Bounds(3, 10, 1.25), 1
+    )
+    assert (z.min() > PARAMS.max_noise_z) or (distance.min() > 0.1)
 
 
 # --- no false merges ----------------------------------------------------------------------------------------
@@ -316,7 +367,10 @@ def test_threshold_is_read_from_the_data(mnist):
         ("max_noise_z", -1.0),
         ("neighbours", 0),
         ("leaf_size", 1),
-        ("max_shift", 4),
+        ("max_shift", 5),
+        ("max_rotation", 25.0),
+        ("max_scale", 0.6),
+        ("aligned_fraction", 0.0),
         ("grid", 1),
         ("blank_tolerance", 2.0),
     ],
