@@ -6,9 +6,11 @@ edited copy with its original, and does it keep distinct items apart?
 
 Per source, 2,000 clean items drawn once (seed 0) among its images with distinct bytes: MNIST's test digits and
 notMNIST's letters (bundled under data/), Fashion-MNIST's test clothes (../shared/data, not shipped with the repo).
-For each edit, 40 of the 2,000 get an edited copy and the group stage runs on the 2,040; a copy counts when it lands
-in its original's group. False groups are the groups of two or more among the 2,000 clean items alone (a real
-near-duplicate in the data counts too: a person should look at them). The edits (each copy draws its own):
+For each edit, 40 of the 2,000 get an edited copy and the group stage runs on the 2,040; a copy counts when it
+lands in its original's group. False groups are the groups of two or more among the 2,000 clean items alone (a
+real near-duplicate in the data counts too: a person should look at them), and of them those whose members carry
+different labels; `s` is the group stage's wall time on that run (noisy on a shared machine). The edits (each copy
+draws its own):
 - `jpeg`: JPEG quality 30-70 (Pillow);
 - `rotate`: 5-9 degrees either way about the centre (Pillow, bicubic);
 - `resize`: 88-94% or 106-112% (Pillow, bicubic), re-centred: padded with the background or cropped to 28 x 28;
@@ -17,7 +19,8 @@ near-duplicate in the data counts too: a person should look at them). The edits 
 - `mirror`: flipped left to right, grouped with `group.mirror` on (a mirrored glyph is another glyph).
 The background is the median of the image's border pixels. Beside ours: perceptual hashing (imagehash.phash, 64
 bits; a copy counts when within 8 bits of its original; false pairs are the clean pairs within 8 bits), where
-imagehash is installed.
+imagehash is installed. imagededup's CNN method is left out: it loads MobileNetV3's ImageNet weights through
+torchvision from the network at run time.
 """
 
 from __future__ import annotations
@@ -114,40 +117,47 @@ def edited(images: np.ndarray, edit: str, seed: int) -> np.ndarray:
     return np.stack([EDITS[edit](np.ascontiguousarray(x[..., 0]), rng) for x in images])[..., None]
 
 
-def load(source: str) -> np.ndarray:
-    """All images of a source, uint8 (N, 28, 28, 1)."""
+def load(source: str) -> tuple[np.ndarray, np.ndarray]:
+    """All images of a source, uint8 (N, 28, 28, 1), and their labels."""
     from pipeline.plant import load_source
-    from stages.decode_idx import read_images
+    from stages.decode_idx import read_images, read_labels
 
     if source != "fashion":
-        return load_source(source)[0]
+        return load_source(source)
     try:
-        return read_images(SHARED / "fashion-t10k-images-idx3-ubyte.gz")
+        return read_images(SHARED / "fashion-t10k-images-idx3-ubyte.gz"), read_labels(
+            SHARED / "fashion-t10k-labels-idx1-ubyte.gz"
+        )
     except Exception as exc:
         raise SystemExit(f"benchmarks.geometric_twins needs Fashion-MNIST's test set in {SHARED}: {exc}") from None
 
 
 def clean_items(images: np.ndarray, n: int = N_CLEAN, seed: int = 0) -> np.ndarray:
-    """n images drawn at random among those whose bytes no other image repeats (exact copies are another matter)."""
+    """Indices of n images drawn at random among those whose bytes no other image repeats (exact copies are
+    another matter)."""
     from stages.group_candidates import unique_images
 
     first, inverse = unique_images(images)
     single = first[np.bincount(inverse) == 1]
-    return images[np.sort(np.random.default_rng(seed).choice(single, n, replace=False))]
+    return np.sort(np.random.default_rng(seed).choice(single, n, replace=False))
 
 
-def false_groups(group: np.ndarray) -> tuple[int, int]:
-    """(groups of two or more, pairs inside them)."""
+def false_groups(group: np.ndarray, labels: np.ndarray) -> tuple[int, int, int]:
+    """(groups of two or more, pairs inside them, groups whose members carry different labels)."""
+    from stages.labels import conflicting_groups
+
     sizes = np.bincount(group)
-    return int((sizes > 1).sum()), int((sizes * (sizes - 1) // 2).sum())
+    mixed = int(conflicting_groups(group, labels).sum())
+    return int((sizes > 1).sum()), int((sizes * (sizes - 1) // 2).sum()), mixed
 
 
-def ours(clean: np.ndarray, copies: dict[str, np.ndarray], originals: np.ndarray, params) -> dict:
+def ours(clean: np.ndarray, labels: np.ndarray, copies: dict[str, np.ndarray], originals: np.ndarray, params) -> dict:
     from stages.group import group_images
 
-    out = {"false": false_groups(group_images(clean, params).group)}
+    start = time.perf_counter()
+    out = {"false": false_groups(group_images(clean, params).group, labels), "clean_s": time.perf_counter() - start}
     if hasattr(params, "mirror"):
-        out["false_mirror"] = false_groups(group_images(clean, replace(params, mirror=True)).group)
+        out["false_mirror"] = false_groups(group_images(clean, replace(params, mirror=True)).group, labels)
     for edit, edit_copies in copies.items():
         run_params = replace(params, mirror=True) if edit == "mirror" and hasattr(params, "mirror") else params
         start = time.perf_counter()
@@ -194,21 +204,26 @@ def main() -> None:
     print(f"| source | edit | ours: grouped with the original (of {N_COPIES}) | ours: s | phash within 8 bits |")
     print("|---|---|---:|---:|---:|")
     for source in args.sources:
-        clean = clean_items(load(source))
+        images, labels = load(source)
+        pick = clean_items(images)
+        clean, labels = images[pick], labels[pick]
         originals = np.sort(np.random.default_rng(1).choice(N_CLEAN, N_COPIES, replace=False))
         copies = {edit: edited(clean[originals], edit, seed=k) for k, edit in enumerate(args.edits)}
-        got, peer = ours(clean, copies, originals, GroupParams()), phash(clean, copies, originals)
+        got, peer = ours(clean, labels, copies, originals, GroupParams()), phash(clean, copies, originals)
         for edit in args.edits:
             found, seconds = got[edit]
             print(
                 f"| {source} | {edit} | {found} | {seconds:.2f} | {'-' if peer is None else peer[edit][0]} |",
                 flush=True,
             )
-        (groups, pairs), peer_pairs = got["false"], "-" if peer is None else peer["false"][1]
-        print(f"| {source} | false among {N_CLEAN} clean | {groups} groups, {pairs} pairs | | {peer_pairs} pairs |")
+        (groups, pairs, mixed), peer_pairs = got["false"], "-" if peer is None else peer["false"][1]
+        print(
+            f"| {source} | groups among {N_CLEAN} clean | {groups} groups ({mixed} with mixed labels), {pairs} pairs "
+            f"| {got['clean_s']:.2f} | {peer_pairs} pairs |"
+        )
         if "false_mirror" in got:
-            groups, pairs = got["false_mirror"]
-            print(f"| {source} | ... with group.mirror on | {groups} groups, {pairs} pairs | | |", flush=True)
+            groups, pairs, mixed = got["false_mirror"]
+            print(f"| {source} | ... with group.mirror on | {groups} groups ({mixed} mixed), {pairs} pairs | | |")
     print(describe().replace("# ", "# after: ", 1))
 
 

@@ -194,7 +194,8 @@ def _masked_noise_z(p: np.ndarray, q: np.ndarray, valid: np.ndarray, shape: tupl
     mp, mq = (w * p).sum(1, dtype=np.float64) / sw, (w * q).sum(1, dtype=np.float64) / sw
     dp = p - mp[:, None].astype(np.float32)
     vp = (w * dp * dp).sum(1, dtype=np.float64)
-    a = np.where(vp > 1e-6, (w * dp * (q - mq[:, None].astype(np.float32))).sum(1, dtype=np.float64) / vp, 0.0)
+    cov = (w * dp * (q - mq[:, None].astype(np.float32))).sum(1, dtype=np.float64)
+    a = np.where(vp > 1e-6, cov / np.maximum(vp, 1e-6), 0.0)
     b = mq - a * mp
     sigma = np.maximum(_robust_sigma(q - (a[:, None] * p + b[:, None]).astype(np.float32), inside), 0.5)
     keep = valid.astype(np.float32)
