@@ -229,7 +229,8 @@ class _Geometric:
         keep = np.minimum(_rank(i, similarity), _rank(j, similarity)) < GEOMETRIC_RANK
         i, j, self.start, self.flip = i[keep], j[keep], start[keep], flip[keep]
         self.pairs = i * len(images) + j  # sorted, as np.unique left them
-        self.bounds = Bounds(params.max_shift, params.max_rotation, 1 + params.max_scale)
+        # a shift at its bound would stop the fit there and let the scale take the rest: one pixel of room
+        self.bounds = Bounds(params.max_shift + 1, params.max_rotation, 1 + params.max_scale)
         self.distance = np.full((len(i), 2), np.inf, np.float32)
         self.noise_like = np.zeros((len(i), 2), bool)
         self.done = np.zeros(len(i), bool)
