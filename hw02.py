@@ -26,11 +26,13 @@ from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.budget import Budget  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
 from stages.errors import InputError  # noqa: E402
-from stages.train import DEVICES, MAX_SEED, TrainParams, known_device  # noqa: E402
+from stages.params import MAX_SEED  # noqa: E402
+from stages.train import TrainParams  # noqa: E402
+from stages.workers import DEVICES, known_device  # noqa: E402
 
-# A graded set is small: a count of one or two wrong labels is as likely an odd digit (README, "The graded one-shot
-# run").
-GRADED_AGGREGATE = AggregateParams(count_z=2.0, min_expected_wrong=2.0)
+# A graded set is small: a count of one or two wrong labels is as likely an odd digit
+# (docs: "The graded run: Wrong labels without a twin").
+GRADED_AGGREGATE = AggregateParams(twinless="cautious", count_z=2.0, min_expected_wrong=2.0)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -39,17 +39,11 @@ from benchmarks.cases import SMALL, spec
 from benchmarks.machine import describe
 from benchmarks.peers import plant_case
 from pipeline.plant import load_source, plant
-from stages.aggregate import (
-    TEMPERATURES,
-    AggregateParams,
-    decide,
-    estimate_noise_rate,
-    group_members,
-    pick_threshold,
-    softmax,
-)
+from stages.aggregate import AggregateParams, decide
 from stages.budget import Budget
 from stages.group import GroupParams, group_images
+from stages.labels import group_members
+from stages.noise_model import TEMPERATURES, estimate_noise_rate, pick_threshold, softmax
 from stages.train import TrainParams, train_ensemble
 
 
@@ -79,7 +73,7 @@ def errors_by_rule(
     case, posteriors: tuple[float, ...] = (), train_seconds: float | None = None
 ) -> dict[str, tuple[int, int]]:
     group = group_images(case.images, GroupParams()).group
-    oob = train_ensemble(case.images, case.labels, group, TrainParams(), Budget().within(train_seconds))
+    oob = train_ensemble(case.images, case.labels, group, TrainParams(), budget=Budget().within(train_seconds))
     truth = np.zeros(len(case.labels), bool)
     truth[case.truth] = True
     joint = decide(case.labels, group, oob, AggregateParams())
@@ -92,7 +86,7 @@ def errors_by_rule(
     n_classes = len(np.unique(case.labels))
     thresholds = {
         "separate": pick_threshold(
-            estimate_noise_rate(calibrated[every], n_classes), n_classes, AggregateParams(min_posterior=0.5)
+            estimate_noise_rate(calibrated[every], n_classes), n_classes, min_posterior=0.5, max_threshold=0.01
         ),
         "budget": min(0.01, 0.1 / max(every.sum(), 1)),
     }
@@ -100,7 +94,7 @@ def errors_by_rule(
         "joint": joint.flagged,
         "global-rate": decide(case.labels, group, oob, AggregateParams(per_class_counts=False)).flagged,
         "twins-only": twins,
-        "no-count-prior": (joint.reason == "evidence")
+        "no-count-prior": (joint.reason == "wrong_label")
         | twin_flags_without_count_prior(case.labels, group, log_prob, oob.n_scored > 0),
     }
     for posterior in posteriors:

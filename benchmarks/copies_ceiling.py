@@ -20,7 +20,7 @@ import numpy as np
 from benchmarks.machine import describe
 from benchmarks.massive_noise import label_counts, make_case
 from pipeline.plant import load_source
-from stages.train import best_correlation, shifted_references
+from stages.neighbours import best_correlation, shifted_references
 
 
 def similarity(images: np.ndarray) -> np.ndarray:

@@ -94,15 +94,14 @@ def run_method(method: str, images: np.ndarray, given: np.ndarray, truth: np.nda
     n_classes = int(given.max()) + 1
     if method == "ours":
         from pipeline.runner import find_suspects
-        from stages.aggregate import AggregateParams
-        from stages.group import GroupParams
         from stages.train import TrainParams
 
-        run = find_suspects(images, given, GroupParams(), TrainParams(seed=seed), AggregateParams())
+        run = find_suspects(images, given, train_params=TrainParams(seed=seed))
         d = run.decisions
         return d.suggested, d.outlier_score, d.odd != "", np.ones(len(given), bool)
     if method == "reference":
-        from stages.train import TrainParams, train_member
+        from stages.member import train_member
+        from stages.train import TrainParams
 
         open_known = np.flatnonzero((given == UNLABELLED) & (truth >= 0))
         taught = np.sort(np.random.default_rng(seed).choice(open_known, len(open_known) // 2, replace=False))
@@ -113,8 +112,8 @@ def run_method(method: str, images: np.ndarray, given: np.ndarray, truth: np.nda
             np.where(judged, UNLABELLED, truth),
             taught,
             np.flatnonzero(judged),
-            n_classes,
-            TrainParams(epochs=REFERENCE_EPOCHS),
+            n_classes=n_classes,
+            params=TrainParams(epochs=REFERENCE_EPOCHS),
             seed=seed,
             threads=2,
         )
@@ -122,9 +121,12 @@ def run_method(method: str, images: np.ndarray, given: np.ndarray, truth: np.nda
         suggested[judged], stranger[judged] = out.probs.argmax(1), 1 - out.probs.max(1)
         return suggested, stranger, np.zeros(len(given), bool), judged
     if method == "cnn":
-        from stages.train import TrainParams, train_member
+        from stages.member import train_member
+        from stages.train import TrainParams
 
-        out = train_member(images, given, labelled, unlabelled, n_classes, TrainParams(), seed=seed, threads=2)
+        out = train_member(
+            images, given, labelled, unlabelled, n_classes=n_classes, params=TrainParams(), seed=seed, threads=2
+        )
         suggested, stranger = given.copy(), np.full(len(given), np.nan)
         suggested[unlabelled], stranger[unlabelled] = out.probs.argmax(1), 1 - out.probs.max(1)
         return suggested, stranger, np.zeros(len(given), bool), np.ones(len(given), bool)

@@ -30,8 +30,8 @@ from benchmarks.natural_noise import SHARED
 from hw02 import GRADED_AGGREGATE
 from pipeline.plant import load_source, plant
 from pipeline.runner import find_suspects
-from stages.aggregate import EPS, label_margin, softmax
 from stages.decode_idx import read_images, read_labels
+from stages.noise_model import EPS, label_margin, softmax
 from stages.train import TrainParams
 
 

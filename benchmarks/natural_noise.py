@@ -80,12 +80,15 @@ def reference(source: str, images: np.ndarray, labels: np.ndarray) -> tuple[np.n
     """(pool, probabilities over the pool): the images a case may draw, and a reference CNN's class probabilities
     for them, trained on REFERENCE_SIZE other images of the source (drawn once, seed 7)."""
     if source not in _REFERENCES:
-        from stages.train import TrainParams, train_member
+        from stages.member import train_member
+        from stages.train import TrainParams
 
         order = np.random.default_rng(7).permutation(len(labels))
         refs, pool = np.sort(order[:REFERENCE_SIZE]), np.sort(order[REFERENCE_SIZE:])
         recipe = replace(TrainParams(), epochs=10, augment="affine")  # the recipe the cases were first drawn with
-        out = train_member(images, labels, refs, pool, int(labels.max()) + 1, recipe, seed=7, threads=2)
+        out = train_member(
+            images, labels, refs, pool, n_classes=int(labels.max()) + 1, params=recipe, seed=7, threads=2
+        )
         _REFERENCES[source] = pool, out.probs
     return _REFERENCES[source]
 

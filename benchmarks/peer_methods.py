@@ -13,7 +13,7 @@ subsets-all: the other reading of the same advice. The same nine members, but ev
 cleanlab: cleanlab.filter.find_label_issues(labels, pred_probs) on out-of-sample probabilities from 5-fold
     cross-validation (stratified folds over samples), as a cleanlab user would do it.
 
-Both train this project's CNN with its recipe (stages.train.train_member, TrainParams defaults) on the same two
+Both train this project's CNN with its recipe (stages.member.train_member, TrainParams defaults) on the same two
 joblib workers of one torch thread each that hw02.py uses on a 2-core machine.
 """
 
@@ -24,7 +24,9 @@ import sys
 
 import numpy as np
 
-from stages.train import TrainParams, train_member, worker_layout
+from stages.member import train_member
+from stages.train import TrainParams
+from stages.workers import worker_layout
 
 SUBSET_ROUNDS, SUBSET_FOLDS = 3, 3  # 9 members, each on 2/3 of the samples
 CV_FOLDS = 5
@@ -55,7 +57,16 @@ def train_plan(images, labels, plan, n_classes: int, params: TrainParams) -> lis
 
     n_jobs, threads = worker_layout(params)
     outputs = Parallel(n_jobs=n_jobs, backend=params.backend)(
-        delayed(train_member)(images, labels, train, held, n_classes, params, params.seed * 1000 + k, threads)
+        delayed(train_member)(
+            images,
+            labels,
+            train,
+            held,
+            n_classes=n_classes,
+            params=params,
+            seed=params.seed * 1000 + k,
+            threads=threads,
+        )
         for k, (train, held) in enumerate(plan)
     )
     return [probs for probs, *_ in outputs]

@@ -24,7 +24,8 @@ import numpy as np
 
 from benchmarks.machine import describe
 from pipeline.plant import load_source
-from stages.train import TrainParams, train_member
+from stages.member import train_member
+from stages.train import TrainParams
 
 # name: (TrainParams changes, share of the training digits each member sees, members)
 CONFIGS: dict[str, tuple[dict, float, int]] = {
@@ -59,7 +60,9 @@ def run_config(images, labels, name: str, trials: int, n_train: int, n_eval: int
         subsets = [np.sort(rng.choice(train, int(round(fraction * n_train)), replace=False)) for _ in range(n_members)]
         start = time.monotonic()
         outputs = Parallel(n_jobs=n_jobs)(
-            delayed(train_member)(images, labels, subset, held, 10, params, 1000 * trial + k, 1)
+            delayed(train_member)(
+                images, labels, subset, held, n_classes=10, params=params, seed=1000 * trial + k, threads=1
+            )
             for k, subset in enumerate(subsets)
         )
         seconds.append(time.monotonic() - start)

@@ -20,16 +20,15 @@ from pipeline import plant as planting
 from pipeline import steps
 from pipeline.argv import normalize_dashes
 from pipeline.artifacts import all_or_nothing
-from pipeline.params import load_params, yaml_value
+from pipeline.params import load_params, params_reference, params_yaml, yaml_scalar, yaml_value
 from pipeline.paths import PATHS, check_layout
-from stages.aggregate import AggregateParams, format_indices
+from pipeline.registry import RUN, SECTIONS, STAGES, Stage
+from stages.aggregate import format_indices
 from stages.decode import DecodeParams
 from stages.decode_readers import kind_of
 from stages.errors import InputError
 from stages.export import ExportOptions
-from stages.group import GroupParams
-from stages.report import ReportParams
-from stages.train import TrainParams
+from stages.params import declared
 
 PARAMS_HELP = "Parameters file; each stage reads its own section [default: params.yaml, where there is one]."
 SET_HELP = "Override one parameter of this stage, e.g. -S n_models=8 (repeatable; values are YAML)."
@@ -154,6 +153,7 @@ def main() -> None:
 
 PATH_HELP = {
     "decoded": "The decode stage's artifact (the data set).",
+    "external": "The external stage's artifact (the evidence you brought, checked).",
     "groups": "The group stage's artifact (group id and distance per sample).",
     "groups_summary": "Group sizes, conflicting groups and the threshold used (JSON).",
     "oob": "The train stage's artifact (out-of-bag probabilities, votes, loss curves).",
@@ -188,72 +188,51 @@ def path_options(*names: str, writes: bool = False):
     return decorate
 
 
-@main.command()
-@click.option(
-    "--images",
-    help="The data: idx images, a folder of class folders, a manifest, .npz or .npy [params: decode.images].",
+def declared_help(section: str, name: str, text: str | None = None) -> str:
+    """An option's help for parameter section.name: its declared help (or `text`) and where it is set, by default."""
+    p = next(p for p in declared(SECTIONS[section]) if p.name == name)
+    return f"{text or p.help} [params: {section}.{name}, {yaml_scalar(p.default)}]"
+
+
+def parameters_epilog(section: str) -> str:
+    """The --help text's list of a section's parameters, from their declarations (stages/params.py)."""
+    lines = [f"Parameters (params.yaml section '{section}'; -S NAME=VALUE overrides one):"]
+    for p in declared(SECTIONS[section]):
+        lines.append(f"{p.name} = {yaml_scalar(p.default)} ({p.values()}): {p.help}")
+    return "\n\n".join(lines)
+
+
+IMAGES_OPTION = click.option("--images", help=declared_help("decode", "images"))
+LABELS_OPTION = click.option("--labels", help=declared_help("decode", "labels"))
+EXTERNAL_OPTIONS = (
+    click.option("--pred-probs", help=declared_help("external", "pred_probs")),
+    click.option("--features", help=declared_help("external", "features")),
+    click.option("--model", help=declared_help("external", "model")),
 )
-@click.option("--labels", help="idx1 (or .npy) labels beside idx (or .npy) images [params: decode.labels].")
-@path_options("decoded", "timings")
-@params_option
-@set_option
-def decode(images, labels, paths, params_file, overrides):
-    """Read and check the data; write images, labels, class names, source paths and checksums to the artifact.
-
-    Checks the magic number and type byte, the header's dimensions against the payload, equal counts, at least
-    one sample, and labels within 0..num_classes-1. Nothing is written when a check fails."""
-    steps.decode(decode_params(params_file, overrides, images, labels), paths)
+STAGE_OPTIONS = {"decode": (IMAGES_OPTION, LABELS_OPTION), "external": EXTERNAL_OPTIONS}  # beyond paths, -S
 
 
-@main.command()
-@path_options("decoded", "groups", "groups_summary", "timings")
-@params_option
-@set_option
-def group(paths, params_file, overrides):
-    """Hash images into twin groups: exact copies and near-identical ones (noise, brightness, 1 px shift).
+def stage_command(stage: Stage, *options):
+    """`twins <stage>`: the files it reads and writes as options (path_options), --params, -S and `options`; it reads
+    its section of parameters (options given over -S over params.yaml) and runs pipeline/steps.py's function of the
+    stage's name on them."""
 
-    Every sample gets a group id (singletons are groups of one) and its distance to the group's representative."""
-    steps.group(stage_params(GroupParams, "group", params_file, overrides), paths)
+    def command(paths, params_file, overrides, **given):
+        if stage.name == "decode":
+            params = decode_params(params_file, overrides, given["images"], given["labels"])
+        else:
+            params = stage_params(stage.params, stage.name, params_file, overrides, **given)
+        getattr(steps, stage.name)(params, paths)
 
-
-@main.command()
-@path_options("decoded", "groups", "oob", "timings")
-@params_option
-@set_option
-def train(paths, params_file, overrides):
-    """Train the ensemble of subset models (whole twin groups in or out) in joblib workers.
-
-    Parameters (section train): model, n_models, train_fraction, epochs, min_steps, batch_size, learning_rate,
-    weight_decay, max_shift, augment, max_rotation, max_scale, label_smoothing, balance_classes, conflict_share, device,
-    n_jobs, backend, scheduler, time_budget_s, seed."""
-    steps.train(stage_params(TrainParams, "train", params_file, overrides), paths)
+    command = path_options(*stage.reads, *stage.writes)(params_option(set_option(command)))
+    for option in reversed(options):
+        command = option(command)
+    return main.command(stage.name, help=stage.summary, epilog=parameters_epilog(stage.name))(command)
 
 
-@main.command()
-@path_options("decoded", "groups", "oob", "decisions", "results", "metrics")
-@params_option
-@set_option
-def aggregate(paths, params_file, overrides):
-    """Decide every conflicting twin group and flag other samples on strong evidence.
-
-    Parameters (section aggregate): min_posterior, threshold (null: picked from the data), max_threshold,
-    min_disagreement, flag_without_twin, per_class_counts, count_z, min_expected_wrong."""
-    steps.aggregate(stage_params(AggregateParams, "aggregate", params_file, overrides), paths)
-
-
-@main.command()
-@path_options("decoded", "groups", "oob", "decisions", "results")
-@params_option
-@set_option
-def report(paths, params_file, overrides):
-    """Draw what a finished run found, into the results folder: flagged.png (every flagged sample beside its twins,
-    captioned with index, given and suggested label; flagged-2.png... when there are many), scores.png (calibrated
-    scores and the threshold), confusion.png and confusion.csv (given against suggested label), classes.csv (flags
-    and estimated wrong labels per class), outliers.png (the outliers and odd images), map.png (every sample on a
-    2-D map, each kind of flag marked), loss.csv and loss.png (the members' training curves).
-
-    Parameters (section report): tiles_per_page, columns, max_twins, dpi."""
-    steps.report(stage_params(ReportParams, "report", params_file, overrides), paths)
+for _stage in STAGES:
+    if _stage.name != "export":  # export's options are its own (below)
+        stage_command(_stage, *STAGE_OPTIONS.get(_stage.name, ()))
 
 
 def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -261,22 +240,19 @@ def section_overrides(pairs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     by_section: dict[str, list[str]] = {}
     for pair in pairs:
         section, dot, rest = pair.partition(".")
-        if not dot or section not in RUN_SECTIONS:
-            raise InputError("-S", f"{pair!r} is not section.key=value with a section of {', '.join(RUN_SECTIONS)}")
+        if not dot or section not in RUN:
+            raise InputError("-S", f"{pair!r} is not section.key=value with a section of {', '.join(RUN)}")
         by_section.setdefault(section, []).append(rest)
-    return {section: tuple(by_section.get(section, ())) for section in RUN_SECTIONS}
-
-
-RUN_SECTIONS = ("decode", "group", "train", "aggregate", "report")
+    return {section: tuple(by_section.get(section, ())) for section in RUN}
 
 
 @main.command("run")
-@click.option(
-    "--images",
-    help="The data: idx images, a folder of class folders, a manifest, .npz or .npy [params: decode.images].",
-)
-@click.option("--labels", help="idx1 (or .npy) labels beside idx (or .npy) images [params: decode.labels].")
-@path_options("decoded", "groups", "oob", "decisions", "results", "metrics", writes=True)
+@IMAGES_OPTION
+@LABELS_OPTION
+@EXTERNAL_OPTIONS[0]
+@EXTERNAL_OPTIONS[1]
+@EXTERNAL_OPTIONS[2]
+@path_options("decoded", "external", "groups", "oob", "decisions", "results", "metrics", writes=True)
 @params_option
 @click.option(
     "-S",
@@ -287,35 +263,31 @@ RUN_SECTIONS = ("decode", "group", "train", "aggregate", "report")
     help="Override one parameter, e.g. -S train.n_models=5 (repeatable; values are YAML).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log each stage on stderr.")
-def run_all(images, labels, paths, params_file, overrides, verbose):
+def run_all(images, labels, pred_probs, features, model, paths, params_file, overrides, verbose):
     """Run every stage in one process (no DVC, no cache) and print the suspects' indices, as hw02.py does, but with
     params.yaml's parameters. Writes what the stages would: the artifacts, the results (suspects.txt, samples.csv,
     issues.csv, review.html and the figures) and metrics.json, so `twins report` and `twins export` work after it."""
     sets = section_overrides(overrides)
-    decoding = decode_params(params_file, sets["decode"], images, labels, "decode.")
+    brought = dict(pred_probs=pred_probs, features=features, model=model)
     params = {
-        cls: stage_params(cls, section, params_file, sets[section], f"{section}.")
-        for cls, section in (
-            (GroupParams, "group"),
-            (TrainParams, "train"),
-            (AggregateParams, "aggregate"),
-            (ReportParams, "report"),
+        section: decode_params(params_file, sets[section], images, labels, "decode.")
+        if section == "decode"
+        else stage_params(
+            SECTIONS[section],
+            section,
+            params_file,
+            sets[section],
+            f"{section}.",
+            **(brought if section == "external" else {}),
         )
+        for section in RUN
     }
     log = (
         (lambda message: click.echo(message, err=True))
         if verbose
         else (lambda message: click.echo(message, err=True) if message.startswith(("group:", "train:")) else None)
     )
-    result = steps.run_all(
-        decoding,
-        params[GroupParams],
-        params[TrainParams],
-        params[AggregateParams],
-        params[ReportParams],
-        paths,
-        log=log,
-    )
+    result = steps.run_all(params, paths, log=log)
     if result.decisions.note and not verbose:
         click.echo(f"note: {result.decisions.note}", err=True)
     click.echo(f"results in {paths.results}/ (open review.html to act on them)", err=True)
@@ -323,6 +295,13 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
 
 
 @main.command()
+@click.option("--yaml", "as_yaml", is_flag=True, help="Print params.yaml (every default, with its help) instead.")
+def params(as_yaml):
+    """Print every stage's parameters: default, values allowed and what each does (Markdown, as in the docs)."""
+    answer((params_yaml() if as_yaml else params_reference()).rstrip("\n"))
+
+
+@main.command(epilog=parameters_epilog("export"))
 @click.option(
     "--out",
     "out",
@@ -336,20 +315,10 @@ def run_all(images, labels, paths, params_file, overrides, verbose):
     type=click.Path(dir_okay=False),
     help="Apply a person's choices instead: the CSV the review page (results/review.html) downloads.",
 )
-@click.option(
-    "--relabel/--no-relabel", default=None, help="Give wrong labels the suggested label [params: export.relabel, true]."
-)
-@click.option(
-    "--drop-outliers/--keep-outliers", default=None, help="Leave outliers out [params: export.drop_outliers, true]."
-)
-@click.option(
-    "--drop-odd/--keep-odd", default=None, help="Leave odd (broken) images out [params: export.drop_odd, true]."
-)
-@click.option(
-    "--label-unlabelled/--leave-unlabelled",
-    default=None,
-    help="Give unlabelled samples their suggested label [params: export.label_unlabelled, false].",
-)
+@click.option("--relabel/--no-relabel", default=None, help=declared_help("export", "relabel"))
+@click.option("--drop-outliers/--keep-outliers", default=None, help=declared_help("export", "drop_outliers"))
+@click.option("--drop-odd/--keep-odd", default=None, help=declared_help("export", "drop_odd"))
+@click.option("--label-unlabelled/--leave-unlabelled", default=None, help=declared_help("export", "label_unlabelled"))
 @click.option(
     "--format",
     "form",

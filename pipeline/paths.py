@@ -10,6 +10,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Paths:
     decoded: str = "artifacts/decoded.npz"  # decode's Dataset
+    external: str = "artifacts/external.npz"  # external's External: the evidence a user brought, checked
     groups: str = "artifacts/groups.npz"  # group's GroupResult
     groups_summary: str = "artifacts/groups.json"  # group sizes and conflicts, for people
     oob: str = "artifacts/oob.npz"  # train's TrainResult

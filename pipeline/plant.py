@@ -22,7 +22,7 @@ SOURCES = {
     "notmnist": ("notmnist-t10k-images-idx3-ubyte.gz", "notmnist-t10k-labels-idx1-ubyte.gz"),
     "cifar20": ("cifar10-20-images-idx4-ubyte.gz", "cifar10-20-labels-idx1-ubyte.gz"),  # 20 colour photos
 }
-# The strongest perturbations a near-identical copy gets in our test cases (see the README).
+# The strongest perturbations a near-identical copy gets in our test cases (docs: "How it works: group").
 PERTURBED = {"noise_sigma": 8.0, "brightness": 0.12, "shift": 1}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from stages.aggregate import AggregateParams, Decisions, decide
 from stages.budget import Budget
+from stages.external import External
 from stages.group import GroupParams, GroupResult, group_images
 from stages.train import TrainParams, TrainResult, train_ensemble
 
@@ -26,6 +27,10 @@ class RunResult:
 
 def describe_training(oob: TrainResult, model: str) -> str:
     """One log line's worth: members, the fewest and most steps any took (fewer when time ran short), coverage."""
+    if oob.source == "heads":
+        return f"{len(oob.member_steps)} heads on the features given"
+    if oob.source == "pred_probs" and not len(oob.member_steps):
+        return "the probabilities given, no member needed (no twin conflicts)"
     if not len(oob.member_steps):
         return f"no {model} members trained"
     steps = oob.member_steps
@@ -39,14 +44,17 @@ def describe_training(oob: TrainResult, model: str) -> str:
 def find_suspects(
     images: np.ndarray,
     labels: np.ndarray,
+    *,
     group_params: GroupParams = GroupParams(),
     train_params: TrainParams = TrainParams(),
     aggregate_params: AggregateParams = AggregateParams(),
+    external: External | None = None,
     budget: Budget = Budget(),
     log=lambda message: None,
     progress_lines: bool = False,
 ) -> RunResult:
-    """Group, train, decide. `budget` bounds the training; `log` gets progress (and with progress_lines the train
+    """Group, train, decide; with `external`, the evidence a user brought (stages/external.py), in place of members
+    where it can be. `budget` bounds the training; `log` gets progress (and with progress_lines the train
     stage prints a line per wave of members on stderr even where it is no terminal)."""
     seconds = {}
 
@@ -60,7 +68,16 @@ def find_suspects(
     )
 
     start = time.monotonic()
-    oob = train_ensemble(images, labels, groups.group, train_params, budget, progress_lines, keep_out=groups.odd != "")
+    oob = train_ensemble(
+        images,
+        labels,
+        groups.group,
+        train_params,
+        budget=budget,
+        progress_lines=progress_lines,
+        keep_out=groups.odd != "",
+        external=external,
+    )
     seconds["train"] = time.monotonic() - start
     log(f"train: {describe_training(oob, train_params.model)}, {seconds['train']:.2f} s")
 
@@ -69,8 +86,9 @@ def find_suspects(
     seconds["aggregate"] = time.monotonic() - start
     log(
         f"aggregate: {int((decisions.reason == 'twin').sum())} flagged in conflicting twin groups, "
-        f"{int((decisions.reason == 'evidence').sum())} on strong evidence (estimated share of wrong labels "
-        f"{decisions.noise_rate:.3g}, threshold {decisions.threshold:.4g}); {int(decisions.outlier.sum())} "
+        f"{int((decisions.reason == 'wrong_label').sum())} without a twin (estimated wrong labels "
+        f"{decisions.estimate[0]:.1f}, {decisions.estimate[1]:.1f}-{decisions.estimate[2]:.1f}; flagged above "
+        f"{decisions.cut:.3g}), {int(decisions.worth_a_look.sum())} worth a look; {int(decisions.outlier.sum())} "
         f"outliers, {int((decisions.odd != '').sum())} odd images"
     )
     if decisions.note:

@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,9 @@ from stages.decode import Dataset, DecodeParams
 from stages.decode import decode as decode_data
 from stages.errors import InputError
 from stages.export import CHANGES_HEADER, Changes, ExportOptions, apply_choices, plan_changes
+from stages.external import External, ExternalParams, read_external
 from stages.group import GroupParams, GroupResult, group_images, summarize
-from stages.labels import UNLABELLED, class_name, label_cell
+from stages.labels import UNLABELLED, class_count, class_name, label_cell
 from stages.report import ReportParams, draw
 from stages.train import TrainParams, TrainResult, train_ensemble
 
@@ -54,6 +56,18 @@ def decode(params: DecodeParams, paths: Paths = PATHS) -> Dataset:
     return dataset
 
 
+def external(params: ExternalParams, paths: Paths = PATHS, data: Dataset | None = None) -> External:
+    """The evidence a user brought, checked against the decoded data (loaded, unless `data` is given)."""
+    data = load(paths.decoded, Dataset) if data is None else data
+    result = read_external(
+        params, data.images, data.labels, data.class_names, class_count(data.labels, data.class_names)
+    )
+    if result.note:
+        print(f"external: note: {result.note}", file=sys.stderr)
+    save(paths.external, result)
+    return result
+
+
 def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
     data = load(paths.decoded, Dataset)
     start = time.monotonic()
@@ -68,9 +82,10 @@ def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
 def train(params: TrainParams, paths: Paths = PATHS) -> TrainResult:
     data = load(paths.decoded, Dataset)
     groups = load(paths.groups, GroupResult, len(data.labels))
+    brought = load(paths.external, External) if Path(paths.external).exists() else None
     start = time.monotonic()
     result = train_ensemble(
-        data.images, data.labels, groups.group, params, progress_lines=True, keep_out=groups.odd != ""
+        data.images, data.labels, groups.group, params, progress_lines=True, keep_out=groups.odd != "", external=brought
     )
     save(paths.oob, result)
     seconds = result.member_seconds
@@ -93,7 +108,7 @@ def write_results(
     metrics: str | Path,
 ) -> None:
     """The results folder's tables (stages.aggregate.result_tables), embedding.npy (the members' mean class
-    similarities, float32 (N, K), nan rows where unscored: README, "Your data") and metrics.json."""
+    similarities, float32 (N, K), nan rows where unscored; docs: "How it works: The map") and metrics.json."""
     for name, text in result_tables(decisions, data.labels, group, data.class_names, data.paths, data.skipped).items():
         atomic_write_text(Path(results) / name, text)
     embedding = io.BytesIO()
@@ -155,24 +170,19 @@ def write_report(
     return [out / name for name in files]
 
 
-def run_all(
-    decode_params: DecodeParams,
-    group_params: GroupParams,
-    train_params: TrainParams,
-    aggregate_params: AggregateParams,
-    report_params: ReportParams,
-    paths: Paths = PATHS,
-    log=None,
-):
-    """Every stage in one process (pipeline.runner.find_suspects), writing what the stages would: the artifacts,
-    the results tables, metrics.json and the report, so `twins report` and `twins export` work after it."""
-    data = decode(decode_params, paths)
+def run_all(params: dict[str, Any], paths: Paths = PATHS, log=None):
+    """Every stage in one process (pipeline.runner.find_suspects), with `params` by section (pipeline/registry.py's
+    RUN), writing what the stages would: the artifacts, the results tables, metrics.json and the report, so
+    `twins report` and `twins export` work after it."""
+    data = decode(params["decode"], paths)
+    brought = external(params["external"], paths, data)
     result = find_suspects(
         data.images,
         data.labels,
-        group_params,
-        train_params,
-        aggregate_params,
+        external=brought,
+        group_params=params["group"],
+        train_params=params["train"],
+        aggregate_params=params["aggregate"],
         log=log or (lambda message: None),
         progress_lines=True,
     )
@@ -180,7 +190,7 @@ def run_all(
     save(paths.oob, result.oob)
     save(paths.decisions, result.decisions)
     write_results(result.decisions, data, result.groups.group, result.oob, result.seconds, paths.results, paths.metrics)
-    write_report(data, result.groups, result.oob, result.decisions, report_params, paths.results)
+    write_report(data, result.groups, result.oob, result.decisions, params["report"], paths.results)
     return result
 
 
@@ -195,7 +205,7 @@ def export(
     dry_run: bool = False,
     paths: Paths = PATHS,
 ) -> Changes:
-    """A cleaned copy of the data set in `out` (README, "Acting on the results"): the decisions applied (or a
+    """A cleaned copy of the data set in `out` (docs: "Export"): the decisions applied (or a
     person's choices from the review page's CSV), as a manifest of the source files (copied on `copy`), an .npz,
     or idx files (form "auto": a manifest where the samples came from files, an .npz where `source`, decode's
     images, is numpy, else idx), and changes.csv beside it. The original is never written to; `out` must be new or
@@ -229,7 +239,7 @@ def export(
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(CHANGES_HEADER)
     names = data.class_names
-    sure = np.where(changes.action == "label", decisions.suggested_prob, decisions.confidence)
+    sure = np.where(changes.action == "label", decisions.suggested_prob, decisions.wrong_prob)
     for i in changes.changed():
         new_label = class_name(changes.new_label[i], names) if changes.keep[i] else ""
         writer.writerow(

@@ -1,5 +1,5 @@
 """The time budget: one deadline and all the arithmetic on it, so that hw02.py, the API and the train stage agree on
-what "time left" means (README, "On a slow or busy machine").
+what "time left" means (docs: "The graded run: On a slow or busy machine").
 
 A Budget is a deadline on time.monotonic()'s clock, or none. The train stage asks it how long each wave of members
 may take; a member gets its share as a StepClock, which times its own steps and says how many it can afford."""

@@ -14,6 +14,7 @@ from stages.decode_idx import read_images, read_labels
 from stages.decode_readers import CHANNELS, Read, image_files, kind_of, read_arrays, read_image_folder, read_manifest
 from stages.errors import InputError
 from stages.labels import UNLABELLED
+from stages.params import Params, param
 
 HASH_CHUNK = 2**20  # bytes a checksum reads at a time
 MAX_CLASSES = 256  # integer labels lie in 0..255 at most (every per-class array has a column per id); names: any
@@ -21,31 +22,33 @@ MIN_SIDE = 4  # the CNN pools twice by 2 (stages/train_models.py): a smaller sid
 
 
 @dataclass(frozen=True)
-class DecodeParams:
-    """images: the data: idx images (gzipped or raw, told by content), a folder of class folders of images, a CSV or
-    TSV manifest of path,label rows, an .npz of images and labels, or an .npy of images (README, "Your data").
-    labels: the idx (or .npy) labels beside idx (or .npy) images; folders, manifests and .npz carry their own.
-    num_classes: integer labels must lie in 0..num_classes-1; null accepts up to MAX_CLASSES. Named classes are
-    what they are.
-    max_side: images read from files are brought to one size whose longer side is at most this many pixels.
-    skip_unreadable: leave out image files that cannot be decoded (listed in the log) instead of stopping.
-    unlabelled: the idx (or .npy) label value that marks a sample without a label (null: every value is a class).
-    Folders (an `unlabelled` folder), manifests (an empty label) and arrays (-1) mark their own."""
+class DecodeParams(Params):
+    """Where the data are and how to read them (docs: "Your data")."""
 
-    images: str = "data/sample/images-idx3-ubyte.gz"
-    labels: str = "data/sample/labels-idx1-ubyte.gz"
-    num_classes: int | None = 10
-    max_side: int = 64
-    skip_unreadable: bool = False
-    unlabelled: int | None = None
-
-    def __post_init__(self):
-        if self.num_classes is not None and not 1 <= self.num_classes <= MAX_CLASSES:
-            raise ValueError(f"num_classes must lie in 1..{MAX_CLASSES}, got {self.num_classes}")
-        if not 4 <= self.max_side <= 1024:
-            raise ValueError(f"max_side must lie in 4..1024, got {self.max_side}")
-        if self.unlabelled is not None and not 0 <= self.unlabelled < 2**31:
-            raise ValueError(f"unlabelled must be a label value (0..2**31), got {self.unlabelled}")
+    images: str = param(
+        "data/sample/images-idx3-ubyte.gz",
+        "The data: idx images (gzipped or raw), a folder of class folders, a CSV or TSV manifest of path,label rows, "
+        "an .npz of images and labels, or an .npy of images.",
+    )
+    labels: str = param(
+        "data/sample/labels-idx1-ubyte.gz",
+        "The idx (or .npy) labels beside idx (or .npy) images; folders, manifests and .npz carry their own.",
+    )
+    num_classes: int | None = param(
+        10,
+        f"Integer labels must lie in 0..num_classes-1 (null: up to {MAX_CLASSES}); named classes are what they are.",
+        within=f"1..{MAX_CLASSES}",
+    )
+    max_side: int = param(
+        64, "Images read from files are brought to one size whose longer side is at most this.", within="4..1024"
+    )
+    skip_unreadable: bool = param(False, "Leave out image files that cannot be decoded (listed) instead of stopping.")
+    unlabelled: int | None = param(
+        None,
+        "The idx or .npy label value that marks a sample without a label (null: every value is a class); folders "
+        "(an unlabelled/ folder), manifests (an empty label) and arrays (-1) mark their own.",
+        within="0..2147483647",
+    )
 
 
 @dataclass
@@ -70,6 +73,17 @@ class Dataset(Artifact):
         "images_sha256": Field("U", 0),
         "labels_sha256": Field("U", 0),
     }
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits that tell this decoded data set from any other: a hash of its pixels, labels, class names
+        and source paths. Whatever is made from it (artifacts, the review page, a choices file) can carry it."""
+        import hashlib
+
+        digest = hashlib.sha256(repr((self.images.shape, self.class_names, self.paths)).encode())
+        digest.update(np.ascontiguousarray(self.images).tobytes())
+        digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:16]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         texts = {name: np.array(getattr(self, name) or [], dtype=str) for name in ("class_names", "paths", "skipped")}

@@ -1,8 +1,9 @@
 """Data sets as people keep them, for the decode stage: image folders, manifests and numpy arrays.
 
 Each reader returns a Read of uint8 images (N, H, W, C), int64 labels, and where the data have them the class
-names and each sample's source path. The rules for mixed sizes and colour modes are in the README ("Your data").
-Every problem is an InputError naming the file, so the edges print one line and exit 2.
+names and each sample's source path. The rules for mixed sizes and colour modes are in the docs
+(docs: "Your data: Sizes, colours and names"). Every problem is an InputError naming the file, so the edges print
+one line and exit 2.
 """
 
 from __future__ import annotations

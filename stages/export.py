@@ -1,4 +1,4 @@
-"""Acting on the results: what a cleaned copy of the data set changes (README, "Acting on the results").
+"""Acting on the results: what a cleaned copy of the data set changes (docs: "Export").
 
 plan_changes turns the aggregate stage's decisions, or a person's choices from the review page, into one action per
 sample; pipeline/steps.py's export writes the cleaned copy and changes.csv from it. The original is never touched.
@@ -13,23 +13,24 @@ import numpy as np
 
 from stages.errors import InputError
 from stages.labels import UNLABELLED
+from stages.params import Params, param
 
 if TYPE_CHECKING:
     from stages.aggregate import Decisions
 
-CHANGES_HEADER = ["index", "path", "given", "new_label", "action", "reason", "confidence"]  # changes.csv
+CHANGES_HEADER = ["index", "path", "given", "new_label", "action", "reason", "probability"]  # changes.csv
 
 
 @dataclass(frozen=True)
-class ExportOptions:
-    """relabel: give wrong labels their suggested label; drop_outliers, drop_odd: leave those samples out;
-    label_unlabelled: give unlabelled samples their suggested label (else they stay unlabelled in the copy).
-    Ignored where a person's choices (the review page's CSV) are applied instead."""
+class ExportOptions(Params):
+    """What the cleaned copy changes, where a person's choices (the review page's CSV) are not applied instead."""
 
-    relabel: bool = True
-    drop_outliers: bool = True
-    drop_odd: bool = True
-    label_unlabelled: bool = False
+    relabel: bool = param(True, "Give wrong labels their suggested label in the cleaned copy.")
+    drop_outliers: bool = param(True, "Leave outliers out of it.")
+    drop_odd: bool = param(True, "Leave odd (broken) images out of it.")
+    label_unlabelled: bool = param(
+        False, "Give unlabelled samples their suggested label in it (else they stay unlabelled)."
+    )
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Changes:
     keep: np.ndarray  # bool (N,)
     new_label: np.ndarray  # int64 (N,): the label in the cleaned copy (the given one where unchanged)
     action: np.ndarray  # str (N,): "relabel", "label" (an unlabelled sample), "remove" or "" (unchanged)
-    reason: np.ndarray  # str (N,): why: the decision's reason ("twin", "evidence", "outlier", "odd") or "review"
+    reason: np.ndarray  # str (N,): why: the decision's reason ("twin", "wrong_label", "outlier", "odd") or "review"
 
     def changed(self) -> np.ndarray:
         return np.flatnonzero(self.action != "")
@@ -50,7 +51,7 @@ def plan_changes(labels: np.ndarray, decisions: Decisions, options: ExportOption
     label_unlabelled), outliers and odd images left out."""
     n = len(labels)
     keep, new_label = np.ones(n, bool), labels.astype(np.int64).copy()
-    action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U8")
+    action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U11")
     if options.relabel:
         wrong = decisions.flagged & (decisions.suggested != labels)
         new_label[wrong] = decisions.suggested[wrong]
@@ -76,7 +77,7 @@ def apply_choices(
     are unchanged. InputError names the row that is wrong."""
     n = len(labels)
     keep, new_label = np.ones(n, bool), labels.astype(np.int64).copy()
-    action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U8")
+    action, reason = np.full(n, "", dtype="<U7"), np.full(n, "", dtype="<U11")
     ids = {name: k for k, name in enumerate(class_names or [])}
     for line, row in enumerate(rows, start=2):
         try:

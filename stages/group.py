@@ -1,4 +1,4 @@
-"""Stage 2, group: every image in a group with its exact and near-identical copies (README, "How it works: 2. group").
+"""Stage 2, group: every image in a group with its exact and near-identical copies (docs: "How it works: group").
 
 group_images runs the steps in order: exact copies (group_candidates.unique_images), blanks (group_blanks),
 candidate pairs (group_candidates), pair checks (group_pairs), the threshold (_shape_groups) and clusters
@@ -27,6 +27,7 @@ from stages.group_candidates import (
 from stages.group_clusters import bounded_clusters, representatives
 from stages.group_pairs import noise_z, shift_distances
 from stages.labels import conflicting_groups
+from stages.params import MAX_SEED, Params, param
 
 SAMPLE_MATCHES = 32  # best descriptor matches of each sampled image whose exact distances are measured
 GEOMETRIC_RANK = 4  # geometric candidates aligned per image: its best ones by descriptor (aligning costs most)
@@ -34,83 +35,78 @@ IMAGE_CHUNK = 8192  # images measured at a time: each one's figures are its own,
 
 
 @dataclass(frozen=True)
-class GroupParams:
-    """threshold_fraction, threshold_quantile: the shape threshold is threshold_fraction times the
-        threshold_quantile quantile of the nearest-neighbour distances between distinct images. A high
-        quantile stays put when many images have twins; the fraction keeps copies (a few tenths of the
-        distance between distinct images) inside and distinct images out.
-    max_noise_z: a pair only matches when its residual's largest local mean is at most this many standard
-        errors (white noise reaches about 3.5; a missing bar tens). Also decides which images are blank.
-    max_noise_sigma: ...and when the residual's noise level is at most this many grey levels: room for copies
-        noisier than our test copies (sigma up to 8), while two renderings of one glyph, or two writers' digits,
-        mostly differ by more along every stroke (BENCHMARKS.md, "Group stage").
-    blank_tolerance: blank images (one grey level plus noise) have no shape, only a level; two blanks are
-        copies when their channel means differ by at most this fraction of 255 (a +-12% brightness and
-        contrast change moves a level by up to 24% of the range).
-    neighbours: candidate partners verified per image (a copy is almost always its original's first).
-    n_trees, leaf_size: the random-projection forest that proposes candidates (more trees: fewer misses).
-    grid: descriptor resolution (grid x grid box averages of the grey image).
-    max_shift: largest shift in pixels (each axis) between a copy and its original: one pixel is searched pixel by
-        pixel, more is found by the geometric pair check (docs/geometric-twins.md), as are the next three.
-    max_rotation: largest rotation in degrees between a copy and its original (0: none).
-    max_scale: largest scaling between a copy and its original, a fraction either way (0.25: 1/1.25 to 1.25; a crop
-        of 3 pixels a side of 28, resized back, scales by 1.27).
-    mirror: a copy may also be mirrored left to right. Off by default: a mirrored digit or letter is another glyph;
-        on for photos, where augmentations saved to disk are often mirrored.
-    aligned_fraction: a pair that needs the geometric check matches only when its distance after alignment is at
-        most this fraction of the threshold (the freedom to warp brings distinct images closer: two writers' 1s).
-    threshold_sample: the threshold is read from this many images (all, when there are fewer), each compared with
-        every image: exact distances to its best matches, so the threshold does not move with the forest's misses.
-    seed: seeds the forest's random projections and the threshold's sample, so a run is reproducible."""
+class GroupParams(Params):
+    """How near a copy must be to its original to share its twin group (docs: "How it works: group")."""
 
-    threshold_fraction: float = 0.35
-    threshold_quantile: float = 0.75
-    max_noise_z: float = 5.0
-    max_noise_sigma: float = 24.0
-    blank_tolerance: float = 0.25
-    neighbours: int = 4
-    n_trees: int = 3
-    leaf_size: int = 16
-    grid: int = 8
-    max_shift: int = 3
-    max_rotation: float = 10.0
-    max_scale: float = 0.25
-    mirror: bool = False
-    aligned_fraction: float = 0.5
-    threshold_sample: int = 1000
-    seed: int = 0
-
-    def __post_init__(self):
-        if not 0 < self.threshold_fraction <= 2:
-            raise ValueError(f"threshold_fraction must lie in (0, 2], got {self.threshold_fraction}")
-        if not 0 <= self.threshold_quantile <= 1:
-            raise ValueError(f"threshold_quantile must lie in [0, 1], got {self.threshold_quantile}")
-        if self.max_noise_z <= 0:
-            raise ValueError(f"max_noise_z must be positive, got {self.max_noise_z}")
-        if self.max_noise_sigma <= 0:
-            raise ValueError(f"max_noise_sigma must be positive, got {self.max_noise_sigma}")
-        if not 0 <= self.blank_tolerance <= 1:
-            raise ValueError(f"blank_tolerance must lie in [0, 1], got {self.blank_tolerance}")
-        if not 1 <= self.neighbours <= 64:
-            raise ValueError(f"neighbours must lie in 1..64, got {self.neighbours}")
-        if not 1 <= self.n_trees <= 64:
-            raise ValueError(f"n_trees must lie in 1..64, got {self.n_trees}")
-        if not 2 <= self.leaf_size <= 1024:
-            raise ValueError(f"leaf_size must lie in 2..1024, got {self.leaf_size}")
-        if not 2 <= self.grid <= 32:
-            raise ValueError(f"grid must lie in 2..32, got {self.grid}")
-        if not 0 <= self.max_shift <= 4:
-            raise ValueError(f"max_shift must lie in 0..4, got {self.max_shift}")
-        if not 0 <= self.max_rotation <= 20:
-            raise ValueError(f"max_rotation must lie in [0, 20], got {self.max_rotation}")
-        if not 0 <= self.max_scale <= 0.5:
-            raise ValueError(f"max_scale must lie in [0, 0.5], got {self.max_scale}")
-        if not 0 < self.aligned_fraction <= 1:
-            raise ValueError(f"aligned_fraction must lie in (0, 1], got {self.aligned_fraction}")
-        if not 10 <= self.threshold_sample <= 100_000:
-            raise ValueError(f"threshold_sample must lie in 10..100000, got {self.threshold_sample}")
-        if not 0 <= self.seed <= 2**32 - 1:
-            raise ValueError(f"seed must lie in 0..{2**32 - 1}, got {self.seed}")
+    threshold_fraction: float = param(
+        0.35,
+        "The shape threshold is this times the threshold_quantile quantile of the nearest distances between "
+        "distinct images: copies lie a few tenths of that distance apart.",
+        within="(0, 2]",
+    )
+    threshold_quantile: float = param(
+        0.75, "See threshold_fraction; a high quantile stays put when many images have twins.", within="[0, 1]"
+    )
+    max_noise_z: float = param(
+        5.0,
+        "A pair matches only when its residual's largest local mean is at most this many standard errors (white "
+        "noise reaches about 3.5, a missing bar tens); also decides which images are blank.",
+        within="(0, 1000]",
+    )
+    max_noise_sigma: float = param(
+        24.0,
+        "...and when the residual's noise level is at most this many grey levels: room for noisy copies, while two "
+        "renderings of one glyph differ by more along every stroke.",
+        within="(0, 255]",
+    )
+    blank_tolerance: float = param(
+        0.25,
+        "Blank images (one grey level plus noise) are copies when their channel means differ by at most this share "
+        "of the range (a +-12% brightness and contrast change moves a level by up to 24%).",
+        within="[0, 1]",
+    )
+    neighbours: int = param(
+        4, "Candidate partners checked per image (a copy is almost always its original's first).", within="1..64"
+    )
+    n_trees: int = param(
+        3, "Trees of the random-projection forest that proposes candidates (more: fewer misses).", within="1..64"
+    )
+    leaf_size: int = param(16, "Images per leaf of those trees.", within="2..1024")
+    grid: int = param(8, "Descriptor resolution: grid x grid box averages of the grey image.", within="2..32")
+    max_shift: int = param(
+        3,
+        "Largest shift in pixels (each axis) between a copy and its original: one pixel is searched pixel by pixel, "
+        'more by the geometric pair check (docs: "Geometric twins").',
+        within="0..4",
+    )
+    max_rotation: float = param(
+        10.0, "Largest rotation in degrees between a copy and its original (0: none).", within="[0, 20]"
+    )
+    max_scale: float = param(
+        0.25,
+        "Largest scaling between a copy and its original, a share either way (0.25: 1/1.25 to 1.25; a crop of 3 "
+        "pixels a side of 28, resized back, scales by 1.27).",
+        within="[0, 0.5]",
+    )
+    mirror: bool = param(
+        False,
+        "A copy may also be mirrored left to right: off for digits and letters (a mirror image is another glyph), on "
+        "for photos, where augmentations saved to disk are often mirrored.",
+    )
+    aligned_fraction: float = param(
+        0.5,
+        "A pair that needs the geometric check matches only when its distance after alignment is at most this share "
+        "of the threshold (the freedom to warp brings distinct images closer).",
+        within="(0, 1]",
+    )
+    threshold_sample: int = param(
+        1000,
+        "The threshold is read from this many images (all, in smaller sets), each compared with every image.",
+        within="10..100000",
+    )
+    seed: int = param(
+        0, "Seeds the forest and the threshold's sample, so a run is reproducible.", within=f"0..{MAX_SEED}"
+    )
 
 
 @dataclass
@@ -202,8 +198,9 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
         cluster = bounded_clusters(images, a[ok], b[ok], dist[ok], 2 * threshold, distance)
         return cluster, representatives(cluster, a[ok], b[ok], dist[ok])
 
-    # The threshold comes from the sample's exact nearest distances, in two passes (README, "How it works"); the
-    # geometric check joins in the last one (a warped copy is far from its original by shift distance anyway).
+    # The threshold comes from the sample's exact nearest distances, in two passes
+    # (docs: "How it works: The threshold"); the geometric check joins in the last one (a warped copy is far from
+    # its original by shift distance anyway).
     cluster, _ = clusters(_threshold(_ranked(q, qd, rank=1), params), aligned=False)
     between = cluster[q] != cluster[m]
     threshold = _threshold(_ranked(q[between], qd[between]), params)
@@ -215,7 +212,7 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
 
 
 class _Geometric:
-    """The geometric pair check's candidates and results, each pair aligned at most once (docs/geometric-twins.md)."""
+    """The geometric pair check's candidates and results, each pair aligned at most once (docs: "Geometric twins")."""
 
     def __init__(self, images: np.ndarray, params: GroupParams, forest: dict):
         x = grey(images)

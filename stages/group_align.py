@@ -1,5 +1,5 @@
 """The group stage's geometric pair check: is image j image i shifted, rotated, rescaled or cropped (and, as an
-option, mirrored)? (docs/geometric-twins.md).
+option, mirrored)? (docs: "Geometric twins").
 
 A pair proposed by the geometric descriptors starts from the edit its best query describes. Gauss-Newton then fits
 a warp of i onto j (scale, rotation, an aspect change along the axes as a crop makes, and a shift, each bounded)

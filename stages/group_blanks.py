@@ -1,4 +1,4 @@
-"""The group stage's blank and broken images (README, "How it works": 2. group, and outliers and odd images).
+"""The group stage's blank and broken images (docs: "How it works: Odd images").
 
 Blanks (one grey level plus noise) have no shape to compare and are grouped by level instead; blanks, pure noise and
 washed-out images are also reported as odd and kept out of training."""

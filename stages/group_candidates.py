@@ -1,5 +1,5 @@
 """The group stage's candidate pairs: exact copies by their bytes, near copies proposed by a random-projection
-forest over small shifted descriptors (README, "How it works": 2. group)."""
+forest over small shifted descriptors (docs: "How it works: Candidates")."""
 
 from __future__ import annotations
 

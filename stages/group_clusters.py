@@ -1,5 +1,5 @@
 """The group stage's clusters: join accepted pairs into groups whose every member stays near its representative,
-so a chain of near matches does not merge distinct images (README, "How it works": 2. group)."""
+so a chain of near matches does not merge distinct images (docs: "How it works: Clusters")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The group stage's pair checks: is image j a copy of image i? (README, "How it works": 2. group).
+"""The group stage's pair checks: is image j a copy of image i? (docs: "How it works: Pair checks").
 
 shift_distances gives the shape distance, noise_z whether what is left after fitting brightness and contrast
 looks like a copy's white noise. Both work on uint8 images (N, H, W, C) in chunks: no N x N array is built.

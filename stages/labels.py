@@ -46,3 +46,9 @@ def open_questions(group: np.ndarray, labels: np.ndarray, keep_out: np.ndarray |
     every member scores them, and the aggregate stage's twin rule decides them. An unlabelled twin asks nothing."""
     out = conflicting_groups(group, labels, keep_out)[group] & (labels != UNLABELLED)
     return out if keep_out is None else out & ~np.asarray(keep_out, bool)
+
+
+def group_members(group: np.ndarray) -> list[np.ndarray]:
+    """The sample indices of each group, ascending within each, groups in id order."""
+    order = np.argsort(group, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(group[order])) + 1)

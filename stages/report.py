@@ -2,7 +2,7 @@
 
 - flagged.png (then flagged-2.png, flagged-3.png, ... when there are more tiles than a page holds): every flagged
   sample beside the other members of its twin group, each tile captioned "#index" and "given -> suggested".
-- scores.png: the calibrated probability of the given label, singletons and twins apart, the threshold marked.
+- scores.png: each label's probability of being wrong, singletons and twins apart, the cut of the flags marked.
 - confusion.png and confusion.csv: given against suggested label over the whole data set (the estimated noise).
 - classes.csv: per given class, its samples, how many were flagged and how many wrong labels the aggregate stage
   estimated in it, drawn by `dvc plots` as bars: noise that flows into one class stands out.
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from stages.labels import UNLABELLED, class_name
+from stages.params import Params, param
 from stages.review import review_page
 
 if TYPE_CHECKING:  # the result types draw() reads; the report needs none of their stages' code
@@ -44,27 +45,22 @@ MAX_ANNOTATED_CLASSES = 20  # beyond this a confusion matrix's cells are too sma
 
 
 @dataclass(frozen=True)
-class ReportParams:
-    """tiles_per_page: the most tiles on one page of flagged.png; more make flagged-2.png, flagged-3.png, ...
-    columns: tiles per row of the montage (at most tiles_per_page).
-    max_twins: the most unflagged members of a group shown beside its flagged ones (the rest are counted,
-    "+N more"); flagged samples are always all shown.
-    dpi: resolution of every PNG (pixels per inch; a tile is 1.1 x 1.45 inches).
-    review_cards: the most cards on review.html (the rest are in issues.csv, and the page says so)."""
+class ReportParams(Params):
+    """How the report's figures and the review page are laid out."""
 
-    tiles_per_page: int = 48
-    columns: int = 8
-    max_twins: int = 5
-    dpi: int = 100
-    review_cards: int = 1000
-
-    def __post_init__(self):
-        if self.tiles_per_page < 1 or self.columns < 1 or self.max_twins < 0:
-            raise ValueError("tiles_per_page and columns must be at least 1, max_twins at least 0")
-        if self.review_cards < 0:
-            raise ValueError(f"review_cards must be at least 0, got {self.review_cards}")
-        if not 20 <= self.dpi <= 600:
-            raise ValueError(f"dpi must lie in 20..600, got {self.dpi}")
+    tiles_per_page: int = param(
+        48, "The most tiles on one page of flagged.png; more make flagged-2.png, flagged-3.png, ...", within="1..1000"
+    )
+    columns: int = param(8, "Tiles per row of the montage.", within="1..100")
+    max_twins: int = param(
+        5,
+        "The most unflagged copies of a group shown beside its flagged ones (the rest are counted).",
+        within="0..100",
+    )
+    dpi: int = param(100, "Resolution of every PNG (pixels per inch; a tile is 1.1 x 1.45 inches).", within="20..600")
+    review_cards: int = param(
+        1000, "The most cards on review.html (the rest are in issues.csv, and the page says so).", within="0..100000"
+    )
 
 
 # ---- the montage of flagged samples -------------------------------------------------------------------------------
@@ -357,17 +353,15 @@ def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str
 # ---- scores, confusion, loss --------------------------------------------------------------------------------------
 
 
-def scores_figure(
-    calibrated: np.ndarray, group: np.ndarray, reason: np.ndarray, threshold: float, temperature: float | None = None
-):
-    """Histogram of the calibrated probability of the given label on log axes, stacked by kind of sample:
-    singletons and agreeing twin groups (the threshold applies to both) and conflicting groups (decided by the
-    twin rule, so the threshold does not apply)."""
+def scores_figure(wrong_prob: np.ndarray, group: np.ndarray, reason: np.ndarray, cut: float):
+    """Histogram of each sample's probability of a wrong label (log counts), stacked by kind of sample: singletons
+    and agreeing twin groups (the cut applies to both) and conflicting groups (decided by the twin rule, whose
+    probability is that another label of the group wins), with the cut of the flags without a twin."""
     from matplotlib.figure import Figure
 
-    scored = ~np.isnan(calibrated)
+    scored = ~np.isnan(wrong_prob)
     if not scored.any():
-        return message_figure("no sample was scored", "Calibrated probability of the given label")
+        return message_figure("no sample was scored", "Probability that the label is wrong")
     size = np.bincount(group)[group]
     conflicted = np.isin(group, np.unique(group[reason == "twin"]))
     kinds = [
@@ -375,45 +369,28 @@ def scores_figure(
         ("twin groups, labels agree", (size > 1) & ~conflicted),
         ("conflicting twin groups (twin rule)", conflicted),
     ]
-    positive = calibrated[scored & (calibrated > 0)]
-    floor = max(1e-16, float(positive.min()) if positive.size else 1e-16)
-    low = math.floor(math.log10(min(floor, threshold if threshold > 0 else 1.0)))
-    bins = np.logspace(low, 0, 4 * -low + 1) if low < 0 else np.logspace(-1, 0, 5)
-    values = np.clip(calibrated, bins[0], 1.0)  # an exact 0 (or below the floor) lands in the first bin
-
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     ax.hist(
-        [values[scored & mask] for _, mask in kinds],
-        bins=bins,
+        [wrong_prob[scored & mask] for _, mask in kinds],
+        bins=np.linspace(0, 1, 41),
         stacked=True,
         log=True,
         color=["#1f77b4", "#ff7f0e", "#9467bd"],
         label=[f"{name} ({int((scored & mask).sum())})" for name, mask in kinds],
     )
-    if threshold > 0:
-        ax.axvline(
-            threshold,
-            color=FLAG_COLOUR,
-            linestyle="--",
-            linewidth=1.5,
-            label=f"threshold {threshold:.2g}: below it (and outvoted) is flagged",
-        )
+    if cut < 1:
+        label = f"cut {cut:.2g}: the likeliest wrong labels without a twin, from here up, are flagged"
+        ax.axvline(cut, color=FLAG_COLOUR, linestyle="--", linewidth=1.5, label=label)
     else:
-        ax.plot([], [], " ", label="threshold 0: nothing is flagged on evidence alone")
-    ax.set_xscale("log")
-    ax.set_xlim(bins[0], 1.0)
-    ax.set_xlabel(
-        "calibrated probability of the given label"
-        + (" (values below shown at the left edge)" if floor < bins[0] * 10**0.25 else "")
-    )
+        ax.plot([], [], " ", label="no sample without a twin is flagged")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability that the given label is wrong")
     ax.set_ylabel("samples")
     _plain_log_ticks(ax.yaxis, minor=False)
     unscored = int((~scored).sum())
     ax.set_title(
-        f"Calibrated scores of {int(scored.sum())} samples"
-        + (f" (temperature {temperature:.3g})" if temperature is not None else "")
-        + (f"; {unscored} never scored" if unscored else ""),
+        f"How likely each of {int(scored.sum())} labels is wrong" + (f"; {unscored} never scored" if unscored else ""),
         fontsize=11,
     )
     ax.legend(fontsize=8, loc="best")
@@ -572,7 +549,7 @@ def draw(
     if not pages:
         files[page_name(1)] = png_bytes(message_figure("nothing flagged", "Flagged samples"), params.dpi)
     files["scores.png"] = png_bytes(
-        scores_figure(decisions.calibrated, group, decisions.reason, decisions.threshold, decisions.temperature),
+        scores_figure(decisions.wrong_prob, group, decisions.reason, decisions.cut),
         params.dpi,
     )
     labelled = given != UNLABELLED  # the confusion is of given labels: unlabelled samples have none
@@ -589,5 +566,7 @@ def draw(
     files["map.png"] = png_bytes(map_figure(oob.class_sim, group, decisions, given, names), params.dpi)
     files["loss.csv"] = loss_csv(loss_table(oob.loss_curves))
     files["loss.png"] = png_bytes(loss_figure(oob.loss_curves), params.dpi)
-    files["review.html"] = review_page(data, group, decisions, max_cards=params.review_cards)
+    files["review.html"] = review_page(
+        data, group, decisions, max_cards=params.review_cards, max_twins=params.max_twins
+    )
     return files

@@ -30,7 +30,7 @@ def test_overrides_are_checked_like_params_yaml():
     images = np.zeros((4, 5, 5), np.uint8)
     with pytest.raises(InputError, match="unknown section 'trian'"):
         find_issues(images, [0, 1, 0, 1], params={"trian": {}})
-    with pytest.raises(InputError, match="n_models must be at least 1"):
+    with pytest.raises(InputError, match="n_models must be in 1..1000"):
         find_issues(images, [0, 1, 0, 1], params={"train": {"n_models": 0}})
     with pytest.raises(InputError, match="holds 3 labels"):
         find_issues(images, [0, 1, 0])

@@ -10,6 +10,7 @@ from PIL import Image
 
 from pipeline.plant import load_source
 from tests.test_pipeline import sh
+from tests.test_review import page_json
 
 MOVED = 6  # digits filed under another class
 
@@ -44,10 +45,12 @@ def test_the_readmes_three_commands_run_review_and_export_a_folder(tmp_path):
     found = flagged_files(tmp_path)
     assert len(found & set(moved)) >= MOVED // 2, (found, moved)
     page = (tmp_path / "results" / "review.html").read_text()
-    assert page.count('<article class="card"') >= len(found)
+    rows = list(csv.DictReader(open(tmp_path / "results" / "issues.csv")))
+    assert {card["index"] for card in page_json(page)["cards"]} >= {
+        int(r["index"]) for r in rows if r["flagged"] == "1"
+    }
     before = {p.relative_to(tmp_path) for p in (tmp_path / "my_photos").rglob("*")}
     # the page's download, as a person who accepted every suggestion would have it
-    rows = list(csv.DictReader(open(tmp_path / "results" / "issues.csv")))
     with open(tmp_path / "review-choices.csv", "w") as f:
         f.write("index,path,given,suggested,kind,choice,new_label\n")
         for row in rows:

@@ -38,9 +38,30 @@ def test_each_stage_names_the_function_that_computes_it(stage):
 def test_each_stage_depends_on_every_module_its_code_imports(stage):
     graph = grimp.build_graph("stages", exclude_type_checking_imports=True)
     needed = {f"stages.{stage}"} | graph.find_upstream_modules(f"stages.{stage}")
-    listed = {dep[:-3].replace("/", ".") for dep in STAGES[stage]["deps"] if dep.startswith("stages/")}
-    assert listed == needed
+    code = [dep for dep in STAGES[stage]["deps"] if dep.startswith("stages/") and dep.endswith(".py")]
+    assert {dep[:-3].replace("/", ".") for dep in code} == needed
+    data = [dep for dep in STAGES[stage]["deps"] if dep.startswith("stages/") and not dep.endswith(".py")]
+    assert all((ROOT / dep).is_file() for dep in data)  # files a stage reads, such as the review page's script
 
 
 def test_dvc_yaml_uses_the_paths_the_commands_use():
     assert yaml.safe_load(DVC_YAML)["vars"][0]["paths"] == dataclasses.asdict(PATHS)
+
+
+def test_dvc_yaml_declares_the_registry_s_stages_in_its_order_with_their_files():
+    from pipeline.registry import STAGES as REGISTRY
+
+    assert list(STAGES) == [stage.name for stage in REGISTRY]
+    for stage in REGISTRY:
+        declared = STAGES[stage.name]
+        deps = {d for d in declared["deps"] if d.startswith("${paths.")}
+        outs = {
+            next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics") for o in declared.get(key, [])
+        }
+        assert deps == {f"${{paths.{name}}}" for name in stage.reads}, stage.name
+        assert declared["params"] == [stage.name]
+        for name in stage.writes:  # a folder's files are declared one by one
+            assert any(o == f"${{paths.{name}}}" or o.startswith(f"${{paths.{name}}}/") for o in outs), (
+                stage.name,
+                name,
+            )

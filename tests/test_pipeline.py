@@ -221,7 +221,8 @@ def test_experiments_run_and_compare_with_the_committed_workspace(fast_repo):
     assert experiment[header.index("aggregate.min_posterior")] == "0.8"
     diff = json.loads(dvc("metrics", "diff", "HEAD", "--all", "--json", cwd=fast_repo))
     assert {"flagged", "threshold", "conflicting_groups"} <= set(diff["metrics.json"])
-    # `make exp`, the README's short table: the parameter that differs and the headline counts, not 119 columns
+    # `make exp` (docs: "The pipeline: Commands"), a short table: the parameter that differs and the headline counts,
+    # not 119 columns
     make_exp = re.search(r"^exp:.*\n\t\$\(VENV\)/bin/dvc (.+)$", (REPO / "Makefile").read_text(), re.M).group(1)
     short = dvc(*shlex.split(make_exp.replace("$$", "$")), "--csv", cwd=fast_repo).splitlines()[0].split(",")
     assert len(short) < 20 and {"aggregate.min_posterior", "flagged", "outliers"} <= set(short), short
@@ -272,7 +273,7 @@ def test_a_bad_parameter_is_one_line_and_exit_2(tmp_path):
         check=False,
     )
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
-    assert "n_models must be at least 1" in done.stderr and "Traceback" not in done.stderr
+    assert "n_models must be in 1..1000" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_missing_artifact_is_one_line_and_exit_2(tmp_path):
@@ -316,7 +317,8 @@ def test_a_folder_without_a_labels_file_runs_under_dvc(tmp_path):
 
     folder = make_copy(tmp_path, **FAST_TRAIN)
     a_folder_of_digits(folder / "data" / "mine", n=60)
-    # README, "Your data": data that carry their own labels name themselves as decode.labels too (DVC needs a path)
+    # data that carry their own labels name themselves as decode.labels too, as DVC needs a path there
+    # (docs: "Your data: Forms")
     set_params(folder, "decode", images="data/mine", labels="data/mine")
     dvc("repro", cwd=folder)
     assert (folder / "results" / "review.html").exists()

@@ -209,10 +209,14 @@ def test_loss_csv_holds_the_ensemble_mean_and_spread_per_point(reported):
     assert loss_table(curves).tolist() == [[0, 2.0, 1.0, 3.0], [1, 0.75, 0.5, 1.0]]
 
 
-def test_scores_without_a_threshold_or_with_unscored_samples_still_draw():
-    calibrated = np.array([np.nan, 0.0, 1e-9, 0.5, 1.0])
-    fig = scores_figure(calibrated, np.array([0, 1, 2, 3, 3]), np.array([""] * 5), threshold=0.0)
+def test_scores_without_a_cut_or_with_unscored_samples_still_draw():
+    wrong = np.array([np.nan, 0.0, 1e-9, 0.5, 1.0])
+    fig = scores_figure(wrong, np.array([0, 1, 2, 3, 3]), np.array([""] * 5), cut=1.0)
     assert "1 never scored" in fig.axes[0].get_title()
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "no sample without a twin is flagged" in labels
+    cut = scores_figure(wrong, np.array([0, 1, 2, 3, 3]), np.array([""] * 5), cut=0.4)
+    assert any(label.startswith("cut 0.4") for label in cut.axes[0].get_legend_handles_labels()[1])
 
 
 def test_artifacts_from_different_runs_are_refused(tmp_path, case):

@@ -13,22 +13,11 @@ from stages.budget import Budget
 from stages.cores import usable_cores
 from stages.errors import InputError
 from stages.labels import conflicting_groups, open_questions
-from stages.train import (
-    TrainParams,
-    class_weights,
-    dominated,
-    feature_evidence,
-    nearest_neighbour_probs,
-    plan_members,
-    predict,
-    resolve_device,
-    scoring_seconds,
-    train_ensemble,
-    train_member,
-    trains_through_conflicts,
-    worker_layout,
-)
+from stages.member import class_weights, dominated, feature_evidence, predict, scoring_seconds, train_member
+from stages.neighbours import nearest_neighbour_probs
+from stages.train import TrainParams, plan_members, train_ensemble, trains_through_conflicts
 from stages.train_models import build_model
+from stages.workers import resolve_device, worker_layout
 
 FAST = TrainParams(model="linear", n_models=3, min_steps=30, epochs=1, n_jobs=1)
 
@@ -73,7 +62,7 @@ def test_unlabelled_samples_train_no_member_and_every_member_scores_them(case):
 
 
 def test_pixel_strangeness_is_the_distance_to_the_labelled_pictures_over_theirs_to_each_other():
-    from stages.train import pixel_strangeness
+    from stages.neighbours import pixel_strangeness
 
     images, labels = load_source("mnist")
     letters, _ = load_source("notmnist")
@@ -170,7 +159,7 @@ def test_every_model_kind_trains_on_colour_images_of_any_size(model):
 
 def test_a_deadline_too_close_for_members_trains_none_but_neighbours_score_every_open_question(case):
     c, group = case
-    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), Budget(time.monotonic()))
+    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), budget=Budget(time.monotonic()))
     assert len(result.member_seconds) == 0 and result.n_scored.max() == 0
     conflicted = conflicting_groups(group, c.labels)[group]
     assert result.nn_scored[conflicted].all() and result.nn_scored[~conflicted].any()
@@ -180,7 +169,7 @@ def test_a_deadline_too_close_for_members_trains_none_but_neighbours_score_every
 def test_once_members_start_a_past_deadline_still_scores_every_sample_once_then_stops(case, monkeypatch):
     monkeypatch.setattr("stages.train.MIN_WAVE_SECONDS", float("-inf"))
     c, group = case
-    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), Budget(time.monotonic()))
+    result = train_ensemble(c.images, c.labels, group, replace(FAST, n_models=30), budget=Budget(time.monotonic()))
     assert result.n_scored.min() >= 1
     assert len(result.member_seconds) <= 4  # one round of 3 (plus at most one already under way)
 
@@ -210,7 +199,7 @@ def test_a_member_short_of_time_takes_fewer_steps_and_still_scores(case):
     train, scored = plan_members(group, c.labels, FAST)[0]
     params = replace(FAST, model="cnn", min_steps=100_000)
     probs, curve, seconds, steps, *_ = train_member(
-        c.images, c.labels, train, scored, 10, params, 0, 1, seconds_allowed=1.0
+        c.images, c.labels, train, scored, n_classes=10, params=params, seed=0, threads=1, seconds_allowed=1.0
     )
     assert 10 < steps < 100_000 and probs.shape == (len(scored), 10) and np.isfinite(curve).all()
     assert seconds < 30  # generous: the point is that it stopped, not how fast this machine is
@@ -226,15 +215,17 @@ def test_timing_the_scoring_leaves_the_member_in_training_mode_and_its_batchnorm
 
 
 def test_a_member_whose_scoring_would_not_fit_gives_up_training_steps_for_it(case, monkeypatch):
-    import stages.train
+    import stages.member
 
     c, group = case
     train, scored = plan_members(group, c.labels, FAST)[0]
     params = replace(FAST, model="cnn", min_steps=200)
     steps = {}
     for cost in (0.0, 1e6):  # scoring for free, and scoring that takes longer than any deadline
-        monkeypatch.setattr(stages.train, "scoring_seconds", lambda *args, cost=cost: cost)
-        steps[cost] = train_member(c.images, c.labels, train, scored, 10, params, 0, 1, seconds_allowed=600.0).steps
+        monkeypatch.setattr(stages.member, "scoring_seconds", lambda *args, cost=cost: cost)
+        steps[cost] = train_member(
+            c.images, c.labels, train, scored, n_classes=10, params=params, seed=0, threads=1, seconds_allowed=600.0
+        ).steps
     assert steps == {0.0: 200, 1e6: 11}  # the fewest a member takes: its probe steps and one more
 
 
@@ -242,7 +233,7 @@ def test_a_near_deadline_shortens_the_members_needed_to_score_every_sample(case,
     monkeypatch.setattr("stages.train.MIN_WAVE_SECONDS", 0.0)
     c, group = case
     params = replace(FAST, model="cnn", min_steps=100_000, n_models=9)
-    result = train_ensemble(c.images, c.labels, group, params, Budget(time.monotonic() + 3))
+    result = train_ensemble(c.images, c.labels, group, params, budget=Budget(time.monotonic() + 3))
     assert result.n_scored.min() >= 1
     assert (result.member_steps < 100_000).all()
 
@@ -274,7 +265,8 @@ def test_a_process_pinned_to_one_core_runs_one_worker_of_one_thread():
 
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-        "from stages.train import TrainParams, worker_layout; print(worker_layout(TrainParams(n_jobs=-1)))"
+        "from stages.train import TrainParams; from stages.workers import worker_layout; "
+        "print(worker_layout(TrainParams(n_jobs=-1)))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -293,7 +285,7 @@ def test_a_process_pinned_to_one_core_runs_one_worker_of_one_thread():
 
 
 def test_workers_times_threads_never_exceed_the_cores(monkeypatch):
-    monkeypatch.setattr("stages.train.usable_cores", lambda: 2)
+    monkeypatch.setattr("stages.workers.usable_cores", lambda: 2)
     for n_jobs in (1, 2, 8, -1):
         workers, threads = worker_layout(replace(FAST, n_jobs=n_jobs))
         assert workers * threads <= 2
@@ -346,21 +338,30 @@ def test_a_scheduler_that_does_not_answer_is_one_error_naming_it(case):
 
 
 def test_a_member_draws_its_batches_with_the_class_shares_it_is_told(case, monkeypatch):
-    import stages.train
+    import stages.member
 
     drawn = []
-    original = stages.train.class_weights
+    original = stages.member.class_weights
 
     def recording(labels, train_idx, n_classes, balance):
         weights = original(labels, train_idx, n_classes, balance)
         drawn.append(np.bincount(labels[train_idx], weights=weights.numpy(), minlength=n_classes))
         return weights
 
-    monkeypatch.setattr(stages.train, "class_weights", recording)
+    monkeypatch.setattr(stages.member, "class_weights", recording)
     c, group = case
     train, scored = plan_members(group, c.labels, FAST)[0]
     for balance in (True, False):
-        train_member(c.images, c.labels, train, scored, 10, replace(FAST, balance_classes=balance), 0, 1)
+        train_member(
+            c.images,
+            c.labels,
+            train,
+            scored,
+            n_classes=10,
+            params=replace(FAST, balance_classes=balance),
+            seed=0,
+            threads=1,
+        )
     balanced, natural = drawn[0] / drawn[0].sum(), drawn[1] / drawn[1].sum()
     present = np.bincount(c.labels[train], minlength=10) > 0
     assert balanced[present] == pytest.approx(np.full(present.sum(), 1 / present.sum()))
@@ -417,7 +418,7 @@ def test_odd_images_are_scored_but_train_nobody():
 def test_odd_images_are_no_nearest_neighbour_references_either():
     from conftest import pictures
 
-    from stages.train import neighbour_evidence
+    from stages.neighbours import neighbour_evidence
 
     images = pictures(31, 12, 12, seed=3)[..., None]
     images[30] = images[0]  # a picture identical to sample 0, labelled 2, in a group of its own ...
@@ -439,7 +440,7 @@ def test_a_member_measures_how_far_each_scored_image_lies_from_what_it_learnt_an
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     scored = np.array([24, 25, 26])
     _, asked = predict(model, images, scored)
-    strangeness, class_sim = feature_evidence(model, images, labels, np.arange(24), asked, 2, seed=0)
+    strangeness, class_sim = feature_evidence(model, images, labels, np.arange(24), asked, n_classes=2, seed=0)
     assert class_sim.shape == (3, 2)
     assert class_sim[0, 0] > 0.99 and class_sim[1, 1] > 0.99  # each known image sits on its class
     assert np.abs(class_sim[2]).max() < 0.01  # the stranger is like neither class
