@@ -22,6 +22,7 @@ from dataclasses import replace  # noqa: E402
 
 from pipeline.argv import normalize_dashes  # noqa: E402
 from pipeline.runner import find_suspects  # noqa: E402
+from pipeline.signals import interrupted, terminate_like_interrupt  # noqa: E402
 from stages.aggregate import AggregateParams, format_indices  # noqa: E402
 from stages.budget import Budget  # noqa: E402
 from stages.decode import DecodeParams, decode_files  # noqa: E402
@@ -132,6 +133,7 @@ def print_answer(line: str) -> int:
 
 
 def main(argv: list[str]) -> int:
+    terminate_like_interrupt()
     args = parse_args(normalize_dashes(argv))
     if sys.stdout is None:
         return print_answer("")
@@ -156,9 +158,10 @@ def main(argv: list[str]) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (pipeline/signals.py)
+        word, code = interrupted(exc)
+        print(word, file=sys.stderr)
+        return code
     if result.decisions.note and not args.verbose:
         print(f"note: {result.decisions.note}", file=sys.stderr)
     status = print_answer(format_indices(result.decisions.flagged.nonzero()[0]))

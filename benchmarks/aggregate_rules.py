@@ -42,7 +42,7 @@ from pipeline.plant import load_source, plant
 from stages.aggregate import AggregateParams, decide
 from stages.budget import Budget
 from stages.group import GroupParams, group_images
-from stages.labels import group_members
+from stages.labels import group_samples
 from stages.noise_model import TEMPERATURES, estimate_noise_rate, pick_threshold, softmax
 from stages.train import TrainParams, train_ensemble
 
@@ -61,7 +61,7 @@ def twin_flags_without_count_prior(
     """The members the earlier twin rule flags: in each conflicting group, the label whose summed log
     probability over the group's scored members is largest wins, whatever its count."""
     flagged = np.zeros(len(labels), bool)
-    for members in group_members(group):
+    for members in group_samples(group):
         present = np.unique(labels[members])
         if len(present) > 1 and scored[members].any():
             winner = present[np.argmax(log_prob[members[scored[members]]][:, present].sum(0))]

@@ -51,7 +51,8 @@ class Issues:
     class_prob: np.ndarray  # float (N, K): the same, calibrated (what wrong_prob and suggested_prob read)
     embedding: np.ndarray  # float (N, K): the members' mean similarity to each class (docs: "Glossary: map")
     paths: list[str] | None  # each sample's source file, where the data came from files
-    decided_by: str  # "members" (the trained ensemble) or "neighbours" (members too weak)
+    decided_by: str  # "members" (the trained ensemble), "neighbours" (members too weak), "heads" (on your
+    #                  features) or "pred_probs" (your probabilities)
     note: str  # why nothing, or only weaker evidence, could decide (empty when all is well)
 
     def ranked(self) -> np.ndarray:

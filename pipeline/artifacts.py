@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
+import re
+import shutil
+import socket
 import tempfile
 import zipfile
 from contextvars import ContextVar
@@ -39,7 +43,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if path.is_dir():
             raise IsADirectoryError(21, "is a folder, not a file")
         made_folders(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        remove_debris(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         umask = os.umask(0)
@@ -56,6 +61,44 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise unwritable(path, exc) from None
         raise
+
+
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # temporaries name the machine that made them
+DEBRIS = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[a-z0-9_]+\.tmp")  # temporary_prefix's
+
+
+def temporary_prefix(name: str) -> str:
+    """The start of a temporary's name beside `name`: hidden, and naming the process and machine that write it,
+    so that a later run can tell a dead run's debris (remove_debris) from a live run's work."""
+    return f".{name}.{os.getpid()}-{HOST}-"
+
+
+def remove_debris(folder: Path) -> None:
+    """Remove the temporaries a run killed outright (SIGKILL, a power cut) left in `folder`: those named by
+    temporary_prefix on this machine by a process that no longer runs. Another run's live work is left alone."""
+    try:
+        entries = [entry for entry in folder.iterdir() if entry.name.endswith(".tmp")]
+    except OSError:
+        return
+    for entry in entries:
+        match = DEBRIS.fullmatch(entry.name)
+        if match is None or match["host"] != HOST or running(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def running(pid: int) -> bool:
+    """Is there a process `pid` on this machine (this one included)?"""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's process
+        return True
+    return True
 
 
 def made_folders(folder: Path) -> None:
@@ -110,8 +153,36 @@ def immediate_writes():
         _CREATED.reset(tokens[1])
 
 
+@contextlib.contextmanager
+def staged_folder(out: Path):
+    """A temporary folder beside `out` (which must be new or empty) to fill in the block; at its end the folder
+    becomes `out`, or, when anything in the block fails (Ctrl-C, SIGTERM, a full disk), it is removed: `out` is
+    complete or absent. Its name is temporary_prefix's, so a run killed outright leaves debris the next removes."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(str(out), "exists and is not an empty folder: export writes a new copy, never over data")
+    try:
+        made_folders(out.parent)
+        remove_debris(out.parent)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=temporary_prefix(out.name), suffix=".tmp"))
+    except OSError as exc:
+        raise unwritable(out.parent, exc) from None
+    try:
+        with immediate_writes():  # the staging folder is this block's all-or-nothing
+            yield staging
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise unwritable(out, exc) from None
+        raise
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+    """UTF-8; a file or class name the file system gave as bytes that are not UTF-8 (Python's surrogate escapes)
+    goes out as those bytes, so the name in a table or manifest still opens its file."""
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:

@@ -23,6 +23,7 @@ from pipeline.artifacts import all_or_nothing
 from pipeline.params import load_params, params_reference, params_yaml, yaml_scalar, yaml_value
 from pipeline.paths import PATHS, check_layout
 from pipeline.registry import RUN, SECTIONS, STAGES, Stage
+from pipeline.signals import interrupted, terminate_like_interrupt
 from stages.aggregate import format_indices
 from stages.decode import DecodeParams
 from stages.decode_readers import kind_of
@@ -41,7 +42,8 @@ class TwinsGroup(click.Group):
     """Turns InputError and usage errors (an unknown command or option, a bad option value) anywhere below into one
     line on stderr and exit code 2; a command's files are written all or none, and what it has for stdout (answer)
     is printed after them, so a closed or broken stdout costs no file and is one line and exit code 2 itself.
-    Options typed with an en or em dash ('–images', pasted from a PDF) mean '--images', as in hw02.py."""
+    Options typed with an en or em dash ('–images', pasted from a PDF) mean '--images', as in hw02.py. SIGTERM
+    ends a command as Ctrl-C does (pipeline/signals.py), with exit code 143."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
@@ -52,6 +54,7 @@ class TwinsGroup(click.Group):
             usage_error(ctx, exc)
 
     def invoke(self, ctx: click.Context) -> Any:
+        terminate_like_interrupt()
         try:
             with all_or_nothing():  # a command's files appear together or not at all
                 result = super().invoke(ctx)
@@ -65,9 +68,10 @@ class TwinsGroup(click.Group):
             ctx.exit(2)
         except click.UsageError as exc:
             usage_error(ctx, exc)
-        except KeyboardInterrupt:
-            click.echo("interrupted: nothing was written", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (pipeline/signals.py)
+            word, code = interrupted(exc)
+            click.echo(f"{word}: nothing was written", err=True)
+            ctx.exit(code)
         except BrokenPipeError as exc:
             with contextlib.suppress(OSError, ValueError, AttributeError):  # the interpreter flushes stdout at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -337,7 +341,6 @@ def export(
 ):
     """Write a cleaned copy of the data set: wrong labels relabelled as suggested, outliers and odd images left
     out (each switchable), or the review page's choices applied; changes.csv lists every change."""
-    decoding = stage_params(DecodeParams, "decode", params_file, ())
     options = stage_params(
         ExportOptions,
         "export",
@@ -348,9 +351,7 @@ def export(
         drop_odd=drop_odd,
         label_unlabelled=label_unlabelled,
     )
-    steps.export(
-        out, options, choices=choices, form=form, source=decoding.images, copy=copy, dry_run=dry_run, paths=paths
-    )
+    steps.export(out, options, choices=choices, form=form, copy=copy, dry_run=dry_run, paths=paths)
 
 
 COUNT = click.IntRange(min=0)

@@ -72,12 +72,65 @@ def did_you_mean(name: str, known) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+MAX_YAML_DEPTH = 20  # nesting levels a YAML document may have (params.yaml needs 2); deeper is refused
+
+
+def strict_yaml(text: str) -> Any:
+    """`text` as plain data (yaml.safe_load's types), refusing what params.yaml never needs and an attacker or a
+    slip would use: anchors and aliases (`&a`, `*a`: a 2 KB "billion laughs" file expands to gigabytes), a key twice
+    in one mapping (a second `train:` section would silently replace the first) and nesting past MAX_YAML_DEPTH
+    levels (PyYAML composes recursively: a deep `[[[...]]]` is a RecursionError). Raises yaml.YAMLError, with a
+    `problem` saying what and where."""
+    import yaml
+    from yaml.composer import ComposerError
+    from yaml.constructor import ConstructorError
+
+    class Strict(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise ComposerError(problem=f"anchors and aliases (& and *) are not allowed{at(event)}")
+            self.depth += 1
+            try:
+                if self.depth > MAX_YAML_DEPTH:
+                    raise ComposerError(problem=f"nested more than {MAX_YAML_DEPTH} levels deep{at(event)}")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    twice = key in seen
+                except TypeError:  # an unhashable key: safe_load's own error follows
+                    continue
+                if twice:
+                    raise ConstructorError(problem=f"key {key!r} appears twice in one mapping{at(key_node)}")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    def at(item) -> str:
+        mark = getattr(item, "start_mark", None)
+        return f", line {mark.line + 1}" if mark is not None else ""
+
+    loader = Strict(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def yaml_value(text: str, source: str) -> Any:
-    """`text` as YAML (empty: None), or an InputError naming `source`: params.yaml and -S values are read alike."""
+    """`text` as YAML (empty: None), or an InputError naming `source`: params.yaml and -S values are read alike,
+    by strict_yaml."""
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return strict_yaml(text)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(source, f"not valid YAML ({problem})") from None

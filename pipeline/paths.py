@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -52,3 +53,68 @@ def check_layout(paths: Paths, names: tuple[str, ...], writes: bool = False) -> 
         inside = path if folder and path.is_dir() else above
         if writes and inside is not None and not os.access(inside, os.W_OK | os.X_OK):
             raise InputError(str(path), f"cannot be written (no permission to write in {inside})")
+
+
+READS = {  # the Paths each step reads (decode reads the data, named apart)
+    "external": ("decoded",),
+    "group": ("decoded",),
+    "train": ("decoded", "groups", "external"),
+    "aggregate": ("decoded", "groups", "oob"),
+    "report": ("decoded", "groups", "oob", "decisions"),
+    "export": ("decoded", "decisions"),
+}
+WRITES = {  # the Paths each step writes
+    "decode": ("decoded", "timings"),
+    "external": ("external",),
+    "group": ("groups", "groups_summary", "timings"),
+    "train": ("oob", "timings"),
+    "aggregate": ("decisions", "results", "metrics"),
+    "report": ("results",),
+    "run": ("decoded", "external", "groups", "oob", "decisions", "results", "metrics", "timings"),
+    "export": (),
+}
+
+
+WRITTEN_IN = {  # the files each output folder's step writes (stages.aggregate.result_tables, stages.report.draw)
+    "--results": re.compile(
+        r"suspects\.txt|samples\.csv|issues\.csv|skipped\.txt|embedding\.npy|review\.html|confusion\.csv|"
+        r"classes\.csv|loss\.csv|(flagged(-\d+)?|scores|confusion|outliers|map|loss)\.png"
+    ),
+    "--timings": re.compile(r"(decode|group|train)\.json"),
+    "--out": re.compile(r".*"),  # export's, new or empty
+}
+
+
+def check_apart(paths: Paths, step: str, data: tuple[str, ...] = (), out: str | None = None) -> None:
+    """Refuse, before any work, outputs of `step` that overlap its inputs or each other, compared resolved (links
+    followed, relative to the working folder): an output that is an input or lies inside the data's folder (the
+    report's figures would become samples of a class `results` on the next run, a cleaned copy a class `clean`), and
+    an input or another output that an output takes the place of (metrics written over samples.csv, samples.csv over
+    a manifest of that name). data: the data's own paths (decode.images, decode.labels); out: export's --out."""
+    from stages.errors import InputError
+
+    outputs = [(option(name), getattr(paths, name)) for name in WRITES[step]] + ([("--out", out)] if out else [])
+    inputs = [(option(name), getattr(paths, name)) for name in READS.get(step, ())] + [("the data", p) for p in data]
+    inputs = [(name, given, Path(given).resolve()) for name, given in inputs if given]
+    seen: list[tuple[str, str, Path]] = []
+    for name, given in outputs:
+        path = Path(given).resolve()
+        for source, source_given, source_path in inputs:
+            if path == source_path or (source_path in path.parents and source_path.is_dir()):
+                where = "is" if path == source_path else "lies inside"
+                raise InputError(given, f"{where} {source_given} ({source}): outputs never go into the data")
+            if writes_over(name, path, source_path):
+                raise InputError(given, f"would write over {source_given} ({source}): outputs never go on the data")
+        for other, other_given, other_path in seen:
+            if path == other_path or writes_over(name, path, other_path) or writes_over(other, other_path, path):
+                raise InputError(given, f"overlaps {other} ({other_given}): two outputs given one place")
+        seen.append((name, given, path))
+
+
+def writes_over(name: str, path: Path, other: Path) -> bool:
+    """Is `other` one of the files the output folder `name` (at `path`) writes (WRITTEN_IN)?"""
+    return other.parent == path and name in WRITTEN_IN and WRITTEN_IN[name].fullmatch(other.name) is not None
+
+
+def option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"

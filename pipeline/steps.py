@@ -3,43 +3,48 @@ makes atomically (nothing is written when anything fails). The `twins` commands 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from pipeline.artifacts import (
     atomic_write_bytes,
     atomic_write_text,
-    immediate_writes,
     load,
-    made_folders,
     save,
-    unwritable,
+    staged_folder,
     write_idx,
     write_images,
     write_timing,
 )
-from pipeline.paths import PATHS, Paths
+from pipeline.choices import read_choices
+from pipeline.paths import PATHS, Paths, check_apart
 from pipeline.runner import find_suspects
 from stages.aggregate import AggregateParams, Decisions, decide, result_tables, summary_metrics
 from stages.decode import Dataset, DecodeParams
 from stages.decode import decode as decode_data
+from stages.decode_readers import file_digest
 from stages.errors import InputError
 from stages.export import CHANGES_HEADER, Changes, ExportOptions, apply_choices, plan_changes
 from stages.external import External, ExternalParams, read_external
 from stages.group import GroupParams, GroupResult, group_images, summarize
 from stages.labels import UNLABELLED, class_count, class_name, label_cell
 from stages.report import ReportParams, draw
+from stages.tables import cell, csv_text
 from stages.train import TrainParams, TrainResult, train_ensemble
+
+A = TypeVar("A", External, GroupResult, TrainResult, Decisions)
 
 
 def decode(params: DecodeParams, paths: Paths = PATHS) -> Dataset:
+    check_apart(paths, "decode", data=data_paths(params))
     start = time.monotonic()
     dataset = decode_data(params)
     for skipped in dataset.skipped:
@@ -58,20 +63,62 @@ def decode(params: DecodeParams, paths: Paths = PATHS) -> Dataset:
 
 def external(params: ExternalParams, paths: Paths = PATHS, data: Dataset | None = None) -> External:
     """The evidence a user brought, checked against the decoded data (loaded, unless `data` is given)."""
+    check_apart(paths, "external", data=external_paths(params))
     data = load(paths.decoded, Dataset) if data is None else data
     result = read_external(
         params, data.images, data.labels, data.class_names, class_count(data.labels, data.class_names)
     )
     if result.note:
         print(f"external: note: {result.note}", file=sys.stderr)
-    save(paths.external, result)
+    save(paths.external, bound(result, data))
+    return result
+
+
+def external_paths(params: ExternalParams) -> tuple[str, ...]:
+    """The files of the evidence a user brought (probabilities, features, a model), as further inputs."""
+    return tuple(path for path in (params.pred_probs, params.features, params.model) if path)
+
+
+def data_paths(params: DecodeParams) -> tuple[str, ...]:
+    """The paths decode reads: the images, and the labels where they are a file of their own."""
+    from stages.decode_readers import kind_of
+
+    separate = params.labels and kind_of(params.images) in ("idx", "npy")
+    return (params.images, params.labels) if separate else (params.images,)
+
+
+def load_decoded(paths: Paths, step: str) -> Dataset:
+    """The decoded data, for `step`, whose outputs are first checked apart from its inputs and from the data the
+    artifact was decoded from (a --results inside the image folder would become a class of its own)."""
+    check_apart(paths, step)
+    data = load(paths.decoded, Dataset)
+    check_apart(paths, step, data=(data.source,) if data.source else ())
+    return data
+
+
+def bound(result: A, data: Dataset) -> A:
+    """`result` marked as made from `data` (its fingerprint), as every artifact after decode's is saved."""
+    result.dataset = data.fingerprint
+    return result
+
+
+def load_made_from(path: str, kind: type[A], data: Dataset, decoded: str) -> A:
+    """The artifact at `path`, checked to hold a row per sample of `data` and to have been made from `data`: an
+    artifact of another run, on other data of the same size, would otherwise be applied to these samples."""
+    result = load(path, kind, len(data.labels))
+    if result.dataset != data.fingerprint:
+        raise InputError(
+            path,
+            f"was made from other data ({result.dataset or 'unrecorded'}) than {decoded} holds ({data.fingerprint}): "
+            f"run 'twins {kind.STAGE}' again",
+        )
     return result
 
 
 def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
-    data = load(paths.decoded, Dataset)
+    data = load_decoded(paths, "group")
     start = time.monotonic()
-    result = group_images(data.images, params)
+    result = bound(group_images(data.images, params), data)
     save(paths.groups, result)
     summary = summarize(result.group, data.labels, result.odd) | {"threshold": round(result.threshold, 6)}
     atomic_write_text(paths.groups_summary, json.dumps(summary, indent=2) + "\n")
@@ -80,14 +127,14 @@ def group(params: GroupParams, paths: Paths = PATHS) -> GroupResult:
 
 
 def train(params: TrainParams, paths: Paths = PATHS) -> TrainResult:
-    data = load(paths.decoded, Dataset)
-    groups = load(paths.groups, GroupResult, len(data.labels))
-    brought = load(paths.external, External) if Path(paths.external).exists() else None
+    data = load_decoded(paths, "train")
+    groups = load_made_from(paths.groups, GroupResult, data, paths.decoded)
+    brought = load_made_from(paths.external, External, data, paths.decoded) if Path(paths.external).exists() else None
     start = time.monotonic()
     result = train_ensemble(
         data.images, data.labels, groups.group, params, progress_lines=True, keep_out=groups.odd != "", external=brought
     )
-    save(paths.oob, result)
+    save(paths.oob, bound(result, data))
     seconds = result.member_seconds
     write_timing(
         paths.timing("train"),
@@ -120,15 +167,15 @@ def write_results(
 
 def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
     start = time.monotonic()
-    data = load(paths.decoded, Dataset)
-    groups = load(paths.groups, GroupResult, len(data.labels))
-    oob = load(paths.oob, TrainResult, len(data.labels))
+    data = load_decoded(paths, "aggregate")
+    groups = load_made_from(paths.groups, GroupResult, data, paths.decoded)
+    oob = load_made_from(paths.oob, TrainResult, data, paths.decoded)
     if oob.prob.shape[1] <= data.labels.max() or oob.votes.shape != oob.prob.shape:
         raise InputError(
             paths.oob,
             f"holds {oob.prob.shape[1]} classes, the labels {data.labels.max() + 1} (run 'twins train' again)",
         )
-    decisions = decide(data.labels, groups.group, oob, params, odd=groups.odd)
+    decisions = bound(decide(data.labels, groups.group, oob, params, odd=groups.odd), data)
     if decisions.note:
         print(f"aggregate: note: {decisions.note}", file=sys.stderr)
     save(paths.decisions, decisions)
@@ -139,16 +186,12 @@ def aggregate(params: AggregateParams, paths: Paths = PATHS) -> Decisions:
 
 def report(params: ReportParams, paths: Paths = PATHS) -> list[Path]:
     """Every figure and table into the results folder; returns their paths."""
-    data = load(paths.decoded, Dataset)
-    n = len(data.labels)
-    return write_report(
-        data,
-        load(paths.groups, GroupResult, n),
-        load(paths.oob, TrainResult, n),
-        load(paths.decisions, Decisions, n),
-        params,
-        paths.results,
-    )
+    data = load_decoded(paths, "report")
+    made = [
+        load_made_from(path, kind, data, paths.decoded)
+        for path, kind in ((paths.groups, GroupResult), (paths.oob, TrainResult), (paths.decisions, Decisions))
+    ]
+    return write_report(data, *made, params, paths.results)
 
 
 def write_report(
@@ -174,6 +217,7 @@ def run_all(params: dict[str, Any], paths: Paths = PATHS, log=None):
     """Every stage in one process (pipeline.runner.find_suspects), with `params` by section (pipeline/registry.py's
     RUN), writing what the stages would: the artifacts, the results tables, metrics.json and the report, so
     `twins report` and `twins export` work after it."""
+    check_apart(paths, "run", data=data_paths(params["decode"]) + external_paths(params["external"]))
     data = decode(params["decode"], paths)
     brought = external(params["external"], paths, data)
     result = find_suspects(
@@ -186,9 +230,8 @@ def run_all(params: dict[str, Any], paths: Paths = PATHS, log=None):
         log=log or (lambda message: None),
         progress_lines=True,
     )
-    save(paths.groups, result.groups)
-    save(paths.oob, result.oob)
-    save(paths.decisions, result.decisions)
+    for path, made in ((paths.groups, result.groups), (paths.oob, result.oob), (paths.decisions, result.decisions)):
+        save(path, bound(made, data))
     write_results(result.decisions, data, result.groups.group, result.oob, result.seconds, paths.results, paths.metrics)
     write_report(data, result.groups, result.oob, result.decisions, params["report"], paths.results)
     return result
@@ -200,92 +243,74 @@ def export(
     *,
     choices: str | None = None,
     form: str = "auto",
-    source: str = "",
     copy: bool = False,
     dry_run: bool = False,
     paths: Paths = PATHS,
 ) -> Changes:
-    """A cleaned copy of the data set in `out` (docs: "Export"): the decisions applied (or a
-    person's choices from the review page's CSV), as a manifest of the source files (copied on `copy`), an .npz,
-    or idx files (form "auto": a manifest where the samples came from files, an .npz where `source`, decode's
-    images, is numpy, else idx), and changes.csv beside it. The original is never written to; `out` must be new or
-    empty, and is filled through a temporary folder beside it, so it is complete or absent. dry_run: write
-    nothing, print what would change."""
-    import csv
-    import io
-    import os
-    import shutil
-    import tempfile
-
-    from stages.decode_readers import kind_of
-
+    """A cleaned copy of the data set in `out` (docs: "Export"): the decisions applied (or a person's choices
+    from the review page's CSV, pipeline/choices.py), as a manifest of the source files (copied on `copy`), an .npz,
+    or idx files (form "auto": the data's own form, Dataset.source_kind: a manifest where the samples came from
+    files, an .npz where from numpy arrays, else idx), and changes.csv beside it. Decisions and choices must have
+    been made for the decoded data, and each source file must still hold what was decoded. The original is never
+    written to; `out` must be new or empty and outside the data, and is filled through a temporary folder beside it,
+    so it is complete or absent. dry_run: write nothing, print what would change."""
     data = load(paths.decoded, Dataset)
-    decisions = load(paths.decisions, Decisions, len(data.labels))
+    decisions = load_made_from(paths.decisions, Decisions, data, paths.decoded)
     if choices is not None:
-        try:
-            with open(choices, newline="", encoding="utf-8-sig") as f:  # -sig: as spreadsheets save CSV
-                rows = list(csv.DictReader(f))
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise InputError(choices, f"cannot be read as the review page's CSV ({exc})") from None
-        changes = apply_choices(data.labels, rows, data.class_names, choices)
+        rows = read_choices(choices, data, paths.decoded)
+        changes = apply_choices(data.labels, rows, data.class_names, choices, paths=data.paths)
     else:
         changes = plan_changes(data.labels, decisions, options)
+    form = export_form(data, form)
+    table, summary = changes_table(data, decisions, changes), export_summary(data, changes)
+    if dry_run:
+        print(f"export (dry run, nothing written): {summary}")
+        print(table, end="")
+        return changes
+    check_apart(paths, "export", data=(data.source,) if data.source else (), out=str(out))
+    with staged_folder(Path(out)) as staging:
+        write_export(staging, data, changes, form, copy, table)
+    print(f"export: {summary} -> {out}", file=sys.stderr)
+    return changes
+
+
+def export_form(data: Dataset, form: str) -> str:
+    """The form export writes: `form`, or for "auto" the data's own (a manifest where the samples came from files,
+    an .npz where they came from .npz or .npy arrays, else idx)."""
     if form == "auto":
-        form = "manifest" if data.paths else "npz" if source and kind_of(source) in ("npz", "npy") else "idx"
+        return "manifest" if data.paths else "npz" if data.source_kind in ("npz", "npy") else "idx"
     if form == "manifest" and not data.paths:
         raise InputError("--format", "manifest needs samples read from files (these came from arrays or idx)")
+    return form
 
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(CHANGES_HEADER)
+
+def changes_table(data: Dataset, decisions: Decisions, changes: Changes) -> str:
+    """changes.csv: a row per changed sample (CHANGES_HEADER), names and paths as stages.tables.cell writes them."""
     names = data.class_names
     sure = np.where(changes.action == "label", decisions.suggested_prob, decisions.wrong_prob)
-    for i in changes.changed():
-        new_label = class_name(changes.new_label[i], names) if changes.keep[i] else ""
-        writer.writerow(
-            [
-                i,
-                source_path(data, i),
-                label_cell(data.labels[i], names),
-                new_label,
-                changes.action[i],
-                changes.reason[i],
-                f"{sure[i]:.6g}",
-            ]
-        )
-    kept = np.flatnonzero(changes.keep)
+    rows = [
+        [
+            i,
+            cell(source_path(data, i)),
+            cell(label_cell(data.labels[i], names)),
+            cell(class_name(changes.new_label[i], names)) if changes.keep[i] else "",
+            changes.action[i],
+            changes.reason[i],
+            f"{sure[i]:.6g}",
+        ]
+        for i in changes.changed()
+    ]
+    return csv_text([CHANGES_HEADER, *rows])
+
+
+def export_summary(data: Dataset, changes: Changes) -> str:
     labelled = int((changes.action == "label").sum())
-    summary = (
+    return (
         f"{int((changes.action == 'relabel').sum())} relabelled, "
         + (f"{labelled} unlabelled labelled, " if labelled else "")
         + f"{int((~changes.keep).sum())} removed, "
-        f"{len(kept)} of {len(data.labels)} samples kept"
+        f"{int(changes.keep.sum())} of {len(data.labels)} samples kept"
     )
-    if dry_run:
-        print(f"export (dry run, nothing written): {summary}")
-        print(table.getvalue(), end="")
-        return changes
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(str(out), "exists and is not an empty folder: export writes a new copy, never over data")
-    try:
-        made_folders(out.parent)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    except OSError as exc:
-        raise unwritable(out.parent, exc) from None
-    try:
-        with immediate_writes():  # the staging folder is this command's all-or-nothing
-            write_export(staging, data, changes, form, copy, table.getvalue())
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise unwritable(out, exc) from None
-        raise
-    print(f"export: {summary} -> {out}", file=sys.stderr)
-    return changes
 
 
 def source_path(data: Dataset, i: int) -> str:
@@ -302,38 +327,24 @@ def folder_name(name: str) -> str:
 
 def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy: bool, changes_csv: str) -> None:
     """The kept samples with their new labels into `folder`, in `form` (export's docstring), and changes.csv."""
-    import csv
-    import io
-    import shutil
-
     kept, names = np.flatnonzero(changes.keep), data.class_names
     labels = changes.new_label[kept]
     if form == "manifest":
-        manifest = io.StringIO()
-        rows = csv.writer(manifest, lineterminator="\n")
-        rows.writerow(["path", "label"])
+        rows = []
         for i, label in zip(kept, labels):
             target = source_path(data, i)
             if copy:
                 relative = Path("files") / folder_name(class_name(label, names)) / f"{i}-{Path(data.paths[i]).name}"
-                (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    shutil.copy2(data.paths[i], folder / relative)
-                except OSError as exc:
-                    if exc.filename != data.paths[i]:
-                        raise
-                    raise InputError(data.paths[i], f"cannot be copied ({exc.strerror or exc})") from None
+                copy_checked(data, i, folder / relative)
                 target = relative.as_posix()
-            rows.writerow([target, label_cell(label, names)])
-        atomic_write_text(folder / "manifest.csv", manifest.getvalue())
+            else:
+                check_unchanged(data, i)
+            rows.append([cell(target), cell(label_cell(label, names))])
+        atomic_write_text(folder / "manifest.csv", csv_text([["path", "label"], *rows]))
     elif form == "npz":
         with open(folder / "data.npz", "wb") as f:
-            np.savez(
-                f,
-                images=data.images[kept],
-                labels=labels,
-                **({"class_names": np.array(data.class_names)} if data.class_names else {}),
-            )
+            named = {"class_names": np.array(names)} if names else {}
+            np.savez(f, images=data.images[kept], labels=npz_labels(labels, names), **named)
     else:
         if len(labels) and labels.max() > 255:
             raise InputError("--format", "idx labels are bytes: more than 256 classes need --format npz")
@@ -346,3 +357,51 @@ def write_export(folder: Path, data: Dataset, changes: Changes, form: str, copy:
         write_images(folder / f"images-idx{3 if data.images.shape[-1] == 1 else 4}-ubyte.gz", data.images[kept])
         write_idx(folder / "labels-idx1-ubyte.gz", labels.astype(np.uint8))
     atomic_write_text(folder / "changes.csv", changes_csv)
+
+
+def npz_labels(labels: np.ndarray, names: list[str] | None) -> np.ndarray:
+    """An .npz's labels in the form decode reads back as the same classes: the class names where the data name
+    their classes ("" for an unlabelled sample), else the ids (-1: unlabelled)."""
+    if not names:
+        return labels
+    return np.array([label_cell(label, names) for label in labels], dtype=str)
+
+
+def check_unchanged(data: Dataset, i: int) -> None:
+    """InputError unless sample i's source file still holds the bytes decode read (Dataset.digests)."""
+    try:
+        with open(data.paths[i], "rb") as f:
+            digest = file_digest(f)
+    except OSError as exc:
+        raise InputError(data.paths[i], f"cannot be read ({exc.strerror or exc})") from None
+    if len(data.digests) and digest != data.digests[i].tobytes():
+        raise changed_since(data, i)
+
+
+def changed_since(data: Dataset, i: int) -> InputError:
+    return InputError(
+        data.paths[i],
+        "has changed since it was decoded: its decision is about other content (run 'twins run' again)",
+    )
+
+
+def copy_checked(data: Dataset, i: int, target: Path) -> None:
+    """Copy sample i's source file to `target`, hashing the bytes as they go: if they are not what decode read
+    (Dataset.digests), the copy is refused (the staging folder it is in is then removed)."""
+    import shutil
+
+    from stages.decode_readers import HASH_CHUNK
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        source = open(data.paths[i], "rb")
+    except OSError as exc:
+        raise InputError(data.paths[i], f"cannot be copied ({exc.strerror or exc})") from None
+    digest = hashlib.sha256()
+    with source, open(target, "wb") as copy:
+        while chunk := source.read(HASH_CHUNK):
+            digest.update(chunk)
+            copy.write(chunk)
+    if len(data.digests) and digest.digest()[: data.digests.shape[1]] != data.digests[i].tobytes():
+        raise changed_since(data, i)
+    shutil.copystat(data.paths[i], target)

@@ -14,11 +14,12 @@ import numpy as np
 
 from stages.artifact import Artifact, Field
 from stages.evidence import Evidence, choose_evidence
-from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups, group_members, label_cell
+from stages.labels import UNLABELLED, class_count, class_name, conflicting_groups, group_samples, label_cell
 from stages.noise_model import EPS, fit_noise_model, softmax
 from stages.params import Params, param
 from stages.propagate import spread_to_unlabelled, twins_label
 from stages.rules import Case, Verdict, outlier_rule, twin_rule, verdict, wrong_label_rule
+from stages.tables import cell, csv_text
 
 if TYPE_CHECKING:  # the result decide reads; none of its stage's code runs here
     from stages.train import TrainResult
@@ -46,7 +47,7 @@ class AggregateParams(Params):
         200.0, "How many samples' worth prior_rate counts against the evidence (0: none).", within="[0, 1000000]"
     )
     review_floor: float = param(
-        0.1,
+        0.05,
         "Samples not flagged whose label is wrong with at least this probability are worth a look: they follow the "
         "flags in issues.csv and on the review page.",
         within="[0, 1]",
@@ -116,13 +117,15 @@ class Decisions(Artifact):
     estimate: np.ndarray  # float (3,): how many labels are wrong among them, and the 5-95% interval of that count
     temperature: float  # the calibration temperature (above 1: the members were overconfident)
     note: str  # why nothing could be decided, or why weaker evidence decided, when that is so
-    decided_by: str  # what decided: "members" (the trained ensemble) or "neighbours"
+    decided_by: str  # what decided: "members" (the trained ensemble), "neighbours" (members too weak), "heads" (on
+    #                  the features a user brought) or "pred_probs" (a user's probabilities)
     wrong_by_class: np.ndarray  # float (K,): estimated wrong labels per given class (zeros where not counted)
     outlier_score: np.ndarray  # float (N,): how unlike every class a sample looks (outlier_scores; nan: unscored)
     outlier_threshold: float  # above it a sample is an outlier (inf: none looked for)
     outlier: np.ndarray  # bool (N,): belongs to no class: not a wrong label (its twin conflicts are decided even so)
     odd: np.ndarray  # str (N,): the group stage's broken images ("blank", "noise", "saturated"), else ""
     worth_a_look: np.ndarray  # bool (N,): not flagged, but likely enough wrong to be worth a person's look
+    dataset: str = ""  # Dataset.fingerprint of the data it was made from (pipeline/steps.py; "" in memory)
 
     STAGE = "aggregate"
     FIELDS = {
@@ -147,6 +150,7 @@ class Decisions(Artifact):
         "outlier": Field("b", 1, True),
         "odd": Field("U", 1, True),
         "worth_a_look": Field("b", 1, True),
+        "dataset": Field("U", 0),
     }
 
     def ranking(self) -> np.ndarray:
@@ -325,22 +329,20 @@ def result_tables(
     skipped: list[str] | None = None,
 ) -> dict[str, str]:
     """The texts of the results folder, by file name: suspects.txt (the graded line: wrong labels only),
-    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest wrong_prob;
-    then the outliers, strangest first; then the odd images) and skipped.txt (the
-    unreadable files decode left out, one per line). With class names, labels are written as names; with source
-    paths, each row names its file. An unlabelled sample's given label is empty; suggested_prob is the calibrated
-    probability of the suggested label, its confidence where there is no given label to doubt."""
-    import csv
-    import io
+    samples.csv (one row per sample), issues.csv (the wrong labels, most certain first: highest wrong_prob; then the
+    outliers, strangest first; then the odd images) and skipped.txt (the unreadable files decode left out, one per
+    line). With class names, labels are written as names; with source paths, each row names its file; names and
+    paths as stages.tables.cell writes them. An unlabelled sample's given label is empty; suggested_prob is the
+    calibrated probability of the suggested label, its confidence where there is no given label to doubt."""
 
     def name(label: int) -> str:
-        return label_cell(label, class_names)
+        return cell(label_cell(label, class_names))
 
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.6g}"
 
     twins = {}
-    for together in group_members(group):
+    for together in group_samples(group):
         for i in together if len(together) > 1 else ():
             others = [str(j) for j in together if j != i]
             twins[i] = " ".join(others[:10]) + (" ..." if len(others) > 10 else "")
@@ -369,7 +371,7 @@ def result_tables(
     rows = [
         [
             i,
-            paths[i] if paths else "",
+            cell(paths[i]) if paths else "",
             name(int(labels[i])),
             "" if apart[i] else name(int(decisions.suggested[i])),
             number(decisions.wrong_prob[i]),
@@ -387,11 +389,7 @@ def result_tables(
         for i in range(len(labels))
     ]
     for file, chosen in (("samples.csv", range(len(labels))), ("issues.csv", decisions.issues())):
-        table = io.StringIO()
-        writer = csv.writer(table, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows[i] for i in chosen)
-        texts[file] = table.getvalue()
+        texts[file] = csv_text([header, *(rows[i] for i in chosen)])
     return texts
 
 

@@ -4,6 +4,7 @@ labels, class names and source paths where the data have them, and the sources' 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,12 +12,21 @@ import numpy as np
 
 from stages.artifact import Artifact, Field
 from stages.decode_idx import read_images, read_labels
-from stages.decode_readers import CHANNELS, Read, image_files, kind_of, read_arrays, read_image_folder, read_manifest
+from stages.decode_readers import (
+    CHANNELS,
+    DIGEST_BYTES,
+    HASH_CHUNK,
+    Read,
+    image_files,
+    kind_of,
+    read_arrays,
+    read_image_folder,
+    read_manifest,
+)
 from stages.errors import InputError
 from stages.labels import UNLABELLED
 from stages.params import Params, param
 
-HASH_CHUNK = 2**20  # bytes a checksum reads at a time
 MAX_CLASSES = 256  # integer labels lie in 0..255 at most (every per-class array has a column per id); names: any
 MIN_SIDE = 4  # the CNN pools twice by 2 (stages/train_models.py): a smaller side pools to nothing
 
@@ -62,6 +72,10 @@ class Dataset(Artifact):
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (with skip_unreadable)
     images_sha256: str = ""  # checksums of the source files (a folder: of its file names and bytes)
     labels_sha256: str = ""  # "" where the images carry their own labels
+    source: str = ""  # decode.images as given: the data these are ("" where they came as arrays)
+    source_kind: str = ""  # what it is (decode_readers.kind_of): "folder", "manifest", "npz", "npy" or "idx"
+    # uint8 (N, DIGEST_BYTES) where samples came from files: the start of each file's sha256 as decoded
+    digests: np.ndarray = field(default_factory=lambda: np.zeros((0, DIGEST_BYTES), np.uint8))
 
     STAGE = "decode"
     FIELDS = {
@@ -72,6 +86,9 @@ class Dataset(Artifact):
         "skipped": Field("U", 1),
         "images_sha256": Field("U", 0),
         "labels_sha256": Field("U", 0),
+        "source": Field("U", 0),
+        "source_kind": Field("U", 0),
+        "digests": Field("u", 2),
     }
 
     @property
@@ -96,6 +113,8 @@ class Dataset(Artifact):
         data.class_names = [str(name) for name in data.class_names] or None
         data.paths = [str(path) for path in data.paths] or None
         data.skipped = [str(path) for path in data.skipped]
+        if len(data.digests) not in (0, len(data.labels)) or data.digests.shape[1:] != (DIGEST_BYTES,):
+            raise InputError(source, f"'digests' has shape {data.digests.shape} (run 'twins decode' again)")
         return data
 
 
@@ -158,6 +177,9 @@ def read_dataset(params: DecodeParams) -> Dataset:
     if params.unlabelled is not None and kind in ("idx", "npy"):
         read = read._replace(labels=np.where(read.labels == params.unlabelled, UNLABELLED, read.labels))
     dataset = Dataset(read.images, read.labels, read.class_names, read.paths, list(read.skipped))
+    dataset.source, dataset.source_kind = str(params.images), kind
+    if read.digests is not None:
+        dataset.digests = read.digests
     self_labelled = kind in ("folder", "manifest", "npz")
     num_classes = None if dataset.class_names else params.num_classes or MAX_CLASSES
     check_dataset(
@@ -200,7 +222,7 @@ def fingerprint(path: str, skip_unreadable: bool = False) -> str:
     if path.is_dir():
         for file, _ in image_files(path)[0]:
             if file.is_file():
-                digest.update(str(file.relative_to(path)).encode() + b"\0")
+                digest.update(os.fsencode(file.relative_to(path)) + b"\0")  # the bytes the file system holds
                 add(file, skip_unreadable)
     elif path.is_file():
         add(path)

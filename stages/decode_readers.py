@@ -18,6 +18,7 @@ import numpy as np
 
 from stages.errors import InputError
 from stages.labels import UNLABELLED
+from stages.tables import plain_cell
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}  # what Pillow reads here
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # Pillow modes without colour
@@ -25,6 +26,18 @@ SHOWN = 3  # unreadable files named in the error, before the count
 UNLABELLED_FOLDERS = ("unlabelled", "unlabeled")  # a folder of images without a label, beside the class folders
 MAX_LABEL_ID = 2**31  # integer labels past this are no class ids (check_dataset bounds them further)
 CHANNELS = (1, 3, 4)  # grey, colour, colour with alpha
+DIGEST_BYTES = 16  # of a file's sha256: what export checks a source file's content against before it copies it
+HASH_CHUNK = 2**20  # bytes a checksum reads at a time
+
+
+def file_digest(f) -> bytes:
+    """The first DIGEST_BYTES of the sha256 of an open binary file's bytes, read as a stream from where it is."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    while chunk := f.read(HASH_CHUNK):
+        digest.update(chunk)
+    return digest.digest()[:DIGEST_BYTES]
 
 
 class Read(NamedTuple):
@@ -36,6 +49,7 @@ class Read(NamedTuple):
     class_names: list[str] | None = None
     paths: list[str] | None = None
     skipped: tuple[str, ...] | list[str] = ()
+    digests: np.ndarray | None = None  # uint8 (N, DIGEST_BYTES): file_digest of each sample's file, where files
 
 
 def kind_of(path: str | os.PathLike) -> str:
@@ -59,6 +73,13 @@ def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list
     given = [v for v in values if v]
     if not given:
         raise InputError(source, "holds no labelled sample (every label is empty)")
+    for row, value in enumerate(values, 1):
+        try:  # a lone surrogate is no text: no file, table or page could hold the name
+            value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise InputError(
+                source, f"label {ascii(value)[:40]} (row {row}) is not valid text (a lone surrogate)"
+            ) from None
     if all(v.isascii() and v.isdigit() for v in given):
         numbers = [int(v) if v else UNLABELLED for v in values]
         spelling: dict[int, str] = {}
@@ -82,11 +103,13 @@ def labels_from_values(values: list[str], source: str) -> tuple[np.ndarray, list
 
 def image_files(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     """(file, class name) of every image file under root/<class name>/, classes in sorted order and files sorted
-    within each; hidden files and folders (.ipynb_checkpoints, .DS_Store) are left out. The images of a folder named
-    in UNLABELLED_FOLDERS carry the class name "" (no label). Second, the folders that cannot be listed, each as
-    "folder (problem)"."""
+    within each; hidden files and folders (.ipynb_checkpoints, .DS_Store) are left out, and so are the tool's own
+    output folders (tool_output) wherever they sit. The images of a folder named in UNLABELLED_FOLDERS carry the
+    class name "" (no label). Second, the folders that cannot be listed, each as "folder (problem)"."""
     try:
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        classes = sorted(
+            p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not tool_output(p)
+        )
     except OSError as exc:
         raise InputError(str(root), f"cannot list ({exc.strerror or exc})") from None
     found, unlisted = [], []
@@ -97,7 +120,7 @@ def image_files(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     for name in classes:
         paths = []
         for top, folders, files in os.walk(root / name, onerror=cannot_list):
-            folders[:] = [folder for folder in folders if not folder.startswith(".")]
+            folders[:] = [f for f in folders if not f.startswith(".") and not tool_output(Path(top, f))]
             paths += [Path(top, entry) for entry in folders + files if not entry.startswith(".")]
         found += [
             (file, "" if name.lower() in UNLABELLED_FOLDERS else name)
@@ -105,6 +128,18 @@ def image_files(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
             if file.suffix.lower() in IMAGE_SUFFIXES
         ]
     return found, unlisted
+
+
+def tool_output(folder: Path) -> bool:
+    """Is `folder` one the tool wrote, a results folder (suspects.txt beside samples.csv) or an export (changes.csv
+    beside its manifest, .npz or idx labels)? Its figures and copies are never data, even inside the data folder."""
+    try:
+        if (folder / "suspects.txt").is_file() and (folder / "samples.csv").is_file():
+            return True
+        copies = ("manifest.csv", "data.npz", "labels-idx1-ubyte.gz")
+        return (folder / "changes.csv").is_file() and any((folder / name).is_file() for name in copies)
+    except OSError:
+        return False
 
 
 def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
@@ -125,25 +160,46 @@ def read_image_folder(root: Path, max_side: int, skip_unreadable: bool) -> Read:
             "holds no images in class folders (expected root/<class name>/<image file>, "
             f"files ending in {', '.join(sorted(IMAGE_SUFFIXES))})",
         )
+    distinct_names(values, root)
     labels, names = labels_from_values(values, str(root))
     read = load_images(paths, labels, names, root, max_side, skip_unreadable)
     return read._replace(skipped=unlisted + list(read.skipped))
 
 
+def distinct_names(folders: list[str], root: Path) -> None:
+    """Class folders whose names a label would merge are refused, as '01' and '1' are: two that differ only in
+    spaces around them ('cat' and 'cat '), or one named with spaces alone (it would read as no label)."""
+    seen: dict[str, str] = {}
+    for name in sorted(set(folders)):
+        if name and not name.strip():
+            raise InputError(
+                str(root), f"class folder {name!r} has a blank name: rename it (unlabelled images go in 'unlabelled')"
+            )
+        if seen.setdefault(name.strip(), name) != name:
+            raise InputError(
+                str(root),
+                f"class folders {seen[name.strip()]!r} and {name!r} differ only in spaces: rename one so the "
+                f"classes stay apart",
+            )
+
+
 def read_manifest(path: Path, max_side: int, skip_unreadable: bool) -> Read:
     """A CSV (or TSV) of path,label rows; paths relative to the manifest; a header row is recognised; an empty label
-    marks an unlabelled image (path, alone on its row, too)."""
+    marks an unlabelled image (path, alone on its row, too). Rows are the csv module's alone (a quoted label may hold
+    a line break; U+2028 or a form feed is no line end); names a file system gave in bytes that are not UTF-8 come
+    back as it gave them (surrogate escapes); a cell the tool neutralised for spreadsheets (stages.tables.cell)
+    reads as the name it was."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            rows = [[plain_cell(cell) for cell in row] for row in reader if row and any(c.strip() for c in row)]
     except FileNotFoundError:
         raise InputError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), f"cannot read as text ({exc})") from None
-    reader = csv.reader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    try:
-        rows = [row for row in reader if row and any(cell.strip() for cell in row)]
     except csv.Error as exc:  # a field past csv's 128 KB limit, a NUL byte
         raise InputError(str(path), f"line {reader.line_num}: {exc}") from None
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read as text ({exc})") from None
     if rows and rows[0][0].strip().lower() in ("path", "file", "filename", "image", "image_path"):
         rows = rows[1:]
     if not rows:
@@ -162,7 +218,7 @@ def load_images(
     FIFO named x.png would block forever) counts as unreadable."""
     from PIL import Image, ImageOps
 
-    pictures, sizes, kept, broken = [], Counter(), [], []
+    pictures, sizes, kept, broken, digests = [], Counter(), [], [], []
     for i, file in enumerate(files):
         try:
             problem = "" if file.is_file() else "no such file" if not file.exists() else "not a regular file"
@@ -172,7 +228,7 @@ def load_images(
             broken.append(f"{file} ({problem})")
             continue
         try:
-            with Image.open(file) as picture:
+            with open(file, "rb") as f, Image.open(f) as picture:
                 picture.load()
                 picture = ImageOps.exif_transpose(picture) if picture.getexif().get(0x0112, 1) != 1 else picture
                 sizes[picture.size] += 1
@@ -180,6 +236,8 @@ def load_images(
                     picture = picture.convert(wide_mode(picture.mode))
                     picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
                 pictures.append(picture)
+                f.seek(0)
+                digests.append(np.frombuffer(file_digest(f), np.uint8))
                 kept.append(i)
         except Exception as exc:  # Pillow fails in many ways on a damaged or foreign file
             broken.append(f"{file} ({type(exc).__name__})")
@@ -199,7 +257,7 @@ def load_images(
     if images.ndim == 3:
         images = images[..., None]
     keep = np.array(kept, np.int64)
-    return Read(images, labels[keep], names, [str(files[i]) for i in kept], broken)
+    return Read(images, labels[keep], names, [str(files[i]) for i in kept], broken, np.stack(digests))
 
 
 def common_size(sizes: Counter, max_side: int) -> tuple[int, int]:
@@ -280,7 +338,9 @@ def as_labels(array: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | N
             if any(not UNLABELLED <= v < MAX_LABEL_ID for v in array):
                 raise InputError(source, "labels must be class ids in 0..2**31 (-1: unlabelled) or class names")
             array = array.astype(np.int64)
-    if array.dtype.kind in "US":
+    if array.dtype.kind == "S":  # bytes: UTF-8, any other byte kept as a surrogate escape (as file names are)
+        return labels_from_values([bytes(v).decode("utf-8", "surrogateescape") for v in array], source)
+    if array.dtype.kind == "U":
         return labels_from_values([str(v) for v in array], source)
     values = array.astype(np.float64) if array.dtype.kind == "f" else array  # uints compare exactly
     huge = np.flatnonzero(np.isfinite(values) & (np.abs(values) >= 2**63)) if array.dtype.kind in "uf" else []

@@ -71,9 +71,10 @@ class External(Artifact):
     pred_probs: np.ndarray  # float64 (N, K) class probabilities, or (0, 0)
     features: np.ndarray  # float32 (N, D) embeddings, or (0, 0)
     note: str  # a warning about the evidence (probabilities that look in-sample), or ""
+    dataset: str = ""  # Dataset.fingerprint of the data it was checked against (pipeline/steps.py; "" in memory)
 
     STAGE = "external"
-    FIELDS = {"pred_probs": Field("f", 2), "features": Field("f", 2), "note": Field("U", 0)}
+    FIELDS = {"pred_probs": Field("f", 2), "features": Field("f", 2), "note": Field("U", 0), "dataset": Field("U", 0)}
 
     @classmethod
     def none(cls) -> External:

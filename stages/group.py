@@ -121,6 +121,7 @@ class GroupResult(Artifact):
     exact: np.ndarray  # int64 (N,): exact-copy class (identical bytes), numbered by first appearance
     blank: np.ndarray  # bool (N,): image is one grey level plus noise
     odd: np.ndarray  # str (N,): "blank", "noise", "saturated" (broken: kept out of training), or ""
+    dataset: str = ""  # Dataset.fingerprint of the data it was made from (pipeline/steps.py; "" in memory)
 
     STAGE = "group"
     FIELDS = {
@@ -131,6 +132,7 @@ class GroupResult(Artifact):
         "exact": Field("iu", 1, True),
         "blank": Field("b", 1, True),
         "odd": Field("U", 1, True),
+        "dataset": Field("U", 0),
     }
 
 

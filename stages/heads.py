@@ -5,11 +5,12 @@ labels for one picture and cannot tell which is wrong. Heads take seconds where 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stages.member import MemberOutput, feature_stats, stranger_refs
+from stages.member import STRANGER_K
 
 if TYPE_CHECKING:
     from stages.train import TrainParams
@@ -50,20 +51,35 @@ def logistic_probs(
         return torch.softmax(torch.from_numpy(x[scored]) @ weight + bias, 1).double().numpy()
 
 
+class Ridge:
+    """Ridge regression on one-hot targets over unit_rows features, for many folds of one set of rows: the normal
+    equations of all of `rows` are summed once, and each fold's are those less its left-out rows' (a D x D system
+    per fold, solved in closed form). As accurate as a logistic regression on good embeddings at a fraction of the
+    cost; softmax(RIDGE_SHARPNESS x its outputs) are its probabilities, which the aggregate stage calibrates."""
+
+    def __init__(self, x: np.ndarray, labels: np.ndarray, rows: np.ndarray, *, n_classes: int, penalty: float):
+        self.x = np.c_[x, np.ones(len(x), np.float32)].astype(np.float64)
+        self.targets = np.eye(n_classes)[np.where(labels >= 0, labels, 0)]
+        self.rows, self.penalty = rows, penalty
+        self.gram = self.x[rows].T @ self.x[rows]
+        self.moment = self.x[rows].T @ self.targets[rows]
+
+    def probs(self, train: np.ndarray, scored: np.ndarray) -> np.ndarray:
+        """float64 (len(scored), K) from the ridge fitted on train (a subset of rows)."""
+        out = np.setdiff1d(self.rows, train, assume_unique=True)
+        gram = self.gram - self.x[out].T @ self.x[out]
+        gram[np.diag_indices(self.x.shape[1] - 1)] += self.penalty * len(train)
+        weight = np.linalg.solve(gram, self.moment - self.x[out].T @ self.targets[out])
+        z = RIDGE_SHARPNESS * (self.x[scored] @ weight)
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+
 def ridge_probs(
     x: np.ndarray, labels: np.ndarray, train: np.ndarray, scored: np.ndarray, *, n_classes: int, penalty: float
 ) -> np.ndarray:
-    """float64 (len(scored), K): least squares on one-hot targets with an L2 penalty (ridge regression, solved in
-    closed form: one D x D system), scoring x[scored]; softmax(RIDGE_SHARPNESS x outputs). As accurate as a
-    logistic regression on good embeddings at a fraction of the cost; the aggregate stage calibrates the scale."""
-    xs = np.c_[x[train], np.ones(len(train), np.float32)].astype(np.float64)
-    targets = np.eye(n_classes)[labels[train]]
-    gram = xs.T @ xs
-    gram[np.diag_indices(x.shape[1])] += penalty * len(train)
-    weight = np.linalg.solve(gram, xs.T @ targets)
-    z = RIDGE_SHARPNESS * (np.c_[x[scored], np.ones(len(scored), np.float32)] @ weight)
-    z = np.exp(z - z.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
+    """float64 (len(scored), K): one ridge head (Ridge) fitted on x[train], scoring x[scored]."""
+    return Ridge(x, labels, train, n_classes=n_classes, penalty=penalty).probs(train, scored)
 
 
 def knn_probs(
@@ -84,27 +100,34 @@ def knn_probs(
     return out / out.sum(1, keepdims=True)
 
 
-def fit_head(
-    x: np.ndarray,
-    labels: np.ndarray,
-    train: np.ndarray,
-    scored: np.ndarray,
-    *,
-    n_classes: int,
-    params: TrainParams,
-    seed: int,
-) -> MemberOutput:
-    """One head fitted on x[train] (unit_rows of the features) scoring x[scored]: its probabilities, and what the
-    features say of each scored sample (member.feature_stats: strangeness, class similarities)."""
-    import time
+def head_probs(x: np.ndarray, labels: np.ndarray, members, params: TrainParams) -> Iterator[np.ndarray]:
+    """Each member's head fitted on x[train] (unit_rows of the features), its probabilities for x[scored] in turn."""
+    n_classes = int(labels.max()) + 1
+    if params.head == "ridge":
+        rows = np.unique(np.concatenate([train for train, _ in members])) if members else np.zeros(0, np.int64)
+        system = Ridge(x, labels, rows, n_classes=n_classes, penalty=params.head_penalty)
+    for train, scored in members:
+        if params.head == "knn":
+            yield knn_probs(x, labels, train, scored, n_classes=n_classes)
+        elif params.head == "ridge":
+            yield system.probs(train, scored)
+        else:
+            yield logistic_probs(x, labels, train, scored, n_classes=n_classes, weight_decay=params.head_penalty)
 
-    start = time.monotonic()
-    if params.head == "knn":
-        probs = knn_probs(x, labels, train, scored, n_classes=n_classes)
-    elif params.head == "ridge":
-        probs = ridge_probs(x, labels, train, scored, n_classes=n_classes, penalty=params.head_penalty)
-    else:
-        probs = logistic_probs(x, labels, train, scored, n_classes=n_classes, weight_decay=params.head_penalty)
-    refs = stranger_refs(train, seed)
-    strangeness, class_sim = feature_stats(x[scored], x[refs], labels[refs], n_classes)
-    return MemberOutput(probs, np.zeros(0, np.float32), time.monotonic() - start, 0, strangeness, class_sim)
+
+def feature_stats_apart(x: np.ndarray, labels: np.ndarray, group: np.ndarray, refs: np.ndarray, *, n_classes: int):
+    """(strangeness float (N,), class_sim float (N, K)): what the features say of every sample (member.feature_stats)
+    against the reference samples refs, never its own twin group: the mean cosine distance to its STRANGER_K
+    nearest, over the median, and the cosine similarity to each class's mean."""
+    k = min(STRANGER_K, max(len(refs) - 1, 1))
+    distance = np.empty(len(x))
+    for start in range(0, len(x), 1024):
+        part = np.arange(start, min(start + 1024, len(x)))
+        similarity = x[part] @ x[refs].T
+        similarity[group[part][:, None] == group[refs][None, :]] = -np.inf
+        nearest = -np.partition(-similarity, k - 1, axis=1)[:, :k]
+        distance[part] = 1 - nearest.mean(1)
+    centres = np.zeros((n_classes, x.shape[1]), np.float32)
+    np.add.at(centres, labels[refs], x[refs])
+    centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+    return distance / max(float(np.median(distance)), 1e-6), (x @ centres.T).astype(np.float64)

@@ -48,7 +48,7 @@ def open_questions(group: np.ndarray, labels: np.ndarray, keep_out: np.ndarray |
     return out if keep_out is None else out & ~np.asarray(keep_out, bool)
 
 
-def group_members(group: np.ndarray) -> list[np.ndarray]:
+def group_samples(group: np.ndarray) -> list[np.ndarray]:
     """The sample indices of each group, ascending within each, groups in id order."""
     order = np.argsort(group, kind="stable")
     return np.split(order, np.flatnonzero(np.diff(group[order])) + 1)

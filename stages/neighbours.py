@@ -123,14 +123,14 @@ def neighbour_evidence(
     unlabelled sample)."""
     n = len(labels)
     prob, scored = np.zeros((n, n_classes)), np.zeros(n, bool)
-    conflicted = open_questions(group, labels, keep_out)
-    clean = np.flatnonzero(~conflicted & (labels != UNLABELLED) & ~(False if keep_out is None else keep_out))
+    open_question = open_questions(group, labels, keep_out)
+    clean = np.flatnonzero(~open_question & (labels != UNLABELLED) & ~(False if keep_out is None else keep_out))
     if clean.size < 2:
         return prob, scored
     rng = np.random.default_rng(seed)
     refs = np.sort(rng.choice(clean, min(clean.size, NEIGHBOUR_REFS), replace=False))
     checks = np.sort(rng.choice(clean, min(clean.size, NEIGHBOUR_CHECKS), replace=False))
-    query = np.union1d(np.flatnonzero(conflicted), checks)
+    query = np.union1d(np.flatnonzero(open_question), checks)
     prob[query] = nearest_neighbour_probs(images, labels, group, query, refs, n_classes)
     scored[query] = True
     return prob, scored

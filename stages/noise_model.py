@@ -152,14 +152,17 @@ def fit_noise(log_prob: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[fl
     shares near zero."""
     if len(labels) == 0 or log_prob.shape[1] < 2:
         return 1.0, (0.0, 0.0)
-    best = (-np.inf, 1.0, (0.0, 0.0))
-    for temperature in TEMPERATURES:
-        f = flips(softmax(log_prob / temperature), labels)
+
+    def fit(k: int) -> tuple[float, float, tuple[float, float]]:
+        f = flips(softmax(log_prob / TEMPERATURES[k]), labels)
         shares = noise_shares(f, prior_rate=0.05, prior_weight=0.0)
-        fit = np.log(likelihood(f, shares) + 1e-300).sum()
-        if fit > best[0]:
-            best = (fit, float(temperature), shares)
-    return best[1], best[2]
+        return float(np.log(likelihood(f, shares) + 1e-300).sum()), float(TEMPERATURES[k]), shares
+
+    coarse = {k: fit(k) for k in range(0, len(TEMPERATURES), 4)}  # every 4th, then the best one's neighbours
+    best = max(coarse, key=lambda k: coarse[k][0])
+    fine = coarse | {k: fit(k) for k in range(max(best - 3, 0), min(best + 4, len(TEMPERATURES))) if k not in coarse}
+    _, temperature, shares = max(fine.values(), key=lambda fitted: fitted[0])
+    return temperature, shares
 
 
 def share_interval(f: Flips, shares: tuple[float, float]) -> tuple[float, float]:

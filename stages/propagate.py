@@ -14,7 +14,7 @@ SPREAD = 0.5  # an unlabelled sample's belief: this much its similar groups', th
 
 
 def pool_similar(
-    evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, asked: np.ndarray, similar: np.ndarray
+    evidence: np.ndarray, labels: np.ndarray, group: np.ndarray, open_question: np.ndarray, similar: np.ndarray
 ) -> np.ndarray:
     """The conflicting groups' evidence (float (G, K), -inf for labels absent) plus POOL_WEIGHT times the log of
     what their similar groups believe, iterated as label propagation
@@ -25,7 +25,7 @@ def pool_similar(
     n_groups, n_classes = evidence.shape
     conflicting = np.isfinite(evidence).any(1)
     settled = np.zeros((n_groups, n_classes))
-    agreed = (labels != UNLABELLED) & ~asked & ~conflicting[group]
+    agreed = (labels != UNLABELLED) & ~open_question & ~conflicting[group]
     settled[group[agreed], labels[agreed]] = 1.0
     settled /= np.maximum(settled.sum(1, keepdims=True), 1)
     neighbours = np.full((n_groups, similar.shape[1]), -1)

@@ -17,7 +17,6 @@ savefig renders PNG with Agg. draw() returns every file's contents; pipeline/ste
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 from stages.labels import UNLABELLED, class_name
 from stages.params import Params, param
 from stages.review import review_page
+from stages.tables import cell, csv_text
 
 if TYPE_CHECKING:  # the result types draw() reads; the report needs none of their stages' code
     from stages.aggregate import Decisions
@@ -331,7 +331,7 @@ def map_figure(
 def label_name(label: int, class_names: list[str] | None, width: int = 12) -> str:
     """A label as its class name where the data name their classes, cut to `width` characters for a caption."""
     name = class_name(label, class_names)
-    return name if len(name) <= width else name[: width - 1] + "\u2026"
+    return shown(name if len(name) <= width else name[: width - 1] + "\u2026")
 
 
 def tile_name(index: int, paths: list[str] | None) -> str:
@@ -339,7 +339,21 @@ def tile_name(index: int, paths: list[str] | None) -> str:
     if not paths:
         return f"#{index}"
     name = paths[index].replace("\\", "/").rsplit("/", 1)[-1]
-    return name if len(name) <= 16 else name[:7] + "\u2026" + name[-8:]
+    return shown(name if len(name) <= 16 else name[:7] + "\u2026" + name[-8:])
+
+
+def shown(text: str) -> str:
+    """A name as matplotlib draws it, literally: `$` escaped (a pair of them starts mathtext, which raises on most
+    names, `x$^$.png`, after the whole run); a character no font draws (a control character such as a carriage
+    return, a line or paragraph separator, a byte of a file name that is not UTF-8, held as a surrogate escape)
+    drawn as U+FFFD."""
+    import unicodedata
+
+    drawn = "".join("\ufffd" if unicodedata.category(c) in UNDRAWN else c for c in text)
+    return drawn.replace("$", r"\$")
+
+
+UNDRAWN = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")  # Unicode categories: controls, format, surrogates, unassigned
 
 
 def montage_title(n_flagged: int, n_groups: int, page: int, n_pages: int) -> str:
@@ -446,32 +460,25 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str] | None = None):
 
 def confusion_csv(given: np.ndarray, suggested: np.ndarray, class_names: list[str] | None = None) -> str:
     """One row per sample, the long format DVC's confusion template counts itself."""
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["given", "suggested"])
-    writer.writerows([class_name(g, class_names), class_name(s, class_names)] for g, s in zip(given, suggested))
-    return table.getvalue()
+    rows = ([cell(class_name(g, class_names)), cell(class_name(s, class_names))] for g, s in zip(given, suggested))
+    return csv_text([["given", "suggested"], *rows])
 
 
 def class_csv(
     given: np.ndarray, flagged: np.ndarray, wrong_by_class: np.ndarray, class_names: list[str] | None = None
 ) -> str:
     """One row per given class: class, samples, flagged, estimated_wrong (empty where not estimated)."""
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["class", "samples", "flagged", "estimated_wrong"])
     n_classes = max(int(given.max()) + 1 if len(given) else 0, len(class_names or []))
-    for c in range(n_classes):
-        name = class_name(c, class_names)
-        writer.writerow(
-            [
-                name,
-                int((given == c).sum()),
-                int((flagged & (given == c)).sum()),
-                round(float(wrong_by_class[c]), 1) if c < len(wrong_by_class) else "",
-            ]
-        )
-    return table.getvalue()
+    rows = [
+        [
+            cell(class_name(c, class_names)),
+            int((given == c).sum()),
+            int((flagged & (given == c)).sum()),
+            round(float(wrong_by_class[c]), 1) if c < len(wrong_by_class) else "",
+        ]
+        for c in range(n_classes)
+    ]
+    return csv_text([["class", "samples", "flagged", "estimated_wrong"], *rows])
 
 
 def loss_table(loss_curves: np.ndarray) -> np.ndarray:

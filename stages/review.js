@@ -413,7 +413,9 @@ document.addEventListener("keydown", event => {
   $("summary").append(el("strong", {text: D.cards.length + " cards among " + D.samples + " samples"}),
     ": the flagged ones first, most certain first" +
     (looks ? ", then " + looks + " worth a look, likeliest wrong first" : "") + "." +
-    (D.issues > D.cards.length ? " " + (D.issues - D.cards.length) + " more are listed in issues.csv only." : ""));
+    (D.issues > D.cards.length ? " " + (D.issues - D.cards.length) + " more are listed in issues.csv only." : "") +
+    (D.estimate ? " The evidence says about " + D.estimate[0] + " labels are wrong (" + D.estimate[1] + " to " +
+      D.estimate[2] + ") among the samples without a twin." : ""));
   document.body.classList.toggle("pixelated", D.view.pixelated);
   for (const [key, text] of KEYS) $("keys").append(el("kbd", {text: key}), " " + text + "  ");
   for (const n of D.classes) $("class-list").append(el("option", {value: n}));

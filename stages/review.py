@@ -238,6 +238,7 @@ def page_data(
         "fingerprint": data.fingerprint,
         "samples": len(labels),
         "issues": len(order),
+        "estimate": [round(float(x)) for x in decisions.estimate] if np.isfinite(decisions.estimate).all() else None,
         "header": CHOICES_HEADER,
         "choices": list(CHOICES),
         "kinds": KINDS,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from stages.labels import group_members
+from stages.labels import group_samples
 from stages.noise_model import (
     expected_f1_cut,
     fit_noise,
@@ -48,7 +48,7 @@ class Case(NamedTuple):
     temperature: float  # the calibration temperature (noise_model.fit_noise_model)
     noise_rate: float  # the estimated share of wrong labels among the samples the noise model was fitted on
     n_classes: int  # the classes some sample carries: those a wrong label can be
-    source: str  # what decided: "members" or "neighbours" (evidence.choose_evidence)
+    source: str  # what decided: "members", "neighbours", "heads" or "pred_probs" (evidence.choose_evidence)
     through_conflicts: bool  # did the members train on the conflicting groups too?
     similar: np.ndarray  # int (N, k): train.similar_groups (no rows where not computed)
 
@@ -126,7 +126,7 @@ def claimed(prob: np.ndarray) -> np.ndarray:
 
 
 def twin_rule(case: Case) -> Verdict:
-    """Twin conflicts: every open question goes to the label its evidence favours (twin_votes), and each member of
+    """Twin conflicts: every open question goes to the label its evidence favours (twin_votes), and each sample of
     it with another label is flagged, with that label suggested and the probability that its own label loses."""
     similar = case.similar if case.through_conflicts else None
     losers, winner, doubt = twin_votes(
@@ -139,44 +139,44 @@ def twin_votes(
     labels: np.ndarray,
     group: np.ndarray,
     log_prob: np.ndarray,
-    asked: np.ndarray,
+    open_question: np.ndarray,
     *,
     temperature: float,
     similar: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(losers bool (N,), winner int (N,), -1 outside the open questions, doubt float (N,), nan outside them: the
-    probability that another label than a member's own wins, the softmax of the labels' evidence): each
-    conflicting twin group (asked, the scored open questions) goes to the label with the strongest evidence, its
-    calibrated log mean out-of-bag probability averaged over the group's members plus the log of how many members
-    carry it; every member with another label loses (docs: "How it works: Twin conflicts"). With similar (int
+    probability that another label than a sample's own wins, the softmax of the labels' evidence): each conflicting
+    twin group (open_question: the scored open questions) goes to the label with the strongest evidence, its
+    calibrated log mean out-of-bag probability averaged over the group's samples plus the log of how many samples
+    carry it; every sample with another label loses (docs: "How it works: Twin conflicts"). With similar (int
     (N, k), train.similar_groups: where conflicts are the rule), each group's evidence also weighs what its most
     similar groups believe (pool_similar)."""
     losers, winner, doubt = np.zeros(len(labels), bool), np.full(len(labels), -1), np.full(len(labels), np.nan)
     n_classes = log_prob.shape[1]
-    if not asked.any() or n_classes == 0:
+    if not open_question.any() or n_classes == 0:
         return losers, winner, doubt
     n_groups = int(group.max()) + 1
     evidence = np.full((n_groups, n_classes), -np.inf)
-    questions = [np.flatnonzero(asked)[members] for members in group_members(group[asked])]
-    for members in questions:
-        present, counts = np.unique(labels[members], return_counts=True)
+    questions = [np.flatnonzero(open_question)[samples] for samples in group_samples(group[open_question])]
+    for samples in questions:
+        present, counts = np.unique(labels[samples], return_counts=True)
         # Calibrated log-probabilities of the labels present (softmax's normaliser is the same for every label
         # of one member, so it cancels), one row per look at the picture. Each copy is as likely as any other to
         # be the original, whose label is right: the prior of a label is its count in the group. Two evil copies
         # against one original barely move it (log 2), so a clear picture still overrules them; hundreds of
         # identical blanks against a few odd labels outweigh a model that never learnt what a blank is. Being
-        # weighed against calibrated evidence, the count counts for more where the members were overconfident
+        # weighed against calibrated evidence, the count counts for more where the samples were overconfident
         # (temperature above 1) and for less where they were timid.
-        evidence[group[members[0]], present] = (log_prob[members][:, present] / temperature).mean(0) + np.log(counts)
+        evidence[group[samples[0]], present] = (log_prob[samples][:, present] / temperature).mean(0) + np.log(counts)
     if similar is not None and len(similar) == len(labels):
-        evidence = pool_similar(evidence, labels, group, asked, similar)
-    for members in questions:
-        row = evidence[group[members[0]]]
+        evidence = pool_similar(evidence, labels, group, open_question, similar)
+    for samples in questions:
+        row = evidence[group[samples[0]]]
         present = np.flatnonzero(np.isfinite(row))
-        winner[members] = present[np.argmax(row[present])]
-        losers[members[labels[members] != winner[members]]] = True
+        winner[samples] = present[np.argmax(row[present])]
+        losers[samples[labels[samples] != winner[samples]]] = True
         belief = np.exp(row[present] - row[present].max())
-        doubt[members] = 1 - (belief / belief.sum())[np.searchsorted(present, labels[members])]
+        doubt[samples] = 1 - (belief / belief.sum())[np.searchsorted(present, labels[samples])]
     return losers, winner, doubt
 
 

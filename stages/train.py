@@ -17,9 +17,9 @@ import numpy as np
 
 from stages.artifact import Artifact, Field, check_arrays
 from stages.budget import Budget
-from stages.heads import HEADS, fit_head, unit_rows
+from stages.heads import HEADS, feature_stats_apart, head_probs, unit_rows
 from stages.labels import UNLABELLED, class_count, open_questions
-from stages.member import AFFINE_BELOW, DOMINANT_RATIO, LOSS_POINTS, MemberOutput, train_member
+from stages.member import AFFINE_BELOW, DOMINANT_RATIO, LOSS_POINTS, MemberOutput, stranger_refs, train_member
 from stages.neighbours import POOL_K, neighbour_evidence, pixel_strangeness, similar_groups
 from stages.params import MAX_SEED, Params, param
 from stages.workers import BACKENDS, DEVICES, member_pool, progress, resolve_device, worker_layout
@@ -141,6 +141,7 @@ class TrainResult(Artifact):
     # "pred_probs" (a user's probabilities; open questions scored by members or heads, which never saw a copy)
     source: str = "members"
     member_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 (M,)
+    dataset: str = ""  # Dataset.fingerprint of the data it was made from (pipeline/steps.py; "" in memory)
 
     STAGE = "train"
     FIELDS = {
@@ -158,6 +159,7 @@ class TrainResult(Artifact):
         "loss_curves": Field("f", 2),
         "member_steps": Field("iu", 1),
         "source": Field("U", 0),
+        "dataset": Field("U", 0),
     }
 
     @property
@@ -174,6 +176,7 @@ class TrainResult(Artifact):
                 "through_conflicts": bool(arrays["through_conflicts"]),
                 "source": str(arrays["source"]),
                 "member_seconds": np.full(len(arrays["member_steps"]), np.nan),
+                "dataset": str(arrays["dataset"]),
             }
         )
 
@@ -195,14 +198,14 @@ def plan_members(
     when they are the rule (trains_through_conflicts), every group is split alike and trains with each copy's own
     label. keep_out (bool (N,), the odd images) marks samples that are scored like any other but train nobody.
     Unlabelled samples train nobody either, and every member scores them."""
-    asked = open_questions(group, labels, keep_out)
+    open_question = open_questions(group, labels, keep_out)
     if trains_through_conflicts(group, labels, params, keep_out):
-        asked[:] = False
-    in_question = np.zeros(int(group.max()) + 1, bool)
-    in_question[group[asked]] = True
+        open_question[:] = False
+    open_group = np.zeros(int(group.max()) + 1, bool)
+    open_group[group[open_question]] = True
     unlabelled = labels == UNLABELLED
-    open_idx = np.flatnonzero(asked | unlabelled)
-    clean_groups = np.flatnonzero(~in_question)
+    open_idx = np.flatnonzero(open_question | unlabelled)
+    clean_groups = np.flatnonzero(~open_group)
     rng = np.random.default_rng(params.seed)
     members = []
     for _ in range(math.ceil(params.n_models / params.folds)):
@@ -210,7 +213,7 @@ def plan_members(
         for held_out in parts:
             held = np.isin(group, held_out)
             train = np.flatnonzero(
-                ~held & ~in_question[group] & ~unlabelled & ~(False if keep_out is None else keep_out)
+                ~held & ~open_group[group] & ~unlabelled & ~(False if keep_out is None else keep_out)
             )
             scored = np.union1d(np.flatnonzero(held), open_idx)
             if train.size == 0 or len(np.unique(labels[train])) < 2 or scored.size == 0:
@@ -301,23 +304,31 @@ def train_members(images, labels, members, params: TrainParams, *, budget: Budge
     return tally
 
 
-def train_heads(features: np.ndarray, labels: np.ndarray, members, params: TrainParams) -> Tally:
-    """Heads fitted on the features (stages/heads.py) in the members' folds: each on a member's training groups,
-    scoring what that member would score."""
-    n_classes = class_count(labels)
-    tally, x = Tally(len(labels), n_classes), unit_rows(features)
-    for k, (train, scored) in enumerate(members):
-        seed = params.seed * 1000 + k
-        tally.add(scored, fit_head(x, labels, train, scored, n_classes=n_classes, params=params, seed=seed))
-    return tally
+def train_heads(features: np.ndarray, labels: np.ndarray, group: np.ndarray, members, params: TrainParams) -> dict:
+    """TrainResult's member fields from heads fitted on the features (stages/heads.py) in the members' folds: each
+    on a member's training groups, scoring what that member would score; what the features say of each sample
+    (strangeness, class similarities) against the samples the heads train on, never its own twin group."""
+    n, n_classes = len(labels), class_count(labels)
+    tally, x = Tally(n, n_classes), unit_rows(features)
+    for (_, scored), probs in zip(members, head_probs(x, labels, members, params)):
+        tally.add(scored, MemberOutput(probs, np.zeros(0, np.float32), 0.0, 0, np.zeros(len(scored)), 0.0))
+    fields = tally.means()
+    refs = np.unique(np.concatenate([train for train, _ in members])) if members else np.zeros(0, np.int64)
+    if refs.size:
+        refs = stranger_refs(refs, params.seed)
+        strangeness, class_sim = feature_stats_apart(x, labels, group, refs, n_classes=n_classes)
+        scored = fields["n_scored"] > 0
+        fields["strangeness"] = np.where(scored, strangeness, np.nan)
+        fields["class_sim"] = np.where(scored[:, None], class_sim, np.nan)
+    return fields
 
 
-def with_given_probs(result: dict[str, np.ndarray], pred_probs: np.ndarray, asked: np.ndarray) -> dict:
-    """The evidence fields with a user's probabilities for every sample outside the open questions (asked), where
-    members or heads that never saw a copy still decide: a model cross-validated the usual way saw one copy of an
-    evil twin under the other label. One vote each, their strangeness neutral (1) where no features say more."""
+def with_given_probs(result: dict[str, np.ndarray], pred_probs: np.ndarray, open_question: np.ndarray) -> dict:
+    """The evidence fields with a user's probabilities for every sample outside the open questions, where members or
+    heads that never saw a copy still decide: a model cross-validated the usual way saw one copy of an evil twin
+    under the other label. One vote each, their strangeness neutral (1) where no features say more."""
     out = dict(result)
-    rows = ~asked
+    rows = ~open_question
     out["prob"] = np.where(rows[:, None], pred_probs, result["prob"])
     out["n_scored"] = np.where(rows, np.maximum(result["n_scored"], 1), result["n_scored"])
     votes = np.zeros_like(result["votes"])
@@ -337,17 +348,17 @@ def scored_by(
     members = plan_members(group, labels, params, keep_out)
     given_probs = external is not None and external.pred_probs.size > 0
     given_features = external is not None and external.features.size > 0
-    asked = open_questions(group, labels, keep_out) & ~trains_through_conflicts(group, labels, params, keep_out)
+    open_question = open_questions(group, labels, keep_out) & ~trains_through_conflicts(group, labels, params, keep_out)
     if given_probs:  # members or heads only for the open questions
-        members = [(train, scored[asked[scored]]) for train, scored in members] if asked.any() else []
+        members = [(train, scored[open_question[scored]]) for train, scored in members] if open_question.any() else []
         members = [(train, scored) for train, scored in members if scored.size]
     if given_features:
-        fields, source = train_heads(external.features, labels, members, params).means(), "heads"
+        fields, source = train_heads(external.features, labels, group, members, params), "heads"
     else:
         tally = train_members(images, labels, members, params, budget=budget, progress_lines=progress_lines)
         fields, source = tally.means(), "members"
     if given_probs:
-        return with_given_probs(fields, external.pred_probs, asked), "pred_probs"
+        return with_given_probs(fields, external.pred_probs, open_question), "pred_probs"
     return fields, source
 
 
@@ -368,7 +379,10 @@ def train_ensemble(
     probabilities take the members' place (scored_by)."""
     n, n_classes = len(labels), class_count(labels)
     budget = budget.within(params.time_budget_s)
-    nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed, keep_out)
+    if external is not None and (external.pred_probs.size or external.features.size):
+        nn_prob, nn_scored = np.zeros((n, n_classes)), np.zeros(n, bool)  # evidence a user brought decides instead
+    else:
+        nn_prob, nn_scored = neighbour_evidence(images, labels, group, n_classes, params.seed, keep_out)
     fields, source = scored_by(
         images,
         labels,

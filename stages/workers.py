@@ -136,28 +136,95 @@ def in_worker(parent: int, function, args: tuple, kwargs: dict):
 
 
 @contextlib.contextmanager
+def signals_held():
+    """Ctrl-C (and SIGTERM where a handler raises for it, as hw02.py's and twins' do) held back until the block
+    ends, then raised there; a second one is not held. Starting a pool's workers must not be cut short: a worker
+    left half-started (its start-up data half sent, its semaphores unlinked) prints loky's "failed with traceback"
+    report on the parent's stdout, and joblib's abort of a pool whose manager thread has not started raises a
+    RuntimeError traceback. SIGINT is also blocked in this thread meanwhile, and the processes started here inherit
+    the block for life: the Ctrl-C a terminal sends the whole process group reaches the parent alone, which stops
+    the workers, instead of each worker printing its own KeyboardInterrupt traceback. Outside the main thread, where
+    no handler can be set, it holds nothing."""
+    import signal
+    import threading
+
+    held: list[int] = []
+    previous = {}
+    main = threading.current_thread() is threading.main_thread()
+    for signum in (signal.SIGINT, signal.SIGTERM) if main else ():
+        if callable(signal.getsignal(signum)):
+            previous[signum] = signal.getsignal(signum)
+
+    def hold(signum, frame):
+        if held:  # asked twice: now
+            previous[signum](signum, frame)
+        held.append(signum)
+
+    for signum in previous:
+        signal.signal(signum, hold)
+    mask = None
+    if main and hasattr(signal, "pthread_sigmask"):
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()  # now: as it starts, Python's own tracker unblocks SIGINT (3.8 to 3.12)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C that came meanwhile is held (or raised) now
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            previous[held[0]](held[0], None)
+
+
+@contextlib.contextmanager
 def member_pool(backend: str, n_jobs: int, scheduler: str | None = None):
     """A function that runs a wave of (function, args, kwargs) calls in parallel and returns their results in order:
     through joblib (any of its backends; for dask, a client of `scheduler` or a local cluster, see
     dask_client) when it is installed, else through the standard library's process pool, so the graded file
-    runs where only torch and numpy are (results are the same either way)."""
+    runs where only torch and numpy are (results are the same either way). The pool's workers are started, and
+    each has run a first call, with Ctrl-C held (signals_held): an interrupt then stops a pool that is whole."""
     try:
         from joblib import Parallel, delayed, parallel_config
     except ImportError:
         Parallel = None
+    warm_up = [(os.getpid, (), {})] * n_jobs
     if Parallel is not None:
         # parallel_config, not Parallel(backend=...): only it registers the optional dask backend on first use.
         with (
             dask_client(scheduler, n_jobs) if backend == "dask" else contextlib.nullcontext(),
             parallel_config(backend=backend, n_jobs=n_jobs),
-            Parallel() as parallel,
+            contextlib.ExitStack() as stack,
         ):
-            yield lambda calls: parallel(delayed(in_worker)(os.getpid(), *call) for call in calls)
+            with signals_held():
+                parallel = stack.enter_context(Parallel())
+
+                def run(calls):
+                    return parallel(delayed(in_worker)(os.getpid(), *call) for call in calls)
+
+                run(warm_up)
+            yield run
     elif n_jobs == 1:
         yield lambda calls: [function(*args, **kwargs) for function, args, kwargs in calls]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            yield lambda calls: [job.result() for job in [pool.submit(in_worker, os.getpid(), *call) for call in calls]]
+        with contextlib.ExitStack() as stack:
+            others = set(multiprocessing.active_children())  # the program's own processes, never the pool's
+            with signals_held():
+                pool = stack.enter_context(ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")))
+
+                def run(calls):
+                    return [job.result() for job in [pool.submit(in_worker, os.getpid(), *call) for call in calls]]
+
+                run(warm_up)
+            try:
+                yield run
+            except BaseException:  # Ctrl-C, SIGTERM: the pool's shutdown would wait for every running member
+                for worker in set(multiprocessing.active_children()) - others:
+                    worker.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise

@@ -131,3 +131,98 @@ def test_the_best_cut_is_the_top_k_of_a_ranking_with_the_highest_f1():
     # the same ranking as scores (low = suspect): the best cut misses 3 and wrongly flags 7
     score = np.argsort(np.r_[4, 7, 1, 9, 2, 3, 0, 5, 6, 8])  # each index's place in that order
     assert best_cut_errors(score.astype(float), np.isin(np.arange(10), [1, 4, 3])) == 2
+
+
+def test_confusable_flips_move_the_planted_share_to_the_references_second_choice():
+    from benchmarks.external_evidence import plant_flips
+
+    labels = np.arange(500) % 5
+    ref = np.full((500, 5), 0.01)
+    ref[np.arange(500), labels] = 0.9
+    ref[np.arange(500), (labels + 2) % 5] = 0.09  # the likeliest class after the given one
+    given, truth = plant_flips(labels, ref, 0.03, seed=1)
+    assert truth.sum() == 15 and (given != labels).sum() == 15
+    assert (given[truth] == (labels[truth] + 2) % 5).all() and (given[~truth] == labels[~truth]).all()
+
+
+def test_evil_twins_are_shuffled_exact_copies_under_another_label_that_point_at_their_originals():
+    from benchmarks.external_evidence import plant_twins
+
+    labels = np.arange(300) % 3
+    ref = np.eye(3)[labels] * 0.8 + np.eye(3)[(labels + 1) % 3] * 0.15 + 0.05 / 3
+    v = plant_twins(labels, ref, n=100, twins=10, seed=2)
+    assert len(v["labels"]) == 110 and v["truth"].sum() == 10 and not v["truth"][-10:].all()  # shuffled in
+    copies, originals = np.flatnonzero(v["truth"]), v["original"][v["truth"]]
+    assert (v["original"][~v["truth"]] == -1).all() and not v["truth"][originals].any()
+    assert (v["source_index"][copies] == v["source_index"][originals]).all()  # the same picture
+    assert (v["labels"][copies] == (v["labels"][originals] + 1) % 3).all()  # its confusable label
+    assert len(np.unique(v["source_index"])) == 100
+
+
+def test_scores_pool_flags_against_the_truth_and_twin_errors_count_missed_twins_and_flagged_originals():
+    from benchmarks.external_evidence import score, twin_errors
+
+    truth = np.isin(np.arange(10), [1, 4])
+    flagged = np.isin(np.arange(10), [4, 7, 8])
+    s = score(flagged, np.array([4, 7, 1, 8, 0, 2, 3, 5, 6, 9]), truth)
+    assert (s["right"], s["precision"], s["recall"], s["f1"]) == (1, 1 / 3, 0.5, 0.4)
+    assert s["ap"] == (1 + 2 / 3) / 2 and s["best_f1"] == 2 * 2 / (3 + 2)
+    assert np.isnan(score(np.zeros(10, bool), np.arange(10), truth)["precision"])
+    original = np.array([-1, 7, -1, -1, 8, -1, -1, -1, -1, -1])  # 1 copies row 7, 4 copies row 8
+    assert twin_errors(flagged, truth, original) == {"missed": 1, "originals": 2, "twin_errors": 3}
+
+
+def test_the_evidence_tables_print_dashes_where_a_value_is_missing_and_targets_set_the_bar_from_the_better_peer():
+    from benchmarks.external_evidence import PLANTED, SCORES, table, targets
+
+    rows = [
+        {"source": "m", "variant": "flips-0.01", "method": "cleanlab", "evidence": "probs", "f1": 0.60},
+        {"source": "m", "variant": "flips-0.01", "method": "cleanlab-both", "evidence": "probs", "f1": 0.70},
+        {"source": "m", "variant": "flips-0.01", "method": "ours", "evidence": "probs", "f1": 0.74},
+        {"source": "m", "variant": "twins", "method": "datalab", "evidence": "features", "twin_errors": 12},
+        {"source": "m", "variant": "twins", "method": "ours", "evidence": "features", "twin_errors": 6},
+    ]
+    lines = table(rows[:1], PLANTED + SCORES).splitlines()
+    assert lines[0].startswith("| source | variant | wrong | method | flags |")
+    assert lines[2] == "| m | flips-0.01 | - | cleanlab | - | - | - | 0.600 | - | - | - |"
+    (probs, twins) = targets(rows)
+    assert (probs["peer"], round(probs["bar"], 3), probs["met"]) == ("cleanlab-both", 0.75, "no")
+    assert (twins["peer"], twins["bar"], twins["met"]) == ("datalab", 6.0, "yes")
+
+
+def test_ours_is_skipped_only_while_find_issues_lacks_the_evidence_keyword(monkeypatch):
+    from benchmarks import external_evidence
+
+    def without(images, labels, *, params=None):
+        raise AssertionError("not called with unknown keywords")
+
+    monkeypatch.setattr("pipeline.api.find_issues", lambda images, labels, *, params=None: without(images, labels))
+    assert external_evidence.ours_flags(np.zeros((2, 8, 8)), np.array([0, 1]), features=np.zeros((2, 3))) is None
+
+    def broken(images, labels, *, features=None):
+        raise TypeError("a real bug inside")
+
+    monkeypatch.setattr("pipeline.api.find_issues", broken)
+    with pytest.raises(TypeError, match="a real bug"):
+        external_evidence.ours_flags(np.zeros((2, 8, 8)), np.array([0, 1]), features=np.zeros((2, 3)))
+
+
+def test_each_peer_row_scores_the_planted_labels_and_the_as_is_rows_only_count_flags():
+    pytest.importorskip("cleanlab", reason="cleanlab is the bench extra's (pip install -e '.[bench]')")
+    from benchmarks.external_evidence import evaluate, plant_flips
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(400) % 4
+    features = (rng.normal(size=(400, 16)) + 4 * np.eye(4, 16)[labels]).astype(np.float32)
+    prob = np.full((400, 4), 0.02) + 0.92 * np.eye(4)[labels]
+    prob[np.arange(400), (labels + 1) % 4] += 0.02
+    given, truth = plant_flips(labels, prob, 0.05, seed=0)
+    v = {"labels": given, "truth": truth, "pred_probs": prob, "features": features, "original": np.full(400, -1)}
+    methods = ["cleanlab", "cleanlab-both", "cleanlab-lr", "cleanlab-lr-both"]
+    rows, skipped = evaluate("toy", "flips-0.05", v, methods)
+    assert not skipped and [r["method"] for r in rows] == methods
+    assert all(r["wrong"] == 20 and r["seconds"] >= 0 and 0 < r["f1"] <= 1 for r in rows)
+    assert rows[0]["recall"] == rows[1]["recall"] == 1.0  # the probabilities say every flip outright
+    assert rows[3]["seconds"] >= rows[2]["seconds"] * 0.5  # the shared regression's fit is charged to both rows
+    as_is, _ = evaluate("toy", "as-is", v | {"truth": np.zeros(400, bool)}, ["cleanlab"])
+    assert "precision" not in as_is[0] and as_is[0]["flags"] >= 0

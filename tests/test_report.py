@@ -3,6 +3,7 @@
 import csv
 import struct
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -40,8 +41,9 @@ def finished_run(folder, images, labels, group, n_flag_twins):
     votes = np.zeros((n, k), np.int64)
     votes[np.arange(n), probs.argmax(1)] = 3
     paths = PATHS.under(folder)
-    save(paths.decoded, Dataset(images, labels))
-    save(paths.groups, grouped(group))
+    data = Dataset(images, labels)
+    save(paths.decoded, data)
+    save(paths.groups, replace(grouped(group), dataset=data.fingerprint))  # made from these data, as steps mark it
     oob = TrainResult(
         prob=probs,
         n_scored=np.full(n, 3),
@@ -55,9 +57,10 @@ def finished_run(folder, images, labels, group, n_flag_twins):
         loss_curves=np.linspace(2, 0.1, 20)[None].repeat(4, 0),
         member_steps=np.full(4, 300),
         member_seconds=np.ones(4),
+        dataset=data.fingerprint,
     )
     save(paths.oob, oob)
-    decisions = decide(labels, group, oob, AggregateParams())
+    decisions = replace(decide(labels, group, oob, AggregateParams()), dataset=data.fingerprint)
     save(paths.decisions, decisions)
     return decisions
 

@@ -250,9 +250,10 @@ def test_choices_saved_by_a_spreadsheet_with_a_byte_order_mark_are_read(tmp_path
 
     data, group, decisions, wrong = reviewed()
     paths = Paths().under(tmp_path)
+    decisions.dataset = data.fingerprint  # made from these data, as the pipeline's steps mark it
     save(paths.decoded, data)
     save(paths.decisions, decisions)
-    (tmp_path / "choices.csv").write_text("index,choice,new_label\n3,remove,\n", encoding="utf-8-sig")
+    (tmp_path / "choices.csv").write_text("index,path,choice,new_label\n3,d/3.png,remove,\n", encoding="utf-8-sig")
     changes = export(tmp_path / "clean", choices=str(tmp_path / "choices.csv"), form="npz", paths=paths)
     assert changes.changed().tolist() == [3] and not changes.keep[3]
 
@@ -349,6 +350,7 @@ def test_with_the_keyboard_choices_survive_a_reload_and_a_clear_by_loading_the_d
     first, second, third, fourth = cards[:4]
     digit = next(d for d in range(10) if d not in (second["given"], second["suggested"]))
     typed = next(d for d in range(10) if d not in (fourth["given"], fourth["suggested"]))
+    decisions.estimate[:] = [5.4, 2.1, 9.6]
     driver, page, downloads = opened(tmp_path, review_page(data, group, decisions))
     try:
         assert count(driver) == "0 decided, 19 left" and drawn(driver)[0] == first["index"]
@@ -378,6 +380,8 @@ def test_with_the_keyboard_choices_survive_a_reload_and_a_clear_by_loading_the_d
             time.sleep(0.1)
         assert decided_cards(driver) == want and count(driver) == "3 decided, 16 left"
         assert "3 choices loaded" in driver.find_element("id", "status").text
+        summary = driver.find_element("id", "summary").text
+        assert "about 5 labels are wrong (2 to 10) among the samples without a twin" in summary
     finally:
         driver.quit()
     assert list(rows[0]) == CHOICES_HEADER and {r["dataset"] for r in rows} == {data.fingerprint}
@@ -388,6 +392,7 @@ def test_with_the_keyboard_choices_survive_a_reload_and_a_clear_by_loading_the_d
     }
     assert {int(r["index"]): r["path"] for r in rows} == {i: data.paths[i] for i in want}
     paths = Paths().under(tmp_path / "run")  # the download applied as `twins export --choices` applies it
+    decisions.dataset = data.fingerprint  # made from these data, as the pipeline's steps mark it
     save(paths.decoded, data)
     save(paths.decisions, decisions)
     changes = export(tmp_path / "clean", choices=str(csv_file), form="npz", paths=paths)
@@ -467,7 +472,7 @@ def test_names_and_paths_stay_text_and_a_carriage_return_in_a_class_survives_pag
     finally:
         driver.quit()
     assert [(r["index"], r["path"], r["new_label"]) for r in rows] == [(str(i), "javascript:window.pwned=3", "a\rb")]
-    changes = apply_choices(data.labels, rows, data.class_names, str(csv_file))
+    changes = apply_choices(data.labels, rows, data.class_names, str(csv_file), paths=data.paths)
     assert changes.changed().tolist() == [i] and changes.new_label[i] == 1
 
 
