@@ -6,7 +6,8 @@ edited copy with its original, and does it keep distinct items apart?
 
 Per source, 2,000 clean items drawn once (seed 0) among its images with distinct bytes: MNIST's test digits and
 notMNIST's letters (bundled under data/), Fashion-MNIST's test clothes (../shared/data, not shipped with the repo).
-For each edit, 40 of the 2,000 get an edited copy and the group stage runs on the 2,040; a copy counts when it
+For each edit, 40 of the 2,000 get an edited copy and the group stage runs on the 2,040 with the geometric pair
+check on (`group.geometric: true, max_shift: 3`; the defaults leave it off); a copy counts when it
 lands in its original's group. False groups are the groups of two or more among the 2,000 clean items alone (a
 real near-duplicate in the data counts too: a person should look at them), and of them those whose members carry
 different labels; `s` is the group stage's wall time on that run (noisy on a shared machine). The edits (each copy
@@ -193,7 +194,7 @@ def commit() -> str:
 
 
 def main() -> None:
-    from stages.group import GroupParams
+    from stages.group import GroupParams, group_images
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", nargs="+", default=["mnist", "notmnist", "fashion"])
@@ -209,7 +210,9 @@ def main() -> None:
         clean, labels = images[pick], labels[pick]
         originals = np.sort(np.random.default_rng(1).choice(N_CLEAN, N_COPIES, replace=False))
         copies = {edit: edited(clean[originals], edit, seed=k) for k, edit in enumerate(args.edits)}
-        got, peer = ours(clean, labels, copies, originals, GroupParams()), phash(clean, copies, originals)
+        geometric = GroupParams(geometric=True, max_shift=3)
+        got, peer = ours(clean, labels, copies, originals, geometric), phash(clean, copies, originals)
+        (groups, pairs, mixed) = false_groups(group_images(clean, GroupParams()).group, labels)
         for edit in args.edits:
             found, seconds = got[edit]
             print(
@@ -221,6 +224,7 @@ def main() -> None:
             f"| {source} | groups among {N_CLEAN} clean | {groups} groups ({mixed} with mixed labels), {pairs} pairs "
             f"| {got['clean_s']:.2f} | {peer_pairs} pairs |"
         )
+        print(f"| {source} | ... the defaults (geometric off) | {groups} groups ({mixed} mixed), {pairs} pairs | | |")
         if "false_mirror" in got:
             groups, pairs, mixed = got["false_mirror"]
             print(f"| {source} | ... with group.mirror on | {groups} groups ({mixed} mixed), {pairs} pairs | | |")

@@ -74,24 +74,30 @@ class GroupParams(Params):
     leaf_size: int = param(16, "Images per leaf of those trees.", within="2..1024")
     grid: int = param(8, "Descriptor resolution: grid x grid box averages of the grey image.", within="2..32")
     max_shift: int = param(
-        3,
-        "Largest shift in pixels (each axis) between a copy and its original: one pixel is searched pixel by pixel, "
-        'more by the geometric pair check (docs: "Geometric twins").',
-        within="0..4",
+        1,
+        "Largest shift in pixels (each axis) between a copy and its original: searched pixel by pixel, or with "
+        "geometric on, one pixel searched and larger shifts aligned (3 there).",
+        within="0..3",
+    )
+    geometric: bool = param(
+        False,
+        "Align candidate pairs, so that copies shifted up to max_shift, rotated up to max_rotation, scaled up to "
+        'max_scale (and mirrored) join their original (docs: "Geometric twins"). Off: on letters it joins glyphs '
+        "of different fonts, and it takes several times as long.",
     )
     max_rotation: float = param(
-        10.0, "Largest rotation in degrees between a copy and its original (0: none).", within="[0, 20]"
+        10.0, "With geometric on: largest rotation in degrees between a copy and its original.", within="[0, 20]"
     )
     max_scale: float = param(
         0.25,
-        "Largest scaling between a copy and its original, a share either way (0.25: 1/1.25 to 1.25; a crop of 3 "
-        "pixels a side of 28, resized back, scales by 1.27).",
+        "With geometric on: largest scaling between a copy and its original, a share either way (0.25: 1/1.25 to "
+        "1.25; a crop of 3 pixels a side of 28, resized back, scales by 1.27).",
         within="[0, 0.5]",
     )
     mirror: bool = param(
         False,
-        "A copy may also be mirrored left to right: off for digits and letters (a mirror image is another glyph), on "
-        "for photos, where augmentations saved to disk are often mirrored.",
+        "With geometric on, a copy may also be mirrored left to right: off for digits and letters (a mirror image is "
+        "another glyph), on for photos, where augmentations saved to disk are often mirrored.",
     )
     aligned_fraction: float = param(
         0.5,
@@ -154,8 +160,10 @@ def _ranked(query: np.ndarray, d: np.ndarray, rank: int = 0) -> np.ndarray:
 
 
 def _geometric(params: GroupParams) -> bool:
-    """Whether copies may be edited past a one-pixel shift, so that the geometric pair check runs."""
-    return params.max_shift > 1 or params.max_rotation > 0 or params.max_scale > 0 or params.mirror
+    """Whether the geometric pair check runs: asked for, and with some edit past a one-pixel shift to align."""
+    return params.geometric and (
+        params.max_shift > 1 or params.max_rotation > 0 or params.max_scale > 0 or params.mirror
+    )
 
 
 def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, np.ndarray, float]:
@@ -164,7 +172,7 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
     n = len(images)
     if n < 2:
         return np.arange(n), np.zeros(n, np.float32), 0.0
-    shift = min(params.max_shift, 1)  # searched pixel by pixel; larger shifts are aligned
+    shift = min(params.max_shift, 1) if _geometric(params) else params.max_shift  # searched pixel by pixel
     descriptors = shifted_descriptors(images, params.grid, shift)
     forest = dict(n_trees=params.n_trees, leaf_size=params.leaf_size, seed=params.seed)
     i, j = forest_neighbours(descriptors, params.neighbours, **forest)
@@ -243,7 +251,7 @@ class _Geometric:
             n = len(self.images)
             i, j = self.pairs[todo] // n, self.pairs[todo] % n
             limit = self.params.aligned_fraction * threshold
-            dist, z, sigma = aligned_check(self.images, i, j, self.start[todo], self.flip[todo], self.bounds, limit)
+            dist, z, sigma, _ = aligned_check(self.images, i, j, self.start[todo], self.flip[todo], self.bounds, limit)
             self.distance[todo] = dist
             self.noise_like[todo] = (z <= self.params.max_noise_z) & (sigma <= self.params.max_noise_sigma)
             self.done[todo] = True
@@ -281,7 +289,7 @@ def _member_distances(images: np.ndarray, params: GroupParams, shift: int, geome
                     centre[:, 1] = images.shape[2] - 1 - centre[:, 1]
                 start = np.zeros((len(far), 5), np.float32)
                 start[:, 3:] = centre[i[far]] - geometric.centre[j[far]]
-                aligned, _, _ = aligned_check(images, i[far], j[far], start, np.full(len(far), flip), bounds, limit)
+                aligned, _, _, _ = aligned_check(images, i[far], j[far], start, np.full(len(far), flip), bounds, limit)
                 d[far] = np.minimum(d[far], aligned.min(axis=1))
         return d
 

@@ -228,11 +228,11 @@ def aligned_check(
     bounds: Bounds,
     limit: float,
     chunk: int = 512,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Both directions of each pair (i warped onto j, and back): (distance, z, sigma), each (n, 2) as noise_z's;
     inf where the coarse fit leaves the pair further than COARSE_GATE * limit (most candidates are distinct images,
     and the fine fit and judgement cost most). start: (n, 5) a first guess of the warp of i onto j; flip: (n,)
-    compare i mirrored left to right."""
+    compare i mirrored left to right. The fourth array: (n, 5) the fitted warps of i onto j (NaN where gated)."""
     involved, local = np.unique(np.r_[i, j], return_inverse=True)
     i, j = local[: len(i)], local[len(i) :]
     x = grey(images[involved])
@@ -245,6 +245,7 @@ def aligned_check(
         gy, gx = np.gradient(smooth, axis=(1, 2))
         planes[blur] = np.ascontiguousarray(np.stack([smooth, gy, gx], axis=1), np.float32)
     out = np.full((3, len(i), 2), np.inf)
+    warp = np.full((len(i), 5), np.nan, np.float32)
 
     def check(part: slice) -> None:
         a, b = i[part], j[part]
@@ -254,9 +255,10 @@ def aligned_check(
             return
         there, _ = fit(planes, a[near], b[near], there[near], bounds, FINE)
         rows = np.arange(part.start, part.stop)[near]
+        warp[rows] = there
         for side, judged in enumerate((judge(x, a[near], b[near], there), judge(x, b[near], a[near], inverse(there)))):
             for k, values in enumerate(judged):
                 out[k, rows, side] = values
 
     map_chunks(check, len(i), chunk)
-    return out[0].astype(np.float32), out[1], out[2]
+    return out[0].astype(np.float32), out[1], out[2], warp
