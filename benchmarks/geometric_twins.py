@@ -212,7 +212,7 @@ def main() -> None:
         copies = {edit: edited(clean[originals], edit, seed=k) for k, edit in enumerate(args.edits)}
         geometric = GroupParams(geometric=True, max_shift=3)
         got, peer = ours(clean, labels, copies, originals, geometric), phash(clean, copies, originals)
-        (groups, pairs, mixed) = false_groups(group_images(clean, GroupParams()).group, labels)
+        default = false_groups(group_images(clean, GroupParams()).group, labels)
         for edit in args.edits:
             found, seconds = got[edit]
             print(
@@ -224,6 +224,7 @@ def main() -> None:
             f"| {source} | groups among {N_CLEAN} clean | {groups} groups ({mixed} with mixed labels), {pairs} pairs "
             f"| {got['clean_s']:.2f} | {peer_pairs} pairs |"
         )
+        groups, pairs, mixed = default
         print(f"| {source} | ... the defaults (geometric off) | {groups} groups ({mixed} mixed), {pairs} pairs | | |")
         if "false_mirror" in got:
             groups, pairs, mixed = got["false_mirror"]
