@@ -121,7 +121,7 @@ def _cubic(f: np.ndarray, a: float = -0.5) -> list[np.ndarray]:
     return [kernel(f + 1), kernel(f), kernel(1 - f), kernel(2 - f)]
 
 
-def fit(
+def fit_warp(
     planes: dict, a: np.ndarray, b: np.ndarray, p: np.ndarray, bounds: Bounds, stage: tuple[int, int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Newton on b(u) ~ gain * a(centre + M u + t) + offset over a grid of every stride-th pixel of the images
@@ -249,11 +249,11 @@ def aligned_check(
 
     def check(part: slice) -> None:
         a, b = i[part], j[part]
-        there, coarse = fit(planes, a, b, start[part], bounds, COARSE)
+        there, coarse = fit_warp(planes, a, b, start[part], bounds, COARSE)
         near = np.flatnonzero(coarse <= COARSE_GATE * limit)
         if near.size == 0:
             return
-        there, _ = fit(planes, a[near], b[near], there[near], bounds, FINE)
+        there, _ = fit_warp(planes, a[near], b[near], there[near], bounds, FINE)
         rows = np.arange(part.start, part.stop)[near]
         warp[rows] = there
         for side, judged in enumerate((judge(x, a[near], b[near], there), judge(x, b[near], a[near], inverse(there)))):
