@@ -125,15 +125,16 @@ def _split(node: np.ndarray, values: np.ndarray, n_nodes: int) -> tuple[np.ndarr
 
 
 def forest_neighbours(
-    descriptors: np.ndarray, k: int, n_trees: int, leaf_size: int, seed: int, chunk: int = 8192
+    descriptors: np.ndarray, k: int, n_trees: int, leaf_size: int, seed: int, chunk: int = 8192, base: int = -1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours (i, j), i != j, under the best-shift descriptor similarity.
 
-    Each tree splits the unshifted descriptors at the median of a random projection, level by level, until
-    leaves hold about `leaf_size` images; every shifted descriptor is routed down the same splits and meets
-    the images of its leaf. Cost per tree: N log N for the splits plus S * N * leaf_size dot products."""
+    Each tree splits the unshifted descriptors (descriptors[base]; the middle one by default) at the median of a
+    random projection, level by level, until leaves hold about `leaf_size` images; every shifted descriptor is
+    routed down the same splits and meets the images of its leaf. Cost per tree: N log N for the splits plus
+    S * N * leaf_size dot products."""
     n_shifts, n, dim = descriptors.shape
-    base = descriptors[n_shifts // 2]
+    base = descriptors[n_shifts // 2 if base < 0 else base]
     queries = descriptors.reshape(n_shifts * n, dim)
     depth = int(np.ceil(np.log2(max(n, 1) / leaf_size))) if n > leaf_size else 0
     rng = np.random.default_rng(seed)
@@ -280,3 +281,170 @@ def exhaustive_neighbours(
     best_sim, best_idx = np.take_along_axis(sim, top, 1), np.take_along_axis(idx, top, 1)
     order = np.argsort(-best_sim, axis=1, kind="stable")
     return np.repeat(queries, k), np.take_along_axis(best_idx, order, 1).ravel()
+
+
+def geometric_queries(
+    max_shift: int, max_rotation: float, max_scale: float, mirror: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The edits each image's descriptor is queried with in the two geometric families, (dy, dx, degrees, scale,
+    flip) rows, the identity first (it is the base the forest splits). Around the frame's centre: shifts of
+    max_shift - 0.5 pixels in 8 directions (a shift pushes part of a frame-filling picture out, which moves
+    its centroid less than the picture) and the crop's scales. Around the centroid (shifts cancel there): one-pixel
+    shifts, rotations of 0.7 max_rotation either way and scalings of about 0.45 and 0.9 of max_scale either way,
+    and with mirror the mirrored descriptor. The steps leave at most half a step for the pair check to align."""
+    identity = [(0.0, 0.0, 0.0, 1.0, 1.0)]
+    frame, centred = list(identity), list(identity)
+    if max_shift >= 2:
+        ring = max_shift - 0.5
+        frame += [(dy, dx, 0.0, 1.0, 1.0) for dy in (-ring, 0, ring) for dx in (-ring, 0, ring) if dy or dx]
+    if max_shift >= 1:
+        centred += [(dy, dx, 0.0, 1.0, 1.0) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    if max_rotation > 0:
+        centred += [(0.0, 0.0, sign * 0.7 * max_rotation, 1.0, 1.0) for sign in (-1, 1)]
+    if max_scale > 0:
+        steps = [(1 + max_scale) ** e for e in (-0.9, -0.45, 0.45, 0.9)]
+        frame += [(0.0, 0.0, 0.0, s, 1.0) for s in (steps[0], steps[-1])]
+        centred += [(0.0, 0.0, 0.0, s, 1.0) for s in steps]
+    if mirror:
+        centred += [(0.0, 0.0, 0.0, 1.0, -1.0)]
+    return np.array(frame), np.array(centred)
+
+
+def centroids(x: np.ndarray) -> np.ndarray:
+    """(N, 2) float32 intensity centroid (row, column) of grey float32 images (N, H, W), each pixel weighted by its
+    distance from the background level (the median of the border pixels); the frame's centre for flat images."""
+    n, h, w = x.shape
+    border = np.concatenate([x[:, 0], x[:, -1], x[:, 1:-1, 0], x[:, 1:-1, -1]], axis=1)
+    weight = np.abs(x - np.median(border, axis=1)[:, None, None])
+    total = weight.sum(axis=(1, 2))
+    flat = total <= 1e-3
+    total[flat] = 1.0
+    cy = weight.sum(axis=2) @ np.arange(h, dtype=np.float32) / total
+    cx = weight.sum(axis=1) @ np.arange(w, dtype=np.float32) / total
+    cy[flat], cx[flat] = (h - 1) / 2, (w - 1) / 2
+    return np.stack([cy, cx], axis=1).astype(np.float32)
+
+
+def centred(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Grey images (N, H, W) moved (bilinear, edge pixels repeated) so that each one's `centre` lands on the frame's
+    centre: one interpolation along each axis."""
+    n, h, w = x.shape
+    out = x
+    for axis, length in ((1, h), (2, w)):
+        at = np.arange(length, dtype=np.float32)[None] + centre[:, axis - 1, None] - (length - 1) / 2  # (N, length)
+        at = np.clip(at, 0, length - 1)
+        low = np.minimum(at.astype(np.int64), length - 2) if length > 1 else np.zeros_like(at, np.int64)
+        frac = (at - low)[:, :, None] if axis == 1 else (at - low)[:, None, :]
+        if axis == 1:
+            take = lambda k: np.take_along_axis(out, np.minimum(k, length - 1)[:, :, None], axis=1)  # noqa: E731
+        else:
+            take = lambda k: np.take_along_axis(out, np.minimum(k, length - 1)[:, None, :], axis=2)  # noqa: E731
+        out = take(low) * (1 - frac) + take(low + 1) * frac
+    return out.astype(np.float32)
+
+
+def transformed_descriptors(
+    x: np.ndarray, queries: np.ndarray, grid: int, margin: int, box: int, chunk: int = 8192
+) -> np.ndarray:
+    """(Q, N, G*G) float32 unit vectors, as shifted_descriptors, of grey images x (N, H, W) each sampled (bilinear,
+    after a box x box blur) on the grid moved, rotated, scaled and flipped about the frame's centre by each query
+    (dy, dx, degrees, scale, flip). The grid spans the frame less `margin` pixels a side. The sampling points are
+    the same for every image, so each query is a fixed gather."""
+    n, h, w = x.shape
+    gh, gw = min(grid, h), min(grid, w)
+    inner_h, inner_w = max(h - 2 * margin, 1), max(w - 2 * margin, 1)
+    vy = (np.arange(gh) + 0.5) * inner_h / gh - inner_h / 2
+    vx = (np.arange(gw) + 0.5) * inner_w / gw - inner_w / 2
+    vy, vx = (v.ravel() for v in np.meshgrid(vy, vx, indexing="ij"))
+    taps, weights = [], []
+    for dy, dx, degrees, scale, flip in queries:
+        t = np.deg2rad(degrees)
+        py = (h - 1) / 2 + dy + scale * (np.cos(t) * vy + np.sin(t) * vx * flip)
+        px = (w - 1) / 2 + dx + scale * (np.cos(t) * vx * flip - np.sin(t) * vy)
+        py, px = np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)
+        y0, x0 = np.minimum(py.astype(np.int64), max(h - 2, 0)), np.minimum(px.astype(np.int64), max(w - 2, 0))
+        fy, fx = py - y0, px - x0
+        y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+        taps.append(np.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1]))
+        weights.append(np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx]).astype(np.float32))
+    out = np.empty((len(queries), n, gh * gw), np.float32)
+
+    def describe(part: slice) -> None:
+        flat = box_blur(x[part], box).reshape(part.stop - part.start, h * w)
+        for q, (tap, weight) in enumerate(zip(taps, weights)):
+            d = sum(flat[:, tap[k]] * weight[k] for k in range(4))
+            d -= d.mean(axis=1, keepdims=True)
+            norm = np.linalg.norm(d, axis=1, keepdims=True)
+            out[q, part] = np.where(norm > 1e-6, d / np.maximum(norm, 1e-6), 0)
+
+    map_chunks(describe, n, chunk)
+    return out
+
+
+def box_blur(x: np.ndarray, k: int) -> np.ndarray:
+    """Means over k x k boxes (edge pixels repeated) of grey images (N, H, W), the same size."""
+    if k <= 1:
+        return x.astype(np.float32)
+    lo = k // 2
+    padded = np.pad(x.astype(np.float32), ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo)), mode="edge")
+    table = np.zeros((len(x), padded.shape[1] + 1, padded.shape[2] + 1), np.float32)
+    np.cumsum(padded, axis=1, out=table[:, 1:, 1:])
+    np.cumsum(table[:, 1:, 1:], axis=2, out=table[:, 1:, 1:])
+    return (table[:, k:, k:] - table[:, :-k, k:] - table[:, k:, :-k] + table[:, :-k, :-k]) / (k * k)
+
+
+def geometric_pairs(
+    x: np.ndarray, families: list[tuple[np.ndarray, np.ndarray]], grid: int, margin: int, k: int, forest: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs whose second image may be an edited copy of the first, and the edit that brings them
+    together: (i, j, start, flip, similarity). x: grey images (N, H, W); families: (centre of each image (N, 2),
+    or None for the frame's centre; queries (geometric_queries)), each searched by its own forest (forest:
+    forest_neighbours' n_trees, leaf_size, seed) for each image's k best partners over its queries. start (n, 5):
+    the warp of i onto j its best query describes (group_align's parameters); flip (n,): that query was mirrored;
+    similarity (n,): its descriptors' cosine."""
+    n, h, w = x.shape
+    box = max(1, round((h - 2 * margin) / min(grid, h)))
+    described, found = [], []
+    frame = np.broadcast_to(np.array([(h - 1) / 2, (w - 1) / 2], np.float32), (n, 2))
+    families = [(frame if centre is None else centre, queries, centre is not None) for centre, queries in families]
+    for centre, queries, moved in families:
+        at = centred(x, centre) if moved else x
+        descriptors = transformed_descriptors(at, queries, grid, margin, box)
+        found.append(forest_neighbours(descriptors, k, base=0, **forest))
+        described.append(descriptors)
+    i = np.concatenate([f[0] for f in found])
+    j = np.concatenate([f[1] for f in found])
+    pairs = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
+    i, j = pairs // n, pairs % n
+    best = np.full(len(i), -np.inf, np.float32)
+    start, flip = np.zeros((len(i), 5), np.float32), np.zeros(len(i), bool)
+    for (centre, queries, _), descriptors in zip(families, described):
+        for side, (q, b) in enumerate(((i, j), (j, i))):  # q's queries against b's base
+            sim = np.einsum("snd,nd->sn", descriptors[:, q], descriptors[0, b])
+            top = sim.argmax(axis=0)
+            better = sim[top, np.arange(len(q))] > best
+            best[better] = sim[top, np.arange(len(q))][better]
+            query, ci, cj = queries[top[better]], centre[i[better]].copy(), centre[j[better]]
+            ci[query[:, 4] < 0, 1] = w - 1 - ci[query[:, 4] < 0, 1]  # i mirrored: so is its centre
+            start[better] = _start(query, ci, cj, side, (h, w))
+            flip[better] = query[:, 4] < 0
+    return i, j, start, flip, best
+
+
+def _start(query: np.ndarray, ci: np.ndarray, cj: np.ndarray, side: int, shape: tuple[int, int]) -> np.ndarray:
+    """The warp of i onto j (group_align's parameters: log scale, angle, log aspect, dy, dx) that a query
+    (dy, dx, degrees, scale, flip) describes, made by i (side 0) or by j (side 1) about centres ci and cj."""
+    c0 = (np.array(shape, np.float32) - 1) / 2
+    angle, scale = np.deg2rad(query[:, 2]), query[:, 3]
+    cos, sin = np.cos(angle), np.sin(angle)
+    m = scale[:, None, None] * np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
+    shift = query[:, :2]
+    if side == 0:  # i's query met j: i(ci + shift + m g) ~ j(cj + g)
+        t = ci + shift - c0 - (m @ (cj - c0)[..., None])[..., 0]
+    else:  # j's query met i: j(cj + shift + m g) ~ i(ci + g), so u_i = ci + m^-1 (u_j - cj - shift)
+        m = np.linalg.inv(m)
+        t = ci - c0 - (m @ (cj + shift - c0)[..., None])[..., 0]
+    log_scale = np.log(np.sqrt(np.abs(np.linalg.det(m))))
+    return np.stack(
+        [log_scale, np.arctan2(m[:, 1, 0] - m[:, 0, 1], m[:, 0, 0] + m[:, 1, 1]), 0 * log_scale, t[:, 0], t[:, 1]], 1
+    ).astype(np.float32)

@@ -3,9 +3,9 @@ so a chain of near matches does not merge distinct images (docs: "How it works: 
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
-from stages.group_pairs import shift_distances
+import numpy as np
 
 
 def find(parent: list[int], x: int) -> int:
@@ -28,19 +28,24 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def bounded_clusters(
-    images: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray, radius: float, max_shift: int
+    images: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    d: np.ndarray,
+    radius: float,
+    distance: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
 ) -> np.ndarray:
     """Cluster id of each image, joining images along accepted pairs (a, b) at distance d.
 
-    Two copies of one original can be 2 * max_shift pixels and about twice the threshold apart, so a cluster
-    is accepted when every member lies within `radius` of its representative at shifts up to 2 * max_shift.
-    A connected component that fails (a chain A~B~C~D through distinct images) is rebuilt closest pair
-    first, each merge checked the same way against the larger side's first image."""
+    Two copies of one original can be two copies' edits and about twice the threshold apart, so a cluster is
+    accepted when every member lies within `radius` of its representative by distance(i, j, radius) (shifts up
+    to twice max_shift, or aligned). A connected component that fails (a chain A~B~C~D through distinct images)
+    is rebuilt closest pair first, each merge checked the same way against the larger side's first image."""
     n = len(images)
     cluster = components(n, a, b)
     centre = representatives(cluster, a, b, d)
     member = np.flatnonzero(centre != np.arange(n))
-    far, _ = shift_distances(images, member, centre[member], 2 * max_shift)
+    far = distance(member, centre[member], radius)
     broken = np.unique(cluster[member[far > radius]])
     if broken.size == 0:
         return cluster
@@ -58,11 +63,10 @@ def bounded_clusters(
             p, q = np.triu_indices(len(nodes), 1)
             pairs.append((comp, p, q, nodes))
     if pairs:
-        gaps, _ = shift_distances(
-            images,
+        gaps = distance(
             np.concatenate([nodes[p] for _, p, _, nodes in pairs]),
             np.concatenate([nodes[q] for _, _, q, nodes in pairs]),
-            2 * max_shift,
+            radius,
         )
         start = 0
         for comp, p, q, _ in pairs:
@@ -72,8 +76,7 @@ def bounded_clusters(
     def gap(comp: int, joining: list[int], big: int) -> float:
         if comp in table:
             return float(table[comp][position[joining], position[big]].max())
-        far, _ = shift_distances(images, np.array(joining), np.full(len(joining), big), 2 * max_shift)
-        return float(far.max())
+        return float(distance(np.array(joining), np.full(len(joining), big), radius).max())
 
     parent = list(range(n))
     members: dict[int, list[int]] = {}

@@ -1,11 +1,13 @@
 """The group stage: exact and near-identical copies end up in one group, distinct images do not."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.geometric_twins import edited
 from pipeline import steps
 from pipeline.artifacts import load, save
 from pipeline.paths import PATHS
@@ -13,6 +15,7 @@ from pipeline.plant import PERTURBED, PlantSpec, copies_and_originals, load_sour
 from stages import group_pairs
 from stages.decode import Dataset
 from stages.group import GroupParams, GroupResult, group_images, summarize
+from stages.group_align import Bounds, aligned_check
 from stages.group_candidates import _best_distinct, shifted_descriptors
 
 PARAMS = GroupParams()
@@ -98,6 +101,56 @@ def test_a_set_where_most_images_have_twins_still_gets_a_sensible_threshold(mnis
     assert 0.15 < result.threshold < 0.4
 
 
+# --- geometric edits (docs/geometric-twins.md) -------------------------------------------------------------
+
+GEOMETRIC = GroupParams(geometric=True, max_shift=3)  # the geometric pair check on; the defaults leave it off
+
+
+def geometric_case(images, edit, n=600, copies=20, seed=0):
+    """n distinct images, then an edited copy of each of the first `copies`."""
+    clean = images[np.random.default_rng(seed).choice(len(images), n, replace=False)]
+    return np.concatenate([clean, edited(clean[:copies], edit, seed)])
+
+
+@pytest.mark.parametrize("edit", ["rotate", "resize", "shift3", "crop"])
+@pytest.mark.parametrize("source", ["mnist", "notmnist"])
+def test_a_rotated_rescaled_shifted_or_cropped_copy_lands_with_its_original(source, edit, request):
+    images = geometric_case(request.getfixturevalue(source)[0], edit)
+    group = group_images(images, GEOMETRIC).group
+    assert (group[600:] == group[:20]).mean() >= 0.85  # benchmarks.geometric_twins has the exact shares
+
+
+def test_by_default_the_geometric_check_is_off_and_a_rotated_copy_stays_apart(mnist):
+    group = group_images(geometric_case(mnist[0], "rotate"), PARAMS).group
+    assert (group[600:] == group[:20]).sum() == 0
+
+
+def test_a_mirrored_copy_lands_with_its_original_only_with_mirror_on(mnist):
+    images = geometric_case(mnist[0], "mirror")
+    group = group_images(images, GEOMETRIC).group
+    assert (group[600:] == group[:20]).sum() <= 2  # a 0 or an 8 is its own mirror image
+    group = group_images(images, replace(GEOMETRIC, mirror=True)).group
+    assert (group[600:] == group[:20]).mean() >= 0.9
+
+
+def test_similar_distinct_digits_stay_apart_though_alignment_may_warp_them(mnist):
+    images, labels = mnist
+    pick = np.random.default_rng(1).choice(len(images), 3000, replace=False)
+    shift_only = group_images(images[pick], PARAMS).group
+    assert len(np.unique(shift_only)) == 2999  # two 1s of two writers, 0.19 apart: the shift check's one pair
+    assert (group_images(images[pick], GEOMETRIC).group == shift_only).all()  # the geometric check adds none
+    assert (group_images(images[pick], replace(GEOMETRIC, mirror=True)).group == shift_only).all()
+
+
+def test_glyphs_that_differ_by_one_bar_are_not_copies_after_alignment_either(notmnist):
+    images, _ = notmnist
+    e, f = np.array([4932]), np.array([6333])  # notMNIST's E and F in one font (below)
+    distance, z, _, _ = aligned_check(
+        images, e, f, np.zeros((1, 5), np.float32), np.zeros(1, bool), Bounds(3, 10, 1.25), 1
+    )
+    assert (z.min() > PARAMS.max_noise_z) or (distance.min() > 0.1)
+
+
 # --- no false merges ----------------------------------------------------------------------------------------
 
 
@@ -119,6 +172,14 @@ def test_notmnist_test_set_keeps_its_57_exact_groups_and_forms_no_conflicting_gr
         assert len(np.unique(result.group[result.exact == exact_id])) == 1
     assert np.bincount(result.group).max() >= 141
     assert summarize(result.group, labels)["conflicting_groups"] == 0
+
+
+def test_on_letters_the_geometric_check_joins_fonts_which_is_why_it_is_off_by_default(notmnist):
+    images, labels = notmnist
+    # a known defect (docs/geometric-twins.md): aligned, glyphs of different fonts pass for copies; 12 groups join
+    # letters of different labels (an E and an F, a B and an H, an I and a J, where a scaled stroke covers the rest)
+    conflicting = summarize(group_images(images, GEOMETRIC).group, labels)["conflicting_groups"]
+    assert 0 < conflicting <= 12
 
 
 def test_glyphs_that_differ_by_one_bar_are_not_copies_although_close_in_shape(notmnist):
@@ -317,6 +378,9 @@ def test_threshold_is_read_from_the_data(mnist):
         ("neighbours", 0),
         ("leaf_size", 1),
         ("max_shift", 4),
+        ("max_rotation", 25.0),
+        ("max_scale", 0.6),
+        ("aligned_fraction", 0.0),
         ("grid", 1),
         ("blank_tolerance", 2.0),
     ],
