@@ -205,7 +205,7 @@ def _shape_groups(images: np.ndarray, params: GroupParams) -> tuple[np.ndarray, 
     def clusters(threshold: float, aligned: bool) -> tuple[np.ndarray, np.ndarray]:
         ok, dist = accepted(threshold, aligned)
         distance = _member_distances(images, params, shift, geometric)
-        cluster = bounded_clusters(images, a[ok], b[ok], dist[ok], 2 * threshold, distance)
+        cluster = bounded_clusters(images, a[ok], b[ok], dist[ok], radius=2 * threshold, distance=distance)
         return cluster, representatives(cluster, a[ok], b[ok], dist[ok])
 
     # The threshold comes from the sample's exact nearest distances, in two passes
@@ -251,7 +251,9 @@ class _Geometric:
             n = len(self.images)
             i, j = self.pairs[todo] // n, self.pairs[todo] % n
             limit = self.params.aligned_fraction * threshold
-            dist, z, sigma, _ = aligned_check(self.images, i, j, self.start[todo], self.flip[todo], self.bounds, limit)
+            dist, z, sigma, _ = aligned_check(
+                self.images, i, j, start=self.start[todo], flip=self.flip[todo], bounds=self.bounds, limit=limit
+            )
             self.distance[todo] = dist
             self.noise_like[todo] = (z <= self.params.max_noise_z) & (sigma <= self.params.max_noise_sigma)
             self.done[todo] = True
@@ -289,7 +291,9 @@ def _member_distances(images: np.ndarray, params: GroupParams, shift: int, geome
                     centre[:, 1] = images.shape[2] - 1 - centre[:, 1]
                 start = np.zeros((len(far), 5), np.float32)
                 start[:, 3:] = centre[i[far]] - geometric.centre[j[far]]
-                aligned, _, _, _ = aligned_check(images, i[far], j[far], start, np.full(len(far), flip), bounds, limit)
+                aligned, _, _, _ = aligned_check(
+                    images, i[far], j[far], start=start, flip=np.full(len(far), flip), bounds=bounds, limit=limit
+                )
                 d[far] = np.minimum(d[far], aligned.min(axis=1))
         return d
 

@@ -223,6 +223,7 @@ def aligned_check(
     images: np.ndarray,
     i: np.ndarray,
     j: np.ndarray,
+    *,
     start: np.ndarray,
     flip: np.ndarray,
     bounds: Bounds,

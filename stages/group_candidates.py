@@ -125,7 +125,7 @@ def _split(node: np.ndarray, values: np.ndarray, n_nodes: int) -> tuple[np.ndarr
 
 
 def forest_neighbours(
-    descriptors: np.ndarray, k: int, n_trees: int, leaf_size: int, seed: int, chunk: int = 8192, base: int = -1
+    descriptors: np.ndarray, k: int, *, n_trees: int, leaf_size: int, seed: int, chunk: int = 8192, base: int = -1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours (i, j), i != j, under the best-shift descriptor similarity.
 
@@ -154,57 +154,11 @@ def forest_neighbours(
     per_tree = []  # each tree's k best partners per image: the k best over all trees are among them
     grown = map_chunks(grow, n_trees, 1, threads=n_trees)  # all at once: 3 trees on 2 cores take 1.5 trees' time, not 2
     for tree, (node, thresholds) in enumerate(grown):
-        query_node = np.zeros(n_shifts * n, np.int32)
-
-        def route(part: slice) -> None:
-            proj, at = (queries[part] @ directions[tree]).T.copy(), np.zeros(part.stop - part.start, np.int32)
-            for level, threshold in enumerate(thresholds):
-                at = 2 * at + (proj[level] > threshold[at])
-            query_node[part] = at  # noqa: F821 (ruff misreads a subscript store in a closure as a use)
-
-        map_chunks(route, len(queries), chunk, threads=1)  # steps too small for threads to gain
-        # leaf table: the members of every leaf, padded with -1
-        leaves = np.arange(2**depth)
-        order = _by_leaf(node, len(leaves))
-        starts = np.searchsorted(node[order], leaves)
-        ends = np.searchsorted(node[order], leaves, side="right")
-        width = int((ends - starts).max())
-        table = np.full((len(leaves), width), -1, np.int64)
-        for c in range(width):
-            has = starts + c < ends
-            table[has, c] = order[starts[has] + c]
-        # the queries of each leaf in blocks of QUERY_BLOCK (padded with -1): one small matrix product per block
-        by_leaf = _by_leaf(query_node, len(leaves))
-        per_leaf = np.bincount(query_node, minlength=len(leaves))
-        first_block = np.r_[0, np.cumsum(-(-per_leaf // QUERY_BLOCK))]
-        leaf_of = query_node[by_leaf]
-        rank = np.arange(len(by_leaf)) - np.r_[0, np.cumsum(per_leaf)][leaf_of]
-        blocks = np.full((first_block[-1], QUERY_BLOCK), -1, np.int64)
-        blocks[first_block[leaf_of] + rank // QUERY_BLOCK, rank % QUERY_BLOCK] = by_leaf
-        block_leaf = np.repeat(leaves, np.diff(first_block))
-        del query_node, by_leaf, leaf_of, rank
-        # each query's best matches in this tree, -1 / -inf where none
-        partner = np.full((n_shifts * n, keep), -1, np.int32)
-        score = np.full((n_shifts * n, keep), -np.inf, np.float32)
-
-        def match(part: slice) -> None:
-            q, leaf = blocks[part], block_leaf[part]
-            members = table[leaf][:, None, :]  # (blocks, 1, width)
-            sim = queries[np.maximum(q, 0)] @ base[members[:, 0]].transpose(0, 2, 1)  # (blocks, QUERY_BLOCK, width)
-            sim[(members < 0) | (members == (q % n)[..., None])] = -np.inf  # padding, and the image itself
-            sim = sim.reshape(-1, width)
-            top = (
-                np.argpartition(-sim, keep - 1, axis=1)[:, :keep]
-                if width > keep
-                else np.broadcast_to(np.arange(width), (len(sim), width))
-            )
-            q = q.ravel()
-            real = np.flatnonzero(q >= 0)  # rows of real queries, not padding
-            top = top[real]
-            partner[q[real], : top.shape[1]] = table[leaf[real // QUERY_BLOCK][:, None], top]  # one block each
-            score[q[real], : top.shape[1]] = np.take_along_axis(sim[real], top, 1)
-
-        map_chunks(match, len(blocks), chunk // QUERY_BLOCK)
+        query_node = _route(queries, directions[tree], thresholds, chunk)
+        table = _leaf_table(node, 2**depth)
+        blocks, block_leaf = _query_blocks(query_node, 2**depth)  # one small matrix product per block
+        del query_node
+        partner, score = _leaf_matches(queries, base, table, blocks, block_leaf, keep=keep, chunk=chunk)
         # (image, shift * keep + rank): each image's matches over all its shifted queries
         partner = partner.reshape(n_shifts, n, keep).transpose(1, 0, 2).reshape(n, n_shifts * keep)
         score = score.reshape(n_shifts, n, keep).transpose(1, 0, 2).reshape(n, n_shifts * keep)
@@ -214,6 +168,76 @@ def forest_neighbours(
     partner, _ = _best_distinct(*(np.concatenate(part, axis=1) for part in zip(*per_tree)), k)
     found = partner >= 0
     return np.nonzero(found)[0].astype(np.int64), partner[found].astype(np.int64)
+
+
+def _leaf_matches(queries, base, table, blocks, block_leaf, *, keep: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(partner int32 (Q, keep), score float32 (Q, keep)): each query's best matches among the images of its leaf
+    in one tree (table: _leaf_table's; blocks, block_leaf: _query_blocks'), never the image itself; -1 / -inf
+    where none."""
+    n, width = len(base), table.shape[1]
+    partner = np.full((len(queries), keep), -1, np.int32)
+    score = np.full((len(queries), keep), -np.inf, np.float32)
+
+    def match(part: slice) -> None:
+        q, leaf = blocks[part], block_leaf[part]
+        members = table[leaf][:, None, :]  # (blocks, 1, width)
+        sim = queries[np.maximum(q, 0)] @ base[members[:, 0]].transpose(0, 2, 1)  # (blocks, QUERY_BLOCK, width)
+        sim[(members < 0) | (members == (q % n)[..., None])] = -np.inf  # padding, and the image itself
+        sim = sim.reshape(-1, width)
+        top = (
+            np.argpartition(-sim, keep - 1, axis=1)[:, :keep]
+            if width > keep
+            else np.broadcast_to(np.arange(width), (len(sim), width))
+        )
+        q = q.ravel()
+        real = np.flatnonzero(q >= 0)  # rows of real queries, not padding
+        top = top[real]
+        partner[q[real], : top.shape[1]] = table[leaf[real // QUERY_BLOCK][:, None], top]  # one block each
+        score[q[real], : top.shape[1]] = np.take_along_axis(sim[real], top, 1)
+
+    map_chunks(match, len(blocks), chunk // QUERY_BLOCK)
+    return partner, score
+
+
+def _route(queries: np.ndarray, directions: np.ndarray, thresholds: list[np.ndarray], chunk: int) -> np.ndarray:
+    """int32 (Q,): the leaf each query reaches down one tree's splits (directions (D, depth), a threshold array per
+    level)."""
+    query_node = np.zeros(len(queries), np.int32)
+
+    def route(part: slice) -> None:
+        proj, at = (queries[part] @ directions).T.copy(), np.zeros(part.stop - part.start, np.int32)
+        for level, threshold in enumerate(thresholds):
+            at = 2 * at + (proj[level] > threshold[at])
+        query_node[part] = at
+
+    map_chunks(route, len(queries), chunk, threads=1)  # steps too small for threads to gain
+    return query_node
+
+
+def _leaf_table(node: np.ndarray, n_leaves: int) -> np.ndarray:
+    """int64 (n_leaves, widest leaf): the images of every leaf (node: each image's leaf), padded with -1."""
+    leaves = np.arange(n_leaves)
+    order = _by_leaf(node, n_leaves)
+    starts = np.searchsorted(node[order], leaves)
+    ends = np.searchsorted(node[order], leaves, side="right")
+    table = np.full((n_leaves, int((ends - starts).max())), -1, np.int64)
+    for c in range(table.shape[1]):
+        has = starts + c < ends
+        table[has, c] = order[starts[has] + c]
+    return table
+
+
+def _query_blocks(query_node: np.ndarray, n_leaves: int) -> tuple[np.ndarray, np.ndarray]:
+    """(blocks int64 (B, QUERY_BLOCK), block_leaf int (B,)): the queries of each leaf in blocks of QUERY_BLOCK,
+    padded with -1, and the leaf of each block."""
+    by_leaf = _by_leaf(query_node, n_leaves)
+    per_leaf = np.bincount(query_node, minlength=n_leaves)
+    first_block = np.r_[0, np.cumsum(-(-per_leaf // QUERY_BLOCK))]
+    leaf_of = query_node[by_leaf]
+    rank = np.arange(len(by_leaf)) - np.r_[0, np.cumsum(per_leaf)][leaf_of]
+    blocks = np.full((first_block[-1], QUERY_BLOCK), -1, np.int64)
+    blocks[first_block[leaf_of] + rank // QUERY_BLOCK, rank % QUERY_BLOCK] = by_leaf
+    return blocks, np.repeat(np.arange(n_leaves), np.diff(first_block))
 
 
 def _by_leaf(leaf: np.ndarray, n_leaves: int) -> np.ndarray:

@@ -32,6 +32,7 @@ def bounded_clusters(
     a: np.ndarray,
     b: np.ndarray,
     d: np.ndarray,
+    *,
     radius: float,
     distance: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
 ) -> np.ndarray:
@@ -49,29 +50,8 @@ def bounded_clusters(
     broken = np.unique(cluster[member[far > radius]])
     if broken.size == 0:
         return cluster
-    # distances between all members of each broken component, looked up during the rebuild; a component too
-    # large for a table (never seen in practice) has its distances computed merge by merge instead
     inside = np.isin(cluster, broken)
-    position = np.zeros(n, np.int64)
-    table: dict[int, np.ndarray] = {}
-    pairs = []
-    for comp in broken.tolist():
-        nodes = np.flatnonzero(cluster == comp)
-        if len(nodes) <= 400:
-            position[nodes] = np.arange(len(nodes))
-            table[comp] = np.zeros((len(nodes), len(nodes)), np.float32)
-            p, q = np.triu_indices(len(nodes), 1)
-            pairs.append((comp, p, q, nodes))
-    if pairs:
-        gaps = distance(
-            np.concatenate([nodes[p] for _, p, _, nodes in pairs]),
-            np.concatenate([nodes[q] for _, _, q, nodes in pairs]),
-            radius,
-        )
-        start = 0
-        for comp, p, q, _ in pairs:
-            table[comp][p, q] = table[comp][q, p] = gaps[start : start + len(p)]
-            start += len(p)
+    position, table = component_distances(cluster, broken, distance, radius)
 
     def gap(comp: int, joining: list[int], big: int) -> float:
         if comp in table:
@@ -95,6 +75,35 @@ def bounded_clusters(
     rebuilt = np.array([find(parent, x) for x in range(n)])
     cluster[inside] = rebuilt[inside]
     return cluster
+
+
+def component_distances(
+    cluster: np.ndarray, broken: np.ndarray, distance: Callable, radius: float
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """(position of each image in its component, {component: its members' distances float32 (M, M)}) for the
+    broken components, looked up during the rebuild; a component too large for a table (never seen in practice)
+    has none, and its distances are computed merge by merge instead."""
+    position = np.zeros(len(cluster), np.int64)
+    table: dict[int, np.ndarray] = {}
+    pairs = []
+    for comp in broken.tolist():
+        nodes = np.flatnonzero(cluster == comp)
+        if len(nodes) <= 400:
+            position[nodes] = np.arange(len(nodes))
+            table[comp] = np.zeros((len(nodes), len(nodes)), np.float32)
+            p, q = np.triu_indices(len(nodes), 1)
+            pairs.append((comp, p, q, nodes))
+    if pairs:
+        gaps = distance(
+            np.concatenate([nodes[p] for _, p, _, nodes in pairs]),
+            np.concatenate([nodes[q] for _, _, q, nodes in pairs]),
+            radius,
+        )
+        start = 0
+        for comp, p, q, _ in pairs:
+            table[comp][p, q] = table[comp][q, p] = gaps[start : start + len(p)]
+            start += len(p)
+    return position, table
 
 
 def representatives(cluster: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray) -> np.ndarray:

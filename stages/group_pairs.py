@@ -99,13 +99,49 @@ def shift_distances(
     images (a blue sky) would correlate every pair of images and squeeze all distances together."""
     involved, local = np.unique(np.r_[i, j], return_inverse=True)
     i, j = local[: len(i)], local[len(i) :]
-    n_img, h, w, c = len(involved), *images.shape[1:]
+    h, w, c = images.shape[1:]
     offsets = shifts(max_shift)
-    mean = np.zeros((n_img, 1, 1, c), np.float32)  # each involved image's channel means
+    mean, sums, squares, area = _overlap_sums(images, involved, offsets, chunk)
 
     def centred(x: np.ndarray, local: np.ndarray) -> np.ndarray:
         """Images x of the involved images `local`, centred: float32 dot products of centred images stay accurate."""
         return x.astype(np.float32, copy=False) - mean[local]
+
+    best = np.full(len(i), np.sqrt(2.0), np.float32)
+    arg = np.full(len(i), len(offsets) // 2, np.int64)
+
+    def compare(part: slice) -> None:
+        ii, jj = i[part], j[part]
+        xa, xb = centred(images[involved[ii]], ii), centred(images[involved[jj]], jj)
+        for o, (dy, dx) in enumerate(offsets):
+            ra, rb = overlap_regions(h, w, dy, dx)
+            # float32 is exact enough: the images are centred, so the sums carry no large common offset
+            dot = np.einsum("nhwc,nhwc->n", xa[:, ra[0], ra[1]], xb[:, rb[0], rb[1]]).astype(np.float64)
+            (sa, sb), (qa, qb), m = sums[:, o], squares[:, o], area[o]
+            if m == 0:  # images no wider than the shift: no overlap
+                continue
+            va = qa[ii] - (sa[ii] ** 2).sum(axis=1) / m
+            vb = qb[jj] - (sb[jj] ** 2).sum(axis=1) / m
+            cov = dot - (sa[ii] * sb[jj]).sum(axis=1) / m
+            ok = (va > 1e-6 * m * c) & (vb > 1e-6 * m * c)
+            r = np.where(ok, cov / np.sqrt(np.where(ok, va * vb, 1.0)), 0.0)
+            d = np.sqrt(np.maximum(0.0, 2 - 2 * r)).astype(np.float32)
+            better = d < best[part]
+            best[part] = np.where(better, d, best[part])
+            arg[part] = np.where(better, o, arg[part])
+
+    map_chunks(compare, len(i), chunk)
+    return best, arg
+
+
+def _overlap_sums(
+    images: np.ndarray, involved: np.ndarray, offsets: list, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean float32 (n, 1, 1, C): each involved image's channel means; sums (2, O, n, C) and squares (2, O, n): per
+    side of a pair (image a's, image b's), offset and image, the centred image's sums per channel and of squares
+    over the part that overlaps; area (O,): the overlap's pixels)."""
+    n_img, h, w, c = len(involved), *images.shape[1:]
+    mean = np.zeros((n_img, 1, 1, c), np.float32)  # each involved image's channel means
 
     # per image and offset: sums per channel and sum of squares over the part of the image that takes part, read
     # off summed-area tables at the overlaps' corners, made a chunk of images at a time (float copies of them all
@@ -132,31 +168,7 @@ def shift_distances(
                 squares[side, o, part] = t2[:, a1, b1] - t2[:, a0, b1] - t2[:, a1, b0] + t2[:, a0, b0]
 
     map_chunks(measure, n_img, max(1, chunk // 4))  # float64 copies: a quarter of the chunk keeps them in cache
-    best = np.full(len(i), np.sqrt(2.0), np.float32)
-    arg = np.full(len(i), len(offsets) // 2, np.int64)
-
-    def compare(part: slice) -> None:
-        ii, jj = i[part], j[part]
-        xa, xb = centred(images[involved[ii]], ii), centred(images[involved[jj]], jj)
-        for o, (dy, dx) in enumerate(offsets):
-            ra, rb = overlap_regions(h, w, dy, dx)
-            # float32 is exact enough: the images are centred, so the sums carry no large common offset
-            dot = np.einsum("nhwc,nhwc->n", xa[:, ra[0], ra[1]], xb[:, rb[0], rb[1]]).astype(np.float64)
-            (sa, sb), (qa, qb), m = sums[:, o], squares[:, o], area[o]
-            if m == 0:  # images no wider than the shift: no overlap
-                continue
-            va = qa[ii] - (sa[ii] ** 2).sum(axis=1) / m
-            vb = qb[jj] - (sb[jj] ** 2).sum(axis=1) / m
-            cov = dot - (sa[ii] * sb[jj]).sum(axis=1) / m
-            ok = (va > 1e-6 * m * c) & (vb > 1e-6 * m * c)
-            r = np.where(ok, cov / np.sqrt(np.where(ok, va * vb, 1.0)), 0.0)
-            d = np.sqrt(np.maximum(0.0, 2 - 2 * r)).astype(np.float32)
-            better = d < best[part]
-            best[part] = np.where(better, d, best[part])
-            arg[part] = np.where(better, o, arg[part])
-
-    map_chunks(compare, len(i), chunk)
-    return best, arg
+    return mean, sums, squares, area
 
 
 def _noise_z_one_way(

@@ -146,7 +146,7 @@ def test_glyphs_that_differ_by_one_bar_are_not_copies_after_alignment_either(not
     images, _ = notmnist
     e, f = np.array([4932]), np.array([6333])  # notMNIST's E and F in one font (below)
     distance, z, _, _ = aligned_check(
-        images, e, f, np.zeros((1, 5), np.float32), np.zeros(1, bool), Bounds(3, 10, 1.25), 1
+        images, e, f, start=np.zeros((1, 5), np.float32), flip=np.zeros(1, bool), bounds=Bounds(3, 10, 1.25), limit=1
     )
     assert (z.min() > PARAMS.max_noise_z) or (distance.min() > 0.1)
 

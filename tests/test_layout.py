@@ -68,7 +68,6 @@ def test_dvc_yaml_declares_the_registry_s_stages_in_its_order_with_their_files()
 
 
 LONGEST, MOST_POSITIONAL = 60, 6  # a function's lines and positional parameters (docs: "Contributing: Layout")
-NOT_YET = {"forest_neighbours", "bounded_clusters", "shift_distances"}  # the group stage's, split with issue 48's work
 
 
 def test_functions_are_short_and_take_few_positional_parameters():
@@ -77,7 +76,7 @@ def test_functions_are_short_and_take_few_positional_parameters():
     found = []
     for path in sorted([*ROOT.glob("stages/*.py"), *ROOT.glob("pipeline/*.py")]):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in NOT_YET:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 positional = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
                 lines = node.end_lineno - node.lineno + 1
                 if lines > LONGEST or len(positional) > MOST_POSITIONAL:
