@@ -114,6 +114,10 @@ class GroupParams(Params):
         0, "Seeds the forest and the threshold's sample, so a run is reproducible.", within=f"0..{MAX_SEED}"
     )
 
+    def check(self) -> None:
+        if self.mirror and not self.geometric:  # else it would be silently ignored
+            raise ValueError("mirror needs geometric: true (only the geometric pair check finds mirrored copies)")
+
 
 @dataclass
 class GroupResult(Artifact):

@@ -79,6 +79,7 @@ def test_unknown_and_out_of_range_parameters_are_refused(repo):
         ({"train": {"time_budget_s": float("nan")}}, "time_budget_s = nan is not a finite number"),
         ({"train": {"time_budget_s": 0}}, "time_budget_s must be in (0, 1000000]"),
         ({"train": {"learning_rate": float("inf")}}, "learning_rate = inf is not a finite number"),
+        ({"group": {"mirror": True}}, "mirror needs geometric: true"),
     ],
 )
 def test_the_whole_file_is_checked_whichever_stage_reads_it(tmp_path, edit, problem):
