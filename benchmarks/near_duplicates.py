@@ -1,4 +1,4 @@
-"""Near-duplicates from embeddings: would a model's features find the edited copies our pixel test misses? (issue 45)
+"""Would a model's embeddings find the edited copies our pixel test misses? (issue 45)
 
 Issue 45 asks that pairs whose given embeddings are almost identical join the twin groups where the pixel test cannot
 decide, if a benchmark shows no distinct items merge. This measures whether they can. Per source, the 2,000 clean

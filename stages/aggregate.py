@@ -52,6 +52,12 @@ class AggregateParams(Params):
         "flags in issues.csv and on the review page.",
         within="[0, 1]",
     )
+    review_share: float = param(
+        0.005,
+        "...and at least this share of the samples without a twin are, the likeliest first whatever their probability: "
+        "on data the evidence calls clean a reviewer still sees the head of the ranking (0: the floor alone).",
+        within="[0, 1]",
+    )
     min_disagreement: float = param(
         1.0,
         "The share of scoring members that must predict another label for a flag without a twin (1: all).",

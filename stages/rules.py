@@ -206,7 +206,8 @@ def estimate_rule(case: Case, params: AggregateParams) -> Twinless:
     a calibration temperature; then one share of wrong labels, with a prior at params.prior_rate); their sum is the
     estimate of how many are wrong, within the interval of the share (rate_interval). The flags are the likeliest
     wrong labels, where at least min_disagreement of the scorers predicted another class, up to the cut of the best
-    expected F1 (expected_f1_cut); the rest at review_floor or above are worth a look."""
+    expected F1 (expected_f1_cut); the rest at review_floor or above, and the review_share likeliest of
+    them, are worth a look (worth_a_look)."""
     n, alone = len(case.labels), case.alone
     rows, nothing = np.flatnonzero(alone), np.zeros(n, bool)
     wrong = np.where(case.open_question | ~alone, np.nan, 1 - case.calibrated)
@@ -234,9 +235,18 @@ def estimate_rule(case: Case, params: AggregateParams) -> Twinless:
     flagged = nothing.copy()
     flagged[np.argsort(-candidates, kind="stable")[:k]] = True
     cut = float(candidates[flagged].min()) if k else 1.0
-    look = alone & ~flagged & (np.nan_to_num(wrong) >= params.review_floor)
+    look = worth_a_look(alone & ~flagged, np.nan_to_num(wrong), floor=params.review_floor, share=params.review_share)
     rule = verdict("wrong_label", flagged, wrong_prob=wrong)
     return Twinless(rule, cut, wrong_by_class, estimate, sum(shares), look, "")
+
+
+def worth_a_look(unflagged: np.ndarray, wrong: np.ndarray, *, floor: float, share: float) -> np.ndarray:
+    """bool (N,): the unflagged samples whose label is wrong with at least `floor` probability, and at least the
+    `share` of them (rounded) likeliest wrong whatever their probability, for a person to review next."""
+    look = unflagged & (wrong >= floor)
+    head = np.argsort(-np.where(unflagged, wrong, -np.inf), kind="stable")[: round(share * unflagged.sum())]
+    look[head[unflagged[head]]] = True
+    return look
 
 
 def cautious_rule(case: Case, params: AggregateParams) -> Twinless:

@@ -461,8 +461,9 @@ def test_flags_carry_a_confidence_and_issues_list_the_most_certain_first():
     ranked = decisions.ranking()[:15]
     assert set(ranked) == set(wrong) and (np.diff(confidence[ranked]) <= 0).all()
     issues = list(csv.DictReader(io.StringIO(result_tables(decisions, labels, group)["issues.csv"])))
-    assert [int(row["index"]) for row in issues] == ranked.tolist()
-    assert [float(row["wrong_prob"]) for row in issues] == pytest.approx(confidence[ranked].tolist(), rel=1e-5)
+    listed = np.array([int(row["index"]) for row in issues])  # the flags, then those worth a look
+    assert listed[:15].tolist() == ranked.tolist() and set(listed[15:]) == set(np.flatnonzero(decisions.worth_a_look))
+    assert [float(row["wrong_prob"]) for row in issues] == pytest.approx(confidence[listed].tolist(), rel=1e-5)
 
 
 def test_an_unlabelled_sample_gets_a_suggestion_with_its_probability_and_is_never_a_wrong_label():
@@ -559,3 +560,14 @@ def test_an_unlabelled_sample_takes_the_label_its_similar_labelled_pictures_carr
     decisions = decide(labels, group, oob, AggregateParams())
     assert (decisions.suggested[40:] == 1).all() and not decisions.flagged.any()
     assert 0.5 < decisions.suggested_prob[40] < 1
+
+
+def test_worth_a_look_is_the_floor_and_at_least_the_share_likeliest_whatever_their_probability():
+    from stages.rules import worth_a_look
+
+    wrong = np.array([0.001, 0.03, 0.002, 0.2, 0.004, 0.01, 0.0, 0.02, 0.003, 0.005])
+    unflagged = np.ones(10, bool)
+    unflagged[3] = False  # flagged already: never worth a look as well
+    assert np.flatnonzero(worth_a_look(unflagged, wrong, floor=0.05, share=0.0)).tolist() == []
+    assert np.flatnonzero(worth_a_look(unflagged, wrong, floor=0.05, share=0.3)).tolist() == [1, 5, 7]
+    assert np.flatnonzero(worth_a_look(unflagged, wrong, floor=0.015, share=0.1)).tolist() == [1, 7]

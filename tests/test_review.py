@@ -41,6 +41,7 @@ def reviewed():
     labels, group, prob, wrong = graded_case(5)
     decisions = decided(labels, group, prob)
     decisions.outlier[3], decisions.odd[4] = True, "blank"
+    decisions.worth_a_look[:] = False  # only LOOKS, whatever the rule's review_share picked
     for i, p in LOOKS.items():
         decisions.worth_a_look[i], decisions.wrong_prob[i] = True, p
     images = pictures(len(labels), 8, 8, 1)
