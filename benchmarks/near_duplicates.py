@@ -18,6 +18,8 @@ calls near-duplicates, and of them pairs whose labels differ: distinct items a j
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from benchmarks import geometric_twins as geo
@@ -25,16 +27,24 @@ from benchmarks import geometric_twins as geo
 EDITS = ("jpeg", "rotate", "resize", "shift2", "crop", "mirror")
 
 
-def embed(source: str, images: np.ndarray) -> np.ndarray:
-    """Unit-length features (N, 512) of grey uint8 (N, 28, 28, 1) images by the source's strong model."""
+@functools.cache
+def strong_model(source: str):
+    """The source's strong model (external_evidence's), loaded once."""
     import torch
 
-    from benchmarks.external_evidence import CACHE, network, predict, strong
+    from benchmarks.external_evidence import CACHE, network, strong
 
     strong(source, CACHE)  # trains and caches the weights the first time
     model = network(10)
     model.load_state_dict(torch.load(CACHE / f"{source}-strong.pt"))
-    _, features = predict(model, images[..., 0])
+    return model
+
+
+def embed(source: str, images: np.ndarray) -> np.ndarray:
+    """Unit-length features (N, 512) of grey uint8 (N, 28, 28, 1) images by the source's strong model."""
+    from benchmarks.external_evidence import predict
+
+    _, features = predict(strong_model(source), images[..., 0])
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 

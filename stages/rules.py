@@ -244,8 +244,7 @@ def worth_a_look(unflagged: np.ndarray, wrong: np.ndarray, *, floor: float, shar
     """bool (N,): the unflagged samples whose label is wrong with at least `floor` probability, and at least the
     `share` of them (rounded) likeliest wrong whatever their probability, for a person to review next."""
     look = unflagged & (wrong >= floor)
-    head = np.argsort(-np.where(unflagged, wrong, -np.inf), kind="stable")[: round(share * unflagged.sum())]
-    look[head[unflagged[head]]] = True
+    look[np.argsort(-np.where(unflagged, wrong, -np.inf), kind="stable")[: round(share * unflagged.sum())]] = True
     return look
 
 
